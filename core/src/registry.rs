@@ -1,0 +1,549 @@
+//! The directory server's brain: who is online, where they listen, whether
+//! they are free.
+//!
+//! One [`Registry`] serves every connection of a `natter server`. The
+//! driver reports connections opening and closing and the bytes they carry;
+//! the registry answers with bytes to send, links to close and a log line
+//! for every change of the directory (the old server printed "is now
+//! chatting", "has disconnected", …).
+
+use crate::codec::{encode, DecodeError, FrameDecoder};
+use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
+use crate::link::LinkId;
+use crate::protocol::{
+    ClientMsg, ErrorCode, PeerInfo, PeerStatus, ServerMsg, LIST_CHUNK, MAX_FRAME, PROTOCOL_VERSION,
+};
+use crate::text::is_valid_name;
+use crate::time::{Instant, Now};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Limits and timings of a registry.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// Registered peers at most; one more gets `server_full`.
+    pub max_peers: usize,
+    /// Time a new connection has to send `hello` and `register`.
+    pub register_timeout: Duration,
+    pub heartbeat: HeartbeatConfig,
+    /// Longest frame accepted from a client.
+    pub max_frame: usize,
+    /// Peers per `peers` frame.
+    pub list_chunk: usize,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            max_peers: 10_000,
+            register_timeout: Duration::from_secs(10),
+            heartbeat: HeartbeatConfig::default(),
+            max_frame: MAX_FRAME,
+            list_chunk: LIST_CHUNK,
+        }
+    }
+}
+
+/// What the driver reports to the registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryInput {
+    /// A client connected from `addr` (the address the socket shows).
+    Opened { link: LinkId, addr: SocketAddr },
+    /// Bytes arrived, split anywhere.
+    Bytes { link: LinkId, bytes: Vec<u8> },
+    /// The connection ended (EOF, reset or error).
+    Closed { link: LinkId },
+}
+
+/// What the registry asks the driver to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryOutput {
+    Send {
+        link: LinkId,
+        bytes: Vec<u8>,
+    },
+    /// Close the connection after sending what was queued before.
+    Close {
+        link: LinkId,
+    },
+    /// A change of the directory, for the server log.
+    Log(RegistryLog),
+}
+
+/// Why a registered peer left the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It said `bye`.
+    Left,
+    /// Its connection closed without `bye`.
+    Closed,
+    /// Nothing heard for the heartbeat timeout.
+    Lost,
+    /// It sent something the server refused and was disconnected.
+    Refused(ErrorCode),
+}
+
+/// One change of the directory, or a refused client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryLog {
+    Registered {
+        name: String,
+        addr: SocketAddr,
+    },
+    StatusChanged {
+        name: String,
+        status: PeerStatus,
+    },
+    Deregistered {
+        name: String,
+        reason: LeaveReason,
+    },
+    /// A connection was refused something: `client` is its socket address.
+    Refused {
+        client: SocketAddr,
+        code: ErrorCode,
+        detail: String,
+    },
+}
+
+impl fmt::Display for RegistryLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryLog::Registered { name, addr } => {
+                write!(f, "{name} registered at {addr} and is available")
+            }
+            RegistryLog::StatusChanged { name, status } => write!(f, "{name} is now {status}"),
+            RegistryLog::Deregistered { name, reason } => match reason {
+                LeaveReason::Left => write!(f, "{name} has disconnected (left)"),
+                LeaveReason::Closed => write!(f, "{name} has disconnected (connection closed)"),
+                LeaveReason::Lost => write!(f, "{name} has disconnected (lost: no heartbeat)"),
+                LeaveReason::Refused(code) => {
+                    write!(f, "{name} has disconnected (refused: {code})")
+                }
+            },
+            RegistryLog::Refused {
+                client,
+                code,
+                detail,
+            } => write!(f, "refused {client}: {code}: {detail}"),
+        }
+    }
+}
+
+/// The directory server's state machine.
+#[derive(Debug)]
+pub struct Registry {
+    config: RegistryConfig,
+    conns: BTreeMap<LinkId, Conn>,
+    /// Registered names, sorted: lists come out in name order.
+    names: BTreeMap<String, LinkId>,
+    /// Registered listening addresses.
+    addrs: BTreeMap<SocketAddr, LinkId>,
+    /// Wake-ups, earliest first. An entry may be earlier than its
+    /// connection's real deadline (activity moves deadlines later, never
+    /// earlier); it is then simply re-scheduled when it fires.
+    timers: BTreeSet<(Instant, LinkId)>,
+    outputs: VecDeque<RegistryOutput>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    client: SocketAddr,
+    decoder: FrameDecoder<ClientMsg>,
+    heartbeat: Heartbeat,
+    greeted: bool,
+    /// Until registered: when the connection is dropped for not registering.
+    register_by: Option<Instant>,
+    entry: Option<Entry>,
+    timer: Instant,
+}
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    addr: SocketAddr,
+    status: PeerStatus,
+}
+
+impl Conn {
+    fn deadline(&self) -> Instant {
+        let beat = self.heartbeat.deadline();
+        self.register_by.map_or(beat, |by| by.min(beat))
+    }
+}
+
+impl Registry {
+    pub fn new(config: RegistryConfig, _now: Now) -> Self {
+        Self {
+            config,
+            conns: BTreeMap::new(),
+            names: BTreeMap::new(),
+            addrs: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The directory as a list would show it to an outsider, in name order.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.names
+            .values()
+            .filter_map(|link| self.conns[link].entry.as_ref())
+            .map(Entry::info)
+            .collect()
+    }
+
+    /// Registered peers.
+    pub fn registered(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Open connections, registered or not.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    // ---- handle_* ----
+
+    pub fn handle_input(&mut self, now: Now, input: RegistryInput) {
+        match input {
+            RegistryInput::Opened { link, addr } => self.open(now.mono, link, addr),
+            RegistryInput::Bytes { link, bytes } => self.receive(now.mono, link, &bytes),
+            RegistryInput::Closed { link } => self.drop_conn(link, LeaveReason::Closed),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(&(at, link)) = self.timers.first() {
+            if at > now.mono {
+                break;
+            }
+            self.timers.pop_first();
+            self.check_deadlines(now.mono, link);
+        }
+    }
+
+    // ---- poll_* ----
+
+    pub fn poll_output(&mut self) -> Option<RegistryOutput> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
+    // ---- internals ----
+
+    fn open(&mut self, now: Instant, link: LinkId, client: SocketAddr) {
+        let conn = Conn {
+            client,
+            decoder: FrameDecoder::new(self.config.max_frame),
+            heartbeat: Heartbeat::new(self.config.heartbeat, now),
+            greeted: false,
+            register_by: Some(now + self.config.register_timeout),
+            entry: None,
+            timer: now,
+        };
+        let at = conn.deadline();
+        self.conns.insert(link, Conn { timer: at, ..conn });
+        self.timers.insert((at, link));
+    }
+
+    fn receive(&mut self, now: Instant, link: LinkId, bytes: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&link) else {
+            return;
+        };
+        conn.heartbeat.received(now);
+        conn.decoder.push(bytes);
+        while let Some(conn) = self.conns.get_mut(&link) {
+            match conn.decoder.next_frame() {
+                None => break,
+                Some(Ok(frame)) => self.handle_frame(now, link, frame),
+                Some(Err(e)) => self.refuse_frame(link, e),
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, now: Instant, link: LinkId, frame: ClientMsg) {
+        let conn = self.conns.get_mut(&link).expect("caller checked");
+        if !conn.greeted {
+            match frame {
+                ClientMsg::Hello { version } if version == PROTOCOL_VERSION => {
+                    conn.greeted = true;
+                    self.send(
+                        now,
+                        link,
+                        &ServerMsg::Hello {
+                            version: PROTOCOL_VERSION,
+                        },
+                    );
+                }
+                ClientMsg::Hello { version } => self.refuse_and_close(
+                    link,
+                    ErrorCode::VersionMismatch,
+                    format!("this server speaks protocol {PROTOCOL_VERSION}, not {version}; upgrade the older side"),
+                ),
+                _ => self.refuse_and_close(
+                    link,
+                    ErrorCode::BadFrame,
+                    "the first frame must be {\"type\":\"hello\",\"version\":1}".to_string(),
+                ),
+            }
+            return;
+        }
+        match frame {
+            ClientMsg::Hello { .. } => {
+                self.reply_error(now, link, ErrorCode::BadFrame, "hello was already received")
+            }
+            ClientMsg::Register { name, port } => self.register(now, link, name, port),
+            ClientMsg::List => {
+                if self.require_registered(now, link) {
+                    self.send_list(now, link);
+                }
+            }
+            ClientMsg::Lookup { name } => {
+                if self.require_registered(now, link) {
+                    let peer = self
+                        .names
+                        .get(&name)
+                        .filter(|&&other| other != link)
+                        .and_then(|other| self.conns[other].entry.as_ref())
+                        .map(Entry::info);
+                    self.send(now, link, &ServerMsg::Found { name, peer });
+                }
+            }
+            ClientMsg::Status { status } => {
+                if self.require_registered(now, link) {
+                    let entry = self.conns.get_mut(&link).and_then(|c| c.entry.as_mut());
+                    let entry = entry.expect("registered");
+                    if entry.status != status {
+                        entry.status = status;
+                        let name = entry.name.clone();
+                        self.log(RegistryLog::StatusChanged { name, status });
+                    }
+                }
+            }
+            ClientMsg::Ping => self.send(now, link, &ServerMsg::Pong),
+            ClientMsg::Pong => {}
+            ClientMsg::Bye => {
+                self.outputs.push_back(RegistryOutput::Close { link });
+                self.drop_conn(link, LeaveReason::Left);
+            }
+        }
+    }
+
+    fn register(&mut self, now: Instant, link: LinkId, name: String, port: u16) {
+        let conn = &self.conns[&link];
+        if let Some(entry) = &conn.entry {
+            let message = format!("already registered as {}", entry.name);
+            return self.reply_error(now, link, ErrorCode::BadInput, &message);
+        }
+        let client = conn.client;
+        let addr = SocketAddr::new(client.ip(), port);
+        let refusal = if !is_valid_name(&name) {
+            Some((
+                ErrorCode::InvalidName,
+                "a name is 1-32 characters of A-Z a-z 0-9 _ -; pick another".to_string(),
+            ))
+        } else if self.names.contains_key(&name) {
+            Some((
+                ErrorCode::NameTaken,
+                format!("the name {name} is already registered; pick another with --name"),
+            ))
+        } else if self.addrs.contains_key(&addr) {
+            Some((
+                ErrorCode::AddrTaken,
+                format!("{addr} is already registered by another peer; pick another --port"),
+            ))
+        } else if port == 0 {
+            Some((
+                ErrorCode::BadInput,
+                "port 0 cannot be dialled; register the port you listen on".to_string(),
+            ))
+        } else if self.names.len() >= self.config.max_peers {
+            Some((
+                ErrorCode::ServerFull,
+                format!(
+                    "the server holds its maximum of {} peers; try again later",
+                    self.config.max_peers
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            self.log(RegistryLog::Refused {
+                client,
+                code,
+                detail: message.clone(),
+            });
+            if code == ErrorCode::ServerFull {
+                return self.refuse_and_close(link, code, message);
+            }
+            return self.reply_error(now, link, code, &message);
+        }
+        let conn = self.conns.get_mut(&link).expect("exists");
+        conn.register_by = None;
+        conn.entry = Some(Entry {
+            name: name.clone(),
+            addr,
+            status: PeerStatus::Available,
+        });
+        self.names.insert(name.clone(), link);
+        self.addrs.insert(addr, link);
+        self.send(
+            now,
+            link,
+            &ServerMsg::Registered {
+                name: name.clone(),
+                addr,
+            },
+        );
+        self.log(RegistryLog::Registered { name, addr });
+    }
+
+    fn send_list(&mut self, now: Instant, link: LinkId) {
+        let others: Vec<PeerInfo> = self
+            .names
+            .values()
+            .filter(|&&other| other != link)
+            .filter_map(|other| self.conns[other].entry.as_ref())
+            .map(Entry::info)
+            .collect();
+        let chunk = self.config.list_chunk.max(1);
+        if others.is_empty() {
+            return self.send(
+                now,
+                link,
+                &ServerMsg::Peers {
+                    peers: Vec::new(),
+                    more: false,
+                },
+            );
+        }
+        let count = others.len().div_ceil(chunk);
+        for (i, part) in others.chunks(chunk).enumerate() {
+            let frame = ServerMsg::Peers {
+                peers: part.to_vec(),
+                more: i + 1 < count,
+            };
+            self.send(now, link, &frame);
+        }
+    }
+
+    fn require_registered(&mut self, now: Instant, link: LinkId) -> bool {
+        if self.conns[&link].entry.is_some() {
+            return true;
+        }
+        self.reply_error(now, link, ErrorCode::NotRegistered, "register first");
+        false
+    }
+
+    fn check_deadlines(&mut self, now: Instant, link: LinkId) {
+        let Some(conn) = self.conns.get_mut(&link) else {
+            return;
+        };
+        if conn.register_by.is_some_and(|by| now >= by) {
+            let what = if conn.greeted { "register" } else { "hello" };
+            let message = format!(
+                "no {what} within {} s; connect and register at once",
+                self.config.register_timeout.as_secs()
+            );
+            return self.refuse_and_close(link, ErrorCode::Timeout, message);
+        }
+        match conn.heartbeat.check(now) {
+            Beat::Lost => {
+                self.outputs.push_back(RegistryOutput::Close { link });
+                self.drop_conn(link, LeaveReason::Lost);
+                return;
+            }
+            Beat::Ping => self.send(now, link, &ServerMsg::Ping),
+            Beat::Idle => {}
+        }
+        if let Some(conn) = self.conns.get_mut(&link) {
+            conn.timer = conn.deadline();
+            self.timers.insert((conn.timer, link));
+        }
+    }
+
+    fn refuse_frame(&mut self, link: LinkId, error: DecodeError) {
+        let code = match error {
+            DecodeError::TooLong { .. } => ErrorCode::FrameTooLong,
+            _ => ErrorCode::BadFrame,
+        };
+        self.refuse_and_close(link, code, format!("{error}; closing the connection"));
+    }
+
+    /// Sends an error, closes the link and forgets the connection.
+    fn refuse_and_close(&mut self, link: LinkId, code: ErrorCode, message: String) {
+        let Some(conn) = self.conns.get(&link) else {
+            return;
+        };
+        if conn.entry.is_none() && code != ErrorCode::ServerFull {
+            self.log(RegistryLog::Refused {
+                client: conn.client,
+                code,
+                detail: message.clone(),
+            });
+        }
+        self.outputs.push_back(RegistryOutput::Send {
+            link,
+            bytes: encode(&ServerMsg::Error { code, message }),
+        });
+        self.outputs.push_back(RegistryOutput::Close { link });
+        self.drop_conn(link, LeaveReason::Refused(code));
+    }
+
+    fn reply_error(&mut self, now: Instant, link: LinkId, code: ErrorCode, message: &str) {
+        let frame = ServerMsg::Error {
+            code,
+            message: message.to_string(),
+        };
+        self.send(now, link, &frame);
+    }
+
+    fn send(&mut self, now: Instant, link: LinkId, frame: &ServerMsg) {
+        if let Some(conn) = self.conns.get_mut(&link) {
+            conn.heartbeat.sent(now);
+            self.outputs.push_back(RegistryOutput::Send {
+                link,
+                bytes: encode(frame),
+            });
+        }
+    }
+
+    /// Forgets a connection and, if it was registered, its entry.
+    fn drop_conn(&mut self, link: LinkId, reason: LeaveReason) {
+        let Some(conn) = self.conns.remove(&link) else {
+            return;
+        };
+        self.timers.remove(&(conn.timer, link));
+        if let Some(entry) = conn.entry {
+            self.names.remove(&entry.name);
+            self.addrs.remove(&entry.addr);
+            self.log(RegistryLog::Deregistered {
+                name: entry.name,
+                reason,
+            });
+        }
+    }
+
+    fn log(&mut self, log: RegistryLog) {
+        self.outputs.push_back(RegistryOutput::Log(log));
+    }
+}
+
+impl Entry {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            name: self.name.clone(),
+            addr: self.addr,
+            status: self.status,
+        }
+    }
+}

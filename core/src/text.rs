@@ -1,0 +1,121 @@
+//! What a name and a message may contain, and how untrusted text is made
+//! safe to show.
+
+/// Longest peer name, in characters.
+pub const MAX_NAME: usize = 32;
+
+/// Whether `name` is 1–32 characters of `A-Z a-z 0-9 _ -`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Why a line typed by the user cannot be sent as a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageProblem {
+    Empty,
+    TooLong { chars: usize, max: usize },
+    ControlCharacter,
+}
+
+/// Checks a message the local user typed: at most `max_chars` characters,
+/// none of them control characters or bidi overrides.
+pub fn check_message(text: &str, max_chars: usize) -> Result<(), MessageProblem> {
+    if text.is_empty() {
+        return Err(MessageProblem::Empty);
+    }
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(MessageProblem::TooLong {
+            chars,
+            max: max_chars,
+        });
+    }
+    if text.chars().any(is_unsafe_char) {
+        return Err(MessageProblem::ControlCharacter);
+    }
+    Ok(())
+}
+
+/// Makes text from the network safe for a terminal and a transcript: every
+/// control character (escape sequences, NUL, newlines) and every bidi
+/// override is replaced by a visible `\u{…}` escape, and the whole is cut to
+/// `max_chars` characters.
+pub fn sanitize(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        if is_unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Control characters and the Unicode bidi controls that can make a line
+/// display differently from what it contains.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_1_to_32_of_the_allowed_characters() {
+        assert!(is_valid_name("alice"));
+        assert!(is_valid_name("Bob_2-x"));
+        assert!(is_valid_name(&"a".repeat(32)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name(&"a".repeat(33)));
+        assert!(!is_valid_name("al ice"));
+        assert!(!is_valid_name("zoë"));
+        assert!(!is_valid_name("a\u{1b}[31m"));
+    }
+
+    #[test]
+    fn messages_are_limited_in_characters_not_bytes() {
+        assert_eq!(check_message(&"é".repeat(256), 256), Ok(()));
+        assert_eq!(
+            check_message(&"é".repeat(257), 256),
+            Err(MessageProblem::TooLong {
+                chars: 257,
+                max: 256
+            })
+        );
+        assert_eq!(check_message("", 256), Err(MessageProblem::Empty));
+        assert_eq!(check_message("a#b 👋", 256), Ok(()));
+    }
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_refused_when_typed() {
+        assert_eq!(
+            check_message("a\u{7}b", 256),
+            Err(MessageProblem::ControlCharacter)
+        );
+        assert_eq!(
+            check_message("a\u{202e}b", 256),
+            Err(MessageProblem::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn text_from_the_network_is_shown_escaped_never_raw() {
+        assert_eq!(
+            sanitize("hi\u{1b}[2Jthere\0", 256),
+            "hi\\u{1b}[2Jthere\\u{0}"
+        );
+        assert_eq!(sanitize("abc\u{202e}def", 256), "abc\\u{202e}def");
+        assert_eq!(sanitize("abcdef", 3), "abc…");
+    }
+}
