@@ -1,1 +1,36 @@
-fn main() {}
+//! The `natter` command: directory server, chat peer and demo.
+//!
+//! Everything protocol-related lives in `natter-core` and the drivers in
+//! `natter-net-real`; this crate only turns command-line flags, a terminal
+//! or a pipe into what those expect.
+
+mod cli;
+mod demo;
+mod peer_cmd;
+mod render;
+mod server_cmd;
+mod terminal;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("natter: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            cli::Command::Server(args) => server_cmd::run(args).await,
+            cli::Command::Peer(args) => peer_cmd::run(args).await,
+            cli::Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    // Exit without dropping the runtime: a blocking read of standard input
+    // (tokio's stdin, the line editor's thread) would otherwise keep the
+    // process alive after the peer has said goodbye.
+    std::process::exit(code);
+}

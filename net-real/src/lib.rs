@@ -1,6 +1,32 @@
 //! natter's async driver: runs the sans-IO state machines of `natter-core`
 //! over any [`Net`] (tokio sockets here, turmoil in `natter-net-sim`).
+//!
+//! - [`run_server`]: the directory server (a `Registry`).
+//! - [`run_peer`]: one chat peer (a `Peer`), fed lines and giving events
+//!   through channels, so a terminal, a JSON pipe, the demo and the
+//!   simulation all drive the same code.
+//!
+//! Only `tokio::spawn`, tokio channels and tokio timers are used here, never
+//! tokio's own sockets, blocking threads or the system clock (see
+//! [`Clock`]): under turmoil each host runs this code on a current-thread
+//! runtime with simulated sockets and virtual time.
 
+pub mod link;
 pub mod net;
+pub mod peer;
+pub mod server;
+pub mod transcripts;
 
 pub use net::{Clock, Listener, Net, Stream, TokioNet};
+pub use peer::{run_peer, PeerLine, EXIT_STARTUP_FAILED};
+pub use server::{run_server, LogHook};
+pub use transcripts::{Transcripts, TranscriptsError};
+
+/// Sleeps until `deadline`, or forever when the state machine has none,
+/// so that a `select!` branch can wait on an optional timer.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

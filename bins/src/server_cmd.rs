@@ -1,0 +1,89 @@
+//! `natter server`: the directory server on real sockets.
+
+use crate::cli::{LogFormat, ServerArgs};
+use natter_core::RegistryConfig;
+use natter_net_real::{run_server, Net, TokioNet};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use tracing_subscriber::EnvFilter;
+
+/// Runs the server until Ctrl-C (or SIGTERM); returns the exit code.
+pub async fn run(args: ServerArgs) -> i32 {
+    init_logging(args.log_format);
+    let addr = match resolve(&args.listen).await {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("natter server: {message}");
+            return 2;
+        }
+    };
+    let listener = match TokioNet.bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            let hint = if addr.port() != 0 && addr.port() <= 1024 {
+                " (ports up to 1024 usually need administrator rights)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "natter server: cannot listen on {addr}: {e}{hint}; is another server running? pick another --listen ADDR"
+            );
+            return 1;
+        }
+    };
+    let config = RegistryConfig {
+        max_peers: args.max_peers,
+        ..RegistryConfig::default()
+    };
+    run_server(TokioNet, listener, config, None, stop_signal()).await;
+    0
+}
+
+/// `--listen` as a socket address; a host name is resolved.
+async fn resolve(listen: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = listen.parse() {
+        return Ok(addr);
+    }
+    match tokio::net::lookup_host(listen).await {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{listen} resolves to no address")),
+        Err(e) => Err(format!(
+            "cannot use --listen {listen}: {e}; give an address like 0.0.0.0:4201 or [::]:4201"
+        )),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM where there is one (service
+/// managers and `kill` send it), so that connections are closed cleanly.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                biased;
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,190 @@
+//! One chat peer's driver: runs a [`Peer`] over a [`Net`], with typed lines
+//! coming in on a channel and events for the user going out on another.
+//!
+//! The peer decides everything; this loop moves bytes, link events, lines
+//! and timer expiry in, and carries the peer's outputs out, in order, after
+//! every call into it. The user interface (a terminal line editor, JSON on
+//! standard output, a scripted demo or a simulation) sits on the other side
+//! of the two channels and is not this module's business.
+
+use crate::link::{LinkEvent, Links, Queued};
+use crate::net::{Clock, Net};
+use crate::transcripts::Transcripts;
+use natter_core::{ErrorCode, Event, Peer, PeerConfig, PeerInput, PeerOutput};
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// One line typed by the user, as it would be typed (`/list`, `hi`).
+pub type PeerLine = String;
+
+/// Exit code of a peer that could not start (bad transcripts directory).
+pub const EXIT_STARTUP_FAILED: i32 = 1;
+
+/// Runs one peer until it exits, and returns its exit code.
+///
+/// - `listener`: already bound by the caller (so a bind error is reported
+///   where the port was chosen); `config.listen_port` must be its port.
+/// - `transcripts_dir`: created if needed; if that fails, an `error` event
+///   is sent and the peer exits with [`EXIT_STARTUP_FAILED`] before
+///   contacting anyone.
+/// - `lines`: the user's lines. A line is only taken while the peer accepts
+///   lines (backpressure while too many messages await receipts). The
+///   channel closing is the end of input, which means `/quit`.
+/// - `events`: every event for the user, in order. A closed receiver is
+///   not an error: the peer goes on.
+pub async fn run_peer<N: Net>(
+    net: N,
+    listener: N::Listener,
+    config: PeerConfig,
+    transcripts_dir: PathBuf,
+    mut lines: mpsc::Receiver<PeerLine>,
+    events: mpsc::UnboundedSender<Event>,
+) -> i32 {
+    let transcripts = match Transcripts::open(transcripts_dir) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = events.send(Event::error(ErrorCode::TranscriptFailed, e.to_string()));
+            return EXIT_STARTUP_FAILED;
+        }
+    };
+    let clock = Clock::start();
+    let (links, mut network) = Links::new(net.clone());
+    let mut driver = Driver {
+        peer: Peer::new(config, clock.now(&net)),
+        links,
+        transcripts,
+        events,
+        clock,
+        net,
+        exit: None,
+    };
+    driver.links.listen(listener);
+    driver.drain();
+    let mut input_open = true;
+    while driver.exit.is_none() {
+        let deadline = driver
+            .peer
+            .poll_timeout()
+            .map(|at| driver.clock.deadline(at));
+        let take_line = input_open && driver.peer.accepts_lines();
+        tokio::select! {
+            biased;
+            () = crate::sleep_until(deadline) => {
+                let now = driver.clock.now(&driver.net);
+                driver.peer.handle_timeout(now);
+                driver.drain();
+            }
+            Some(event) = network.recv() => driver.network(event),
+            line = lines.recv(), if take_line => match line {
+                Some(line) => driver.input(PeerInput::Line(line)),
+                None => {
+                    input_open = false;
+                    driver.input(PeerInput::EndOfInput);
+                }
+            },
+        }
+    }
+    let code = driver.exit.unwrap_or(0);
+    // Let the last frames (the partner's `bye`, the server's `bye`) go out
+    // before the caller ends the process.
+    driver.links.shutdown().await;
+    code
+}
+
+struct Driver<N: Net> {
+    peer: Peer,
+    links: Links<N>,
+    transcripts: Transcripts,
+    events: mpsc::UnboundedSender<Event>,
+    clock: Clock,
+    net: N,
+    exit: Option<i32>,
+}
+
+impl<N: Net> Driver<N> {
+    fn input(&mut self, input: PeerInput) {
+        let now = self.clock.now(&self.net);
+        self.peer.handle_input(now, input);
+        self.drain();
+    }
+
+    fn network(&mut self, event: LinkEvent<N::Stream>) {
+        match event {
+            LinkEvent::Accepted { stream, addr } => {
+                let link = self.peer.allocate_link();
+                tracing::debug!(%link, %addr, "connection accepted");
+                self.links.open(link, stream);
+                self.input(PeerInput::Accepted { link, addr });
+            }
+            LinkEvent::Connected { link, stream } => {
+                if self.links.connect_finished(link) {
+                    self.links.open(link, stream);
+                    self.input(PeerInput::Connected { link });
+                }
+            }
+            LinkEvent::ConnectFailed { link, reason } => {
+                if self.links.connect_finished(link) {
+                    self.input(PeerInput::ConnectFailed { link, reason });
+                }
+            }
+            LinkEvent::Bytes { link, bytes } => self.input(PeerInput::Bytes { link, bytes }),
+            LinkEvent::Closed { link, reason } => {
+                if self.links.closed(link) {
+                    tracing::debug!(%link, %reason, "connection closed");
+                    self.input(PeerInput::Closed { link });
+                }
+            }
+        }
+    }
+
+    /// Carries out every output, in order, until the peer has nothing more
+    /// to say. Inputs that carrying out an output produces (a transcript
+    /// line recorded, a link cut for not reading) are fed back at once;
+    /// their outputs join the same queue.
+    fn drain(&mut self) {
+        while let Some(output) = self.peer.poll_output() {
+            match output {
+                PeerOutput::Connect { link, addr } => self.links.connect(link, addr),
+                PeerOutput::Send { link, bytes } => {
+                    if self.links.send(link, bytes) == Queued::Overflowed {
+                        let now = self.clock.now(&self.net);
+                        self.peer.handle_input(now, PeerInput::Closed { link });
+                    }
+                }
+                PeerOutput::Close { link } => self.links.close(link),
+                PeerOutput::Event(event) => {
+                    let _ = self.events.send(event);
+                }
+                PeerOutput::Transcript(write) => {
+                    let result = self
+                        .transcripts
+                        .append(&write.file, &write.line)
+                        .map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::warn!(file = %write.file, error = %e, "transcript write failed");
+                        if write.receipt.is_none() {
+                            // A received message's failure is reported by
+                            // the peer itself (no receipt is sent); any
+                            // other line lost must not be lost silently.
+                            let message = format!(
+                                "could not write to the transcript {}: {e}",
+                                self.transcripts.dir().join(&write.file).display()
+                            );
+                            let _ = self
+                                .events
+                                .send(Event::error(ErrorCode::TranscriptFailed, message));
+                        }
+                    }
+                    if let Some((link, n)) = write.receipt {
+                        // Only now may the receipt go out: the line is on
+                        // disk (or the peer learns that it is not).
+                        let now = self.clock.now(&self.net);
+                        self.peer
+                            .handle_input(now, PeerInput::Recorded { link, n, result });
+                    }
+                }
+                PeerOutput::Exit { code } => self.exit = Some(code),
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The directory server's driver: runs one [`Registry`] over a [`Net`].
+//!
+//! The registry decides everything; this loop only moves bytes, link events
+//! and timer expiry in and carries the registry's outputs out, in order,
+//! after every call into it (the sans-IO contract).
+
+use crate::link::{LinkEvent, Links, Queued};
+use crate::net::{Clock, Listener, Net};
+use natter_core::registry::LeaveReason;
+use natter_core::{LinkId, Registry, RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
+use std::future::Future;
+use tokio::sync::mpsc;
+
+/// Where the server's directory log goes besides `tracing`: the simulation
+/// collects the lines to snapshot them.
+pub type LogHook = mpsc::UnboundedSender<String>;
+
+/// Runs the directory server until `shutdown` completes, then closes every
+/// connection gracefully (bounded by [`crate::link::LINGER`]).
+///
+/// The listener is bound by the caller, so that a bind error is reported
+/// where the address was chosen and port 0 can be resolved before start.
+/// Every [`RegistryLog`] is logged with `tracing::info!` (structured
+/// fields, the human sentence as message) and, if `logs` is given, sent
+/// there as its one-line text.
+pub async fn run_server<N: Net>(
+    net: N,
+    listener: N::Listener,
+    config: RegistryConfig,
+    logs: Option<LogHook>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let clock = Clock::start();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening on {addr}");
+    }
+    let (links, mut events) = Links::new(net.clone());
+    let mut server = Server {
+        registry: Registry::new(config, clock.now(&net)),
+        links,
+        next_link: 0,
+        logs,
+        clock,
+        net,
+    };
+    server.links.listen(listener);
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = server
+            .registry
+            .poll_timeout()
+            .map(|at| server.clock.deadline(at));
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = crate::sleep_until(deadline) => {
+                let now = server.clock.now(&server.net);
+                server.registry.handle_timeout(now);
+                server.drain();
+            }
+            Some(event) = events.recv() => server.network(event),
+        }
+    }
+    tracing::info!("shutting down");
+    server.links.shutdown().await;
+}
+
+struct Server<N: Net> {
+    registry: Registry,
+    links: Links<N>,
+    /// The registry does not allocate link ids; the driver counts them,
+    /// never reusing one.
+    next_link: u64,
+    logs: Option<LogHook>,
+    clock: Clock,
+    net: N,
+}
+
+impl<N: Net> Server<N> {
+    fn input(&mut self, input: RegistryInput) {
+        let now = self.clock.now(&self.net);
+        self.registry.handle_input(now, input);
+        self.drain();
+    }
+
+    fn network(&mut self, event: LinkEvent<N::Stream>) {
+        match event {
+            LinkEvent::Accepted { stream, addr } => {
+                self.next_link += 1;
+                let link = LinkId(self.next_link);
+                tracing::debug!(%link, %addr, "connection accepted");
+                self.links.open(link, stream);
+                self.input(RegistryInput::Opened { link, addr });
+            }
+            LinkEvent::Bytes { link, bytes } => self.input(RegistryInput::Bytes { link, bytes }),
+            LinkEvent::Closed { link, reason } => {
+                if self.links.closed(link) {
+                    tracing::debug!(%link, %reason, "connection closed");
+                    self.input(RegistryInput::Closed { link });
+                }
+            }
+            // The registry never dials out.
+            LinkEvent::Connected { .. } | LinkEvent::ConnectFailed { .. } => {}
+        }
+    }
+
+    /// Carries out every output of the last call, in order.
+    fn drain(&mut self) {
+        while let Some(output) = self.registry.poll_output() {
+            match output {
+                RegistryOutput::Send { link, bytes } => {
+                    if self.links.send(link, bytes) == Queued::Overflowed {
+                        let now = self.clock.now(&self.net);
+                        self.registry
+                            .handle_input(now, RegistryInput::Closed { link });
+                    }
+                }
+                RegistryOutput::Close { link } => self.links.close(link),
+                RegistryOutput::Log(log) => {
+                    trace_log(&log);
+                    if let Some(hook) = &self.logs {
+                        let _ = hook.send(log.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One directory change as a structured `tracing` event, so that
+/// `--log-format json` gives machines the fields and people the sentence.
+fn trace_log(log: &RegistryLog) {
+    match log {
+        RegistryLog::Registered { name, addr } => {
+            tracing::info!(change = "registered", name = %name, addr = %addr, "{log}")
+        }
+        RegistryLog::StatusChanged { name, status } => {
+            tracing::info!(change = "status", name = %name, status = %status, "{log}")
+        }
+        RegistryLog::Deregistered { name, reason } => {
+            let reason = match reason {
+                LeaveReason::Left => "left".to_string(),
+                LeaveReason::Closed => "closed".to_string(),
+                LeaveReason::Lost => "lost".to_string(),
+                LeaveReason::Refused(code) => format!("refused:{code}"),
+            };
+            tracing::info!(change = "deregistered", name = %name, reason = %reason, "{log}")
+        }
+        RegistryLog::Refused {
+            client,
+            code,
+            detail,
+        } => {
+            tracing::info!(change = "refused", client = %client, code = %code, detail = %detail, "{log}")
+        }
+    }
+}
