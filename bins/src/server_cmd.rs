@@ -61,7 +61,20 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stdout)
         .with_target(false);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).init(),
+        // People read the sentence; the structured fields (which repeat
+        // it) are for --log-format json.
+        LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .fmt_fields(tracing_subscriber::fmt::format::debug_fn(
+                |writer, field, value| {
+                    if field.name() == "message" {
+                        write!(writer, "{value:?}")
+                    } else {
+                        Ok(())
+                    }
+                },
+            ))
+            .init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

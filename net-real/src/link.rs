@@ -133,6 +133,10 @@ impl<N: Net> Links<N> {
             loop {
                 match listener.accept().await {
                     Ok((stream, addr)) => {
+                        // A dual-stack `[::]` listener shows IPv4 clients
+                        // as `::ffff:a.b.c.d`; people and registries want
+                        // the plain IPv4 address.
+                        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                         if events
                             .send(LinkEvent::Accepted { stream, addr })
                             .await

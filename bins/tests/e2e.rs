@@ -1,0 +1,258 @@
+//! End to end: the real `natter` binary, a server and three peers as
+//! separate processes on loopback, driven through `--json`.
+
+mod support;
+
+use serde_json::Value;
+use support::{peer, registered_peer, transcript, Server};
+
+fn names(peers: &Value) -> Vec<(String, String)> {
+    let mut list: Vec<(String, String)> = peers["peers"]
+        .as_array()
+        .expect("peers list")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+fn pair(name: &str, status: &str) -> (String, String) {
+    (name.to_string(), status.to_string())
+}
+
+#[test]
+fn three_peers_chat_over_real_sockets() {
+    let dirs = tempfile::tempdir().unwrap();
+    let (alice_dir, bob_dir, carol_dir) = (
+        dirs.path().join("alice"),
+        dirs.path().join("bob"),
+        dirs.path().join("carol"),
+    );
+    let mut server = Server::start();
+
+    // Register: the server reports the address it sees.
+    let (mut alice, reg) = registered_peer("alice", server.addr, &alice_dir);
+    assert!(reg["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(reg["server"], server.addr.to_string());
+    let (mut bob, _) = registered_peer("bob", server.addr, &bob_dir);
+    let (mut carol, _) = registered_peer("carol", server.addr, &carol_dir);
+
+    // List: everyone else, available.
+    alice.send("/list");
+    let list = alice.expect_event("peers");
+    assert_eq!(
+        names(&list),
+        vec![pair("bob", "available"), pair("carol", "available")]
+    );
+    let bob_addr = list["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "bob")
+        .map(|p| p["addr"].as_str().unwrap().to_string())
+        .unwrap();
+
+    // Reject: carol calls alice, alice says no.
+    carol.send("/connect alice");
+    let incoming = alice.expect_event("incoming");
+    assert_eq!(incoming["peer"], "carol");
+    alice.send("/reject");
+    alice.expect_event("declined");
+    assert_eq!(carol.expect_event("rejected")["peer"], "alice");
+
+    // Connect and accept.
+    alice.send("/connect bob");
+    assert_eq!(bob.expect_event("incoming")["peer"], "alice");
+    bob.send("/accept");
+    assert_eq!(bob.expect_event("chat_started")["peer"], "alice");
+    assert_eq!(alice.expect_event("chat_started")["peer"], "bob");
+
+    // Messages both ways, each with its receipt.
+    alice.send("hello bob");
+    let sent = alice.expect_event("sent");
+    assert_eq!(
+        (sent["n"].as_u64(), sent["text"].as_str()),
+        (Some(1), Some("hello bob"))
+    );
+    let got = bob.expect_event("message");
+    assert_eq!(got["peer"], "alice");
+    assert_eq!(got["n"], 1);
+    assert_eq!(got["text"], "hello bob");
+    assert!(got["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(alice.expect_event("delivered")["n"], 1);
+
+    bob.send("hi alice, how are you");
+    let got = alice.expect_event("message");
+    assert_eq!(got["text"], "hi alice, how are you");
+    let bob_at = got["at"].as_str().unwrap().to_string();
+    assert_eq!(bob.expect_event("delivered")["n"], 1);
+
+    // An oversized message is refused, not sent.
+    alice.send(&"x".repeat(257));
+    alice.expect_error("message_too_long");
+    alice.send("//slash is fine");
+    assert_eq!(bob.expect_event("message")["text"], "/slash is fine");
+    assert_eq!(alice.expect_event("delivered")["n"], 2);
+
+    // Busy: carol calls bob, who is chatting, and hears so at once.
+    carol.send("/connect bob");
+    assert_eq!(carol.expect_event("busy")["peer"], "bob");
+
+    // The directory shows both as chatting once they said so.
+    server.expect_logs(&[
+        &[
+            ("change", "status"),
+            ("name", "alice"),
+            ("status", "chatting"),
+        ],
+        &[
+            ("change", "status"),
+            ("name", "bob"),
+            ("status", "chatting"),
+        ],
+    ]);
+    carol.send("/list");
+    let list = carol.expect_event("peers");
+    assert_eq!(
+        names(&list),
+        vec![pair("alice", "chatting"), pair("bob", "chatting")]
+    );
+
+    // Leave: both sides are told, nothing left undelivered.
+    alice.send("/leave");
+    let ended = alice.expect_event("chat_ended");
+    assert_eq!(ended["reason"], "left");
+    assert_eq!(ended["undelivered"], serde_json::json!([]));
+    let ended = bob.expect_event("chat_ended");
+    assert_eq!(ended["reason"], "peer_left");
+
+    // Killed mid-chat: carol and bob chat, carol is SIGKILLed.
+    carol.send("/connect bob");
+    bob.expect_event("incoming");
+    bob.send("/accept");
+    carol.expect_event("chat_started");
+    bob.expect_event("chat_started");
+    carol.send("are you there");
+    bob.expect_event("message");
+    carol.expect_event("delivered");
+    carol.kill();
+    let ended = bob.expect_event("chat_ended");
+    assert_eq!(ended["peer"], "carol");
+    assert_eq!(ended["reason"], "peer_left");
+    // The server forgets it (the kernel closed its connection).
+    server.expect_log(&[("change", "deregistered"), ("name", "carol")]);
+    bob.send("/list");
+    let list = bob.expect_event("peers");
+    assert_eq!(names(&list), vec![pair("alice", "available")]);
+
+    // End of input is /quit: deregister, exit 0.
+    alice.close_stdin();
+    bob.close_stdin();
+    assert!(alice.wait_exit().success(), "alice: {:#?}", alice.seen);
+    assert!(bob.wait_exit().success(), "bob: {:#?}", bob.seen);
+    server.expect_logs(&[
+        &[
+            ("change", "deregistered"),
+            ("name", "alice"),
+            ("reason", "left"),
+        ],
+        &[
+            ("change", "deregistered"),
+            ("name", "bob"),
+            ("reason", "left"),
+        ],
+    ]);
+
+    // Transcripts on disk, both directions, receipts, start and end.
+    assert_eq!(
+        transcript(&alice_dir, "_alice_bob.log"),
+        vec![
+            format!("chat started: alice called bob at {bob_addr}"),
+            "sent #1: hello bob".to_string(),
+            "delivered #1".to_string(),
+            format!("received #1 (sent {bob_at}): hi alice, how are you"),
+            "sent #2: /slash is fine".to_string(),
+            "delivered #2".to_string(),
+            "chat ended: left".to_string(),
+        ]
+    );
+    let bob_side = transcript(&bob_dir, "_bob_alice.log");
+    assert!(bob_side[0].starts_with("chat started: bob was called by alice at 127.0.0.1:"));
+    assert_eq!(bob_side.last().unwrap(), "chat ended: peer_left");
+    assert!(bob_side
+        .iter()
+        .any(|l| l.starts_with("received #1 (sent ") && l.ends_with("): hello bob")));
+    assert!(bob_side.contains(&"sent #1: hi alice, how are you".to_string()));
+    assert!(bob_side.contains(&"delivered #1".to_string()));
+    let bob_carol = transcript(&bob_dir, "_bob_carol.log");
+    assert!(bob_carol.iter().any(|l| l.ends_with("): are you there")));
+    assert_eq!(bob_carol.last().unwrap(), "chat ended: peer_left");
+    let carol_bob = transcript(&carol_dir, "_carol_bob.log");
+    assert_eq!(carol_bob[1..], ["sent #1: are you there", "delivered #1"]);
+
+    // Ctrl-C stops the server cleanly.
+    interrupt(server.proc.pid());
+    assert!(server.proc.wait_exit().success());
+}
+
+fn interrupt(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+#[test]
+fn a_taken_name_or_port_is_a_clear_error_and_a_failed_exit() {
+    let dirs = tempfile::tempdir().unwrap();
+    let mut server = Server::start();
+    let (mut alice, reg) = registered_peer("alice", server.addr, dirs.path());
+
+    let mut again = peer("alice", server.addr, dirs.path(), &[]);
+    let error = again.expect_error("name_taken");
+    assert!(error["message"].as_str().unwrap().contains("--name"));
+    assert!(!again.wait_exit().success());
+
+    let port = reg["addr"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut clash = peer("carol", server.addr, dirs.path(), &["--port", &port]);
+    let error = clash.expect_error("bind_failed");
+    assert!(error["message"].as_str().unwrap().contains(&port));
+    assert!(!clash.wait_exit().success());
+
+    // A transcripts "directory" that is a file cannot be used.
+    let file = dirs.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let mut nowhere = peer("dave", server.addr, &file.join("transcripts"), &[]);
+    nowhere.expect_error("transcript_failed");
+    assert!(!nowhere.wait_exit().success());
+
+    alice.close_stdin();
+    assert!(alice.wait_exit().success());
+    server.expect_log(&[("change", "deregistered"), ("name", "alice")]);
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error_and_a_failed_exit() {
+    let dirs = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut lonely = peer("erin", port, dirs.path(), &[]);
+    lonely.expect_error("server_unreachable");
+    assert!(!lonely.wait_exit().success());
+}
