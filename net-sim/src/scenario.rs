@@ -1,0 +1,329 @@
+//! A scripted world for simulation tests: one `natter server` host, any
+//! number of peer hosts, all running the production driver over
+//! [`SimNet`], and a script that types lines, waits for events on
+//! simulated time and reads the transcripts and the server log back.
+//!
+//! Every knob that could make two runs differ is fixed here: the seed, the
+//! epoch of the wall clock, the tick and the link latencies.
+
+use crate::SimNet;
+use natter_core::time::rfc3339_millis;
+use natter_core::{Event, PeerConfig, RegistryConfig};
+use natter_net_real::{run_peer, run_server, Net};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Where every scenario's wall clock starts: 2026-11-25T09:00:00Z.
+pub const EPOCH_UNIX_SECS: u64 = 1_795_597_200;
+/// The server's port, as in production.
+pub const SERVER_PORT: u16 = 4201;
+/// The port every peer listens on (each peer is its own host).
+pub const PEER_PORT: u16 = 4000;
+/// The simulation's tick: the resolution of every time in a scenario.
+pub const TICK: Duration = Duration::from_millis(1);
+/// One-way latency of every link unless a scenario changes it.
+pub const LATENCY: Duration = Duration::from_millis(5);
+
+/// A turmoil builder with everything fixed: seed, epoch, tick, latency.
+pub fn builder(seed: u64) -> turmoil::Builder {
+    let mut builder = turmoil::Builder::new();
+    builder
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_UNIX_SECS))
+        .tick_duration(TICK)
+        .min_message_latency(LATENCY)
+        .max_message_latency(LATENCY)
+        .simulation_duration(Duration::from_secs(3_600))
+        .tcp_capacity(1 << 16);
+    builder
+}
+
+/// The simulated wall clock, as a transcript would print it.
+fn stamp() -> String {
+    rfc3339_millis(turmoil::since_epoch().unwrap_or_default())
+}
+
+struct SimPeer {
+    lines: mpsc::Sender<String>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Every event so far, with the simulated time it was seen at.
+    seen: Vec<(Duration, Event)>,
+    /// How many of `seen` the script has consumed.
+    read: usize,
+    transcripts: PathBuf,
+    exit: Arc<Mutex<Option<i32>>>,
+}
+
+/// A running simulation and the script's view of it.
+pub struct Scenario<'a> {
+    pub sim: turmoil::Sim<'a>,
+    server_log: Arc<Mutex<Vec<String>>>,
+    peers: BTreeMap<String, SimPeer>,
+    root: tempfile::TempDir,
+}
+
+impl<'a> Scenario<'a> {
+    /// A world with a server host named `server` on port 4201.
+    pub fn new(seed: u64) -> Self {
+        Self::with_builder(&builder(seed), RegistryConfig::default())
+    }
+
+    pub fn with_builder(builder: &turmoil::Builder, registry: RegistryConfig) -> Self {
+        let mut scenario = Self {
+            sim: builder.build(),
+            server_log: Arc::default(),
+            peers: BTreeMap::new(),
+            root: tempfile::tempdir().expect("temp dir for transcripts"),
+        };
+        let log = scenario.server_log.clone();
+        scenario.sim.host("server", move || {
+            let log = log.clone();
+            let config = registry.clone();
+            async move {
+                let (hook, mut lines) = mpsc::unbounded_channel::<String>();
+                tokio::spawn(async move {
+                    while let Some(line) = lines.recv().await {
+                        log.lock().unwrap().push(format!("{} {line}", stamp()));
+                    }
+                });
+                let listener = SimNet.bind(any_addr(SERVER_PORT)).await?;
+                run_server(SimNet, listener, config, Some(hook), std::future::pending()).await;
+                Ok(())
+            }
+        });
+        scenario
+    }
+
+    /// Starts a peer named `name` on a host of the same name.
+    pub fn start_peer(&mut self, name: &str) {
+        self.start_peer_with(name, |_| {});
+    }
+
+    /// Starts a peer after `tune` has adjusted its configuration.
+    pub fn start_peer_with(&mut self, name: &str, tune: impl Fn(&mut PeerConfig) + 'a) {
+        self.start_peer_beside(name, tune, || async {});
+    }
+
+    /// Starts a peer and, on the same host (so with the same IP), a
+    /// companion task: a raw client that tries to register the peer's own
+    /// address, for instance.
+    pub fn start_peer_beside<F, Fut>(
+        &mut self,
+        name: &str,
+        tune: impl Fn(&mut PeerConfig) + 'a,
+        companion: F,
+    ) where
+        F: Fn() -> Fut + 'a,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (lines_tx, lines_rx) = mpsc::channel::<String>(1024);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let transcripts = self.root.path().join(name);
+        let exit = Arc::new(Mutex::new(None));
+        let lines_rx = Arc::new(Mutex::new(Some(lines_rx)));
+        let peer_name = name.to_string();
+        let dir = transcripts.clone();
+        let exit_slot = exit.clone();
+        self.sim.host(name, move || {
+            let mut config = PeerConfig::new(
+                peer_name.clone(),
+                SocketAddr::new(turmoil::lookup("server"), SERVER_PORT),
+                PEER_PORT,
+            );
+            tune(&mut config);
+            let lines = lines_rx
+                .lock()
+                .unwrap()
+                .take()
+                .expect("a peer host is never restarted");
+            let events = events_tx.clone();
+            let dir = dir.clone();
+            let exit = exit_slot.clone();
+            let companion = companion();
+            async move {
+                tokio::spawn(companion);
+                let listener = SimNet.bind(any_addr(PEER_PORT)).await?;
+                let code = run_peer(SimNet, listener, config, dir, lines, events).await;
+                *exit.lock().unwrap() = Some(code);
+                // The process ended but the machine stays up, so a call to
+                // it is refused at once, as on a real network. (A turmoil
+                // host whose software returned stops answering entirely,
+                // like a machine switched off: use `sim.crash` for that.)
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+        self.peers.insert(
+            name.to_string(),
+            SimPeer {
+                lines: lines_tx,
+                events: events_rx,
+                seen: Vec::new(),
+                read: 0,
+                transcripts,
+                exit,
+            },
+        );
+    }
+
+    /// The user of `peer` types `line`.
+    pub fn type_line(&mut self, peer: &str, line: &str) {
+        self.peer(peer)
+            .lines
+            .try_send(line.to_string())
+            .expect("the peer's input buffer has room");
+    }
+
+    /// The user of `peer` closes standard input (`/quit`).
+    pub fn end_input(&mut self, peer: &str) {
+        let (closed, _) = mpsc::channel(1);
+        self.peer(peer).lines = closed;
+    }
+
+    /// Simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    /// Runs the simulation for `span` of simulated time.
+    pub fn run_for(&mut self, span: Duration) {
+        let until = self.elapsed() + span;
+        while self.elapsed() < until {
+            self.step();
+        }
+    }
+
+    /// Runs until `peer` sees an event matching `wanted` (skipping the
+    /// events before it), and returns it with the simulated time it came
+    /// at. Panics after `limit` of simulated time.
+    pub fn wait_for(
+        &mut self,
+        peer: &str,
+        limit: Duration,
+        wanted: impl Fn(&Event) -> bool,
+    ) -> (Duration, Event) {
+        let give_up = self.elapsed() + limit;
+        loop {
+            let state = self.peer(peer);
+            if let Some(offset) = state.seen[state.read..].iter().position(|(_, e)| wanted(e)) {
+                state.read += offset + 1;
+                return state.seen[state.read - 1].clone();
+            }
+            assert!(
+                self.elapsed() < give_up,
+                "{peer} saw no such event within {limit:?}; it saw {:#?}",
+                &self.peer(peer).seen
+            );
+            self.step();
+        }
+    }
+
+    /// Runs until `peer` has exited, and returns its exit code.
+    pub fn wait_exit(&mut self, peer: &str, limit: Duration) -> i32 {
+        let give_up = self.elapsed() + limit;
+        loop {
+            if let Some(code) = *self.peer(peer).exit.lock().unwrap() {
+                return code;
+            }
+            assert!(
+                self.elapsed() < give_up,
+                "{peer} did not exit within {limit:?}"
+            );
+            self.step();
+        }
+    }
+
+    /// Every event `peer` saw, with its simulated time.
+    pub fn events(&self, peer: &str) -> &[(Duration, Event)] {
+        &self.peers[peer].seen
+    }
+
+    /// Every event `peer` saw, one JSON line each, prefixed with the
+    /// simulated time (for snapshots).
+    pub fn event_log(&self, peer: &str) -> String {
+        self.events(peer)
+            .iter()
+            .map(|(at, e)| {
+                format!(
+                    "{:>9.3}s {}\n",
+                    at.as_secs_f64(),
+                    serde_json::to_string(e).unwrap()
+                )
+            })
+            .collect()
+    }
+
+    /// The server's directory log so far, one stamped line each.
+    pub fn server_log(&self) -> String {
+        self.server_log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// All of `peer`'s transcripts, in file-name order, each headed by its
+    /// file name.
+    pub fn transcripts(&self, peer: &str) -> String {
+        let dir = &self.peers[peer].transcripts;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                let text = std::fs::read_to_string(path).expect("transcripts are UTF-8");
+                format!("== {name}\n{text}")
+            })
+            .collect()
+    }
+
+    /// Starts a host that runs `client` (raw sockets, no natter code): for
+    /// hostile or hand-written clients.
+    pub fn start_raw_host<F, Fut>(&mut self, name: &str, client: F)
+    where
+        F: Fn() -> Fut + 'a,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        self.sim.host(name, move || {
+            let run = client();
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
+    }
+
+    /// The address peer `name` is registered at.
+    pub fn addr_of(&self, name: &str) -> SocketAddr {
+        SocketAddr::new(self.sim.lookup(name), PEER_PORT)
+    }
+
+    fn peer(&mut self, name: &str) -> &mut SimPeer {
+        self.peers
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("no peer {name}"))
+    }
+
+    /// One tick of the simulation, then collect what the peers reported.
+    pub fn step(&mut self) {
+        self.sim.step().expect("no host failed");
+        let at = self.sim.elapsed();
+        for peer in self.peers.values_mut() {
+            while let Ok(event) = peer.events.try_recv() {
+                peer.seen.push((at, event));
+            }
+        }
+    }
+}
+
+fn any_addr(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+}

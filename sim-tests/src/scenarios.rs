@@ -1,0 +1,536 @@
+//! One function per scenario of the simulation issue. Each drives the
+//! production driver over turmoil, asserts what a user must observe, and
+//! returns the full observable text for a snapshot.
+
+use crate::invariants::every_message_accounted_for;
+use crate::{chat, observed, registered, say, LIMIT};
+use natter_core::{ChatEndReason, ErrorCode, Event, PeerInfo, PeerStatus, RegistryConfig};
+use natter_net_sim::scenario::{builder, Scenario, LATENCY, SERVER_PORT};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn is_error(code: ErrorCode) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::Error { code: c, .. } if *c == code)
+}
+
+fn chat_ended(e: &Event) -> bool {
+    matches!(e, Event::ChatEnded { .. })
+}
+
+/// Scenario 1: The old program's demo: register, list, chat with receipts both
+/// ways, leave.
+pub fn happy_path(seed: u64) -> String {
+    let mut s = Scenario::new(seed);
+    s.start_peer("alice");
+    s.start_peer("zuzu");
+    registered(&mut s, &["alice", "zuzu"]);
+    s.type_line("alice", "/list");
+    let (_, peers) = s.wait_for("alice", LIMIT, |e| matches!(e, Event::Peers { .. }));
+    let Event::Peers { peers } = peers else {
+        unreachable!()
+    };
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        (peers[0].name.as_str(), peers[0].status),
+        ("zuzu", PeerStatus::Available)
+    );
+    chat(&mut s, "alice", "zuzu");
+    say(&mut s, "alice", "hi zuzu");
+    say(&mut s, "zuzu", "how are you");
+    say(&mut s, "alice", "i am fine");
+    say(&mut s, "zuzu", "thank you very much");
+    s.type_line("alice", "/leave");
+    let (_, ended) = s.wait_for("zuzu", LIMIT, chat_ended);
+    assert_eq!(
+        ended,
+        Event::ChatEnded {
+            peer: "alice".into(),
+            reason: ChatEndReason::PeerLeft,
+            undelivered: vec![]
+        }
+    );
+    s.end_input("alice");
+    s.end_input("zuzu");
+    assert_eq!(s.wait_exit("alice", LIMIT), 0);
+    assert_eq!(s.wait_exit("zuzu", LIMIT), 0);
+    s.run_for(Duration::from_millis(100));
+    observed(&s, &["alice", "zuzu"])
+}
+
+/// Scenario 2: A peer crashes mid-chat: its partner's chat ends by itself with
+/// `peer_left`, the server forgets it, unacknowledged messages are listed.
+pub fn peer_crash(seed: u64) -> String {
+    peer_crash_in(&mut Scenario::new(seed), LATENCY)
+}
+
+/// [`peer_crash`] in a given world whose links take at most `latency`.
+pub fn peer_crash_in(s: &mut Scenario<'_>, latency: Duration) -> String {
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(s, &["alice", "bob"]);
+    chat(s, "alice", "bob");
+    say(s, "alice", "are you still there");
+    // bob dies while alice's next message is on the wire.
+    s.type_line("alice", "hello?");
+    s.wait_for("alice", LIMIT, |e| matches!(e, Event::Sent { n: 2, .. }));
+    s.sim.crash("bob");
+    let crashed_at = s.elapsed();
+    let (at, ended) = s.wait_for("alice", LIMIT, chat_ended);
+    assert_eq!(
+        ended,
+        Event::ChatEnded {
+            peer: "bob".into(),
+            reason: ChatEndReason::PeerLeft,
+            undelivered: vec![2]
+        }
+    );
+    assert!(
+        at - crashed_at <= 4 * latency,
+        "told at once, not after a timeout: {:?}",
+        at - crashed_at
+    );
+    // The server learns of the crash on its own link to bob, which may be
+    // slower than alice's: it must drop bob within one more link delay.
+    let peers = list_soon(s, "alice", |peers| peers.is_empty(), 2 * latency);
+    assert_eq!(peers, vec![], "the server dropped bob");
+    every_message_accounted_for(s.events("alice")).unwrap();
+    observed(s, &["alice"])
+}
+
+/// Scenario 3: A partition mid-chat (packets silently dropped, no FIN): both sides
+/// detect `peer_lost` within the heartbeat timeout, the server drops the
+/// unreachable peer, and after `repair` the peer re-registers.
+pub fn partition(seed: u64) -> String {
+    partition_in(&mut Scenario::new(seed))
+}
+
+/// [`partition`] in a given world.
+pub fn partition_in(s: &mut Scenario<'_>) -> String {
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(s, &["alice", "bob"]);
+    chat(s, "alice", "bob");
+    say(s, "alice", "can you hear me");
+    s.sim.partition("alice", "bob");
+    s.sim.partition("alice", "server");
+    let cut_at = s.elapsed();
+    s.type_line("alice", "hello?");
+    let (alice_at, alice_end) = s.wait_for("alice", LIMIT, chat_ended);
+    let (bob_at, bob_end) = s.wait_for("bob", LIMIT, chat_ended);
+    assert_eq!(
+        alice_end,
+        Event::ChatEnded {
+            peer: "bob".into(),
+            reason: ChatEndReason::PeerLost,
+            undelivered: vec![2]
+        }
+    );
+    assert_eq!(
+        bob_end,
+        Event::ChatEnded {
+            peer: "alice".into(),
+            reason: ChatEndReason::PeerLost,
+            undelivered: vec![]
+        }
+    );
+    let heartbeat = Duration::from_secs(15);
+    assert!(
+        alice_at - cut_at <= heartbeat,
+        "alice noticed in {:?}",
+        alice_at - cut_at
+    );
+    assert!(
+        bob_at - cut_at <= heartbeat,
+        "bob noticed in {:?}",
+        bob_at - cut_at
+    );
+    // The server dropped alice: bob's list no longer shows her.
+    s.run_for(Duration::from_secs(1));
+    assert!(s
+        .events("alice")
+        .iter()
+        .any(|(_, e)| *e == Event::ServerLost));
+    s.type_line("bob", "/list");
+    let (_, list) = s.wait_for("bob", LIMIT, |e| matches!(e, Event::Peers { .. }));
+    assert_eq!(list, Event::Peers { peers: vec![] });
+    s.sim.repair("alice", "bob");
+    s.sim.repair("alice", "server");
+    s.wait_for("alice", LIMIT, |e| *e == Event::Reregistered);
+    s.type_line("bob", "/list");
+    let (_, list) = s.wait_for("bob", LIMIT, |e| matches!(e, Event::Peers { .. }));
+    let Event::Peers { peers } = list else {
+        unreachable!()
+    };
+    assert_eq!(
+        peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["alice"]
+    );
+    every_message_accounted_for(s.events("alice")).unwrap();
+    every_message_accounted_for(s.events("bob")).unwrap();
+    observed(s, &["alice", "bob"])
+}
+
+/// Scenario 4: Calling a busy peer answers `busy` at once: one round trip, not the
+/// length of the other chat.
+pub fn busy(seed: u64) -> String {
+    let mut s = Scenario::new(seed);
+    s.start_peer("alice");
+    s.start_peer("bob");
+    s.start_peer("carol");
+    registered(&mut s, &["alice", "bob", "carol"]);
+    chat(&mut s, "alice", "bob");
+    s.type_line("carol", "/connect alice");
+    let asked_at = s.elapsed();
+    let (at, answer) = s.wait_for("carol", LIMIT, |e| {
+        matches!(e, Event::Busy { .. } | Event::ChatStarted { .. })
+    });
+    assert_eq!(
+        answer,
+        Event::Busy {
+            peer: "alice".into()
+        }
+    );
+    // connect (SYN, SYN-ACK), hello, then busy comes back: two round trips
+    // of LATENCY each way, plus a tick per hop.
+    let waited = at - asked_at;
+    assert!(
+        waited <= 4 * LATENCY + Duration::from_millis(10),
+        "busy took {waited:?}"
+    );
+    say(&mut s, "alice", "still chatting");
+    s.type_line("bob", "/leave");
+    s.wait_for("alice", LIMIT, chat_ended);
+    observed(&s, &["alice", "bob", "carol"])
+}
+
+/// Scenario 5: A stale list: the target left after the list was fetched, so the
+/// call fails with a clear `peer_unreachable` and the list is refreshed.
+pub fn stale_list(seed: u64) -> String {
+    let mut s = Scenario::new(seed);
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(&mut s, &["alice", "bob"]);
+    s.type_line("alice", "/list");
+    s.wait_for(
+        "alice",
+        LIMIT,
+        |e| matches!(e, Event::Peers { peers } if peers.len() == 1),
+    );
+    // bob quits: his process is gone, his machine answers with a refusal.
+    s.end_input("bob");
+    assert_eq!(s.wait_exit("bob", LIMIT), 0);
+    s.type_line("alice", "/connect bob");
+    let (_, error) = s.wait_for("alice", LIMIT, is_error(ErrorCode::PeerUnreachable));
+    let Event::Error { message, .. } = error else {
+        unreachable!()
+    };
+    assert!(
+        message.starts_with("bob is no longer reachable"),
+        "{message}"
+    );
+    s.wait_for("alice", LIMIT, |e| matches!(e, Event::Peers { .. }));
+    observed(&s, &["alice"])
+}
+
+/// Scenario 6: A second peer with a taken name, and a client on the same IP
+/// claiming a registered port, are refused with distinct errors.
+pub fn duplicates(seed: u64) -> String {
+    let mut s = Scenario::new(seed);
+    let answer = Arc::new(Mutex::new(String::new()));
+    let seen = answer.clone();
+    s.start_peer_beside(
+        "alice",
+        |_| {},
+        move || {
+            let seen = seen.clone();
+            async move {
+                // Same host as alice, so the server observes alice's IP:
+                // claiming port 4000 claims alice's address.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let reply = raw_exchange(&[
+                    "{\"type\":\"hello\",\"version\":1}",
+                    "{\"type\":\"register\",\"name\":\"mallory\",\"port\":4000}",
+                ])
+                .await;
+                *seen.lock().unwrap() = reply;
+            }
+        },
+    );
+    registered(&mut s, &["alice"]);
+    s.start_peer_with("alice-twin", |c| c.name = "alice".into());
+    let (_, refused) = s.wait_for("alice-twin", LIMIT, |e| matches!(e, Event::Error { .. }));
+    assert!(
+        matches!(
+            refused,
+            Event::Error {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        s.wait_exit("alice-twin", LIMIT),
+        1,
+        "a taken name is fatal at start-up"
+    );
+    // The refused client may retry with another port; it has the register
+    // timeout (10 s) to do so before the server hangs up.
+    s.run_for(Duration::from_secs(12));
+    let reply = answer.lock().unwrap().clone();
+    assert!(reply.contains("\"code\":\"addr_taken\""), "{reply}");
+    format!(
+        "{}### raw client on alice's host\n{reply}",
+        observed(&s, &["alice", "alice-twin"])
+    )
+}
+
+/// Scenario 7: The server crashes and comes back while two peers chat: the chat goes
+/// on, both peers re-register, and lists are right again.
+pub fn server_bounce(seed: u64) -> String {
+    let mut s = Scenario::new(seed);
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(&mut s, &["alice", "bob"]);
+    chat(&mut s, "alice", "bob");
+    s.sim.crash("server");
+    s.wait_for("alice", LIMIT, |e| *e == Event::ServerLost);
+    s.wait_for("bob", LIMIT, |e| *e == Event::ServerLost);
+    say(&mut s, "alice", "the server is gone");
+    say(&mut s, "bob", "we do not need it");
+    s.run_for(Duration::from_secs(3));
+    s.sim.bounce("server");
+    s.wait_for("alice", LIMIT, |e| *e == Event::Reregistered);
+    s.wait_for("bob", LIMIT, |e| *e == Event::Reregistered);
+    s.run_for(Duration::from_millis(100));
+    s.type_line("alice", "/list");
+    let (_, list) = s.wait_for("alice", LIMIT, |e| matches!(e, Event::Peers { .. }));
+    let Event::Peers { peers } = list else {
+        unreachable!()
+    };
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        (peers[0].name.as_str(), peers[0].status),
+        ("bob", PeerStatus::Chatting)
+    );
+    say(&mut s, "alice", "and it is back");
+    observed(&s, &["alice", "bob"])
+}
+
+/// Scenario 8: A hostile client sends garbage, an endless line, and one byte per
+/// second: each is refused or timed out; the peers chatting meanwhile are
+/// unaffected.
+pub fn hostile_client(seed: u64) -> String {
+    let mut s = Scenario::new(seed);
+    let replies: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = replies.clone();
+    s.start_raw_host("mallory", move || {
+        let seen = seen.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let garbage = raw_exchange(&["GET / HTTP/1.1"]).await;
+            seen.lock().unwrap().push(format!("garbage -> {garbage}"));
+            let endless = raw_send_bytes(&vec![b'A'; 100 * 1024]).await;
+            seen.lock()
+                .unwrap()
+                .push(format!("endless line -> {endless}"));
+            let slow = raw_trickle(
+                b"{\"type\":\"hello\",\"version\":1}\n",
+                Duration::from_secs(1),
+            )
+            .await;
+            seen.lock()
+                .unwrap()
+                .push(format!("one byte per second -> {slow}"));
+        }
+    });
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(&mut s, &["alice", "bob"]);
+    chat(&mut s, "alice", "bob");
+    for i in 0..12 {
+        say(&mut s, "alice", &format!("tick {i}"));
+        s.run_for(Duration::from_secs(1));
+    }
+    s.run_for(Duration::from_secs(5));
+    let replies = replies.lock().unwrap().clone();
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    assert!(
+        replies[0].contains("\"code\":\"bad_frame\""),
+        "{}",
+        replies[0]
+    );
+    assert!(
+        replies[1].contains("\"code\":\"frame_too_long\""),
+        "{}",
+        replies[1]
+    );
+    assert!(
+        replies[2].contains("\"code\":\"timeout\""),
+        "{}",
+        replies[2]
+    );
+    for peer in ["alice", "bob"] {
+        let errors: Vec<_> = s
+            .events(peer)
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Error { .. }))
+            .collect();
+        assert!(errors.is_empty(), "{peer} was affected: {errors:?}");
+    }
+    format!(
+        "{}### hostile client\n{}\n",
+        observed(&s, &["alice", "bob"]),
+        replies.join("\n")
+    )
+}
+
+/// Scenario 9: Ring timeout: the callee never answers, the caller gets `no_answer`
+/// after the ring time.
+pub fn ring_timeout(seed: u64) -> String {
+    let mut s = Scenario::new(seed);
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(&mut s, &["alice", "bob"]);
+    s.type_line("alice", "/connect bob");
+    let asked_at = s.elapsed();
+    s.wait_for("bob", LIMIT, |e| matches!(e, Event::Incoming { .. }));
+    let (at, answer) = s.wait_for("alice", LIMIT, |e| !matches!(e, Event::Registered { .. }));
+    assert_eq!(answer, Event::NoAnswer { peer: "bob".into() });
+    let rang = at - asked_at;
+    assert!(
+        rang >= Duration::from_secs(30) && rang <= Duration::from_secs(30) + 4 * LATENCY,
+        "rang {rang:?}"
+    );
+    s.wait_for("bob", LIMIT, |e| matches!(e, Event::Missed { .. }));
+    observed(&s, &["alice", "bob"])
+}
+
+/// Scenario 10: 1,000 messages under random link latency: every one delivered once
+/// and in order. Returns a summary (the full log would be 4,000 lines).
+pub fn thousand_messages(seed: u64) -> String {
+    let mut b = builder(seed);
+    b.min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(40));
+    let mut s = Scenario::with_builder(&b, RegistryConfig::default());
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(&mut s, &["alice", "bob"]);
+    chat(&mut s, "alice", "bob");
+    let started = s.elapsed();
+    for i in 1..=1000 {
+        s.type_line("alice", &format!("message {i}"));
+    }
+    for n in 1..=1000u64 {
+        s.wait_for(
+            "alice",
+            LIMIT,
+            |e| matches!(e, Event::Delivered { n: got, .. } if *got == n),
+        );
+    }
+    let took = s.elapsed() - started;
+    let received: Vec<(u64, String)> = s
+        .events("bob")
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message { n, text, .. } => Some((*n, text.clone())),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = (1..=1000).map(|n| (n, format!("message {n}"))).collect();
+    assert_eq!(received, expected, "every message once, in order");
+    let delivered = s
+        .events("alice")
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Delivered { .. }))
+        .count();
+    assert_eq!(delivered, 1000);
+    let lines = s
+        .transcripts("bob")
+        .lines()
+        .filter(|l| l.contains(" received #"))
+        .count();
+    assert_eq!(lines, 1000, "every message in the receiver's transcript");
+    s.type_line("alice", "/leave");
+    s.wait_for("bob", LIMIT, chat_ended);
+    every_message_accounted_for(s.events("alice")).unwrap();
+    format!(
+        "1000 messages delivered in order in {:.3} s of simulated time\nfirst: {:?}\nlast: {:?}\n",
+        took.as_secs_f64(),
+        received.first().unwrap(),
+        received.last().unwrap()
+    )
+}
+
+/// Asks for the list until `wanted` holds for it or `within` (simulated)
+/// has passed; returns the last list seen.
+fn list_soon(
+    s: &mut Scenario<'_>,
+    peer: &str,
+    wanted: impl Fn(&[PeerInfo]) -> bool,
+    within: Duration,
+) -> Vec<PeerInfo> {
+    let give_up = s.elapsed() + within;
+    loop {
+        s.type_line(peer, "/list");
+        let (at, list) = s.wait_for(peer, LIMIT, |e| matches!(e, Event::Peers { .. }));
+        let Event::Peers { peers } = list else {
+            unreachable!()
+        };
+        if wanted(&peers) || at >= give_up {
+            return peers;
+        }
+    }
+}
+
+/// A raw client: connects to the server, sends each line, then reads
+/// everything until the server closes the connection.
+async fn raw_exchange(lines: &[&str]) -> String {
+    let mut bytes = Vec::new();
+    for line in lines {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    raw_send_bytes(&bytes).await
+}
+
+async fn raw_send_bytes(bytes: &[u8]) -> String {
+    let Ok(mut stream) = turmoil::net::TcpStream::connect(server_addr()).await else {
+        return "connect failed".into();
+    };
+    let _ = stream.write_all(bytes).await;
+    read_until_closed(&mut stream).await
+}
+
+/// Sends `bytes` one at a time, `every` apart, until the server hangs up.
+async fn raw_trickle(bytes: &[u8], every: Duration) -> String {
+    let Ok(stream) = turmoil::net::TcpStream::connect(server_addr()).await else {
+        return "connect failed".into();
+    };
+    let (mut read, mut write) = stream.into_split();
+    let bytes = bytes.to_vec();
+    let writer = tokio::spawn(async move {
+        for b in bytes {
+            if write.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+    let mut reply = Vec::new();
+    let _ = read.read_to_end(&mut reply).await;
+    writer.abort();
+    String::from_utf8_lossy(&reply).trim_end().to_string()
+}
+
+async fn read_until_closed(stream: &mut turmoil::net::TcpStream) -> String {
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    String::from_utf8_lossy(&reply).trim_end().to_string()
+}
+
+fn server_addr() -> SocketAddr {
+    SocketAddr::new(turmoil::lookup("server"), SERVER_PORT)
+}
