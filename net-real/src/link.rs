@@ -365,3 +365,104 @@ async fn write_loop<S: crate::net::Stream>(
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::time::SystemTime;
+    use tokio::io::DuplexStream;
+
+    /// In-memory streams with a tiny buffer: a peer that does not read is
+    /// then one that blocks writes after a few bytes.
+    #[derive(Clone)]
+    struct DuplexNet;
+
+    struct NoListener;
+
+    impl Listener for NoListener {
+        type Stream = DuplexStream;
+        async fn accept(&self) -> io::Result<(DuplexStream, SocketAddr)> {
+            std::future::pending().await
+        }
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+    }
+
+    impl Net for DuplexNet {
+        type Stream = DuplexStream;
+        type Listener = NoListener;
+        async fn bind(&self, _: SocketAddr) -> io::Result<NoListener> {
+            Ok(NoListener)
+        }
+        async fn connect(&self, _: SocketAddr) -> io::Result<DuplexStream> {
+            Err(io::ErrorKind::ConnectionRefused.into())
+        }
+        fn wall_clock(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+    }
+
+    const LINK: LinkId = LinkId(7);
+
+    #[tokio::test]
+    async fn a_link_that_never_reads_is_cut_instead_of_buffered() {
+        let (mut links, _events) = Links::new(DuplexNet);
+        let (ours, _theirs_never_read) = tokio::io::duplex(64);
+        links.open(LINK, ours);
+        let frame = vec![b'x'; 1024];
+        let overflowed_at = (0..WRITE_QUEUE + 2)
+            .find(|_| links.send(LINK, frame.clone()) == Queued::Overflowed)
+            .expect("the queue is bounded");
+        assert!(overflowed_at >= WRITE_QUEUE, "cut at {overflowed_at}");
+        // The link is gone: later sends are dropped, not queued.
+        assert_eq!(links.send(LINK, frame), Queued::Ok);
+        assert!(!links.closed(LINK), "already forgotten");
+    }
+
+    #[tokio::test]
+    async fn close_sends_what_was_queued_then_ends_the_stream() {
+        let (mut links, _events) = Links::new(DuplexNet);
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        links.open(LINK, ours);
+        assert_eq!(links.send(LINK, b"one\n".to_vec()), Queued::Ok);
+        assert_eq!(links.send(LINK, b"two\n".to_vec()), Queued::Ok);
+        links.close(LINK);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"one\ntwo\n");
+    }
+
+    #[tokio::test]
+    async fn bytes_and_the_end_of_the_stream_are_reported() {
+        let (mut links, mut events) = Links::new(DuplexNet);
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        links.open(LINK, ours);
+        theirs.write_all(b"hello").await.unwrap();
+        match events.recv().await {
+            Some(LinkEvent::Bytes { link, bytes }) => {
+                assert_eq!((link, bytes.as_slice()), (LINK, &b"hello"[..]))
+            }
+            other => panic!("expected bytes, got {other:?}"),
+        }
+        drop(theirs);
+        match events.recv().await {
+            Some(LinkEvent::Closed { link, .. }) => assert_eq!(link, LINK),
+            other => panic!("expected closed, got {other:?}"),
+        }
+        assert!(links.closed(LINK), "first report of the close");
+    }
+
+    #[tokio::test]
+    async fn a_failed_connect_is_reported_for_its_link() {
+        let (mut links, mut events) = Links::new(DuplexNet);
+        links.connect(LINK, "127.0.0.1:9".parse().unwrap());
+        match events.recv().await {
+            Some(LinkEvent::ConnectFailed { link, .. }) => assert_eq!(link, LINK),
+            other => panic!("expected connect failed, got {other:?}"),
+        }
+        assert!(links.connect_finished(LINK));
+        assert!(!links.connect_finished(LINK), "reported once");
+    }
+}
