@@ -166,44 +166,59 @@ fn init_logging() {
 
 /// Feeds standard input to the peer line by line. Lines are bounded and
 /// need not be UTF-8 (invalid bytes become U+FFFD); the end of input
-/// closes the channel, which the peer takes as `/quit`.
+/// closes the channel, which the peer takes as `/quit`. Ctrl-C does the
+/// same (a script's user expects a goodbye, not a vanished peer); a second
+/// Ctrl-C exits at once.
 async fn read_stdin(lines: mpsc::Sender<String>) {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let mut too_long = false;
-        let complete = loop {
-            let buf = match stdin.fill_buf().await {
-                Ok(buf) => buf,
-                Err(_) => break false,
-            };
-            if buf.is_empty() {
-                break false;
+        let complete = tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("natter: interrupted; leaving (Ctrl-C again to exit at once)");
+                tokio::spawn(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                    std::process::exit(130);
+                });
+                return;
             }
-            let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (&buf[..=i], true),
-                None => (buf, false),
-            };
-            let room = MAX_INPUT_LINE.saturating_sub(line.len());
-            too_long |= chunk.len() > room;
-            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            let used = chunk.len();
-            stdin.consume(used);
-            if found {
-                break true;
-            }
+            complete = read_line(&mut stdin, &mut line) => complete,
         };
         if !complete && line.is_empty() {
             return;
-        }
-        if too_long {
-            tracing::debug!("input line cut at {MAX_INPUT_LINE} bytes");
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']).to_string();
         if lines.send(text).await.is_err() || !complete {
             return;
+        }
+    }
+}
+
+/// Reads one line into `line` (cleared first), keeping at most
+/// [`MAX_INPUT_LINE`] bytes of it. False when input ended (or failed)
+/// before a newline.
+async fn read_line(stdin: &mut tokio::io::BufReader<tokio::io::Stdin>, line: &mut Vec<u8>) -> bool {
+    line.clear();
+    loop {
+        let buf = match stdin.fill_buf().await {
+            Ok(buf) => buf,
+            Err(_) => return false,
+        };
+        if buf.is_empty() {
+            return false;
+        }
+        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = MAX_INPUT_LINE.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        stdin.consume(used);
+        if found {
+            return true;
         }
     }
 }

@@ -86,7 +86,9 @@ pub async fn run_peer<N: Net>(
     }
     let code = driver.exit.unwrap_or(0);
     // Let the last frames (the partner's `bye`, the server's `bye`) go out
-    // before the caller ends the process.
+    // before the caller ends the process. Nobody reads link events any
+    // more: readers waiting to report one give up at once.
+    drop(network);
     driver.links.shutdown().await;
     code
 }

@@ -62,6 +62,7 @@ pub async fn run_server<N: Net>(
         }
     }
     tracing::info!("shutting down");
+    drop(events);
     server.links.shutdown().await;
 }
 
