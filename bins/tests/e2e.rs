@@ -1,5 +1,9 @@
 //! End to end: the real `natter` binary, a server and three peers as
 //! separate processes on loopback, driven through `--json`.
+//!
+//! Unix only: it sends SIGINT and SIGKILL as a terminal and a crash would.
+
+#![cfg(unix)]
 
 mod support;
 
@@ -201,12 +205,13 @@ fn three_peers_chat_over_real_sockets() {
     assert!(server.proc.wait_exit().success());
 }
 
+/// Ctrl-C, as a terminal sends it.
 fn interrupt(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    let pid = libc::pid_t::try_from(pid).expect("a pid");
+    // SAFETY: kill(2) with a pid of our own child and a valid signal
+    // number has no memory-safety preconditions.
+    let sent = unsafe { libc::kill(pid, libc::SIGINT) };
+    assert_eq!(sent, 0, "kill -INT {pid}");
 }
 
 #[test]
