@@ -1,0 +1,379 @@
+//! How far the directory server's design goes, without sockets: a
+//! [`Registry`] holding 10,000, 100,000 and 1,000,000 registrations.
+//!
+//! Every operation goes through the same path a `natter server` uses: wire
+//! bytes into `handle_input`, then `poll_output` drained until `None`
+//! (encoded replies and log entries are built and dropped, as the driver
+//! would after writing them). Per size it measures
+//!
+//! - `register`: a connection opens and sends `hello` + `register` in one
+//!   read (as a peer does), i.e. one more registration in a full registry;
+//! - `status`: a registered peer flips between available and chatting;
+//! - `lookup`: a registered peer looks up another by name;
+//! - `list`: a registered peer asks for the full list, all chunks drained;
+//!
+//! and, once per size, the memory the registrations take: live heap bytes
+//! counted by this binary's global allocator and the growth of the process
+//! RSS while building the registry in a fresh child process, printed as
+//! bytes per entry.
+//!
+//! Run with `cargo bench -p natter-core --bench registry`; results and their
+//! meaning are in `docs/BENCH-CORE.md`.
+
+use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
+use natter_core::codec::encode;
+use natter_core::protocol::{ClientMsg, PeerStatus, PROTOCOL_VERSION};
+use natter_core::registry::{RegistryConfig, RegistryInput};
+use natter_core::{LinkId, Now, Registry};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
+use std::time::Duration;
+
+const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
+/// Distinct peers the per-operation benches cycle through, spread over the
+/// whole registry so the figures include cache misses, not one hot entry.
+const SAMPLES: usize = 4_096;
+
+// ---- memory accounting ----
+
+/// Counts live heap bytes and blocks, but only while `COUNTING` is set, so
+/// the timed benches pay one relaxed load per allocation and nothing more.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
+static PEAK_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+fn count_alloc(size: usize) {
+    if COUNTING.load(Relaxed) {
+        let live = LIVE_BYTES.fetch_add(size as isize, Relaxed) + size as isize;
+        LIVE_BLOCKS.fetch_add(1, Relaxed);
+        PEAK_BYTES.fetch_max(live, Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_alloc(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_alloc(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Relaxed);
+            LIVE_BLOCKS.fetch_sub(1, Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            let grown = new_size as isize - layout.size() as isize;
+            let live = LIVE_BYTES.fetch_add(grown, Relaxed) + grown;
+            PEAK_BYTES.fetch_max(live, Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Resident set size of this process, from `/proc/self/status` (Linux).
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+// ---- a registry full of peers ----
+
+fn now() -> Now {
+    Now::at_unix(1_764_068_934)
+}
+
+/// A bijection on `u32` that scatters consecutive numbers, so names and
+/// addresses arrive in random order (as they would on a real server) and
+/// the B-trees are not filled in their cheapest, sequential way.
+fn scramble(i: u32) -> u32 {
+    let mut x = i.wrapping_mul(0x9E37_79B1);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x85EB_CA77);
+    x ^ (x >> 13)
+}
+
+/// Peer number `i`: its name, and the socket address its connection shows
+/// (the registry pairs that IP with the registered port). All addresses are
+/// plain data in loopback space; nothing is ever sent anywhere.
+fn peer(i: u64) -> (String, SocketAddr, u16) {
+    let s = scramble(i as u32);
+    let [a, b, c, d] = s.to_be_bytes();
+    let ip = IpAddr::V4(Ipv4Addr::new(127, b, c, d));
+    (
+        format!("p{s:08x}"),
+        SocketAddr::new(ip, 50_000),
+        1_024 + u16::from(a),
+    )
+}
+
+/// The registry, the next unused peer number and the counters that give
+/// every connection a fresh link id.
+struct Bench {
+    registry: Registry,
+    size: usize,
+    next: u64,
+}
+
+impl Bench {
+    fn build(size: usize) -> Self {
+        let config = RegistryConfig {
+            // Room for the registrations the `register` bench adds on top.
+            max_peers: usize::MAX,
+            ..RegistryConfig::default()
+        };
+        let mut bench = Self {
+            registry: Registry::new(config, now()),
+            size,
+            next: 0,
+        };
+        for _ in 0..size {
+            bench.register_next();
+        }
+        assert_eq!(bench.registry.registered(), size, "every peer registered");
+        bench
+    }
+
+    /// Opens a connection for the next peer number and registers it, the
+    /// way a peer does: `hello` and `register` in one write.
+    fn register_next(&mut self) -> LinkId {
+        let i = self.next;
+        self.next += 1;
+        let (name, client, port) = peer(i);
+        let link = LinkId(i);
+        let mut bytes = encode(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+        });
+        bytes.extend(encode(&ClientMsg::Register { name, port }));
+        self.registry
+            .handle_input(now(), RegistryInput::Opened { link, addr: client });
+        self.registry
+            .handle_input(now(), RegistryInput::Bytes { link, bytes });
+        self.drain();
+        link
+    }
+
+    /// Feeds one read's worth of bytes on `link` and drains the outputs.
+    fn feed(&mut self, link: LinkId, bytes: Vec<u8>) -> usize {
+        self.registry
+            .handle_input(now(), RegistryInput::Bytes { link, bytes });
+        self.drain()
+    }
+
+    /// Drains `poll_output`, returning how many outputs there were.
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(out) = self.registry.poll_output() {
+            black_box(out);
+            n += 1;
+        }
+        n
+    }
+
+    /// `SAMPLES` distinct registered peers (numbers = link ids), evenly
+    /// spread over the registry and visited in scattered order.
+    fn sample_peers(&self) -> Vec<u64> {
+        let size = self.size as u64;
+        let mut samples: Vec<u64> = (0..SAMPLES as u64)
+            .map(|k| k * size / SAMPLES as u64)
+            .collect();
+        samples.sort_by_key(|&i| scramble(i as u32));
+        samples
+    }
+}
+
+/// Set in the environment of the child process that measures memory.
+const MEMORY_CHILD: &str = "NATTER_BENCH_REGISTRY_MEMORY";
+
+/// Prints what a registry of `size` costs in memory, measured in a fresh
+/// child process (this binary again): RSS only ever grows in a process that
+/// has already built and dropped other registries, so measuring here would
+/// under-count.
+fn report_memory(size: usize) {
+    let exe = std::env::current_exe().expect("the bench binary knows its path");
+    let out = std::process::Command::new(exe)
+        .env(MEMORY_CHILD, size.to_string())
+        .output()
+        .expect("the bench binary runs itself");
+    assert!(out.status.success(), "memory child failed: {out:?}");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The child's side of [`report_memory`]: builds the registry, counting.
+fn measure_memory(size: usize) {
+    let rss_before = rss_bytes();
+    LIVE_BYTES.store(0, Relaxed);
+    LIVE_BLOCKS.store(0, Relaxed);
+    COUNTING.store(true, Relaxed);
+    let started = wall_clock();
+    let mut bench = Bench::build(size);
+    let took = started.elapsed();
+    COUNTING.store(false, Relaxed);
+    let heap = LIVE_BYTES.load(Relaxed);
+    let blocks = LIVE_BLOCKS.load(Relaxed);
+    let rss_after = rss_bytes();
+    // A list answer is built whole before the driver sees any of it: how
+    // much memory does one request hold at its peak?
+    PEAK_BYTES.store(heap, Relaxed);
+    COUNTING.store(true, Relaxed);
+    bench.feed(LinkId(0), encode(&ClientMsg::List));
+    COUNTING.store(false, Relaxed);
+    let list_peak = PEAK_BYTES.load(Relaxed) - heap;
+    let per = |bytes: f64| bytes / size as f64;
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    println!(
+        "registry/memory/{size}: built in {:.2} s ({:.2} µs per registration); \
+         live heap +{:.1} MiB = {:.0} B per entry in {:.1} allocations per entry",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / size as f64,
+        mib(heap as f64),
+        per(heap as f64),
+        blocks as f64 / size as f64,
+    );
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        let grown = after.saturating_sub(before) as f64;
+        println!(
+            "registry/memory/{size}: RSS {:.1} MiB -> {:.1} MiB, +{:.1} MiB = {:.0} B per entry",
+            mib(before as f64),
+            mib(after as f64),
+            mib(grown),
+            per(grown),
+        );
+    }
+    println!(
+        "registry/memory/{size}: one full list holds up to +{:.1} MiB of heap at its peak",
+        mib(list_peak as f64),
+    );
+    drop(bench);
+}
+
+/// The real clock: benches measure wall time, which the simulation-safe
+/// code of the project must never read (hence the lint it allows here).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+// ---- benches ----
+
+fn registry(c: &mut Criterion) {
+    for size in SIZES {
+        report_memory(size);
+        let mut bench = Bench::build(size);
+        let samples = bench.sample_peers();
+        let mut group = c.benchmark_group("registry");
+        group
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(20);
+
+        // One more registration, timed from `Opened` to the drained reply;
+        // the connections are closed afterwards, untimed, so the registry
+        // stays at `size` for the next bench.
+        group.bench_function(BenchmarkId::new("register", size), |b| {
+            b.iter_custom(|iters| {
+                let first = bench.next;
+                let started = wall_clock();
+                for _ in 0..iters {
+                    black_box(bench.register_next());
+                }
+                let took = started.elapsed();
+                for i in first..bench.next {
+                    bench
+                        .registry
+                        .handle_input(now(), RegistryInput::Closed { link: LinkId(i) });
+                    bench.drain();
+                }
+                took
+            })
+        });
+        assert_eq!(bench.registry.registered(), size);
+
+        // Each sampled peer alternates available -> chatting -> available,
+        // so every call is a real change (and logs it).
+        let to_chatting = encode(&ClientMsg::Status {
+            status: PeerStatus::Chatting,
+        });
+        let to_available = encode(&ClientMsg::Status {
+            status: PeerStatus::Available,
+        });
+        let mut chatting = vec![false; samples.len()];
+        let mut k = 0;
+        group.bench_function(BenchmarkId::new("status", size), |b| {
+            b.iter(|| {
+                let slot = k % samples.len();
+                k += 1;
+                let bytes = if chatting[slot] {
+                    to_available.clone()
+                } else {
+                    to_chatting.clone()
+                };
+                chatting[slot] = !chatting[slot];
+                let outputs = bench.feed(LinkId(samples[slot]), bytes);
+                debug_assert_eq!(outputs, 1, "one StatusChanged log");
+            })
+        });
+
+        let lookups: Vec<Vec<u8>> = samples
+            .iter()
+            .map(|&i| encode(&ClientMsg::Lookup { name: peer(i).0 }))
+            .collect();
+        let asker = LinkId(samples[0]);
+        let mut k = 0;
+        group.bench_function(BenchmarkId::new("lookup", size), |b| {
+            b.iter(|| {
+                let bytes = lookups[k % lookups.len()].clone();
+                k += 1;
+                bench.feed(asker, bytes)
+            })
+        });
+
+        // A full list is O(size): ten lists, one per sample, are plenty
+        // (about 1.3 µs per entry at a million, hence the measurement time).
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(100))
+            .measurement_time(Duration::from_micros(2_000_000.max(15 * size as u64)));
+        let list = encode(&ClientMsg::List);
+        let chunks = (size - 1).div_ceil(natter_core::protocol::LIST_CHUNK);
+        group.bench_function(BenchmarkId::new("list", size), |b| {
+            b.iter(|| {
+                let outputs = bench.feed(asker, list.clone());
+                assert_eq!(outputs, chunks, "one Send per chunk");
+            })
+        });
+        group.finish();
+        drop(bench);
+    }
+}
+
+criterion_group!(benches, registry);
+
+/// `criterion_main!`, plus the memory child's entry point.
+fn main() {
+    if let Ok(size) = std::env::var(MEMORY_CHILD) {
+        measure_memory(size.parse().expect("a registry size"));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
