@@ -19,6 +19,7 @@ pub mod heartbeat;
 pub mod link;
 pub mod peer;
 pub mod protocol;
+pub mod rate;
 pub mod registry;
 pub mod text;
 pub mod time;

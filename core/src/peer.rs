@@ -50,6 +50,9 @@ pub struct PeerConfig {
     pub max_frame: usize,
     /// Most peers kept from one list answer.
     pub max_list: usize,
+    /// Incoming connections that have not said hello yet, at most; more
+    /// are closed at once (a flood of half-open calls).
+    pub max_pending_incoming: usize,
 }
 
 impl PeerConfig {
@@ -69,6 +72,7 @@ impl PeerConfig {
             window: 64,
             max_frame: MAX_FRAME,
             max_list: 100_000,
+            max_pending_incoming: 16,
         }
     }
 }
@@ -186,6 +190,9 @@ struct Chat {
     phase: ChatPhase,
     /// The name we dialled; the partner's hello must match it.
     expected: Option<String>,
+    /// Whether the partner's hello has arrived: no answer is taken
+    /// before it.
+    greeted: bool,
     decoder: FrameDecoder<PeerMsg>,
     heartbeat: Heartbeat,
     next_out: u64,
@@ -400,7 +407,7 @@ impl Peer {
         if let Some(code) = self.dial_refusal() {
             let message = match code {
                 ErrorCode::AlreadyInChat => "you are already in a chat; /leave it first",
-                _ => "a request is already pending; wait for its answer",
+                _ => "a request is pending: /accept or /reject the one you got, or wait for the answer to yours",
             };
             return self.error(code, message);
         }
@@ -432,10 +439,10 @@ impl Peer {
     fn dial_refusal(&self) -> Option<ErrorCode> {
         self.chats.values().find_map(|chat| match chat.phase {
             ChatPhase::Active | ChatPhase::Leaving { .. } => Some(ErrorCode::AlreadyInChat),
-            ChatPhase::Dialing { .. } | ChatPhase::Calling { .. } => {
+            ChatPhase::Dialing { .. } | ChatPhase::Calling { .. } | ChatPhase::Ringing => {
                 Some(ErrorCode::RequestPending)
             }
-            ChatPhase::Greeting { .. } | ChatPhase::Ringing => None,
+            ChatPhase::Greeting { .. } => None,
         })
     }
 
@@ -449,6 +456,7 @@ impl Peer {
                 ring_until: now.mono + self.config.ring_timeout,
             },
             expected: name,
+            greeted: false,
             decoder: FrameDecoder::new(self.config.max_frame),
             heartbeat: Heartbeat::new(self.config.heartbeat, now.mono),
             next_out: 1,
@@ -626,7 +634,12 @@ impl Peer {
     }
 
     fn accepted(&mut self, now: Now, link: LinkId, addr: SocketAddr) {
-        if self.quitting {
+        let pending = self
+            .chats
+            .values()
+            .filter(|c| matches!(c.phase, ChatPhase::Greeting { .. }))
+            .count();
+        if self.quitting || pending >= self.config.max_pending_incoming {
             return self.outputs.push_back(PeerOutput::Close { link });
         }
         let chat = Chat {
@@ -637,6 +650,7 @@ impl Peer {
                 until: now.mono + self.config.handshake_timeout,
             },
             expected: None,
+            greeted: false,
             decoder: FrameDecoder::new(self.config.max_frame),
             heartbeat: Heartbeat::new(self.config.heartbeat, now.mono),
             next_out: 1,
@@ -939,8 +953,17 @@ impl Peer {
                         let message = "the peer sent an invalid name".to_string();
                         self.abort_call(link, ErrorCode::InvalidName, message, true)
                     }
-                    _ => chat.peer = Some(name),
+                    _ => {
+                        chat.peer = Some(name);
+                        chat.greeted = true;
+                    }
                 }
+            }
+            (ChatPhase::Calling { .. }, PeerMsg::Accept | PeerMsg::Reject | PeerMsg::Busy)
+                if !chat.greeted =>
+            {
+                let message = "the answer came before the hello".to_string();
+                self.peer_protocol_error_msg(now, link, message);
             }
             (ChatPhase::Calling { .. }, PeerMsg::Accept) => self.start_chat(now, link),
             (ChatPhase::Calling { .. }, PeerMsg::Reject) => {

@@ -83,6 +83,10 @@ pub enum ErrorCode {
     /// The transcript could not be written; the message was not
     /// acknowledged.
     TranscriptFailed,
+    /// Too many requests in too short a time; the connection is closed.
+    RateLimited,
+    /// Too many connections from one IP address.
+    TooManyConnections,
     /// Any code this build does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,
@@ -114,6 +118,8 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::WrongPeer => "wrong_peer",
             ErrorCode::TranscriptFailed => "transcript_failed",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::Unknown => "unknown",
         }
     }

@@ -13,11 +13,12 @@ use crate::link::LinkId;
 use crate::protocol::{
     ClientMsg, ErrorCode, PeerInfo, PeerStatus, ServerMsg, LIST_CHUNK, MAX_FRAME, PROTOCOL_VERSION,
 };
+use crate::rate::{RateLimit, TokenBucket};
 use crate::text::is_valid_name;
 use crate::time::{Instant, Now};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Limits and timings of a registry.
@@ -32,6 +33,11 @@ pub struct RegistryConfig {
     pub max_frame: usize,
     /// Peers per `peers` frame.
     pub list_chunk: usize,
+    /// Open connections from one IP address, registered or not. Bounds
+    /// what one machine can hold open (a slowloris, a script in a loop).
+    pub max_connections_per_ip: usize,
+    /// Request budget of each connection (pings excluded).
+    pub requests: RateLimit,
 }
 
 impl Default for RegistryConfig {
@@ -42,6 +48,8 @@ impl Default for RegistryConfig {
             heartbeat: HeartbeatConfig::default(),
             max_frame: MAX_FRAME,
             list_chunk: LIST_CHUNK,
+            max_connections_per_ip: 64,
+            requests: RateLimit::default(),
         }
     }
 }
@@ -141,6 +149,8 @@ pub struct Registry {
     names: BTreeMap<String, LinkId>,
     /// Registered listening addresses.
     addrs: BTreeMap<SocketAddr, LinkId>,
+    /// Open connections per client IP.
+    per_ip: BTreeMap<IpAddr, usize>,
     /// Wake-ups, earliest first. An entry may be earlier than its
     /// connection's real deadline (activity moves deadlines later, never
     /// earlier); it is then simply re-scheduled when it fires.
@@ -153,6 +163,7 @@ struct Conn {
     client: SocketAddr,
     decoder: FrameDecoder<ClientMsg>,
     heartbeat: Heartbeat,
+    requests: TokenBucket,
     greeted: bool,
     /// Until registered: when the connection is dropped for not registering.
     register_by: Option<Instant>,
@@ -181,6 +192,7 @@ impl Registry {
             conns: BTreeMap::new(),
             names: BTreeMap::new(),
             addrs: BTreeMap::new(),
+            per_ip: BTreeMap::new(),
             timers: BTreeSet::new(),
             outputs: VecDeque::new(),
         }
@@ -240,10 +252,32 @@ impl Registry {
     // ---- internals ----
 
     fn open(&mut self, now: Instant, link: LinkId, client: SocketAddr) {
+        let from_ip = self.per_ip.entry(client.ip()).or_default();
+        if *from_ip >= self.config.max_connections_per_ip {
+            let message = format!(
+                "{} connections from {} already; close some first",
+                self.config.max_connections_per_ip,
+                client.ip()
+            );
+            let code = ErrorCode::TooManyConnections;
+            self.log(RegistryLog::Refused {
+                client,
+                code,
+                detail: message.clone(),
+            });
+            self.outputs.push_back(RegistryOutput::Send {
+                link,
+                bytes: encode(&ServerMsg::Error { code, message }),
+            });
+            self.outputs.push_back(RegistryOutput::Close { link });
+            return;
+        }
+        *from_ip += 1;
         let conn = Conn {
             client,
             decoder: FrameDecoder::new(self.config.max_frame),
             heartbeat: Heartbeat::new(self.config.heartbeat, now),
+            requests: TokenBucket::new(self.config.requests, now),
             greeted: false,
             register_by: Some(now + self.config.register_timeout),
             entry: None,
@@ -271,6 +305,14 @@ impl Registry {
 
     fn handle_frame(&mut self, now: Instant, link: LinkId, frame: ClientMsg) {
         let conn = self.conns.get_mut(&link).expect("caller checked");
+        let is_heartbeat = matches!(frame, ClientMsg::Ping | ClientMsg::Pong);
+        if !is_heartbeat && !conn.requests.take(now) {
+            let message = format!(
+                "more than {} requests in a burst or {} per second; slow down and reconnect",
+                self.config.requests.burst, self.config.requests.per_second
+            );
+            return self.refuse_and_close(link, ErrorCode::RateLimited, message);
+        }
         if !conn.greeted {
             match frame {
                 ClientMsg::Hello { version } if version == PROTOCOL_VERSION => {
@@ -484,7 +526,7 @@ impl Registry {
         let Some(conn) = self.conns.get(&link) else {
             return;
         };
-        if conn.entry.is_none() && code != ErrorCode::ServerFull {
+        if code != ErrorCode::ServerFull {
             self.log(RegistryLog::Refused {
                 client: conn.client,
                 code,
@@ -523,6 +565,12 @@ impl Registry {
             return;
         };
         self.timers.remove(&(conn.timer, link));
+        if let Some(count) = self.per_ip.get_mut(&conn.client.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&conn.client.ip());
+            }
+        }
         if let Some(entry) = conn.entry {
             self.names.remove(&entry.name);
             self.addrs.remove(&entry.addr);

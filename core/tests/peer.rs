@@ -685,3 +685,39 @@ fn a_chat_hello_from_someone_else_than_the_listed_name_is_refused() {
     );
     assert_eq!(world.peer("alice").chat_partner(), None);
 }
+
+#[test]
+fn a_flood_of_silent_incoming_connections_is_bounded() {
+    use natter_core::peer::{PeerInput, PeerOutput};
+    use natter_core::{LinkId, Now, Peer};
+    let now = Now::at_unix(0);
+    let mut bob = Peer::new(PeerConfig::new("bob", SERVER, LISTEN_PORT), now);
+    while bob.poll_output().is_some() {}
+    for i in 0..16 {
+        let addr = format!("10.0.0.66:{}", 5000 + i).parse().unwrap();
+        bob.handle_input(
+            now,
+            PeerInput::Accepted {
+                link: LinkId(100 + i),
+                addr,
+            },
+        );
+        assert_eq!(
+            bob.poll_output(),
+            None,
+            "connection {i} is kept waiting for its hello"
+        );
+    }
+    let addr = "10.0.0.66:6000".parse().unwrap();
+    bob.handle_input(
+        now,
+        PeerInput::Accepted {
+            link: LinkId(200),
+            addr,
+        },
+    );
+    assert_eq!(
+        bob.poll_output(),
+        Some(PeerOutput::Close { link: LinkId(200) })
+    );
+}

@@ -194,3 +194,62 @@ fn a_list_of_10000_peers_goes_out_in_chunks() {
         "sorted by name"
     );
 }
+
+#[test]
+fn list_spam_is_rate_limited_and_only_that_connection_closes() {
+    let mut world = World::new();
+    world.add_peer("alice");
+    let link = world.raw_client(client(9));
+    world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"spam\",\"port\":4000}\n");
+    // hello does not count; register and 18 lists use up the burst of 20.
+    for _ in 0..18 {
+        let (_, closed) = world.raw_send(link, b"{\"type\":\"list\"}\n");
+        assert!(!closed);
+    }
+    let (reply, closed) = world.raw_send(link, b"{\"type\":\"list\"}\n{\"type\":\"list\"}\n");
+    assert!(closed, "the spammer is disconnected");
+    assert!(reply.ends_with("\"code\":\"rate_limited\",\"message\":\"more than 20 requests in a burst or 5 per second; slow down and reconnect\"}\n"), "{reply}");
+    assert_eq!(world.registry().registered(), 1, "alice is unaffected");
+    assert!(world
+        .take_logs()
+        .iter()
+        .any(|l| l == "spam has disconnected (refused: rate_limited)"));
+}
+
+#[test]
+fn steady_requests_within_the_rate_are_served() {
+    let mut world = World::new();
+    let link = world.raw_client(client(9));
+    world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"calm\",\"port\":4000}\n");
+    for _ in 0..100 {
+        world.advance(std::time::Duration::from_millis(200));
+        let (reply, closed) = world.raw_send(link, b"{\"type\":\"list\"}\n");
+        assert!(!closed && reply.contains("\"peers\""), "{reply}");
+    }
+}
+
+#[test]
+fn too_many_connections_from_one_ip_are_refused() {
+    let mut world = World::with_registry(RegistryConfig {
+        max_connections_per_ip: 2,
+        ..RegistryConfig::default()
+    });
+    let ip = |port| SocketAddr::from(([10, 9, 9, 9], port));
+    world.raw_client(ip(1));
+    world.raw_client(ip(2));
+    let link = world.raw_client(ip(3));
+    let (reply, closed) = world.drain_raw(link);
+    assert!(closed, "refused on open");
+    assert!(
+        reply.contains("\"code\":\"too_many_connections\""),
+        "{reply}"
+    );
+    assert_eq!(world.registry().connections(), 2);
+    assert!(world.take_logs()[0].contains("too_many_connections"));
+    world.raw_client(SocketAddr::from(([10, 9, 9, 8], 1)));
+    assert_eq!(
+        world.registry().connections(),
+        3,
+        "other IPs are unaffected"
+    );
+}

@@ -225,14 +225,14 @@ impl World {
     }
 
     /// A raw client connects to the server from `client` (for hostile
-    /// input tests); returns the server-side link.
+    /// input tests); returns the server-side link. What the server answers
+    /// at once stays queued for [`World::drain_raw`].
     pub fn raw_client(&mut self, client: SocketAddr) -> LinkId {
         self.next_server_link += 1;
         let link = LinkId(1_000_000 + self.next_server_link);
         let now = self.now;
         self.registry()
             .handle_input(now, RegistryInput::Opened { link, addr: client });
-        self.settle();
         link
     }
 
