@@ -336,6 +336,11 @@ async fn write_loop<S: crate::net::Stream>(
     let work = async {
         while let Some(bytes) = queued.recv().await {
             write.write_all(&bytes).await?;
+            // Streams that buffer (any `Stream` may) must not sit on a
+            // frame while the queue is idle.
+            if queued.is_empty() {
+                write.flush().await?;
+            }
         }
         write.shutdown().await
     };
