@@ -247,7 +247,14 @@ impl Peer {
             exited: false,
             clock: now.mono,
         };
-        if is_valid_name(&peer.config.name) {
+        let longest = max_message_for_frame(peer.config.max_frame);
+        if !(1..=longest).contains(&peer.config.max_message) {
+            let message = format!(
+                "the message limit must be between 1 and {longest} characters (what fits a frame), not {}",
+                peer.config.max_message
+            );
+            peer.fatal(ErrorCode::BadInput, message);
+        } else if is_valid_name(&peer.config.name) {
             peer.connect_server(now.mono);
         } else {
             let message = format!(
@@ -1295,6 +1302,14 @@ impl Chat {
     fn display(&self) -> String {
         self.peer.clone().unwrap_or_else(|| self.addr.to_string())
     }
+}
+
+/// The longest message (in characters) whose `msg` frame surely fits in
+/// `max_frame` bytes: a character is at most 4 bytes of UTF-8 (control
+/// characters, which JSON would escape to 6, are refused), plus room for
+/// the frame's other fields.
+pub fn max_message_for_frame(max_frame: usize) -> usize {
+    max_frame.saturating_sub(256) / 4
 }
 
 fn frame_type(frame: &PeerMsg) -> &'static str {

@@ -721,3 +721,14 @@ fn a_flood_of_silent_incoming_connections_is_bounded() {
         Some(PeerOutput::Close { link: LinkId(200) })
     );
 }
+
+#[test]
+fn a_message_limit_larger_than_a_frame_is_refused_at_start_up() {
+    let mut world = World::new();
+    let mut config = PeerConfig::new("alice", SERVER, LISTEN_PORT);
+    config.max_message = 1_000_000;
+    world.add_peer_with(config);
+    let events = world.take_events("alice");
+    assert_eq!(error_code(&events[0]), Some(ErrorCode::BadInput));
+    assert_eq!(world.exits.get("alice"), Some(&1));
+}

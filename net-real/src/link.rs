@@ -166,7 +166,7 @@ impl<N: Net> Links<N> {
                 Ok(Ok(stream)) => LinkEvent::Connected { link, stream },
                 Ok(Err(e)) => LinkEvent::ConnectFailed {
                     link,
-                    reason: e.to_string(),
+                    reason: connect_error(&e),
                 },
                 Err(_) => LinkEvent::ConnectFailed {
                     link,
@@ -368,6 +368,17 @@ async fn write_loop<S: crate::net::Stream>(
                 reason: e.to_string(),
             })
             .await;
+    }
+}
+
+/// Says why a connect failed in words a user reads, independent of how the
+/// network layer phrases its errors (turmoil's refusal text is only the
+/// address).
+fn connect_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        std::io::ErrorKind::TimedOut => "timed out".to_string(),
+        _ => e.to_string(),
     }
 }
 
