@@ -455,22 +455,17 @@ impl Peer {
 
     fn dial(&mut self, now: Now, addr: SocketAddr, name: Option<String>) {
         let link = self.allocate_link();
-        let chat = Chat {
-            peer: name.clone(),
-            addr,
-            direction: Direction::Outgoing,
-            phase: ChatPhase::Dialing {
-                ring_until: now.mono + self.config.ring_timeout,
-            },
-            expected: name,
-            greeted: false,
-            decoder: FrameDecoder::new(self.config.max_frame),
-            heartbeat: Heartbeat::new(self.config.heartbeat, now.mono),
-            next_out: 1,
-            next_in: 1,
-            unacked: BTreeMap::new(),
-            transcript: None,
+        let phase = ChatPhase::Dialing {
+            ring_until: now.mono + self.config.ring_timeout,
         };
+        let chat = Chat::new(
+            &self.config,
+            now.mono,
+            addr,
+            Direction::Outgoing,
+            phase,
+            name,
+        );
         self.chats.insert(link, chat);
         self.outputs.push_back(PeerOutput::Connect { link, addr });
     }
@@ -649,22 +644,17 @@ impl Peer {
         if self.quitting || pending >= self.config.max_pending_incoming {
             return self.outputs.push_back(PeerOutput::Close { link });
         }
-        let chat = Chat {
-            peer: None,
-            addr,
-            direction: Direction::Incoming,
-            phase: ChatPhase::Greeting {
-                until: now.mono + self.config.handshake_timeout,
-            },
-            expected: None,
-            greeted: false,
-            decoder: FrameDecoder::new(self.config.max_frame),
-            heartbeat: Heartbeat::new(self.config.heartbeat, now.mono),
-            next_out: 1,
-            next_in: 1,
-            unacked: BTreeMap::new(),
-            transcript: None,
+        let phase = ChatPhase::Greeting {
+            until: now.mono + self.config.handshake_timeout,
         };
+        let chat = Chat::new(
+            &self.config,
+            now.mono,
+            addr,
+            Direction::Incoming,
+            phase,
+            None,
+        );
         self.chats.insert(link, chat);
     }
 
@@ -1297,6 +1287,31 @@ impl Peer {
 }
 
 impl Chat {
+    /// A chat just opened: `expected` is the name dialled, if any.
+    fn new(
+        config: &PeerConfig,
+        now: Instant,
+        addr: SocketAddr,
+        direction: Direction,
+        phase: ChatPhase,
+        expected: Option<String>,
+    ) -> Self {
+        Self {
+            peer: expected.clone(),
+            addr,
+            direction,
+            phase,
+            expected,
+            greeted: false,
+            decoder: FrameDecoder::new(config.max_frame),
+            heartbeat: Heartbeat::new(config.heartbeat, now),
+            next_out: 1,
+            next_in: 1,
+            unacked: BTreeMap::new(),
+            transcript: None,
+        }
+    }
+
     /// How events name the partner: its name, or its address until the
     /// name is known.
     fn display(&self) -> String {

@@ -265,12 +265,7 @@ impl Registry {
                 code,
                 detail: message.clone(),
             });
-            self.outputs.push_back(RegistryOutput::Send {
-                link,
-                bytes: encode(&ServerMsg::Error { code, message }),
-            });
-            self.outputs.push_back(RegistryOutput::Close { link });
-            return;
+            return self.error_and_close(link, code, message);
         }
         *from_ip += 1;
         let conn = Conn {
@@ -533,12 +528,17 @@ impl Registry {
                 detail: message.clone(),
             });
         }
+        self.error_and_close(link, code, message);
+        self.drop_conn(link, LeaveReason::Refused(code));
+    }
+
+    /// Queues an error frame and then the close of the link.
+    fn error_and_close(&mut self, link: LinkId, code: ErrorCode, message: String) {
         self.outputs.push_back(RegistryOutput::Send {
             link,
             bytes: encode(&ServerMsg::Error { code, message }),
         });
         self.outputs.push_back(RegistryOutput::Close { link });
-        self.drop_conn(link, LeaveReason::Refused(code));
     }
 
     fn reply_error(&mut self, now: Instant, link: LinkId, code: ErrorCode, message: &str) {

@@ -186,31 +186,20 @@ impl World {
     /// The peer's process dies: every partner sees its connections close.
     pub fn crash_peer(&mut self, name: &str) {
         self.peers.remove(name);
-        let ends: Vec<End> = self
-            .wires
-            .keys()
-            .filter(|e| Self::owner(e) == Some(name))
-            .cloned()
-            .collect();
-        for end in ends {
-            if let Some(other) = self.wires.remove(&end) {
-                self.wires.remove(&other);
-                self.jobs.push_back(Job::Closed(other));
-            }
-        }
-        self.settle();
+        self.hang_up_all(|e| Self::owner(e) == Some(name));
     }
 
     /// The server process dies (partners see EOF); `restart` starts a
     /// fresh, empty one on the same address.
     pub fn crash_server(&mut self) {
         self.registry = None;
-        let ends: Vec<End> = self
-            .wires
-            .keys()
-            .filter(|e| matches!(e, End::Server(_)))
-            .cloned()
-            .collect();
+        self.hang_up_all(|e| matches!(e, End::Server(_)));
+    }
+
+    /// A machine died: every connection of the ends `dead` picks closes,
+    /// and the other side sees EOF.
+    fn hang_up_all(&mut self, dead: impl Fn(&End) -> bool) {
+        let ends: Vec<End> = self.wires.keys().filter(|e| dead(e)).cloned().collect();
         for end in ends {
             if let Some(other) = self.wires.remove(&end) {
                 self.wires.remove(&other);
