@@ -1,7 +1,9 @@
-//! Command-line flags, exactly as SPEC.md lists them.
+//! Command-line flags, exactly as SPEC.md lists them, plus the limits of
+//! docs/LIMITS.md.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// natter: peer-to-peer chat. A small directory server says who is online;
 /// peers then talk directly, with numbered messages, delivery receipts and
@@ -36,6 +38,38 @@ pub struct ServerArgs {
     /// How the log is written to standard output.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Limits against misbehaving clients (docs/LIMITS.md).
+    #[command(flatten)]
+    pub limits: ServerLimits,
+}
+
+/// The server's limits; the defaults are those of docs/LIMITS.md.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits (docs/LIMITS.md)")]
+pub struct ServerLimits {
+    /// Open connections from one IP address, registered or not; one more
+    /// is refused with too_many_connections.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_per_ip: u32,
+    /// Requests one connection may make at once (pings excluded); past it
+    /// and the refill rate, it is refused with rate_limited and closed.
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub request_burst: u32,
+    /// Requests regained per second by each connection.
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub request_rate: u32,
+    /// Time a new connection has to send hello and register (e.g. 10s,
+    /// 500ms); then it gets timeout and is closed.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub register_timeout: Duration,
+    /// Silence after which a connection counts as lost and is dropped.
+    /// Peers ping after 5 s without sending, so keep it well above that.
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_idle_timeout)]
+    pub idle_timeout: Duration,
+    /// Longest line accepted from a client, in bytes; a longer one gets
+    /// frame_too_long and the connection is closed.
+    #[arg(long, default_value_t = 65_536, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
+    pub max_frame: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -68,6 +102,64 @@ pub struct PeerArgs {
     /// Longest message you may send, in characters.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_message: usize,
+    /// Limits of a peer (docs/LIMITS.md).
+    #[command(flatten)]
+    pub limits: PeerLimits,
+}
+
+/// A peer's limits; the defaults are those of docs/LIMITS.md.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits (docs/LIMITS.md)")]
+pub struct PeerLimits {
+    /// How long your request rings before no_answer (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub ring_timeout: Duration,
+    /// Time someone who connects to you has to say hello before being cut.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Incoming connections waiting for their hello at once; more are
+    /// closed at once (a flood of half-open calls).
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_calls: u32,
+}
+
+/// A duration: a number with a unit, `ms`, `s`, `m` or `h` (`10s`,
+/// `500ms`, `2m`); a bare number is seconds. Zero is refused: every limit
+/// here must leave some time.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 10s, 500ms or 2m"))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".to_string());
+    }
+    Ok(duration)
+}
+
+/// The server's idle timeout must outlast the peers' 5 s ping interval,
+/// or every quiet peer would be dropped.
+fn parse_idle_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    let ping = natter_core::HeartbeatConfig::default().ping_after;
+    if duration <= ping {
+        return Err(format!(
+            "must be longer than the {} s peers wait before pinging",
+            ping.as_secs()
+        ));
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Args)]

@@ -66,6 +66,9 @@ pub async fn run(args: PeerArgs) -> i32 {
 
     let mut config = PeerConfig::new(args.name.clone(), server, port);
     config.max_message = args.max_message;
+    config.ring_timeout = args.limits.ring_timeout;
+    config.handshake_timeout = args.limits.handshake_timeout;
+    config.max_pending_incoming = args.limits.max_pending_calls as usize;
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let printer = if json {

@@ -1,7 +1,8 @@
 //! `natter server`: the directory server on real sockets.
 
 use crate::cli::{LogFormat, ServerArgs};
-use natter_core::RegistryConfig;
+use natter_core::rate::RateLimit;
+use natter_core::{HeartbeatConfig, RegistryConfig};
 use natter_net_real::{run_server, Net, TokioNet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -31,12 +32,30 @@ pub async fn run(args: ServerArgs) -> i32 {
             return 1;
         }
     };
-    let config = RegistryConfig {
-        max_peers: args.max_peers,
-        ..RegistryConfig::default()
-    };
+    let config = registry_config(&args);
     run_server(TokioNet, listener, config, None, stop_signal()).await;
     0
+}
+
+/// The registry's settings from the flags.
+fn registry_config(args: &ServerArgs) -> RegistryConfig {
+    let limits = &args.limits;
+    let defaults = RegistryConfig::default();
+    RegistryConfig {
+        max_peers: args.max_peers,
+        register_timeout: limits.register_timeout,
+        heartbeat: HeartbeatConfig {
+            lost_after: limits.idle_timeout,
+            ..defaults.heartbeat
+        },
+        max_frame: limits.max_frame as usize,
+        max_connections_per_ip: limits.max_per_ip as usize,
+        requests: RateLimit {
+            burst: limits.request_burst,
+            per_second: limits.request_rate,
+        },
+        ..defaults
+    }
 }
 
 /// `--listen` as a socket address; a host name is resolved.

@@ -4,11 +4,13 @@
 //! and timer expiry in and carries the registry's outputs out, in order,
 //! after every call into it (the sans-IO contract).
 
-use crate::link::{LinkEvent, Links, Queued};
+use crate::link::{LinkEvent, Links, Queued, WRITE_QUEUE};
 use crate::net::{Clock, Listener, Net};
 use natter_core::registry::LeaveReason;
 use natter_core::{LinkId, Registry, RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 /// Where the server's directory log goes besides `tracing`: the simulation
@@ -39,6 +41,7 @@ pub async fn run_server<N: Net>(
         registry: Registry::new(config, clock.now(&net)),
         links,
         next_link: 0,
+        clients: BTreeMap::new(),
         logs,
         clock,
         net,
@@ -72,6 +75,9 @@ struct Server<N: Net> {
     /// The registry does not allocate link ids; the driver counts them,
     /// never reusing one.
     next_link: u64,
+    /// Each open link's client address, for log lines the driver itself
+    /// writes (a client dropped for not reading).
+    clients: BTreeMap<LinkId, SocketAddr>,
     logs: Option<LogHook>,
     clock: Clock,
     net: N,
@@ -91,11 +97,13 @@ impl<N: Net> Server<N> {
                 let link = LinkId(self.next_link);
                 tracing::debug!(%link, %addr, "connection accepted");
                 self.links.open(link, stream);
+                self.clients.insert(link, addr);
                 self.input(RegistryInput::Opened { link, addr });
             }
             LinkEvent::Bytes { link, bytes } => self.input(RegistryInput::Bytes { link, bytes }),
             LinkEvent::Closed { link, reason } => {
                 if self.links.closed(link) {
+                    self.clients.remove(&link);
                     tracing::debug!(%link, %reason, "connection closed");
                     self.input(RegistryInput::Closed { link });
                 }
@@ -111,12 +119,16 @@ impl<N: Net> Server<N> {
             match output {
                 RegistryOutput::Send { link, bytes } => {
                     if self.links.send(link, bytes) == Queued::Overflowed {
+                        self.dropped_not_reading(link);
                         let now = self.clock.now(&self.net);
                         self.registry
                             .handle_input(now, RegistryInput::Closed { link });
                     }
                 }
-                RegistryOutput::Close { link } => self.links.close(link),
+                RegistryOutput::Close { link } => {
+                    self.clients.remove(&link);
+                    self.links.close(link);
+                }
                 RegistryOutput::Log(log) => {
                     trace_log(&log);
                     if let Some(hook) = &self.logs {
@@ -124,6 +136,24 @@ impl<N: Net> Server<N> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl<N: Net> Server<N> {
+    /// Says in the server log why a client was cut off for not reading
+    /// (its write queue overflowed): the registry only learns that the
+    /// connection closed, so its own line cannot tell the reason.
+    fn dropped_not_reading(&mut self, link: LinkId) {
+        let client = self
+            .clients
+            .remove(&link)
+            .map_or_else(|| link.to_string(), |addr| addr.to_string());
+        let line =
+            format!("dropped {client}: not reading (write queue of {WRITE_QUEUE} frames full)");
+        tracing::warn!(change = "dropped", client = %client, reason = "not_reading", "{line}");
+        if let Some(hook) = &self.logs {
+            let _ = hook.send(line);
         }
     }
 }

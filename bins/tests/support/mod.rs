@@ -214,10 +214,14 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        let mut proc = Proc::spawn(
-            "server",
-            &["server", "--listen", "127.0.0.1:0", "--log-format", "json"],
-        );
+        Server::start_with(&[])
+    }
+
+    /// The server with extra flags (limits).
+    pub fn start_with(extra: &[&str]) -> Server {
+        let mut args = vec!["server", "--listen", "127.0.0.1:0", "--log-format", "json"];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn("server", &args);
         let listening = proc.expect("the listening line", |v| {
             v["message"]
                 .as_str()

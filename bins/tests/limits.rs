@@ -1,0 +1,152 @@
+//! The limit flags of `natter server` and `natter peer` reach the state
+//! machines: each limit, set low on the command line, is hit by a raw
+//! client over loopback, which gets the documented error while the server
+//! logs the refusal (docs/LIMITS.md).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use support::{Server, EVENT_TIMEOUT};
+
+/// A raw client, as `nc` would be.
+struct Raw {
+    reader: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        Raw {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        let _ = self.reader.get_mut().write_all(text.as_bytes());
+    }
+
+    /// Lines until the server closes the connection (hang-guarded by the
+    /// read timeout).
+    fn read_to_close(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return lines,
+                Ok(_) => lines.push(line),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return lines,
+                Err(e) => panic!("no close within {EVENT_TIMEOUT:?}: {e}; got {lines:?}"),
+            }
+        }
+    }
+
+    fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("a reply");
+        line
+    }
+}
+
+const HELLO: &str = "{\"type\":\"hello\",\"version\":1}\n";
+
+#[test]
+fn max_per_ip_flag_limits_connections_from_one_address() {
+    let mut server = Server::start_with(&["--max-per-ip", "2"]);
+    let _a = Raw::connect(server.addr);
+    let _b = Raw::connect(server.addr);
+    let mut third = Raw::connect(server.addr);
+    let lines = third.read_to_close();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("{\"type\":\"error\",\"code\":\"too_many_connections\",\"message\":\"2 connections from 127.0.0.1 already"),
+        "{lines:?}"
+    );
+    server.expect_log(&[("change", "refused"), ("code", "too_many_connections")]);
+}
+
+#[test]
+fn register_timeout_flag_drops_a_client_that_never_registers() {
+    let mut server = Server::start_with(&["--register-timeout", "300ms"]);
+    let mut silent = Raw::connect(server.addr);
+    silent.send(HELLO);
+    let lines = silent.read_to_close();
+    assert_eq!(lines[0], HELLO);
+    assert!(
+        lines[1].starts_with("{\"type\":\"error\",\"code\":\"timeout\""),
+        "{lines:?}"
+    );
+    server.expect_log(&[("change", "refused"), ("code", "timeout")]);
+}
+
+#[test]
+fn request_burst_and_rate_flags_limit_list_spam() {
+    let mut server = Server::start_with(&["--request-burst", "3", "--request-rate", "1"]);
+    let mut spam = Raw::connect(server.addr);
+    spam.send(HELLO);
+    spam.send("{\"type\":\"register\",\"name\":\"spam\",\"port\":4000}\n");
+    spam.send("{\"type\":\"list\"}\n{\"type\":\"list\"}\n{\"type\":\"list\"}\n");
+    let lines = spam.read_to_close();
+    let last = lines.last().expect("an error");
+    assert!(
+        last.contains("\"code\":\"rate_limited\",\"message\":\"more than 3 requests in a burst or 1 per second"),
+        "{lines:?}"
+    );
+    server.expect_log(&[("change", "deregistered"), ("name", "spam")]);
+}
+
+#[test]
+fn max_frame_flag_bounds_the_line_a_client_may_send() {
+    let mut server = Server::start_with(&["--max-frame", "256"]);
+    let mut long = Raw::connect(server.addr);
+    long.send(&"x".repeat(300));
+    let lines = long.read_to_close();
+    assert!(
+        lines[0].starts_with("{\"type\":\"error\",\"code\":\"frame_too_long\""),
+        "{lines:?}"
+    );
+    server.expect_log(&[("change", "refused"), ("code", "frame_too_long")]);
+    // A frame under the limit is still fine.
+    let mut ok = Raw::connect(server.addr);
+    ok.send(HELLO);
+    assert_eq!(ok.read_line(), HELLO);
+}
+
+#[test]
+fn zero_or_nonsense_limits_are_refused_at_start() {
+    for args in [
+        &["--register-timeout", "0s"][..],
+        &["--idle-timeout", "5s"][..],
+        &["--max-per-ip", "0"][..],
+        &["--max-frame", "10"][..],
+        &["--request-rate", "fast"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+            .arg("server")
+            .args(args)
+            .output()
+            .expect("run natter");
+        assert!(!out.status.success(), "{args:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn ring_timeout_flag_ends_an_unanswered_call() {
+    let dirs = tempfile::tempdir().unwrap();
+    let server = Server::start();
+    let mut alice = support::peer(
+        "alice",
+        server.addr,
+        &dirs.path().join("alice"),
+        &["--ring-timeout", "300ms"],
+    );
+    alice.expect_event("registered");
+    let (mut bob, _) = support::registered_peer("bob", server.addr, &dirs.path().join("bob"));
+    alice.send("/connect bob");
+    bob.expect_event("incoming");
+    let no_answer = alice.expect_event("no_answer");
+    assert_eq!(no_answer["peer"], "bob");
+}

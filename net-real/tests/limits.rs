@@ -1,0 +1,233 @@
+//! Driver-level limits: what the production server loop does with a client
+//! that never reads its replies.
+//!
+//! The sockets are in-memory pipes with a 64-byte buffer (`tokio::io::
+//! duplex`), handed to `run_server` through a listener fed by the test: a
+//! client that stops reading then blocks the server's writes after a few
+//! bytes, as a real TCP peer does once the kernel buffers are full, without
+//! sending megabytes first. Nothing sleeps; every wait has a hang guard.
+
+use natter_core::RegistryConfig;
+use natter_net_real::link::WRITE_QUEUE;
+use natter_net_real::{run_server, Listener, Net};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Only reached when something is broken.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
+/// A network whose connections the test makes by hand.
+#[derive(Clone)]
+struct PipeNet;
+
+struct PipeListener {
+    incoming: Arc<Mutex<mpsc::Receiver<(DuplexStream, SocketAddr)>>>,
+}
+
+impl Listener for PipeListener {
+    type Stream = DuplexStream;
+    async fn accept(&self) -> io::Result<(DuplexStream, SocketAddr)> {
+        match self.incoming.lock().await.recv().await {
+            Some(pair) => Ok(pair),
+            None => std::future::pending().await,
+        }
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::from(([10, 0, 0, 1], 4201)))
+    }
+}
+
+impl Net for PipeNet {
+    type Stream = DuplexStream;
+    type Listener = PipeListener;
+    async fn bind(&self, _: SocketAddr) -> io::Result<PipeListener> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    async fn connect(&self, _: SocketAddr) -> io::Result<DuplexStream> {
+        Err(io::ErrorKind::ConnectionRefused.into())
+    }
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_068_934)
+    }
+}
+
+/// A running in-process server and the means to connect to it.
+struct TestServer {
+    connect: mpsc::Sender<(DuplexStream, SocketAddr)>,
+    logs: mpsc::UnboundedReceiver<String>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    fn start(config: RegistryConfig) -> Self {
+        let (connect, incoming) = mpsc::channel(8);
+        let (log_tx, logs) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listener = PipeListener {
+            incoming: Arc::new(Mutex::new(incoming)),
+        };
+        let task = tokio::spawn(run_server(PipeNet, listener, config, Some(log_tx), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            connect,
+            logs,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// A client at `from`; returns our end of the pipe.
+    async fn client(&self, from: &str) -> DuplexStream {
+        let (ours, theirs) = tokio::io::duplex(64);
+        self.connect
+            .send((theirs, from.parse().unwrap()))
+            .await
+            .expect("server running");
+        ours
+    }
+
+    /// Waits for a log line starting with `prefix`; returns it.
+    async fn expect_log(&mut self, prefix: &str) -> String {
+        let wait = async {
+            loop {
+                let line = self.logs.recv().await.expect("server running");
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+        };
+        tokio::time::timeout(HANG_GUARD, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line {prefix:?} within {HANG_GUARD:?}"))
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(HANG_GUARD, self.task)
+            .await
+            .expect("server stops")
+            .unwrap();
+    }
+}
+
+/// Reads lines until one contains `needle`.
+async fn read_until(reader: &mut BufReader<DuplexStream>, needle: &str) -> String {
+    let wait = async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).await.expect("read");
+            assert!(n > 0, "closed while waiting for {needle:?}");
+            if line.contains(needle) {
+                return line.clone();
+            }
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} within {HANG_GUARD:?}"))
+}
+
+fn register(name: &str) -> Vec<u8> {
+    format!("{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n")
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_with_a_logged_reason_and_others_go_on() {
+    let mut server = TestServer::start(RegistryConfig::default());
+
+    // A well-behaved client, registered first.
+    let calm = server.client("10.0.0.10:5000").await;
+    let mut calm = BufReader::new(calm);
+    calm.get_mut().write_all(&register("calm")).await.unwrap();
+    read_until(&mut calm, "\"registered\"").await;
+    server.expect_log("calm registered").await;
+
+    // The hog registers, then sends pings (never rate limited) and never
+    // reads a single pong: every pong it does not read stays queued.
+    let hog = server.client("10.0.0.9:5000").await;
+    let (_hog_unread, mut hog_write) = tokio::io::split(hog);
+    hog_write.write_all(&register("hog")).await.unwrap();
+    server.expect_log("hog registered").await;
+    let flood = tokio::spawn(async move {
+        let mut pings = 0u64;
+        // Ends when the server cuts the link (the write fails).
+        while hog_write.write_all(b"{\"type\":\"ping\"}\n").await.is_ok() {
+            pings += 1;
+        }
+        pings
+    });
+
+    let dropped = server.expect_log("dropped ").await;
+    assert_eq!(
+        dropped,
+        format!("dropped 10.0.0.9:5000: not reading (write queue of {WRITE_QUEUE} frames full)")
+    );
+    server
+        .expect_log("hog has disconnected (connection closed)")
+        .await;
+    let pings = tokio::time::timeout(HANG_GUARD, flood)
+        .await
+        .expect("the hog's writes fail once it is cut off")
+        .unwrap();
+    assert!(
+        pings >= WRITE_QUEUE as u64,
+        "cut only once its queue was full ({pings} pings)"
+    );
+
+    // The other client never noticed: it is still served, and the hog is
+    // gone from the directory.
+    calm.get_mut()
+        .write_all(b"{\"type\":\"list\"}\n")
+        .await
+        .unwrap();
+    let list = read_until(&mut calm, "\"peers\"").await;
+    assert_eq!(list, "{\"type\":\"peers\",\"peers\":[],\"more\":false}\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_client_that_reads_in_the_end_is_not_dropped() {
+    // The guard must not cut a client that is merely behind: the same
+    // pings, well under the queue, then read.
+    let mut server = TestServer::start(RegistryConfig::default());
+    let slow = server.client("10.0.0.9:5000").await;
+    let mut slow = BufReader::new(slow);
+    slow.get_mut().write_all(&register("slow")).await.unwrap();
+    server.expect_log("slow registered").await;
+    let burst = WRITE_QUEUE / 2;
+    let pings = b"{\"type\":\"ping\"}\n".repeat(burst);
+    let (mut read, mut write) = tokio::io::split(slow.into_inner());
+    // Everything is sent (and read by the server) before we read a byte.
+    tokio::time::timeout(HANG_GUARD, write.write_all(&pings))
+        .await
+        .expect("the server reads while we do not")
+        .unwrap();
+    let mut reader = BufReader::new(&mut read);
+    let mut pongs = 0;
+    let mut line = String::new();
+    let wait = async {
+        while pongs < burst {
+            line.clear();
+            assert!(reader.read_line(&mut line).await.unwrap() > 0, "closed");
+            if line == "{\"type\":\"pong\"}\n" {
+                pongs += 1;
+            }
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, wait)
+        .await
+        .expect("every pong arrives");
+    assert!(
+        server.logs.try_recv().is_err(),
+        "nothing logged: not dropped"
+    );
+    server.stop().await;
+}
