@@ -1,0 +1,541 @@
+//! Spoofing and injection (issue 6, item 3): what a hostile client,
+//! partner or server can send, and what the other side makes of it.
+//!
+//! Each test names the attack it tries. Whatever reaches the user (an
+//! event) or the disk (a transcript line) must carry no raw control
+//! character and no bidi control; a link that starts wrong is closed; an
+//! address is never taken from what a client claims.
+
+mod world;
+
+use natter_core::peer::{PeerConfig, PeerInput, PeerOutput};
+use natter_core::protocol::ServerMsg;
+use natter_core::{ErrorCode, Event, FrameDecoder, LinkId, Now, Peer, PeerStatus};
+use std::net::SocketAddr;
+use std::time::Duration;
+use world::{World, LISTEN_PORT, SERVER};
+
+/// Characters that must never reach a terminal or a transcript raw: every
+/// control character, and the bidi controls that reorder what is shown.
+fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+fn assert_clean(what: &str, text: &str) {
+    assert!(
+        !text.chars().any(is_dangerous),
+        "{what} carries a raw control or bidi character: {text:?}"
+    );
+}
+
+/// Every string of an event, checked.
+fn assert_event_clean(event: &Event) {
+    let json = serde_json::to_value(event).unwrap();
+    fn walk(v: &serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => assert_clean("an event", s),
+            serde_json::Value::Array(a) => a.iter().for_each(walk),
+            serde_json::Value::Object(o) => o.values().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&json);
+}
+
+fn client(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, last], port))
+}
+
+fn server_frames(text: &str) -> Vec<ServerMsg> {
+    let mut decoder = FrameDecoder::<ServerMsg>::new(usize::MAX);
+    decoder.push(text.as_bytes());
+    std::iter::from_fn(|| decoder.next_frame())
+        .map(Result::unwrap)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// the server link: clients lying about who and where they are
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_client_cannot_register_an_address_other_than_its_observed_ip() {
+    let mut world = World::new();
+    world.add_peer("alice");
+    let alice = world.addr_of("alice");
+    // mallory claims alice's address in every field it can think of; only
+    // the port is taken from register, the IP is the socket's.
+    let link = world.raw_client(client(66, 50_000));
+    let claim = format!(
+        "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"mallory\",\"port\":{},\"ip\":\"{}\",\"addr\":\"{alice}\",\"host\":\"{}\"}}\n",
+        alice.port(),
+        alice.ip(),
+        alice.ip()
+    );
+    let (reply, closed) = world.raw_send(link, claim.as_bytes());
+    assert!(!closed, "{reply}");
+    let frames = server_frames(&reply);
+    let ServerMsg::Registered { addr, .. } = &frames[1] else {
+        panic!("{reply}")
+    };
+    assert_eq!(*addr, SocketAddr::new(client(66, 0).ip(), alice.port()));
+    let directory: Vec<(String, SocketAddr)> = world
+        .registry()
+        .peers()
+        .into_iter()
+        .map(|p| (p.name, p.addr))
+        .collect();
+    assert_eq!(
+        directory,
+        vec![
+            ("alice".to_string(), alice),
+            (
+                "mallory".to_string(),
+                SocketAddr::from(([10, 0, 0, 66], 4000))
+            )
+        ],
+        "alice keeps her address; mallory is listed at its own"
+    );
+}
+
+#[test]
+fn a_name_with_control_characters_is_refused_at_register() {
+    let mut world = World::new();
+    for (i, name) in [
+        "a\\u001b[31mred",
+        "nul\\u0000",
+        "two\\nlines",
+        "rtl\\u202eevil",
+        "bell\\u0007",
+        "tab\\t",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let link = world.raw_client(client(70 + i as u8, 50_000));
+        let register = format!(
+            "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n"
+        );
+        let (reply, _) = world.raw_send(link, register.as_bytes());
+        assert!(
+            reply.contains("\"code\":\"invalid_name\""),
+            "{name}: {reply}"
+        );
+    }
+    assert_eq!(world.registry().registered(), 0);
+    let logs = world.take_logs();
+    assert_eq!(logs.len(), 6, "each refusal is logged: {logs:?}");
+    for line in &logs {
+        assert_clean("a server log line", line);
+    }
+}
+
+#[test]
+fn invalid_utf8_on_the_server_link_is_refused_and_closes_only_that_connection() {
+    let mut world = World::new();
+    world.add_peer("alice");
+    let link = world.raw_client(client(66, 50_000));
+    let (reply, closed) = world.raw_send(
+        link,
+        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"m\xff\xfe\",\"port\":4000}\n",
+    );
+    assert!(closed, "{reply}");
+    assert!(reply.contains("\"code\":\"bad_frame\""), "{reply}");
+    assert_eq!(world.registry().registered(), 1, "alice is unaffected");
+}
+
+// ---------------------------------------------------------------------------
+// the peer link: callers that do not start with a valid hello
+// ---------------------------------------------------------------------------
+
+const CALLER: &str = "10.0.0.66:5000";
+
+/// bob, registered nowhere, with one incoming connection `link` open.
+fn callee() -> (Peer, LinkId) {
+    let now = Now::at_unix(0);
+    let mut bob = Peer::new(PeerConfig::new("bob", SERVER, LISTEN_PORT), now);
+    while bob.poll_output().is_some() {}
+    let link = LinkId(100);
+    bob.handle_input(
+        now,
+        PeerInput::Accepted {
+            link,
+            addr: CALLER.parse().unwrap(),
+        },
+    );
+    (bob, link)
+}
+
+fn feed(peer: &mut Peer, at: Now, link: LinkId, bytes: &[u8]) -> Vec<PeerOutput> {
+    peer.handle_input(
+        at,
+        PeerInput::Bytes {
+            link,
+            bytes: bytes.to_vec(),
+        },
+    );
+    std::iter::from_fn(|| peer.poll_output()).collect()
+}
+
+fn sent_text(outputs: &[PeerOutput], link: LinkId) -> String {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            PeerOutput::Send { link: l, bytes } if *l == link => {
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_link_that_does_not_start_with_a_valid_hello_is_closed() {
+    let cases: [(&str, &[u8], &str); 9] = [
+        (
+            "a message",
+            b"{\"type\":\"msg\",\"n\":1,\"text\":\"hi\",\"at\":\"x\"}\n",
+            "bad_frame",
+        ),
+        ("an accept", b"{\"type\":\"accept\"}\n", "bad_frame"),
+        (
+            "a forged receipt",
+            b"{\"type\":\"ack\",\"n\":1}\n",
+            "bad_frame",
+        ),
+        ("a bye", b"{\"type\":\"bye\"}\n", "bad_frame"),
+        ("http", b"GET / HTTP/1.1\r\n", "bad_frame"),
+        ("invalid utf-8", b"\xff\xfe\xfd\n", "bad_frame"),
+        (
+            "a hello without a name",
+            b"{\"type\":\"hello\",\"version\":1}\n",
+            "bad_frame",
+        ),
+        (
+            "a hello of another version",
+            b"{\"type\":\"hello\",\"version\":2,\"name\":\"eve\"}\n",
+            "version_mismatch",
+        ),
+        (
+            "a hello with an escape in the name",
+            b"{\"type\":\"hello\",\"version\":1,\"name\":\"eve\\u001b[2J\"}\n",
+            "invalid_name",
+        ),
+    ];
+    for (what, bytes, code) in cases {
+        let (mut bob, link) = callee();
+        let outputs = feed(&mut bob, Now::at_unix(0), link, bytes);
+        let reply = sent_text(&outputs, link);
+        assert!(
+            reply.contains(&format!("\"code\":\"{code}\"")),
+            "{what}: replied {reply:?}"
+        );
+        assert!(
+            outputs.contains(&PeerOutput::Close { link }),
+            "{what}: link not closed: {outputs:?}"
+        );
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, PeerOutput::Event(Event::Incoming { .. }))),
+            "{what}: shown as a request: {outputs:?}"
+        );
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, PeerOutput::Transcript(_))),
+            "{what}: recorded: {outputs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_caller_that_only_pings_is_still_cut_at_the_handshake_timeout() {
+    let (mut bob, link) = callee();
+    let t0 = Now::at_unix(0);
+    // A ping before hello is answered (heartbeats are always answered)…
+    let outputs = feed(&mut bob, t0, link, b"{\"type\":\"ping\"}\n");
+    assert_eq!(sent_text(&outputs, link), "{\"type\":\"pong\"}\n");
+    // …but does not buy time: the hello is still due 10 s after connecting.
+    let t9 = t0.advanced(Duration::from_secs(9));
+    feed(&mut bob, t9, link, b"{\"type\":\"ping\"}\n");
+    let t10 = t0.advanced(Duration::from_secs(10));
+    assert!(bob.poll_timeout().is_some_and(|at| at <= t10.mono));
+    bob.handle_timeout(t10);
+    let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
+    assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
+}
+
+#[test]
+fn a_callee_that_answers_with_another_name_or_a_bad_one_is_refused() {
+    // Dialled by address (no expected name): the answer's name must still
+    // be a valid name, never shown raw.
+    let now = Now::at_unix(0);
+    let mut alice = Peer::new(PeerConfig::new("alice", SERVER, LISTEN_PORT), now);
+    while alice.poll_output().is_some() {}
+    alice.handle_input(now, PeerInput::Line("/connect 10.0.0.66:4000".into()));
+    let link = std::iter::from_fn(|| alice.poll_output())
+        .find_map(|o| match o {
+            PeerOutput::Connect { link, .. } => Some(link),
+            _ => None,
+        })
+        .expect("dials");
+    alice.handle_input(now, PeerInput::Connected { link });
+    while alice.poll_output().is_some() {}
+    let outputs = feed(
+        &mut alice,
+        now,
+        link,
+        b"{\"type\":\"hello\",\"version\":1,\"name\":\"\\u001b]0;pwned\\u0007\"}\n{\"type\":\"accept\"}\n",
+    );
+    assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
+    let errors: Vec<&Event> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            PeerOutput::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            errors.as_slice(),
+            [Event::Error {
+                code: ErrorCode::InvalidName,
+                ..
+            }]
+        ),
+        "{errors:?}"
+    );
+    errors.iter().for_each(|e| assert_event_clean(e));
+    assert_eq!(alice.chat_partner(), None);
+}
+
+// ---------------------------------------------------------------------------
+// the peer link during a chat: injection in messages
+// ---------------------------------------------------------------------------
+
+/// bob in an accepted chat with mallory on `link`.
+fn chatting_with_mallory() -> (Peer, LinkId, Now) {
+    let (mut bob, link) = callee();
+    let now = Now::at_unix(0);
+    feed(
+        &mut bob,
+        now,
+        link,
+        b"{\"type\":\"hello\",\"version\":1,\"name\":\"mallory\"}\n",
+    );
+    bob.handle_input(now, PeerInput::Line("/accept".into()));
+    while bob.poll_output().is_some() {}
+    (bob, link, now)
+}
+
+#[test]
+fn nul_bidi_and_escapes_in_a_message_are_shown_and_recorded_escaped() {
+    let (mut bob, link, now) = chatting_with_mallory();
+    let hostile = "{\"type\":\"msg\",\"n\":1,\"text\":\"a\\u0000b\\u2066c\\u200fd\\u061ce\\nforged line\\r\\u001b[1;1H\\u009bf\\u007f\",\"at\":\"2026\\u202e\\u0000\"}\n";
+    let outputs = feed(&mut bob, now, link, hostile.as_bytes());
+    let message = outputs
+        .iter()
+        .find_map(|o| match o {
+            PeerOutput::Event(e @ Event::Message { .. }) => Some(e.clone()),
+            _ => None,
+        })
+        .expect("the message is shown");
+    assert_event_clean(&message);
+    let Event::Message { text, at, .. } = &message else {
+        unreachable!()
+    };
+    assert_eq!(
+        text,
+        "a\\u{0}b\\u{2066}c\\u{200f}d\\u{61c}e\\u{a}forged line\\u{d}\\u{1b}[1;1H\\u{9b}f\\u{7f}"
+    );
+    assert_eq!(at, "2026\\u{202e}\\u{0}");
+    let lines: Vec<&String> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            PeerOutput::Transcript(w) => Some(&w.line),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines.len(), 1, "one line for one message: {lines:?}");
+    assert_clean("a transcript line", lines[0]);
+    assert!(!lines[0].contains('\n'), "never two lines");
+}
+
+#[test]
+fn invalid_utf8_in_a_chat_ends_it_with_bad_frame_and_records_nothing_raw() {
+    let (mut bob, link, now) = chatting_with_mallory();
+    let outputs = feed(
+        &mut bob,
+        now,
+        link,
+        b"{\"type\":\"msg\",\"n\":1,\"text\":\"\xff\x1b[2J\",\"at\":\"x\"}\n",
+    );
+    assert!(
+        sent_text(&outputs, link).contains("\"code\":\"bad_frame\""),
+        "{outputs:?}"
+    );
+    assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
+    for output in &outputs {
+        match output {
+            PeerOutput::Event(e) => {
+                assert!(!matches!(e, Event::Message { .. }), "shown: {e:?}");
+                assert_event_clean(e);
+            }
+            PeerOutput::Transcript(w) => {
+                assert!(w.receipt.is_none(), "recorded as received: {w:?}");
+                assert_clean("a transcript line", &w.line);
+            }
+            _ => {}
+        }
+    }
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, PeerOutput::Event(Event::ChatEnded { .. }))));
+}
+
+#[test]
+fn an_error_frame_from_the_partner_is_shown_escaped() {
+    let (mut bob, link, now) = chatting_with_mallory();
+    let outputs = feed(
+        &mut bob,
+        now,
+        link,
+        b"{\"type\":\"error\",\"code\":\"bad_frame\",\"message\":\"\\u001b[2Jgotcha\\u202e\"}\n",
+    );
+    let events: Vec<&Event> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            PeerOutput::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(!events.is_empty());
+    events.iter().for_each(|e| assert_event_clean(e));
+}
+
+#[test]
+fn a_typed_message_with_nul_or_bidi_is_refused_before_sending() {
+    let (mut bob, link, now) = chatting_with_mallory();
+    for text in ["nul\u{0}", "rtl\u{202e}x", "iso\u{2066}x", "del\u{7f}"] {
+        bob.handle_input(now, PeerInput::Line(text.to_string()));
+        let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
+        assert!(
+            matches!(
+                outputs.as_slice(),
+                [PeerOutput::Event(Event::Error {
+                    code: ErrorCode::BadInput,
+                    ..
+                })]
+            ),
+            "{text:?}: {outputs:?}"
+        );
+        assert_eq!(sent_text(&outputs, link), "");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// a hostile directory server
+// ---------------------------------------------------------------------------
+
+/// alice connected to a server the test plays; returns the server link.
+fn alice_at_a_hostile_server() -> (Peer, LinkId, Now) {
+    let now = Now::at_unix(0);
+    let mut alice = Peer::new(PeerConfig::new("alice", SERVER, LISTEN_PORT), now);
+    let link = std::iter::from_fn(|| alice.poll_output())
+        .find_map(|o| match o {
+            PeerOutput::Connect { link, .. } => Some(link),
+            _ => None,
+        })
+        .expect("connects to the server");
+    alice.handle_input(now, PeerInput::Connected { link });
+    while alice.poll_output().is_some() {}
+    (alice, link, now)
+}
+
+fn events(outputs: &[PeerOutput]) -> Vec<&Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            PeerOutput::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn names_in_a_list_from_the_server_are_shown_escaped() {
+    let (mut alice, link, now) = alice_at_a_hostile_server();
+    feed(
+        &mut alice,
+        now,
+        link,
+        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\"}\n",
+    );
+    alice.handle_input(now, PeerInput::Line("/list".into()));
+    while alice.poll_output().is_some() {}
+    let outputs = feed(
+        &mut alice,
+        now,
+        link,
+        b"{\"type\":\"peers\",\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\"}],\"more\":false}\n",
+    );
+    let shown = events(&outputs);
+    assert!(
+        matches!(shown.as_slice(), [Event::Peers { peers }] if peers.len() == 1 && peers[0].status == PeerStatus::Available),
+        "{shown:?}"
+    );
+    shown.iter().for_each(|e| assert_event_clean(e));
+}
+
+/// Missing guard: `Peer::server_frame` (core/src/peer/server_link.rs)
+/// passes a server's `error` message to the user unsanitized, both while
+/// registering (`server_refused` → `fatal`) and after.
+#[test]
+#[ignore = "core guard missing: server error messages are not sanitized (core/src/peer/server_link.rs, ServerMsg::Error)"]
+fn an_error_message_from_the_server_is_shown_escaped() {
+    // While registering: fatal, but escaped.
+    let (mut alice, link, now) = alice_at_a_hostile_server();
+    let outputs = feed(
+        &mut alice,
+        now,
+        link,
+        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b]0;owned\\u0007\\u001b[2J\"}\n",
+    );
+    let shown = events(&outputs);
+    assert!(!shown.is_empty());
+    shown.iter().for_each(|e| assert_event_clean(e));
+    // Once registered: shown as an error, escaped.
+    let (mut alice, link, now) = alice_at_a_hostile_server();
+    feed(
+        &mut alice,
+        now,
+        link,
+        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\"}\n",
+    );
+    let outputs = feed(
+        &mut alice,
+        now,
+        link,
+        b"{\"type\":\"error\",\"code\":\"bad_input\",\"message\":\"\\u001b[2J\\u202e\"}\n",
+    );
+    let shown = events(&outputs);
+    assert!(!shown.is_empty());
+    shown.iter().for_each(|e| assert_event_clean(e));
+}
+
+/// Missing guard: `ServerMsg::Registered { name, .. }` becomes
+/// `Event::Registered { name }` as the server sent it.
+#[test]
+#[ignore = "core guard missing: the name in `registered` is not checked (core/src/peer/server_link.rs, ServerMsg::Registered)"]
+fn a_registered_answer_with_a_hostile_name_is_not_shown_raw() {
+    let (mut alice, link, now) = alice_at_a_hostile_server();
+    let outputs = feed(
+        &mut alice,
+        now,
+        link,
+        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"\\u001b[2Jalice\",\"addr\":\"10.0.0.2:4000\"}\n",
+    );
+    events(&outputs).iter().for_each(|e| assert_event_clean(e));
+}
