@@ -989,7 +989,6 @@ mod properties {
         }
 
         #[test]
-
         fn a_peer_is_never_in_two_chats_at_once(
             ops in prop::collection::vec(world_op(false), 0..50),
         ) {
@@ -997,7 +996,6 @@ mod properties {
         }
 
         #[test]
-
         fn hostile_bytes_on_peer_links_never_break_the_message_accounting(
             ops in prop::collection::vec(world_op(true), 0..50),
         ) {
@@ -1010,12 +1008,11 @@ mod properties {
 // minimised failures the properties above found (core bugs, now fixed)
 // ---------------------------------------------------------------------------
 
-/// cat calls ann; while cat's request rings, ann calls bob (allowed: a
-/// ringing request does not block dialling); bob accepts, then ann accepts
-/// cat. Expected: ann's `/accept` is refused with `already_in_chat` (or cat
-/// was answered `busy`); actual: ann is in two active chats at once.
+/// cat calls ann; while cat's request rings, ann calls bob; bob accepts,
+/// then ann types `/accept`. Expected: ann ends up in one chat (the
+/// `/accept` is refused or cat was answered `busy`). Before the fix in
+/// 58f8d78 ann held two active chats at once.
 #[test]
-
 fn accepting_a_call_while_another_chat_is_active_leaves_one_chat() {
     let ops = [
         WorldOp::Line {
@@ -1045,11 +1042,10 @@ fn accepting_a_call_while_another_chat_is_active_leaves_one_chat() {
 
 /// bob dials an address; the callee answers `{"type":"accept"}` without
 /// its `hello` first. Expected: the call is refused (a peer link must start
-/// with a valid hello) or at least the chat has the partner's name.
-/// Actual: `chat_started` with `peer` = the address, `chat_partner()` is
-/// `None` during the chat, and bob tells the server it is `available`.
+/// with a valid hello). Before the fix in 58f8d78 bob got `chat_started`
+/// with `peer` = the address, `chat_partner()` was `None` during the chat,
+/// and bob told the server it was `available`.
 #[test]
-
 fn a_callee_that_accepts_before_its_hello_is_refused() {
     let ops = [
         WorldOp::Line {
