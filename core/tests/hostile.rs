@@ -489,11 +489,9 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
     shown.iter().for_each(|e| assert_event_clean(e));
 }
 
-/// Missing guard: `Peer::server_frame` (core/src/peer/server_link.rs)
-/// passes a server's `error` message to the user unsanitized, both while
-/// registering (`server_refused` → `fatal`) and after.
+/// A server's `error` message reaches the user escaped, both while
+/// registering (fatal) and after.
 #[test]
-#[ignore = "core guard missing: server error messages are not sanitized (core/src/peer/server_link.rs, ServerMsg::Error)"]
 fn an_error_message_from_the_server_is_shown_escaped() {
     // While registering: fatal, but escaped.
     let (mut alice, link, now) = alice_at_a_hostile_server();
@@ -525,10 +523,8 @@ fn an_error_message_from_the_server_is_shown_escaped() {
     shown.iter().for_each(|e| assert_event_clean(e));
 }
 
-/// Missing guard: `ServerMsg::Registered { name, .. }` becomes
-/// `Event::Registered { name }` as the server sent it.
+/// The name in a server's `registered` answer is never shown as sent.
 #[test]
-#[ignore = "core guard missing: the name in `registered` is not checked (core/src/peer/server_link.rs, ServerMsg::Registered)"]
 fn a_registered_answer_with_a_hostile_name_is_not_shown_raw() {
     let (mut alice, link, now) = alice_at_a_hostile_server();
     let outputs = feed(

@@ -9,6 +9,9 @@ use crate::protocol::{ClientMsg, ErrorCode, PeerStatus, ServerMsg, PROTOCOL_VERS
 use crate::text::sanitize;
 use crate::time::{Instant, Now};
 
+/// Longest server error message shown, in characters.
+const MAX_SERVER_MESSAGE: usize = 512;
+
 impl Peer {
     pub(super) fn connect_server(&mut self, _now: Instant) {
         let link = self.allocate_link();
@@ -29,13 +32,16 @@ impl Peer {
                 self.server_refused(now, ErrorCode::VersionMismatch, message);
             }
             ServerMsg::Hello { .. } => {}
-            ServerMsg::Registered { name, addr } => {
+            ServerMsg::Registered { addr, .. } => {
                 self.server.phase = ServerPhase::Registered;
                 self.server.backoff = self.config.reconnect_min;
                 if self.server.ever_registered {
                     self.event(Event::Reregistered);
                 } else {
                     self.server.ever_registered = true;
+                    // Our own name, not the server's echo of it: a server
+                    // cannot put text of its choosing on our screen here.
+                    let name = self.config.name.clone();
                     let server = self.config.server;
                     self.event(Event::Registered { name, addr, server });
                 }
@@ -79,6 +85,7 @@ impl Peer {
                 }
             }
             ServerMsg::Error { code, message } => {
+                let message = sanitize(&message, MAX_SERVER_MESSAGE);
                 if self.server.phase == ServerPhase::Registering {
                     self.server_refused(now, code, message);
                 } else {
