@@ -163,6 +163,12 @@ impl Proc {
         stdin.flush().expect("flush natter's stdin");
     }
 
+    /// Standard input, to write from another thread (a burst that blocks
+    /// when the peer pushes back).
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin still open")
+    }
+
     /// Closes standard input: natter's `/quit`.
     pub fn close_stdin(&mut self) {
         self.stdin = None;
