@@ -23,6 +23,13 @@ pub enum Command {
     Peer(PeerArgs),
     /// A server and two peers (alice and zuzu) in one process, chatting.
     Demo(DemoArgs),
+    /// Latency, throughput, registry scale and memory under a flood,
+    /// against a raw-TCP baseline taken in the same run (use a release
+    /// build: cargo run --release -p natter -- bench).
+    Bench(crate::bench::BenchArgs),
+    /// One process of `natter bench` (internal).
+    #[command(hide = true)]
+    BenchChild(crate::bench::BenchChildArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! `natter-net-real`; this crate only turns command-line flags, a terminal
 //! or a pipe into what those expect.
 
+mod bench;
 mod cli;
 mod demo;
 mod peer_cmd;
@@ -27,6 +28,8 @@ fn main() {
             cli::Command::Server(args) => server_cmd::run(args).await,
             cli::Command::Peer(args) => peer_cmd::run(args).await,
             cli::Command::Demo(args) => demo::run(args).await,
+            cli::Command::Bench(args) => bench::run(args).await,
+            cli::Command::BenchChild(args) => bench::run_child(args).await,
         }
     });
     // Exit without dropping the runtime: a blocking read of standard input

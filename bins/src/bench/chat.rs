@@ -1,0 +1,158 @@
+//! The parent's side of a natter chat between two processes: a directory
+//! server (a bench child), a receiver that is the real `natter peer
+//! --json` (its standard output read by this process), and a sending peer
+//! (a bench child running `run_peer` with a workload).
+
+use super::child::{ChildSpec, Pace, Proc, Work};
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A directory server for the peer sections.
+pub struct Server {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start() -> Result<Server> {
+        let mut proc = Proc::bench_child("server", &ChildSpec::Server { max_peers: 100 })?;
+        let hello = proc.recv()?;
+        let addr = serde_json::from_value(hello["addr"].clone())
+            .with_context(|| format!("the server said {hello}"))?;
+        Ok(Server { proc, addr })
+    }
+}
+
+/// A chat in progress: the sender is running its workload.
+pub struct Chat {
+    pub receiver: Proc,
+    pub sender: Proc,
+    pub receiver_dir: PathBuf,
+    pub sender_dir: PathBuf,
+}
+
+impl Chat {
+    /// Starts both peers (named after `tag`) and the chat between them.
+    pub fn start(
+        server: &Server,
+        dir: &Path,
+        tag: &str,
+        work: Work,
+        pace: Option<Pace>,
+    ) -> Result<Chat> {
+        let rx_name = format!("rx{tag}");
+        let tx_name = format!("tx{tag}");
+        let receiver_dir = dir.join(&rx_name);
+        let sender_dir = dir.join(&tx_name);
+        let args = [
+            "peer",
+            "--json",
+            "--name",
+            &rx_name,
+            "--server",
+            &server.addr.to_string(),
+            "--transcripts",
+            &receiver_dir.to_string_lossy(),
+        ]
+        .map(String::from);
+        let mut receiver = Proc::natter("receiving peer", &args, pace)?;
+        receiver.wait_event("registered")?;
+        let sender = Proc::bench_child(
+            "sending peer",
+            &ChildSpec::Sender {
+                server: server.addr,
+                name: tx_name,
+                partner: rx_name,
+                transcripts: sender_dir.clone(),
+                work,
+            },
+        )?;
+        receiver.wait_event("incoming")?;
+        receiver.send_line("/accept")?;
+        receiver.wait_event("chat_started")?;
+        Ok(Chat {
+            receiver,
+            sender,
+            receiver_dir,
+            sender_dir,
+        })
+    }
+
+    /// Lets the sender finish (it quits after its result); waits for the
+    /// receiver to see the chat end, then quits it. Returns how many
+    /// `message` events the receiver printed.
+    pub fn end(mut self) -> Result<u64> {
+        self.sender.finish()?;
+        let mut messages = 0;
+        loop {
+            let event = self.receiver.recv()?;
+            match event.get("event").and_then(Value::as_str) {
+                Some("message") => messages += 1,
+                Some("chat_ended") => break,
+                Some("error") => bail!("the receiving peer failed: {event}"),
+                _ => {}
+            }
+        }
+        self.receiver.finish()?;
+        Ok(messages)
+    }
+}
+
+/// Checks a transcript directory holding one conversation: every number
+/// from 1 to `count` appears once, in order, for each of `kinds` (`sent`,
+/// `delivered`, `received`). Returns what is wrong, if anything.
+pub fn verify_transcript(dir: &Path, count: u64, kinds: &[&str]) -> Result<Option<String>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            files.push(path);
+        }
+    }
+    let [file] = files.as_slice() else {
+        return Ok(Some(format!(
+            "{} transcript files in {}, expected one",
+            files.len(),
+            dir.display()
+        )));
+    };
+    let text = std::fs::read_to_string(file)?;
+    for kind in kinds {
+        let marker = format!(" {kind} #");
+        let mut next = 1u64;
+        for line in text.lines() {
+            let Some((_, rest)) = line.split_once(&marker) else {
+                continue;
+            };
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let n: u64 = digits.parse().unwrap_or(0);
+            if n != next {
+                return Ok(Some(format!(
+                    "{}: `{kind} #{n}` where #{next} was expected",
+                    file.display()
+                )));
+            }
+            next += 1;
+        }
+        if next != count + 1 {
+            return Ok(Some(format!(
+                "{}: {} `{kind}` lines, expected {count}",
+                file.display(),
+                next - 1
+            )));
+        }
+    }
+    if !text
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains(" chat ended: "))
+    {
+        return Ok(Some(format!(
+            "{}: does not end with the chat's end",
+            file.display()
+        )));
+    }
+    Ok(None)
+}

@@ -1,0 +1,291 @@
+//! The bench's child processes: what each one runs ([`ChildSpec`]), and the
+//! parent's grip on one ([`Proc`]): its standard input, its standard output
+//! read as JSON lines by a thread, its memory.
+
+use super::registry_scale::Load;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// What a `natter bench-child` process runs; passed as one JSON argument.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum ChildSpec {
+    /// A natter directory server (`run_server`) on 127.0.0.1, port chosen
+    /// by the system, with its per-IP and request limits raised: every
+    /// bench client comes from 127.0.0.1. Prints `{"addr", "pid"}`, runs
+    /// until its standard input closes.
+    Server { max_peers: usize },
+    /// A natter peer (`run_peer`, fed through its line channel) that calls
+    /// `partner` and runs `work`, then quits. Prints `{"result": …}`.
+    Sender {
+        server: SocketAddr,
+        name: String,
+        partner: String,
+        transcripts: PathBuf,
+        work: Work,
+    },
+    /// Baseline: a raw JSON-lines receiver that acks every `msg`.
+    RawReceiver,
+    /// Baseline: a raw JSON-lines sender running `work` against `addr`.
+    RawSender { addr: SocketAddr, work: Work },
+    /// Baseline: a raw JSON-lines directory (hello, register, list, ping).
+    RawRegistry,
+    /// The registry section's load generator.
+    Loadgen(Load),
+}
+
+/// A sender's workload, the same for natter and the raw baseline.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Work {
+    /// One message at a time, each waiting for its receipt.
+    Latency {
+        pings: usize,
+        warmup: usize,
+        size: usize,
+    },
+    /// `count` messages as fast as the window of unacknowledged messages
+    /// allows.
+    Burst {
+        count: usize,
+        size: usize,
+        window: usize,
+    },
+    /// Messages as fast as accepted for `millis`, sampling the in-flight
+    /// count and this process's memory.
+    Flood { millis: u64, size: usize },
+}
+
+/// A message text of `size` bytes, numbered so that no two are alike.
+pub fn message_text(n: u64, size: usize) -> String {
+    let mut text = format!("m{n:08} ");
+    while text.len() < size {
+        text.push((b'a' + (text.len() % 26) as u8) as char);
+    }
+    text.truncate(size);
+    text
+}
+
+/// One JSON line on standard output, flushed (the parent is waiting).
+pub fn emit(value: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+/// Resident memory of a process, in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status (Linux only)"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// Raises the soft limit of open files to the hard limit: the registry
+/// section holds 10,000 connections in each of two processes.
+pub fn raise_fd_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// The soft limit of open files of this process.
+pub fn fd_limit() -> u64 {
+    #[cfg(unix)]
+    // SAFETY: getrlimit only writes the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            return limit.rlim_cur;
+        }
+    }
+    1024
+}
+
+/// Microseconds the reader of a child's output waits after each line;
+/// shared, so that the parent can speed the reading up later.
+pub type Pace = Arc<AtomicU64>;
+
+/// Hang guard for one awaited line; things happen in milliseconds, this
+/// is only reached when something is broken.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running child process whose standard output is JSON lines.
+pub struct Proc {
+    label: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Option<Value>>,
+    pub pid: u32,
+}
+
+impl Proc {
+    /// `natter bench-child SPEC`.
+    pub fn bench_child(label: &str, spec: &ChildSpec) -> Result<Proc> {
+        let spec = serde_json::to_string(spec)?;
+        Self::spawn(label, &["bench-child".to_string(), spec], None)
+    }
+
+    /// `natter ARGS…` (e.g. a real `natter peer --json`). With `pace`, its
+    /// standard output is read no faster than one line per `pace`
+    /// microseconds (a slow terminal), as long as that stays above zero.
+    pub fn natter(label: &str, args: &[String], pace: Option<Pace>) -> Result<Proc> {
+        Self::spawn(label, args, pace)
+    }
+
+    fn spawn(label: &str, args: &[String], pace: Option<Pace>) -> Result<Proc> {
+        let exe = std::env::current_exe().context("cannot find this program's own path")?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env_remove("RUST_LOG")
+            .spawn()
+            .with_context(|| format!("cannot start the {label} process"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                if tx.send(Some(value)).is_err() {
+                    return;
+                }
+                if let Some(pace) = &pace {
+                    let micros = pace.load(Ordering::Relaxed);
+                    if micros > 0 {
+                        std::thread::sleep(Duration::from_micros(micros));
+                    }
+                }
+            }
+            let _ = tx.send(None);
+        });
+        Ok(Proc {
+            label: label.to_string(),
+            pid: child.id(),
+            child,
+            stdin,
+            lines,
+        })
+    }
+
+    /// The next line, or an error if the process ended or said nothing
+    /// for [`LINE_TIMEOUT`].
+    pub fn recv(&mut self) -> Result<Value> {
+        match self.lines.recv_timeout(LINE_TIMEOUT) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("the {} process ended unexpectedly", self.label)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                "the {} process said nothing for {} s",
+                self.label,
+                LINE_TIMEOUT.as_secs()
+            ),
+        }
+    }
+
+    /// The next line, if one is already there.
+    pub fn try_recv(&mut self) -> Option<Value> {
+        self.lines.try_recv().ok().flatten()
+    }
+
+    /// Skips lines until one matches; an `error` line is a failure.
+    pub fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Result<Value> {
+        loop {
+            let value = self.recv()?;
+            if matches(&value) {
+                return Ok(value);
+            }
+            if value.get("event").and_then(Value::as_str) == Some("error")
+                || value.get("error").is_some()
+            {
+                bail!("{} failed while waiting for {what}: {value}", self.label);
+            }
+        }
+    }
+
+    /// Waits for a `natter peer --json` event by name.
+    pub fn wait_event(&mut self, event: &str) -> Result<Value> {
+        self.wait_for(event, |v| {
+            v.get("event").and_then(Value::as_str) == Some(event)
+        })
+    }
+
+    /// Waits for a bench child's `{"result": …}` line.
+    pub fn result(&mut self) -> Result<Value> {
+        let v = self.wait_for("its result", |v| v.get("result").is_some())?;
+        Ok(v["result"].clone())
+    }
+
+    pub fn send_line(&mut self, line: &str) -> Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("{}: standard input already closed", self.label))?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .with_context(|| format!("cannot write to the {} process", self.label))
+    }
+
+    pub fn rss_kib(&self) -> Result<u64> {
+        rss_kib(self.pid)
+    }
+
+    /// Closes standard input (end of input: a peer quits, a bench child
+    /// stops) and waits for the process to exit.
+    pub fn finish(mut self) -> Result<()> {
+        self.stdin = None;
+        let deadline = super::wall_now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("the {} process exited with {status}", self.label);
+                }
+                return Ok(());
+            }
+            if super::wall_now() > deadline {
+                bail!(
+                    "the {} process did not exit after its input closed",
+                    self.label
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

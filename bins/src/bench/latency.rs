@@ -1,0 +1,71 @@
+//! Section 1, message latency: from the line handed to the sending peer to
+//! its `delivered` event, through both peers' full stacks (driver tasks,
+//! state machine, JSON, the receiver's transcript write and its `--json`
+//! output), two processes; against a raw JSON-lines ping-pong between two
+//! processes.
+
+use super::chat::{Chat, Server};
+use super::child::{ChildSpec, Proc, Work};
+use super::report::{Figure, Goal, Section};
+use super::Plan;
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
+    let work = Work::Latency {
+        pings: plan.latency_pings,
+        warmup: plan.latency_warmup,
+        size: plan.message_size,
+    };
+    let server = Server::start()?;
+    let (mut natter, mut raw) = (Vec::new(), Vec::new());
+    for rep in 0..plan.reps {
+        let mut chat = Chat::start(&server, dir, &format!("lat{rep}"), work, None)?;
+        natter.push(chat.sender.result().context("latency, natter")?);
+        chat.end()?;
+        raw.push(raw_run(work).context("latency, raw TCP")?);
+    }
+    server.proc.finish()?;
+    let get = |reps: &[Value], key: &str| -> Vec<f64> {
+        reps.iter()
+            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let mut section = Section::new(
+        "latency",
+        format!(
+            "{} messages of {} bytes one at a time, send → receipt, between two processes ({} warm-up)",
+            plan.latency_pings, plan.message_size, plan.latency_warmup
+        ),
+    );
+    section.figures.push(Figure::lower(
+        "send → receipt p50",
+        "µs",
+        get(&natter, "p50_us"),
+        Some(get(&raw, "p50_us")),
+        Some(Goal::RatioAtMost(1.5)),
+    ));
+    section.figures.push(Figure::lower(
+        "send → receipt p99",
+        "µs",
+        get(&natter, "p99_us"),
+        Some(get(&raw, "p99_us")),
+        None,
+    ));
+    section.extra = json!({ "natter": natter, "raw": raw });
+    Ok(section)
+}
+
+/// A raw receiver and a raw sender, two processes; the sender's result.
+pub fn raw_run(work: Work) -> Result<Value> {
+    let mut receiver = Proc::bench_child("raw receiver", &ChildSpec::RawReceiver)?;
+    let hello = receiver.recv()?;
+    let addr: SocketAddr = serde_json::from_value(hello["addr"].clone())?;
+    let mut sender = Proc::bench_child("raw sender", &ChildSpec::RawSender { addr, work })?;
+    let result = sender.result()?;
+    sender.finish()?;
+    receiver.finish()?;
+    Ok(result)
+}

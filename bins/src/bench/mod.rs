@@ -1,0 +1,203 @@
+//! `natter bench`: natter's figures against a raw-TCP baseline, taken in
+//! one run on one machine (issue 5, sections 1, 2, 3 and 5; section 4 is
+//! `cargo bench -p natter-core`).
+//!
+//! Every figure is measured between **separate processes**: this binary
+//! starts itself (`std::env::current_exe()`) as hidden `natter bench-child
+//! SPEC` processes (a directory server, a sending peer, the raw baselines,
+//! a load generator) and as the real `natter peer --json` for receivers,
+//! and reads one JSON object per line from their standard output. Each
+//! natter figure and its baseline run alternately, several repetitions, so
+//! that drift of the machine affects both alike; only the ratios of one
+//! run are comparable across machines.
+//!
+//! The bench measures real time between real processes. It never runs
+//! under the turmoil simulation, so it reads the real clock (through
+//! [`wall_now`] only).
+
+mod baseline;
+mod chat;
+mod child;
+mod flood;
+mod latency;
+mod peer_child;
+mod registry_scale;
+mod report;
+mod throughput;
+
+pub use child::ChildSpec;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use report::Report;
+use std::time::{Duration, Instant, SystemTime};
+
+/// `natter bench` flags.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// A smoke run: smaller workloads, two repetitions (seconds, not
+    /// minutes); the figures are not the ones to quote.
+    #[arg(long)]
+    pub quick: bool,
+    /// Repetitions of each figure and its baseline [default: 5, or 2 with
+    /// --quick; the registry section uses at most 3].
+    #[arg(long, value_name = "N")]
+    pub reps: Option<usize>,
+    /// Run only these sections (latency, throughput, registry, flood);
+    /// all of them by default.
+    #[arg(long, value_delimiter = ',', value_name = "SECTION")]
+    pub only: Vec<String>,
+}
+
+/// `natter bench-child SPEC`: one process of the bench (hidden).
+#[derive(Debug, Args)]
+pub struct BenchChildArgs {
+    /// What to run, as JSON (see `ChildSpec`).
+    pub spec: String,
+}
+
+/// The real monotonic clock. The bench times real processes on a real
+/// network and never runs under simulation, so the determinism rule that
+/// forbids `Instant::now` elsewhere does not apply here.
+#[allow(clippy::disallowed_methods)]
+pub fn wall_now() -> Instant {
+    Instant::now()
+}
+
+/// The real date, for the report's header (same reason as [`wall_now`]).
+#[allow(clippy::disallowed_methods)]
+fn wall_date() -> SystemTime {
+    SystemTime::now()
+}
+
+/// Workload sizes; `--quick` shrinks them for a smoke run.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub quick: bool,
+    pub reps: usize,
+    pub latency_pings: usize,
+    pub latency_warmup: usize,
+    pub message_size: usize,
+    pub burst: usize,
+    pub window: usize,
+    pub registry_peers: usize,
+    pub registry_lists: usize,
+    pub registry_reps: usize,
+    pub flood: Duration,
+}
+
+impl Plan {
+    fn new(args: &BenchArgs) -> Self {
+        let quick = args.quick;
+        let reps = args.reps.unwrap_or(if quick { 2 } else { 5 }).max(1);
+        Plan {
+            quick,
+            reps,
+            latency_pings: if quick { 300 } else { 2_000 },
+            latency_warmup: if quick { 30 } else { 200 },
+            message_size: 100,
+            burst: if quick { 5_000 } else { 100_000 },
+            window: 64,
+            registry_peers: if quick { 1_000 } else { 10_000 },
+            registry_lists: if quick { 10 } else { 100 },
+            registry_reps: reps.min(3),
+            flood: Duration::from_millis(if quick { 1_500 } else { 6_000 }),
+        }
+    }
+}
+
+/// Runs the bench; returns the exit code.
+pub async fn run(args: BenchArgs) -> i32 {
+    // Everything below waits on child processes with blocking reads; the
+    // runtime only hosts this one task.
+    match tokio::task::block_in_place(|| bench(&args)) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.table());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("natter bench: {e:#}");
+            1
+        }
+    }
+}
+
+fn bench(args: &BenchArgs) -> Result<Report> {
+    if cfg!(debug_assertions) && !args.quick {
+        eprintln!("natter bench: this is a debug build; use `cargo run --release -p natter -- bench` for figures worth quoting");
+    }
+    child::raise_fd_limit();
+    let plan = Plan::new(args);
+    let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
+    let started = wall_now();
+    let mut report = Report::new(wall_date(), plan);
+    let work = tempfile::Builder::new()
+        .prefix("natter-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory for the transcripts")?;
+    if wanted("latency") {
+        progress(args, "latency");
+        report.push(latency::run(&plan, work.path())?);
+    }
+    if wanted("throughput") {
+        progress(args, "throughput");
+        report.push(throughput::run(&plan, work.path())?);
+    }
+    if wanted("registry") {
+        progress(args, "registry");
+        report.push(registry_scale::run(&plan)?);
+    }
+    if wanted("flood") {
+        progress(args, "flood");
+        report.push(flood::run(&plan, work.path())?);
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn progress(args: &BenchArgs, section: &str) {
+    if !args.json {
+        eprintln!("natter bench: {section}…");
+    }
+}
+
+/// `natter bench-child SPEC`: runs one child process of the bench.
+pub async fn run_child(args: BenchChildArgs) -> i32 {
+    let spec: ChildSpec = match serde_json::from_str(&args.spec) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("natter bench-child: bad spec: {e}");
+            return 2;
+        }
+    };
+    child::raise_fd_limit();
+    let result = match spec {
+        ChildSpec::Server { max_peers } => registry_scale::natter_server(max_peers).await,
+        ChildSpec::Sender {
+            server,
+            name,
+            partner,
+            transcripts,
+            work,
+        } => peer_child::run(server, name, partner, transcripts, work).await,
+        ChildSpec::RawReceiver => baseline::raw_receiver().await,
+        ChildSpec::RawSender { addr, work } => baseline::raw_sender(addr, work).await,
+        ChildSpec::RawRegistry => baseline::raw_registry().await,
+        ChildSpec::Loadgen(load) => registry_scale::loadgen(load).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            child::emit(&serde_json::json!({ "error": format!("{e:#}") }));
+            eprintln!("natter bench-child: {e:#}");
+            1
+        }
+    }
+}

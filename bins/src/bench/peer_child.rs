@@ -1,0 +1,251 @@
+//! The sending peer of sections 1, 2 and 5: a real natter peer (`run_peer`
+//! over tokio sockets, writing its transcript), driven through the same
+//! line channel as `natter peer`, timing its own messages from the line
+//! handed to the peer to the `delivered` event coming back.
+
+use super::child::{emit, message_text, rss_kib, Work};
+use super::report::percentile;
+use super::wall_now;
+use anyhow::{anyhow, bail, Context, Result};
+use natter_core::{Event, PeerConfig};
+use natter_net_real::{run_peer, Net, TokioNet};
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Lines read ahead of the peer, as in `natter peer`.
+const LINE_QUEUE: usize = 16;
+
+/// Hang guard for one awaited event.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the flood samples its in-flight count and memory.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+pub async fn run(
+    server: SocketAddr,
+    name: String,
+    partner: String,
+    transcripts: PathBuf,
+    work: Work,
+) -> Result<()> {
+    let listener = TokioNet
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .context("cannot listen on 127.0.0.1")?;
+    let port = listener.local_addr()?.port();
+    let config = PeerConfig::new(name, server, port);
+    let (lines, line_rx) = mpsc::channel(LINE_QUEUE);
+    let (event_tx, events) = mpsc::unbounded_channel();
+    let peer = tokio::spawn(run_peer(
+        TokioNet,
+        listener,
+        config,
+        transcripts,
+        line_rx,
+        event_tx,
+    ));
+    let mut events = Events(events);
+    events
+        .expect("registered", |e| matches!(e, Event::Registered { .. }))
+        .await?;
+    lines.send(format!("/connect {partner}")).await?;
+    events
+        .expect("chat_started", |e| matches!(e, Event::ChatStarted { .. }))
+        .await?;
+    let (result, lines) = match work {
+        Work::Latency {
+            pings,
+            warmup,
+            size,
+        } => (
+            latency(&lines, &mut events, pings, warmup, size).await?,
+            lines,
+        ),
+        Work::Burst { count, size, .. } => burst(lines, &mut events, count, size).await?,
+        Work::Flood { millis, size } => flood(lines, &mut events, millis, size).await?,
+    };
+    emit(&json!({ "result": result }));
+    // End of input: the peer leaves the chat (waiting for the last
+    // receipts), deregisters and exits.
+    drop(lines);
+    let code = tokio::time::timeout(Duration::from_secs(10), peer)
+        .await
+        .map_err(|_| anyhow!("the peer did not exit after its input ended"))??;
+    if code != 0 {
+        bail!("the peer exited with code {code}");
+    }
+    Ok(())
+}
+
+struct Events(mpsc::UnboundedReceiver<Event>);
+
+impl Events {
+    async fn next(&mut self) -> Result<Event> {
+        match tokio::time::timeout(EVENT_TIMEOUT, self.0.recv()).await {
+            Ok(Some(Event::Error { code, message })) => bail!("peer error {code}: {message}"),
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => bail!("the peer stopped"),
+            Err(_) => bail!("no event from the peer for {} s", EVENT_TIMEOUT.as_secs()),
+        }
+    }
+
+    async fn expect(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Result<Event> {
+        loop {
+            let event = self
+                .next()
+                .await
+                .with_context(|| format!("while waiting for {what}"))?;
+            if matches(&event) {
+                return Ok(event);
+            }
+        }
+    }
+}
+
+/// One message at a time: hand the line to the peer, wait for its receipt.
+async fn latency(
+    lines: &mpsc::Sender<String>,
+    events: &mut Events,
+    pings: usize,
+    warmup: usize,
+    size: usize,
+) -> Result<Value> {
+    let mut micros = Vec::with_capacity(pings);
+    for i in 0..(warmup + pings) {
+        let n = i as u64 + 1;
+        let text = message_text(n, size);
+        let start = wall_now();
+        lines.send(text).await?;
+        events
+            .expect(
+                "a receipt",
+                |e| matches!(e, Event::Delivered { n: got, .. } if *got == n),
+            )
+            .await?;
+        if i >= warmup {
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(latency_result(micros))
+}
+
+pub fn latency_result(mut micros: Vec<f64>) -> Value {
+    micros.sort_by(f64::total_cmp);
+    json!({
+        "p50_us": percentile(&micros, 50.0),
+        "p99_us": percentile(&micros, 99.0),
+        "count": micros.len(),
+    })
+}
+
+/// `count` messages as fast as the peer takes them; the peer stops taking
+/// lines while 64 are without receipt (its window).
+async fn burst(
+    lines: mpsc::Sender<String>,
+    events: &mut Events,
+    count: usize,
+    size: usize,
+) -> Result<(Value, mpsc::Sender<String>)> {
+    let start = wall_now();
+    let feeder = tokio::spawn(async move {
+        for n in 1..=count as u64 {
+            if lines.send(message_text(n, size)).await.is_err() {
+                break;
+            }
+        }
+        lines
+    });
+    let (mut delivered, mut max_in_flight, mut out_of_order) = (0u64, 0u64, 0u64);
+    while delivered < count as u64 {
+        match events.next().await? {
+            Event::Sent { n, .. } => max_in_flight = max_in_flight.max(n - delivered),
+            Event::Delivered { n, .. } => {
+                if n != delivered + 1 {
+                    out_of_order += 1;
+                }
+                delivered += 1;
+            }
+            _ => {}
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let lines = feeder.await?;
+    Ok((
+        json!({
+            "msgs_per_s": count as f64 / secs,
+            "secs": secs,
+            "max_in_flight": max_in_flight,
+            "out_of_order": out_of_order,
+        }),
+        lines,
+    ))
+}
+
+/// Messages as fast as the peer takes them for `millis`; every
+/// [`SAMPLE_EVERY`] the in-flight count (sent − delivered, its maximum
+/// since the last sample) and this process's memory.
+async fn flood(
+    lines: mpsc::Sender<String>,
+    events: &mut Events,
+    millis: u64,
+    size: usize,
+) -> Result<(Value, mpsc::Sender<String>)> {
+    let pid = std::process::id();
+    let start = wall_now();
+    let stop_at = tokio::time::Instant::now() + Duration::from_millis(millis);
+    let feeder = tokio::spawn(async move {
+        let mut n = 0u64;
+        loop {
+            n += 1;
+            let send = lines.send(message_text(n, size));
+            match tokio::time::timeout_at(stop_at, send).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        lines
+    });
+    let mut ticker = tokio::time::interval(SAMPLE_EVERY);
+    let (mut sent, mut delivered, mut window_max, mut max_in_flight) = (0u64, 0u64, 0u64, 0u64);
+    let mut samples = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => {
+                samples.push(json!({
+                    "t_ms": start.elapsed().as_millis() as u64,
+                    "sent": sent,
+                    "delivered": delivered,
+                    "in_flight_max": window_max,
+                    "rss_kib": rss_kib(pid).unwrap_or(0),
+                }));
+                window_max = sent - delivered;
+                if tokio::time::Instant::now() >= stop_at {
+                    break;
+                }
+            }
+            event = events.next() => match event? {
+                Event::Sent { n, .. } => {
+                    sent = n;
+                    window_max = window_max.max(sent - delivered);
+                    max_in_flight = max_in_flight.max(sent - delivered);
+                }
+                Event::Delivered { .. } => delivered += 1,
+                _ => {}
+            },
+        }
+    }
+    let lines = feeder.await?;
+    Ok((
+        json!({
+            "sent": sent,
+            "delivered": delivered,
+            "max_in_flight": max_in_flight,
+            "samples": samples,
+        }),
+        lines,
+    ))
+}

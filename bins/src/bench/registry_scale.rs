@@ -1,0 +1,472 @@
+//! Section 3, registry scale: N peers register with one directory server
+//! (a separate process) from a load generator (another process), then
+//! full lists are timed, then every peer leaves and rejoins while lists
+//! are read and checked. The same load runs against `natter`'s server and
+//! against the raw directory of `baseline.rs`.
+
+use super::baseline::stdin_closed;
+use super::child::{emit, ChildSpec, Proc};
+use super::report::{percentile, Figure, Goal, Section};
+use super::{wall_now, Plan};
+use anyhow::{anyhow, bail, Context, Result};
+use natter_core::protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use natter_core::rate::RateLimit;
+use natter_core::{encode, PeerInfo, RegistryConfig};
+use natter_net_real::{run_server, Net, TokioNet};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Semaphore};
+
+/// The load generator's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Load {
+    pub server: SocketAddr,
+    pub peers: usize,
+    pub lists: usize,
+    /// Registrations (and churns) in progress at once.
+    pub concurrency: usize,
+}
+
+/// First listening port claimed by peer 0, and by peer 0 once rejoined:
+/// a rejoined peer claims a new port, so a stale entry is recognisable.
+const PORT_BEFORE: u16 = 10_000;
+const PORT_AFTER: u16 = 30_000;
+
+/// `natter bench-child server`: natter's directory server, logging as
+/// `natter server` does (formatted, then discarded), with the per-IP and
+/// request limits raised since every bench client comes from 127.0.0.1.
+pub async fn natter_server(max_peers: usize) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .with_ansi(false)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let listener = TokioNet
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await?;
+    emit(&json!({ "addr": listener.local_addr()?, "pid": std::process::id() }));
+    let config = RegistryConfig {
+        max_peers,
+        max_connections_per_ip: 1_000_000,
+        requests: RateLimit {
+            burst: 1_000_000,
+            per_second: 1_000_000,
+        },
+        ..RegistryConfig::default()
+    };
+    run_server(TokioNet, listener, config, None, stdin_closed()).await;
+    Ok(())
+}
+
+/// Runs the section: natter's server and the raw directory alternately.
+pub fn run(plan: &Plan) -> Result<Section> {
+    let peers = plan.registry_peers;
+    let limit = super::child::fd_limit();
+    if limit < peers as u64 + 1_000 {
+        bail!("the open-file limit is {limit}, too low for {peers} connections in one process; raise it (ulimit -n) or use --quick");
+    }
+    let mut natter = Vec::new();
+    let mut raw = Vec::new();
+    for _ in 0..plan.registry_reps {
+        natter.push(one_rep(plan, true).context("registry section, natter server")?);
+        raw.push(one_rep(plan, false).context("registry section, raw directory")?);
+    }
+    let get = |reps: &[Value], key: &str| -> Vec<f64> {
+        reps.iter()
+            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let mut section = Section::new(
+        "registry",
+        format!(
+            "{peers} peers register with one server process from a load-generator process, then {} full lists; then all {peers} leave and rejoin while lists are read",
+            plan.registry_lists
+        ),
+    );
+    section.figures.push(Figure::higher(
+        "registrations/s",
+        "/s",
+        get(&natter, "registrations_per_s"),
+        Some(get(&raw, "registrations_per_s")),
+        None,
+    ));
+    section.figures.push(Figure::lower(
+        "server RSS per peer",
+        "KiB",
+        get(&natter, "rss_per_peer_kib"),
+        Some(get(&raw, "rss_per_peer_kib")),
+        Some(Goal::AtMost(8.0)),
+    ));
+    section.figures.push(Figure::lower(
+        &format!("full list ({peers} peers) p50"),
+        "ms",
+        get(&natter, "list_p50_ms"),
+        Some(get(&raw, "list_p50_ms")),
+        Some(Goal::Below(50.0)),
+    ));
+    section.figures.push(Figure::lower(
+        &format!("full list ({peers} peers) p99"),
+        "ms",
+        get(&natter, "list_p99_ms"),
+        Some(get(&raw, "list_p99_ms")),
+        None,
+    ));
+    section.figures.push(Figure::lower(
+        &format!("churn of {peers} (leave + rejoin)"),
+        "s",
+        get(&natter, "churn_secs"),
+        Some(get(&raw, "churn_secs")),
+        None,
+    ));
+    let total = |key: &str| {
+        natter
+            .iter()
+            .map(|r| r[key].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let lists_during: u64 = total("lists_during_churn");
+    let errors = total("errors");
+    let stale = total("stale");
+    let missing = total("missing");
+    section.check(
+        "churn: no error",
+        errors == 0,
+        format!("{errors} errors (registration refused, connection dropped) over all repetitions"),
+    );
+    section.check(
+        "churn: no stale entry",
+        stale == 0 && missing == 0,
+        format!("{lists_during} lists read during churn: {stale} stale entries (a peer that had left listed at its old address), {missing} rejoined peers missing; the final list has every peer once at its new address"),
+    );
+    section.extra = json!({ "natter": natter, "raw": raw });
+    Ok(section)
+}
+
+/// One repetition against one server; returns the load generator's result
+/// plus the server's memory per registered peer.
+fn one_rep(plan: &Plan, natter: bool) -> Result<Value> {
+    let peers = plan.registry_peers;
+    let spec = if natter {
+        ChildSpec::Server {
+            max_peers: peers + 10,
+        }
+    } else {
+        ChildSpec::RawRegistry
+    };
+    let mut server = Proc::bench_child(if natter { "server" } else { "raw directory" }, &spec)?;
+    let hello = server.recv()?;
+    let addr: SocketAddr = serde_json::from_value(hello["addr"].clone())?;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = server.rss_kib()?;
+    let load = Load {
+        server: addr,
+        peers,
+        lists: plan.registry_lists,
+        concurrency: 128,
+    };
+    let mut gen = Proc::bench_child("load generator", &ChildSpec::Loadgen(load))?;
+    let registered = gen.wait_for("registrations", |v| v["phase"] == "registered")?;
+    // Let the last replies leave the server's queues before reading.
+    std::thread::sleep(Duration::from_millis(300));
+    let after = server.rss_kib()?;
+    gen.send_line("go")?;
+    let mut result = gen.result()?;
+    gen.finish()?;
+    server.finish()?;
+    result["registrations_per_s"] = registered["per_s"].clone();
+    result["rss_before_kib"] = json!(before);
+    result["rss_after_kib"] = json!(after);
+    result["rss_per_peer_kib"] = json!(after.saturating_sub(before) as f64 / peers as f64);
+    Ok(result)
+}
+
+// ---- the load generator (a child process) ----
+
+/// A raw JSON-lines client of the directory.
+struct Client {
+    read: BufReader<OwnedReadHalf>,
+    write: OwnedWriteHalf,
+    line: String,
+}
+
+impl Client {
+    async fn register(server: SocketAddr, name: &str, port: u16) -> Result<Client> {
+        let stream = TcpStream::connect(server).await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        let mut client = Client {
+            read: BufReader::with_capacity(512, read),
+            write,
+            line: String::new(),
+        };
+        let mut hello = encode(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+        });
+        hello.extend(encode(&ClientMsg::Register {
+            name: name.to_string(),
+            port,
+        }));
+        client.write.write_all(&hello).await?;
+        loop {
+            match client.next().await? {
+                ServerMsg::Registered { .. } => return Ok(client),
+                ServerMsg::Error { code, message } => bail!("{name}: {code}: {message}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame that is not a ping (pings are answered).
+    async fn next(&mut self) -> Result<ServerMsg> {
+        loop {
+            self.line.clear();
+            if self.read.read_line(&mut self.line).await? == 0 {
+                bail!("the server closed the connection");
+            }
+            match serde_json::from_str(&self.line)? {
+                ServerMsg::Ping => self.write.write_all(&encode(&ClientMsg::Pong)).await?,
+                frame => return Ok(frame),
+            }
+        }
+    }
+
+    /// Stays connected, answering pings, until the connection fails.
+    async fn idle(&mut self) -> Result<()> {
+        let frame = self.next().await?;
+        bail!("unexpected frame {frame:?}")
+    }
+
+    async fn list(&mut self) -> Result<Vec<PeerInfo>> {
+        self.write.write_all(&encode(&ClientMsg::List)).await?;
+        let mut all = Vec::new();
+        loop {
+            match self.next().await? {
+                ServerMsg::Peers { peers, more } => {
+                    all.extend(peers);
+                    if !more {
+                        return Ok(all);
+                    }
+                }
+                ServerMsg::Error { code, message } => bail!("list refused: {code}: {message}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Says bye and waits for the server to close the connection: the
+    /// entry is gone once it has.
+    async fn leave(mut self) -> Result<()> {
+        self.write.write_all(&encode(&ClientMsg::Bye)).await?;
+        let mut rest = Vec::new();
+        self.read.read_to_end(&mut rest).await?;
+        Ok(())
+    }
+}
+
+fn name_of(i: usize) -> String {
+    format!("p{i:05}")
+}
+
+/// Where member `i` is in the churn.
+const REGISTERED: u8 = 0;
+const LEFT: u8 = 1;
+const REJOINED: u8 = 2;
+
+struct Shared {
+    permits: Semaphore,
+    state: Vec<AtomicU8>,
+    errors: AtomicU64,
+}
+
+/// `natter bench-child loadgen`: see the module comment.
+pub async fn loadgen(load: Load) -> Result<()> {
+    let shared = Arc::new(Shared {
+        permits: Semaphore::new(load.concurrency),
+        state: (0..load.peers).map(|_| AtomicU8::new(REGISTERED)).collect(),
+        errors: AtomicU64::new(0),
+    });
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<Result<()>>();
+    let mut leave = Vec::with_capacity(load.peers);
+    let start = wall_now();
+    for i in 0..load.peers {
+        let (tx, rx) = oneshot::channel();
+        leave.push(tx);
+        tokio::spawn(member(
+            load.server,
+            i,
+            Arc::clone(&shared),
+            rx,
+            report.clone(),
+        ));
+    }
+    for _ in 0..load.peers {
+        reports
+            .recv()
+            .await
+            .ok_or_else(|| anyhow!("members stopped"))?
+            .context("registration")?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    emit(&json!({ "phase": "registered", "secs": secs, "per_s": load.peers as f64 / secs }));
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut go = String::new();
+    stdin.read_line(&mut go).await?;
+
+    // Full lists, one at a time.
+    let mut lister = Client::register(load.server, "lister", 9_999).await?;
+    let mut millis = Vec::new();
+    for i in 0..=load.lists {
+        let start = wall_now();
+        let list = lister.list().await?;
+        if i > 0 {
+            millis.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        if list.len() != load.peers {
+            bail!("a list had {} peers, not {}", list.len(), load.peers);
+        }
+    }
+    millis.sort_by(f64::total_cmp);
+
+    // Churn: every member leaves and rejoins; lists are read meanwhile.
+    let start = wall_now();
+    for tx in leave {
+        let _ = tx.send(());
+    }
+    let churn = async {
+        for _ in 0..load.peers {
+            if let Some(Err(e)) = reports.recv().await {
+                eprintln!("natter bench-child: churn: {e:#}");
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
+    tokio::pin!(churn);
+    let (mut lists_during, mut stale, mut missing) = (0u64, 0u64, 0u64);
+    loop {
+        let before: Vec<u8> = shared
+            .state
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .collect();
+        let list = tokio::select! {
+            biased;
+            () = &mut churn => break,
+            list = lister.list() => list?,
+        };
+        lists_during += 1;
+        let (s, m) = check_list(&list, &before, load.peers);
+        stale += s;
+        missing += m;
+    }
+    let churn_secs = start.elapsed().as_secs_f64();
+    let before: Vec<u8> = shared
+        .state
+        .iter()
+        .map(|s| s.load(Ordering::Acquire))
+        .collect();
+    let last = lister.list().await?;
+    let (s, m) = check_list(&last, &before, load.peers);
+    let final_ok = last.len() == load.peers && s == 0 && m == 0;
+    emit(&json!({ "result": {
+        "list_p50_ms": percentile(&millis, 50.0),
+        "list_p99_ms": percentile(&millis, 99.0),
+        "churn_secs": churn_secs,
+        "lists_during_churn": lists_during,
+        "errors": shared.errors.load(Ordering::Relaxed) + u64::from(!final_ok && s + m == 0),
+        "stale": stale + s,
+        "missing": missing + m,
+        "final_ok": final_ok,
+    }}));
+    Ok(())
+}
+
+/// Stale entries (a member listed at its old address although it had
+/// left before the list was asked for) and missing ones (a member that had
+/// rejoined before the list was asked for but is not in it), given each
+/// member's state when the list was asked for. Also counts duplicates and
+/// strangers as stale.
+fn check_list(list: &[PeerInfo], before: &[u8], peers: usize) -> (u64, u64) {
+    let mut seen = vec![false; peers];
+    let mut stale = 0;
+    for info in list {
+        let Some(i) = info
+            .name
+            .strip_prefix('p')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&i| i < peers)
+        else {
+            stale += 1;
+            continue;
+        };
+        if std::mem::replace(&mut seen[i], true) {
+            stale += 1;
+        }
+        let old = info.addr.port() == PORT_BEFORE + i as u16;
+        if old && before[i] != REGISTERED {
+            stale += 1;
+        }
+    }
+    let missing = (0..peers)
+        .filter(|&i| before[i] == REJOINED && !seen[i])
+        .count() as u64;
+    (stale, missing)
+}
+
+/// One member: registers, idles (answering pings) until told to leave,
+/// leaves, rejoins at a new port, idles until the process ends. Reports
+/// once after registering and once after rejoining.
+async fn member(
+    server: SocketAddr,
+    i: usize,
+    shared: Arc<Shared>,
+    leave: oneshot::Receiver<()>,
+    report: tokio::sync::mpsc::UnboundedSender<Result<()>>,
+) {
+    let name = name_of(i);
+    let permit = shared.permits.acquire().await.expect("never closed");
+    let first = Client::register(server, &name, PORT_BEFORE + i as u16).await;
+    drop(permit);
+    let mut client = match first {
+        Ok(client) => client,
+        Err(e) => {
+            let _ = report.send(Err(e));
+            return;
+        }
+    };
+    let _ = report.send(Ok(()));
+    tokio::select! {
+        _ = leave => {}
+        result = client.idle() => {
+            let _ = report.send(result);
+            return;
+        }
+    }
+    let permit = shared.permits.acquire().await.expect("never closed");
+    let rejoined = async {
+        client.leave().await?;
+        shared.state[i].store(LEFT, Ordering::Release);
+        Client::register(server, &name, PORT_AFTER + i as u16).await
+    }
+    .await;
+    drop(permit);
+    match rejoined {
+        Ok(mut client) => {
+            shared.state[i].store(REJOINED, Ordering::Release);
+            let _ = report.send(Ok(()));
+            if client.idle().await.is_err() {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Err(e) => {
+            let _ = report.send(Err(e));
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `natter bench --quick --json` runs to the end and reports every section
+//! with numbers. No figure is compared with anything: timings depend on
+//! the machine, and the bench is not a test.
+
+#![cfg(target_os = "linux")]
+
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn quick_bench_reports_every_section_with_numeric_figures() {
+    let output = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["bench", "--quick", "--json", "--reps", "1"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run natter bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "natter bench failed: {stderr}");
+    let doc: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    for section in ["latency", "throughput", "registry", "flood"] {
+        let figures = doc["sections"][section]["figures"]
+            .as_array()
+            .unwrap_or_else(|| panic!("section {section} missing in {doc:#}"));
+        assert!(!figures.is_empty(), "{section} has no figures");
+        for figure in figures {
+            let median = &figure["natter"]["median"];
+            assert!(median.is_number(), "{section}: {figure:#}");
+            if !figure["baseline"].is_null() {
+                assert!(figure["baseline"]["median"].is_number(), "{figure:#}");
+                assert!(figure["ratio"].is_number(), "{figure:#}");
+            }
+        }
+    }
+}
