@@ -63,3 +63,72 @@ pub fn last_end(events: &[(Duration, Event)]) -> Option<ChatEndReason> {
         _ => None,
     })
 }
+
+/// What the server's log last said about `name`: `"available"`,
+/// `"chatting"`, or `None` when it is not registered.
+pub fn registry_status<'a>(server_log: &'a str, name: &str) -> Option<&'a str> {
+    let mut status = None;
+    for line in server_log.lines() {
+        let Some((_, text)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(rest) = text.strip_prefix(name).and_then(|r| r.strip_prefix(' ')) else {
+            continue;
+        };
+        if rest.starts_with("registered at") {
+            status = Some("available");
+        } else if let Some(now) = rest.strip_prefix("is now ") {
+            status = Some(now);
+        } else if rest.starts_with("has disconnected") {
+            status = None;
+        }
+    }
+    status
+}
+
+/// No peer is listed as chatting when its last chat has ended.
+pub fn nobody_chatting_without_a_chat(
+    server_log: &str,
+    peers: &[(&str, &[(Duration, Event)])],
+) -> Result<(), String> {
+    for (name, events) in peers {
+        let in_chat = events.iter().rev().find_map(|(_, e)| match e {
+            Event::ChatStarted { .. } => Some(true),
+            Event::ChatEnded { .. } => Some(false),
+            _ => None,
+        });
+        if in_chat != Some(true) && registry_status(server_log, name) == Some("chatting") {
+            return Err(format!("{name} is listed as chatting without a chat"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_status_follows_the_log() {
+        let log = "t alice registered at 1.2.3.4:4000 and is available\n\
+                   t bob registered at 1.2.3.5:4000 and is available\n\
+                   t alice is now chatting\n\
+                   t bob has disconnected (left)\n";
+        assert_eq!(registry_status(log, "alice"), Some("chatting"));
+        assert_eq!(registry_status(log, "bob"), None);
+        assert_eq!(registry_status(log, "al"), None);
+        let ended = [
+            (Duration::ZERO, Event::ChatStarted { peer: "bob".into() }),
+            (
+                Duration::ZERO,
+                Event::ChatEnded {
+                    peer: "bob".into(),
+                    reason: ChatEndReason::PeerLeft,
+                    undelivered: vec![],
+                },
+            ),
+        ];
+        assert!(nobody_chatting_without_a_chat(log, &[("alice", &ended)]).is_err());
+        assert!(nobody_chatting_without_a_chat(log, &[("alice", &ended[..1])]).is_ok());
+    }
+}

@@ -2,14 +2,16 @@
 //! latency, asserting invariants instead of snapshots. Each scenario
 //! function asserts its own observable outcome (who is told what, when);
 //! here we add the cross-cutting invariants: every message accounted for
-//! exactly once, nobody chatting without a chat.
+//! exactly once, nobody listed as chatting without a chat. (That the
+//! registry lists only connected peers is asserted inside the scenarios:
+//! the crashed or partitioned peer disappears from the other's list.)
 //!
 //! `NATTER_SEEDS=N` changes the number of seeds (default 200); a failing
 //! seed is printed and can be replayed alone with `NATTER_SEED=S`.
 
 use natter_core::RegistryConfig;
 use natter_net_sim::scenario::{builder, Scenario};
-use sim_tests::invariants::every_message_accounted_for;
+use sim_tests::invariants::{every_message_accounted_for, nobody_chatting_without_a_chat};
 use sim_tests::scenarios::{partition_in, peer_crash_in};
 use std::time::Duration;
 
@@ -49,6 +51,9 @@ fn peer_crash_over_many_seeds_loses_no_message_silently() {
             let mut s = world(seed);
             peer_crash_in(&mut s, MAX_LATENCY);
             every_message_accounted_for(s.events("alice")).unwrap();
+            s.run_for(Duration::from_secs(1));
+            let alice = ("alice", s.events("alice"));
+            nobody_chatting_without_a_chat(&s.server_log(), &[alice]).unwrap();
         },
     );
 }
@@ -62,6 +67,9 @@ fn partition_over_many_seeds_loses_no_message_silently_and_recovers() {
             partition_in(&mut s);
             every_message_accounted_for(s.events("alice")).unwrap();
             every_message_accounted_for(s.events("bob")).unwrap();
+            s.run_for(Duration::from_secs(1));
+            let peers = [("alice", s.events("alice")), ("bob", s.events("bob"))];
+            nobody_chatting_without_a_chat(&s.server_log(), &peers).unwrap();
         },
     );
 }
