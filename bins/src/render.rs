@@ -3,7 +3,7 @@
 //! Text from the network (names, messages) reaches here already sanitized
 //! by the core, so nothing printed can carry an escape sequence.
 
-use natter_core::{ChatEndReason, Event, PeerStatus};
+use natter_core::{ChatEndReason, Event};
 
 /// One event as one or more lines of text (no trailing newline).
 pub fn human(event: &Event) -> String {
@@ -16,11 +16,7 @@ pub fn human(event: &Event) -> String {
             let width = peers.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out = format!("online ({}):", peers.len());
             for p in peers {
-                let status = match p.status {
-                    PeerStatus::Available => "available",
-                    PeerStatus::Chatting => "chatting",
-                };
-                out.push_str(&format!("\n  {:width$}  {:<9}  {}", p.name, status, p.addr));
+                out.push_str(&format!("\n  {:width$}  {:<9}  {}", p.name, p.status, p.addr));
             }
             out
         }

@@ -29,8 +29,9 @@ pub enum PeerStatus {
 }
 
 impl fmt::Display for PeerStatus {
+    /// Pads like a string, so tables can align statuses with `{:<9}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             PeerStatus::Available => "available",
             PeerStatus::Chatting => "chatting",
         })
