@@ -25,6 +25,12 @@ use tokio::task::{AbortHandle, JoinHandle};
 /// make the driver hold before the state machine has seen it.
 pub const READ_BUFFER: usize = 8 * 1024;
 
+/// A link's first read buffer. It doubles (up to [`READ_BUFFER`]) each
+/// time a read fills it, so an idle connection — a server holds
+/// thousands — costs a few hundred bytes, and a busy one soon reads in
+/// large chunks.
+pub const READ_BUFFER_MIN: usize = 512;
+
 /// Frames queued for one link before it counts as not reading. Frames are
 /// bounded by the codec's frame limit, so this bounds a link's memory; it
 /// is large enough for a 10,000-peer list (40 chunks) plus chat traffic.
@@ -294,7 +300,7 @@ async fn read_loop<S: crate::net::Stream>(
     events: mpsc::Sender<LinkEvent<S>>,
     mut alive: watch::Receiver<()>,
 ) {
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; READ_BUFFER_MIN];
     loop {
         tokio::select! {
             biased;
@@ -302,7 +308,13 @@ async fn read_loop<S: crate::net::Stream>(
             read = read.read(&mut buf) => {
                 let event = match read {
                     Ok(0) => LinkEvent::Closed { link, reason: "closed by the other side".into() },
-                    Ok(n) => LinkEvent::Bytes { link, bytes: buf[..n].to_vec() },
+                    Ok(n) => {
+                        let bytes = buf[..n].to_vec();
+                        if n == buf.len() && buf.len() < READ_BUFFER {
+                            buf.resize((buf.len() * 2).min(READ_BUFFER), 0);
+                        }
+                        LinkEvent::Bytes { link, bytes }
+                    }
                     Err(e) => LinkEvent::Closed { link, reason: e.to_string() },
                 };
                 let done = matches!(event, LinkEvent::Closed { .. });
