@@ -340,6 +340,7 @@ pub async fn loadgen(load: Load) -> Result<()> {
     for tx in leave {
         let _ = tx.send(());
     }
+    let churned = std::sync::atomic::AtomicBool::new(false);
     let churn = async {
         for _ in 0..load.peers {
             if let Some(Err(e)) = reports.recv().await {
@@ -347,25 +348,28 @@ pub async fn loadgen(load: Load) -> Result<()> {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
+        churned.store(true, Ordering::Release);
     };
-    tokio::pin!(churn);
-    let (mut lists_during, mut stale, mut missing) = (0u64, 0u64, 0u64);
-    loop {
-        let before: Vec<u8> = shared
-            .state
-            .iter()
-            .map(|s| s.load(Ordering::Acquire))
-            .collect();
-        let list = tokio::select! {
-            biased;
-            () = &mut churn => break,
-            list = lister.list() => list?,
-        };
-        lists_during += 1;
-        let (s, m) = check_list(&list, &before, load.peers);
-        stale += s;
-        missing += m;
-    }
+    // Lists are read until the churn is over; a list in progress is
+    // finished (a half-read line would be lost), never cancelled.
+    let lists = async {
+        let (mut lists_during, mut stale, mut missing) = (0u64, 0u64, 0u64);
+        while !churned.load(Ordering::Acquire) {
+            let before: Vec<u8> = shared
+                .state
+                .iter()
+                .map(|s| s.load(Ordering::Acquire))
+                .collect();
+            let list = lister.list().await?;
+            lists_during += 1;
+            let (s, m) = check_list(&list, &before, load.peers);
+            stale += s;
+            missing += m;
+        }
+        Ok::<_, anyhow::Error>((lists_during, stale, missing))
+    };
+    let ((), lists) = tokio::join!(churn, lists);
+    let (lists_during, stale, missing) = lists?;
     let churn_secs = start.elapsed().as_secs_f64();
     let before: Vec<u8> = shared
         .state
