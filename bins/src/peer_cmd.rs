@@ -21,6 +21,12 @@ const MAX_INPUT_LINE: usize = 64 * 1024;
 /// taking lines (too many messages without receipt) stops the reading.
 const LINE_QUEUE: usize = 16;
 
+/// Events waiting to be printed. When the output is slower than the
+/// network (a slow terminal, a pipe read slowly), the peer stops reading
+/// the network once this is full, and the partner's window does the rest:
+/// memory stays bounded instead of queueing every message received.
+const EVENT_QUEUE: usize = 256;
+
 /// Runs the peer until it exits; returns its exit code.
 pub async fn run(args: PeerArgs) -> i32 {
     let json = args.json || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
@@ -70,7 +76,7 @@ pub async fn run(args: PeerArgs) -> i32 {
     config.handshake_timeout = args.limits.handshake_timeout;
     config.max_pending_incoming = args.limits.max_pending_calls as usize;
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
-    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let printer = if json {
         tokio::spawn(read_stdin(line_tx));
         std::thread::spawn(move || print_json(event_rx))
@@ -229,7 +235,7 @@ async fn read_line(stdin: &mut tokio::io::BufReader<tokio::io::Stdin>, line: &mu
 /// One JSON event per line on standard output, flushed at once so that a
 /// program reading the pipe sees each event when it happens. Errors also
 /// go to standard error as a sentence.
-fn print_json(mut events: mpsc::UnboundedReceiver<Event>) {
+fn print_json(mut events: mpsc::Receiver<Event>) {
     while let Some(event) = events.blocking_recv() {
         print_event(&mut std::io::stdout().lock(), &event);
         if matches!(event, Event::Error { .. }) {

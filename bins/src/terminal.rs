@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 pub fn start(
     name: &str,
     lines: mpsc::Sender<String>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
 ) -> Result<JoinHandle<()>, String> {
     let mut editor = DefaultEditor::new().map_err(|e| e.to_string())?;
     let printer = editor
@@ -46,7 +46,7 @@ pub fn start(
 
 fn print_events(
     mut printer: impl ExternalPrinter,
-    mut events: mpsc::UnboundedReceiver<Event>,
+    mut events: mpsc::Receiver<Event>,
     registered: std::sync::mpsc::Sender<()>,
 ) {
     let mut registered = Some(registered);

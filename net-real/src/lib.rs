@@ -18,7 +18,7 @@ pub mod server;
 pub mod transcripts;
 
 pub use net::{Clock, Listener, Net, Stream, TokioNet};
-pub use peer::{run_peer, PeerLine, EXIT_STARTUP_FAILED};
+pub use peer::{run_peer, EventSink, PeerLine, EXIT_STARTUP_FAILED};
 pub use server::{run_server, LogHook};
 pub use transcripts::{Transcripts, TranscriptsError};
 

@@ -11,6 +11,8 @@ use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
 use crate::transcripts::Transcripts;
 use natter_core::{ErrorCode, Event, Peer, PeerConfig, PeerInput, PeerOutput};
+use std::collections::VecDeque;
+use std::future::Future;
 use std::path::PathBuf;
 use tokio::sync::mpsc;
 
@@ -30,20 +32,25 @@ pub const EXIT_STARTUP_FAILED: i32 = 1;
 /// - `lines`: the user's lines. A line is only taken while the peer accepts
 ///   lines (backpressure while too many messages await receipts). The
 ///   channel closing is the end of input, which means `/quit`.
-/// - `events`: every event for the user, in order. A closed receiver is
-///   not an error: the peer goes on.
-pub async fn run_peer<N: Net>(
+/// - `events`: every event for the user, in order (see [`EventSink`]:
+///   a bounded channel makes a slow reader push back). A closed receiver
+///   is not an error: the peer goes on.
+pub async fn run_peer<N: Net, E: EventSink>(
     net: N,
     listener: N::Listener,
     config: PeerConfig,
     transcripts_dir: PathBuf,
     mut lines: mpsc::Receiver<PeerLine>,
-    events: mpsc::UnboundedSender<Event>,
+    events: E,
 ) -> i32 {
     let transcripts = match Transcripts::open(transcripts_dir) {
         Ok(t) => t,
         Err(e) => {
-            let _ = events.send(Event::error(ErrorCode::TranscriptFailed, e.to_string()));
+            let mut event = Event::error(ErrorCode::TranscriptFailed, e.to_string());
+            while let Err(back) = events.offer(event) {
+                event = back;
+                events.room().await;
+            }
             return EXIT_STARTUP_FAILED;
         }
     };
@@ -54,6 +61,7 @@ pub async fn run_peer<N: Net>(
         links,
         transcripts,
         events,
+        held: VecDeque::new(),
         clock,
         net,
         exit: None,
@@ -66,7 +74,11 @@ pub async fn run_peer<N: Net>(
             .peer
             .poll_timeout()
             .map(|at| driver.clock.deadline(at));
-        let take_line = input_open && driver.peer.accepts_lines();
+        // While the user's events are not taken, neither is anything that
+        // makes more of them: the network waits (TCP pushes back on the
+        // partner, whose window fills) and so do the user's lines.
+        let backlog = !driver.held.is_empty();
+        let take_line = input_open && !backlog && driver.peer.accepts_lines();
         tokio::select! {
             biased;
             () = crate::sleep_until(deadline) => {
@@ -74,7 +86,8 @@ pub async fn run_peer<N: Net>(
                 driver.peer.handle_timeout(now);
                 driver.drain();
             }
-            Some(event) = network.recv() => driver.network(event),
+            () = driver.events.room(), if backlog => driver.release(),
+            Some(event) = network.recv(), if !backlog => driver.network(event),
             line = lines.recv(), if take_line => match line {
                 Some(line) => driver.input(PeerInput::Line(line)),
                 None => {
@@ -85,6 +98,10 @@ pub async fn run_peer<N: Net>(
         }
     }
     let code = driver.exit.unwrap_or(0);
+    while !driver.held.is_empty() {
+        driver.events.room().await;
+        driver.release();
+    }
     // Let the last frames (the partner's `bye`, the server's `bye`) go out
     // before the caller ends the process. Nobody reads link events any
     // more: readers waiting to report one give up at once.
@@ -93,17 +110,79 @@ pub async fn run_peer<N: Net>(
     code
 }
 
-struct Driver<N: Net> {
+/// Where a peer's events go.
+///
+/// An unbounded channel never pushes back (the demo, the simulation). A
+/// bounded one does: when it is full the driver holds the events (at most
+/// those of one input) and stops taking network input and lines until
+/// there is room, so a reader slower than the network (a terminal, a pipe
+/// nobody empties) slows the partner down through TCP and the partner's
+/// window of unacknowledged messages, instead of events queueing without
+/// bound.
+pub trait EventSink: Send + 'static {
+    /// Passes `event` on, or hands it back if there is no room now. An
+    /// event for a receiver that is gone is dropped (`Ok`).
+    fn offer(&self, event: Event) -> Result<(), Event>;
+    /// Completes when there may be room again.
+    fn room(&self) -> impl Future<Output = ()> + Send;
+}
+
+impl EventSink for mpsc::UnboundedSender<Event> {
+    fn offer(&self, event: Event) -> Result<(), Event> {
+        let _ = self.send(event);
+        Ok(())
+    }
+
+    async fn room(&self) {}
+}
+
+impl EventSink for mpsc::Sender<Event> {
+    fn offer(&self, event: Event) -> Result<(), Event> {
+        match self.try_send(event) {
+            Err(mpsc::error::TrySendError::Full(event)) => Err(event),
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+        }
+    }
+
+    async fn room(&self) {
+        // The slot is released at once: `offer` takes it again.
+        let _ = self.reserve().await;
+    }
+}
+
+struct Driver<N: Net, E: EventSink> {
     peer: Peer,
     links: Links<N>,
     transcripts: Transcripts,
-    events: mpsc::UnboundedSender<Event>,
+    events: E,
+    /// Events the sink had no room for, in order; while any are held the
+    /// driver takes no input but timers.
+    held: VecDeque<Event>,
     clock: Clock,
     net: N,
     exit: Option<i32>,
 }
 
-impl<N: Net> Driver<N> {
+impl<N: Net, E: EventSink> Driver<N, E> {
+    fn emit(&mut self, event: Event) {
+        if !self.held.is_empty() {
+            return self.held.push_back(event);
+        }
+        if let Err(event) = self.events.offer(event) {
+            self.held.push_back(event);
+        }
+    }
+
+    /// Passes on held events while the sink takes them.
+    fn release(&mut self) {
+        while let Some(event) = self.held.pop_front() {
+            if let Err(event) = self.events.offer(event) {
+                self.held.push_front(event);
+                return;
+            }
+        }
+    }
+
     fn input(&mut self, input: PeerInput) {
         let now = self.clock.now(&self.net);
         self.peer.handle_input(now, input);
@@ -154,9 +233,7 @@ impl<N: Net> Driver<N> {
                     }
                 }
                 PeerOutput::Close { link } => self.links.close(link),
-                PeerOutput::Event(event) => {
-                    let _ = self.events.send(event);
-                }
+                PeerOutput::Event(event) => self.emit(event),
                 PeerOutput::Transcript(write) => {
                     let result = self
                         .transcripts
@@ -172,9 +249,7 @@ impl<N: Net> Driver<N> {
                                 "could not write to the transcript {}: {e}",
                                 self.transcripts.dir().join(&write.file).display()
                             );
-                            let _ = self
-                                .events
-                                .send(Event::error(ErrorCode::TranscriptFailed, message));
+                            self.emit(Event::error(ErrorCode::TranscriptFailed, message));
                         }
                     }
                     if let Some((link, n)) = write.receipt {
