@@ -535,3 +535,45 @@ fn a_registered_answer_with_a_hostile_name_is_not_shown_raw() {
     );
     events(&outputs).iter().for_each(|e| assert_event_clean(e));
 }
+
+// ---------------------------------------------------------------------------
+// limits not covered elsewhere
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_registered_client_that_goes_silent_is_dropped_after_the_idle_timeout() {
+    let mut world = World::new();
+    let link = world.raw_client(client(66, 50_000));
+    world.raw_send(
+        link,
+        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"mute\",\"port\":4000}\n",
+    );
+    world.take_logs();
+    world.advance(Duration::from_millis(14_999));
+    assert_eq!(world.registry().registered(), 1, "still there at 14.999 s");
+    world.advance(Duration::from_millis(1));
+    assert_eq!(
+        world.take_logs(),
+        vec!["mute has disconnected (lost: no heartbeat)"]
+    );
+    assert_eq!(world.registry().registered(), 0);
+}
+
+#[test]
+fn a_sender_stops_taking_lines_when_the_window_of_unacknowledged_messages_is_full() {
+    let mut world = World::new();
+    world.add_peer("alice");
+    world.add_peer("bob");
+    world.type_line("alice", "/connect bob");
+    world.type_line("bob", "/accept");
+    // bob's receipts vanish from now on.
+    world.partition("alice", Some("bob"));
+    for n in 1..=64 {
+        assert!(world.peer("alice").accepts_lines(), "line {n}");
+        world.type_line("alice", &format!("m{n}"));
+    }
+    assert!(
+        !world.peer("alice").accepts_lines(),
+        "64 in flight: the driver stops reading input"
+    );
+}
