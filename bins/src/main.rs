@@ -25,15 +25,27 @@ fn main() {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            cli::Command::Server(args) => server_cmd::run(args).await,
-            cli::Command::Peer(args) => peer_cmd::run(args).await,
+            cli::Command::Server(args) => on_worker(server_cmd::run(args)).await,
+            cli::Command::Peer(args) => on_worker(peer_cmd::run(args)).await,
             cli::Command::Demo(args) => demo::run(args).await,
-            cli::Command::Bench(args) => bench::run(args).await,
-            cli::Command::BenchChild(args) => bench::run_child(args).await,
+            cli::Command::Bench(args) => on_worker(bench::run(args)).await,
+            cli::Command::BenchChild(args) => on_worker(bench::run_child(args)).await,
         }
     });
     // Exit without dropping the runtime: a blocking read of standard input
     // (tokio's stdin, the line editor's thread) would otherwise keep the
     // process alive after the peer has said goodbye.
     std::process::exit(code);
+}
+
+/// Runs a command as a task on a worker thread rather than on the main
+/// thread (`block_on`): the driver loop and the per-connection tasks it
+/// spawns then wake each other on one worker, not across threads with a
+/// futex and an eventfd write per message (found with `natter bench`,
+/// latency section).
+async fn on_worker(command: impl std::future::Future<Output = i32> + Send + 'static) -> i32 {
+    tokio::spawn(command).await.unwrap_or_else(|e| {
+        eprintln!("natter: internal error: {e}");
+        101
+    })
 }

@@ -24,7 +24,7 @@ const SLOW_TERMINAL_MICROS: u64 = 1_000;
 
 /// The receiver's memory may grow by at most this much under the flood
 /// (see docs/BENCH.md for where the bound comes from).
-pub const RECEIVER_BOUND_MIB: f64 = 16.0;
+pub const RECEIVER_BOUND_MIB: f64 = 4.0;
 
 /// The sender's memory may grow by at most this much: its window bounds
 /// what it keeps.
