@@ -63,6 +63,9 @@ pub enum RegistryInput {
     Bytes { link: LinkId, bytes: Vec<u8> },
     /// The connection ended (EOF, reset or error).
     Closed { link: LinkId },
+    /// The driver cut the connection because the client stopped reading
+    /// (its outgoing queue filled up).
+    Stalled { link: LinkId },
 }
 
 /// What the registry asks the driver to do, in order.
@@ -91,6 +94,8 @@ pub enum LeaveReason {
     Lost,
     /// It sent something the server refused and was disconnected.
     Refused(ErrorCode),
+    /// It stopped reading what the server sent and was cut off.
+    NotReading,
 }
 
 /// One change of the directory, or a refused client.
@@ -129,6 +134,9 @@ impl fmt::Display for RegistryLog {
                 LeaveReason::Lost => write!(f, "{name} has disconnected (lost: no heartbeat)"),
                 LeaveReason::Refused(code) => {
                     write!(f, "{name} has disconnected (refused: {code})")
+                }
+                LeaveReason::NotReading => {
+                    write!(f, "{name} has disconnected (dropped: not reading)")
                 }
             },
             RegistryLog::Refused {
@@ -226,6 +234,7 @@ impl Registry {
             RegistryInput::Opened { link, addr } => self.open(now.mono, link, addr),
             RegistryInput::Bytes { link, bytes } => self.receive(now.mono, link, &bytes),
             RegistryInput::Closed { link } => self.drop_conn(link, LeaveReason::Closed),
+            RegistryInput::Stalled { link } => self.drop_conn(link, LeaveReason::NotReading),
         }
     }
 

@@ -253,3 +253,21 @@ fn too_many_connections_from_one_ip_are_refused() {
         "other IPs are unaffected"
     );
 }
+
+#[test]
+fn a_client_cut_off_for_not_reading_is_deregistered_with_that_reason() {
+    let mut world = World::new();
+    let link = world.raw_client(client(9));
+    world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"deaf\",\"port\":4000}\n");
+    world.take_logs();
+    let now = world.now;
+    world
+        .registry()
+        .handle_input(now, RegistryInput::Stalled { link });
+    world.settle();
+    assert_eq!(
+        world.take_logs(),
+        vec!["deaf has disconnected (dropped: not reading)"]
+    );
+    assert_eq!(world.registry().registered(), 0);
+}

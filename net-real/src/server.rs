@@ -122,7 +122,7 @@ impl<N: Net> Server<N> {
                         self.dropped_not_reading(link);
                         let now = self.clock.now(&self.net);
                         self.registry
-                            .handle_input(now, RegistryInput::Closed { link });
+                            .handle_input(now, RegistryInput::Stalled { link });
                     }
                 }
                 RegistryOutput::Close { link } => {
@@ -174,6 +174,7 @@ fn trace_log(log: &RegistryLog) {
                 LeaveReason::Closed => "closed".to_string(),
                 LeaveReason::Lost => "lost".to_string(),
                 LeaveReason::Refused(code) => format!("refused:{code}"),
+                LeaveReason::NotReading => "not_reading".to_string(),
             };
             tracing::info!(change = "deregistered", name = %name, reason = %reason, "{log}")
         }

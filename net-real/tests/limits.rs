@@ -171,7 +171,7 @@ async fn a_client_that_never_reads_is_dropped_with_a_logged_reason_and_others_go
         format!("dropped 10.0.0.9:5000: not reading (write queue of {WRITE_QUEUE} frames full)")
     );
     server
-        .expect_log("hog has disconnected (connection closed)")
+        .expect_log("hog has disconnected (dropped: not reading)")
         .await;
     let pings = tokio::time::timeout(HANG_GUARD, flood)
         .await
