@@ -36,6 +36,9 @@ pub const READ_BUFFER_MIN: usize = 512;
 /// is large enough for a 10,000-peer list (40 chunks) plus chat traffic.
 pub const WRITE_QUEUE: usize = 256;
 
+/// Bytes of queued frames joined into one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// Longest wait for an outgoing connection to be established.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -346,7 +349,15 @@ async fn write_loop<S: crate::net::Stream>(
     mut alive: watch::Receiver<()>,
 ) {
     let work = async {
-        while let Some(bytes) = queued.recv().await {
+        while let Some(mut bytes) = queued.recv().await {
+            // Frames queued meanwhile (a burst of receipts, list chunks) go
+            // out in one write: one syscall instead of one per frame.
+            while bytes.len() < WRITE_BATCH {
+                match queued.try_recv() {
+                    Ok(more) => bytes.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
             write.write_all(&bytes).await?;
             // Streams that buffer (any `Stream` may) must not sit on a
             // frame while the queue is idle.
