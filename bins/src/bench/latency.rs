@@ -6,7 +6,7 @@
 
 use super::chat::{Chat, Server};
 use super::child::{ChildSpec, Proc, Work};
-use super::report::{Figure, Goal, Section};
+use super::report::{column, Figure, Goal, Section};
 use super::Plan;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -28,11 +28,6 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
         raw.push(raw_run(work).context("latency, raw TCP")?);
     }
     server.proc.finish()?;
-    let get = |reps: &[Value], key: &str| -> Vec<f64> {
-        reps.iter()
-            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
-            .collect()
-    };
     let mut section = Section::new(
         "latency",
         format!(
@@ -43,15 +38,15 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
     section.figures.push(Figure::lower(
         "send → receipt p50",
         "µs",
-        get(&natter, "p50_us"),
-        Some(get(&raw, "p50_us")),
+        column(&natter, "p50_us"),
+        Some(column(&raw, "p50_us")),
         Some(Goal::RatioAtMost(1.5)),
     ));
     section.figures.push(Figure::lower(
         "send → receipt p99",
         "µs",
-        get(&natter, "p99_us"),
-        Some(get(&raw, "p99_us")),
+        column(&natter, "p99_us"),
+        Some(column(&raw, "p99_us")),
         None,
     ));
     section.extra = json!({ "natter": natter, "raw": raw });

@@ -6,7 +6,7 @@
 
 use super::baseline::stdin_closed;
 use super::child::{emit, ChildSpec, Proc};
-use super::report::{percentile, Figure, Goal, Section};
+use super::report::{column, percentile, Figure, Goal, Section};
 use super::{wall_now, Plan};
 use anyhow::{anyhow, bail, Context, Result};
 use natter_core::protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
@@ -79,11 +79,6 @@ pub fn run(plan: &Plan) -> Result<Section> {
         natter.push(one_rep(plan, true).context("registry section, natter server")?);
         raw.push(one_rep(plan, false).context("registry section, raw directory")?);
     }
-    let get = |reps: &[Value], key: &str| -> Vec<f64> {
-        reps.iter()
-            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
-            .collect()
-    };
     let mut section = Section::new(
         "registry",
         format!(
@@ -94,36 +89,36 @@ pub fn run(plan: &Plan) -> Result<Section> {
     section.figures.push(Figure::higher(
         "registrations/s",
         "/s",
-        get(&natter, "registrations_per_s"),
-        Some(get(&raw, "registrations_per_s")),
+        column(&natter, "registrations_per_s"),
+        Some(column(&raw, "registrations_per_s")),
         None,
     ));
     section.figures.push(Figure::lower(
         "server RSS per peer",
         "KiB",
-        get(&natter, "rss_per_peer_kib"),
-        Some(get(&raw, "rss_per_peer_kib")),
+        column(&natter, "rss_per_peer_kib"),
+        Some(column(&raw, "rss_per_peer_kib")),
         Some(Goal::AtMost(8.0)),
     ));
     section.figures.push(Figure::lower(
         &format!("full list ({peers} peers) p50"),
         "ms",
-        get(&natter, "list_p50_ms"),
-        Some(get(&raw, "list_p50_ms")),
+        column(&natter, "list_p50_ms"),
+        Some(column(&raw, "list_p50_ms")),
         Some(Goal::Below(50.0)),
     ));
     section.figures.push(Figure::lower(
         &format!("full list ({peers} peers) p99"),
         "ms",
-        get(&natter, "list_p99_ms"),
-        Some(get(&raw, "list_p99_ms")),
+        column(&natter, "list_p99_ms"),
+        Some(column(&raw, "list_p99_ms")),
         None,
     ));
     section.figures.push(Figure::lower(
         &format!("churn of {peers} (leave + rejoin)"),
         "s",
-        get(&natter, "churn_secs"),
-        Some(get(&raw, "churn_secs")),
+        column(&natter, "churn_secs"),
+        Some(column(&raw, "churn_secs")),
         None,
     ));
     let total = |key: &str| {

@@ -6,6 +6,13 @@ use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Nearest-rank percentile of sorted samples (NaN when empty).
+/// One figure's value in each repetition's JSON result (`NaN` if absent).
+pub fn column(reps: &[Value], key: &str) -> Vec<f64> {
+    reps.iter()
+        .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;

@@ -7,10 +7,10 @@
 use super::chat::{verify_transcript, Chat, Server};
 use super::child::Work;
 use super::latency::raw_run;
-use super::report::{Figure, Goal, Section};
+use super::report::{column, Figure, Goal, Section};
 use super::Plan;
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 
 pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
@@ -46,11 +46,6 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
         raw.push(raw_run(work).context("throughput, raw TCP")?);
     }
     server.proc.finish()?;
-    let get = |reps: &[Value], key: &str| -> Vec<f64> {
-        reps.iter()
-            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
-            .collect()
-    };
     let mut section = Section::new(
         "throughput",
         format!(
@@ -61,8 +56,8 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
     section.figures.push(Figure::higher(
         "acknowledged messages/s",
         "msg/s",
-        get(&natter, "msgs_per_s"),
-        Some(get(&raw, "msgs_per_s")),
+        column(&natter, "msgs_per_s"),
+        Some(column(&raw, "msgs_per_s")),
         Some(Goal::RatioAtLeast(0.5)),
     ));
     section.check(
