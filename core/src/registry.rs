@@ -453,32 +453,27 @@ impl Registry {
         self.log(RegistryLog::Registered { name, addr });
     }
 
+    /// Answers `list` in chunks, built one at a time from the directory so
+    /// that a list never holds a second copy of every entry.
     fn send_list(&mut self, now: Instant, link: LinkId) {
-        let others: Vec<PeerInfo> = self
+        let chunk = self.config.list_chunk.max(1);
+        let mut others = self
             .names
             .values()
             .filter(|&&other| other != link)
             .filter_map(|other| self.conns[other].entry.as_ref())
-            .map(Entry::info)
-            .collect();
-        let chunk = self.config.list_chunk.max(1);
-        if others.is_empty() {
-            return self.send(
-                now,
-                link,
-                &ServerMsg::Peers {
-                    peers: Vec::new(),
-                    more: false,
-                },
-            );
+            .peekable();
+        let mut frames = Vec::new();
+        loop {
+            let peers: Vec<PeerInfo> = others.by_ref().take(chunk).map(Entry::info).collect();
+            let more = others.peek().is_some();
+            frames.push(encode(&ServerMsg::Peers { peers, more }));
+            if !more {
+                break;
+            }
         }
-        let count = others.len().div_ceil(chunk);
-        for (i, part) in others.chunks(chunk).enumerate() {
-            let frame = ServerMsg::Peers {
-                peers: part.to_vec(),
-                more: i + 1 < count,
-            };
-            self.send(now, link, &frame);
+        for bytes in frames {
+            self.send_bytes(now, link, bytes);
         }
     }
 
@@ -559,12 +554,13 @@ impl Registry {
     }
 
     fn send(&mut self, now: Instant, link: LinkId, frame: &ServerMsg) {
+        self.send_bytes(now, link, encode(frame));
+    }
+
+    fn send_bytes(&mut self, now: Instant, link: LinkId, bytes: Vec<u8>) {
         if let Some(conn) = self.conns.get_mut(&link) {
             conn.heartbeat.sent(now);
-            self.outputs.push_back(RegistryOutput::Send {
-                link,
-                bytes: encode(frame),
-            });
+            self.outputs.push_back(RegistryOutput::Send { link, bytes });
         }
     }
 
