@@ -10,7 +10,7 @@ mod world;
 
 use natter_core::peer::{PeerConfig, PeerInput, PeerOutput};
 use natter_core::protocol::ServerMsg;
-use natter_core::{ErrorCode, Event, FrameDecoder, LinkId, Now, Peer, PeerStatus};
+use natter_core::{ErrorCode, Event, LinkId, Now, Peer, PeerStatus};
 use std::net::SocketAddr;
 use std::time::Duration;
 use world::{World, LISTEN_PORT, SERVER};
@@ -47,14 +47,6 @@ fn client(last: u8, port: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, last], port))
 }
 
-fn server_frames(text: &str) -> Vec<ServerMsg> {
-    let mut decoder = FrameDecoder::<ServerMsg>::new(usize::MAX);
-    decoder.push(text.as_bytes());
-    std::iter::from_fn(|| decoder.next_frame())
-        .map(Result::unwrap)
-        .collect()
-}
-
 // ---------------------------------------------------------------------------
 // the server link: clients lying about who and where they are
 // ---------------------------------------------------------------------------
@@ -75,7 +67,7 @@ fn a_client_cannot_register_an_address_other_than_its_observed_ip() {
     );
     let (reply, closed) = world.raw_send(link, claim.as_bytes());
     assert!(!closed, "{reply}");
-    let frames = server_frames(&reply);
+    let frames = world::server_frames(&reply);
     let ServerMsg::Registered { addr, .. } = &frames[1] else {
         panic!("{reply}")
     };

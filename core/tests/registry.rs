@@ -4,7 +4,7 @@ mod world;
 
 use natter_core::protocol::{ServerMsg, LIST_CHUNK};
 use natter_core::registry::RegistryConfig;
-use natter_core::{FrameDecoder, LinkId, Now, Registry, RegistryInput, RegistryOutput};
+use natter_core::{LinkId, Now, Registry, RegistryInput, RegistryOutput};
 use std::net::SocketAddr;
 use std::time::Duration;
 use world::World;
@@ -12,14 +12,6 @@ use world::World;
 fn client(i: u32) -> SocketAddr {
     let [a, b, c, d] = (0x0a00_0000u32 + i).to_be_bytes();
     SocketAddr::from(([a, b, c, d], 40_000))
-}
-
-fn frames(text: &str) -> Vec<ServerMsg> {
-    let mut decoder = FrameDecoder::<ServerMsg>::new(usize::MAX);
-    decoder.push(text.as_bytes());
-    std::iter::from_fn(|| decoder.next_frame())
-        .map(Result::unwrap)
-        .collect()
 }
 
 #[test]
@@ -175,7 +167,7 @@ fn a_list_of_10000_peers_goes_out_in_chunks() {
             bytes.len() < natter_core::protocol::MAX_FRAME,
             "each chunk fits a frame"
         );
-        for frame in frames(std::str::from_utf8(&bytes).unwrap()) {
+        for frame in world::server_frames(std::str::from_utf8(&bytes).unwrap()) {
             let ServerMsg::Peers { peers: part, more } = frame else {
                 panic!("not a list")
             };

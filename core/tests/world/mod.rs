@@ -433,3 +433,12 @@ impl World {
         }
     }
 }
+
+/// Every frame in `text`, as a server sent it (for raw-client tests).
+pub fn server_frames(text: &str) -> Vec<natter_core::protocol::ServerMsg> {
+    let mut decoder = natter_core::FrameDecoder::new(usize::MAX);
+    decoder.push(text.as_bytes());
+    std::iter::from_fn(|| decoder.next_frame())
+        .map(Result::unwrap)
+        .collect()
+}
