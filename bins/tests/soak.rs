@@ -364,6 +364,23 @@ mod hostile {
     }
 }
 
+/// What the chaos phase leaves for the checks.
+struct Chaos {
+    slots: Vec<Slot>,
+    /// Each peer's last status, after it exited.
+    finals: Vec<Status>,
+    kills: u64,
+    retries: u32,
+    stale_calls: u32,
+    /// Hostile clients started and refused as expected, per kind.
+    attempts: [u64; 5],
+    outcomes: [u64; 5],
+    rss_steady: u64,
+    rss_peak: u64,
+    /// Whether the directory was empty once everyone had left.
+    empty: bool,
+}
+
 fn vm_rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -587,7 +604,7 @@ fn soak_many_peers_with_kills_restarts_and_hostile_clients() {
             }
             tokio::task::yield_now().await;
         }
-        (
+        Chaos {
             slots,
             finals,
             kills,
@@ -598,9 +615,9 @@ fn soak_many_peers_with_kills_restarts_and_hostile_clients() {
             rss_steady,
             rss_peak,
             empty,
-        )
+        }
     });
-    let (
+    let Chaos {
         slots,
         finals,
         kills,
@@ -611,7 +628,7 @@ fn soak_many_peers_with_kills_restarts_and_hostile_clients() {
         rss_steady,
         rss_peak,
         empty,
-    ) = report;
+    } = report;
     let rss_end = vm_rss_kb(pid);
 
     let mut problems = Vec::new();
