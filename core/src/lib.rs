@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod drive;
 pub mod event;
 pub mod heartbeat;
 pub mod link;

@@ -8,10 +8,11 @@
 
 #![allow(dead_code)]
 
-use natter_core::peer::{PeerConfig, PeerInput, PeerOutput};
+use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::peer::{PeerConfig, PeerInput};
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
 use natter_core::{Event, LinkId, Now, Peer, Registry};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -29,6 +30,12 @@ pub enum End {
 enum Job {
     Bytes(End, Vec<u8>),
     Closed(End),
+    /// Peer `caller` asked to connect `link` to `addr`.
+    Dial {
+        caller: String,
+        link: LinkId,
+        addr: SocketAddr,
+    },
 }
 
 pub struct World {
@@ -37,19 +44,32 @@ pub struct World {
     registry_config: RegistryConfig,
     next_server_link: u64,
     pub peers: BTreeMap<String, Peer>,
+    /// Each peer's drain loop, the same as the real driver's.
+    drives: BTreeMap<String, Drive>,
     ips: BTreeMap<String, IpAddr>,
     pub events: BTreeMap<String, Vec<Event>>,
     pub exits: BTreeMap<String, i32>,
     pub logs: Vec<RegistryLog>,
     /// File name → lines.
     pub transcripts: BTreeMap<String, Vec<String>>,
+    /// How many times each peer made its transcript lines durable.
+    pub syncs: BTreeMap<String, u64>,
     /// Both directions of every open connection.
     wires: BTreeMap<End, End>,
     /// Wires whose bytes vanish (one entry per direction).
     cut: Vec<(End, End)>,
     jobs: VecDeque<Job>,
+    /// Peers whose incoming bytes are held back (see [`World::hold`]).
+    held: BTreeSet<String>,
+    /// Bytes held back, per receiving end.
+    held_bytes: BTreeMap<End, Vec<u8>>,
     /// When set, transcript writes for this peer fail.
     pub failing_disk: Option<String>,
+    /// When set, this peer's lines are written but never made durable.
+    pub failing_sync: Option<String>,
+    /// Peers whose user does not read their events: the drain loop then
+    /// withholds receipts (call [`World::settle`] after removing one).
+    pub backed_up: BTreeSet<String>,
 }
 
 impl World {
@@ -65,15 +85,21 @@ impl World {
             registry_config: config,
             next_server_link: 0,
             peers: BTreeMap::new(),
+            drives: BTreeMap::new(),
             ips: BTreeMap::new(),
             events: BTreeMap::new(),
             exits: BTreeMap::new(),
             logs: Vec::new(),
             transcripts: BTreeMap::new(),
+            syncs: BTreeMap::new(),
             wires: BTreeMap::new(),
             cut: Vec::new(),
             jobs: VecDeque::new(),
+            held: BTreeSet::new(),
+            held_bytes: BTreeMap::new(),
             failing_disk: None,
+            failing_sync: None,
+            backed_up: BTreeSet::new(),
         }
     }
 
@@ -96,6 +122,7 @@ impl World {
         self.ips.insert(name.clone(), ip);
         let peer = Peer::new(config, self.now);
         self.peers.insert(name.clone(), peer);
+        self.drives.insert(name.clone(), Drive::new());
         self.events.entry(name.clone()).or_default();
         self.settle();
     }
@@ -183,9 +210,33 @@ impl World {
         }
     }
 
+    /// Holds back every byte sent to peer `name` until [`World::release`],
+    /// as a slow network would: what was held then arrives in one read per
+    /// connection.
+    pub fn hold(&mut self, name: &str) {
+        self.held.insert(name.to_string());
+    }
+
+    /// Delivers what [`World::hold`] held back, one chunk per connection.
+    pub fn release(&mut self, name: &str) {
+        self.held.remove(name);
+        let ends: Vec<End> = self
+            .held_bytes
+            .keys()
+            .filter(|end| Self::owner(end) == Some(name))
+            .cloned()
+            .collect();
+        for end in ends {
+            let bytes = self.held_bytes.remove(&end).expect("listed above");
+            self.jobs.push_back(Job::Bytes(end, bytes));
+        }
+        self.settle();
+    }
+
     /// The peer's process dies: every partner sees its connections close.
     pub fn crash_peer(&mut self, name: &str) {
         self.peers.remove(name);
+        self.drives.remove(name);
         self.hang_up_all(|e| Self::owner(e) == Some(name));
     }
 
@@ -276,10 +327,7 @@ impl World {
             let mut progressed = false;
             let names: Vec<String> = self.peers.keys().cloned().collect();
             for name in names {
-                while let Some(out) = self.peers.get_mut(&name).and_then(Peer::poll_output) {
-                    progressed = true;
-                    self.peer_output(&name, out);
-                }
+                progressed |= self.drain_peer(&name);
             }
             while let Some(out) = self.registry.as_mut().and_then(Registry::poll_output) {
                 progressed = true;
@@ -295,87 +343,82 @@ impl World {
         }
     }
 
-    fn peer_output(&mut self, name: &str, out: PeerOutput) {
+    /// Runs the peer's drain loop (the driver's own, from natter-core)
+    /// with this world as its effects. The peer is taken out of the world
+    /// meanwhile; what concerns it (a connect) is queued as a job.
+    /// Returns whether it had anything to do.
+    fn drain_peer(&mut self, name: &str) -> bool {
+        let (Some(mut peer), Some(mut drive)) = (self.peers.remove(name), self.drives.remove(name))
+        else {
+            return false;
+        };
         let now = self.now;
-        match out {
-            PeerOutput::Connect { link, addr } => {
-                let from = End::Peer(name.to_string(), link);
-                let client = SocketAddr::new(self.ips[name], 50_000 + link.0 as u16);
-                if addr == SERVER && self.registry.is_some() {
-                    self.next_server_link += 1;
-                    let server_link = LinkId(self.next_server_link);
-                    let to = End::Server(server_link);
-                    self.wires.insert(from.clone(), to.clone());
-                    self.wires.insert(to, from);
-                    self.registry().handle_input(
-                        now,
-                        RegistryInput::Opened {
-                            link: server_link,
-                            addr: client,
-                        },
-                    );
-                    self.peer(name)
-                        .handle_input(now, PeerInput::Connected { link });
-                    return;
-                }
-                let callee = self
-                    .peers
-                    .keys()
-                    .find(|other| SocketAddr::new(self.ips[*other], LISTEN_PORT) == addr)
-                    .cloned();
-                match callee {
-                    Some(callee) => {
-                        let their_link = self.peer(&callee).allocate_link();
-                        let to = End::Peer(callee.clone(), their_link);
-                        self.wires.insert(from.clone(), to.clone());
-                        self.wires.insert(to, from);
-                        self.peer(&callee).handle_input(
-                            now,
-                            PeerInput::Accepted {
-                                link: their_link,
-                                addr: client,
-                            },
-                        );
-                        self.peer(name)
-                            .handle_input(now, PeerInput::Connected { link });
-                    }
-                    None => self.peer(name).handle_input(
-                        now,
-                        PeerInput::ConnectFailed {
-                            link,
-                            reason: "connection refused".into(),
-                        },
-                    ),
-                }
+        let mut effects = PeerEffects {
+            world: self,
+            name,
+            done: 0,
+        };
+        drive.drain(&mut peer, now, &mut effects);
+        let done = effects.done;
+        self.peers.insert(name.to_string(), peer);
+        self.drives.insert(name.to_string(), drive);
+        done > 0
+    }
+
+    /// Connects a peer's `link` to `addr`: the server, another peer (or
+    /// itself) listening there, or nobody.
+    fn dial(&mut self, name: &str, link: LinkId, addr: SocketAddr) {
+        let now = self.now;
+        if !self.peers.contains_key(name) {
+            return;
+        }
+        let from = End::Peer(name.to_string(), link);
+        let client = SocketAddr::new(self.ips[name], 50_000 + link.0 as u16);
+        if addr == SERVER && self.registry.is_some() {
+            self.next_server_link += 1;
+            let server_link = LinkId(self.next_server_link);
+            let to = End::Server(server_link);
+            self.wires.insert(from.clone(), to.clone());
+            self.wires.insert(to, from);
+            self.registry().handle_input(
+                now,
+                RegistryInput::Opened {
+                    link: server_link,
+                    addr: client,
+                },
+            );
+            self.peer(name)
+                .handle_input(now, PeerInput::Connected { link });
+            return;
+        }
+        let callee = self
+            .peers
+            .keys()
+            .find(|other| SocketAddr::new(self.ips[*other], LISTEN_PORT) == addr)
+            .cloned();
+        match callee {
+            Some(callee) => {
+                let their_link = self.peer(&callee).allocate_link();
+                let to = End::Peer(callee.clone(), their_link);
+                self.wires.insert(from.clone(), to.clone());
+                self.wires.insert(to, from);
+                self.peer(&callee).handle_input(
+                    now,
+                    PeerInput::Accepted {
+                        link: their_link,
+                        addr: client,
+                    },
+                );
+                self.peer(name)
+                    .handle_input(now, PeerInput::Connected { link });
             }
-            PeerOutput::Send { link, bytes } => {
-                self.transmit(End::Peer(name.to_string(), link), bytes)
-            }
-            PeerOutput::Close { link } => self.hang_up(End::Peer(name.to_string(), link)),
-            PeerOutput::Event(event) => {
-                self.events.entry(name.to_string()).or_default().push(event)
-            }
-            PeerOutput::Transcript(write) => {
-                let failed = self.failing_disk.as_deref() == Some(name);
-                if !failed {
-                    self.transcripts
-                        .entry(write.file)
-                        .or_default()
-                        .push(write.line);
-                }
-                if let Some((link, n)) = write.receipt {
-                    let result = if failed {
-                        Err("disk full".to_string())
-                    } else {
-                        Ok(())
-                    };
-                    self.peer(name)
-                        .handle_input(now, PeerInput::Recorded { link, n, result });
-                }
-            }
-            PeerOutput::Exit { code } => {
-                self.exits.insert(name.to_string(), code);
-            }
+            None => self.peer(name).handle_input(
+                now,
+                PeerInput::ConnectFailed {
+                    link,
+                    reason: "connection refused".into(),
+                },
+            ),
         }
     }
 
@@ -393,6 +436,9 @@ impl World {
         };
         if self.cut.contains(&(from, to.clone())) {
             return;
+        }
+        if Self::owner(&to).is_some_and(|name| self.held.contains(name)) {
+            return self.held_bytes.entry(to).or_default().extend(bytes);
         }
         self.jobs.push_back(Job::Bytes(to, bytes));
     }
@@ -430,7 +476,87 @@ impl World {
                     p.handle_input(now, PeerInput::Closed { link })
                 }
             }
+            Job::Dial { caller, link, addr } => self.dial(&caller, link, addr),
         }
+    }
+}
+
+/// The world as one peer's driver sees it.
+struct PeerEffects<'w> {
+    world: &'w mut World,
+    name: &'w str,
+    /// Outputs carried out, so `settle` knows when all is quiet.
+    done: usize,
+}
+
+impl Effects for PeerEffects<'_> {
+    fn connect(&mut self, link: LinkId, addr: SocketAddr) {
+        self.done += 1;
+        self.world.jobs.push_back(Job::Dial {
+            caller: self.name.to_string(),
+            link,
+            addr,
+        });
+    }
+
+    fn send(&mut self, link: LinkId, bytes: Vec<u8>) -> Sent {
+        self.done += 1;
+        self.world
+            .transmit(End::Peer(self.name.to_string(), link), bytes);
+        Sent::Queued
+    }
+
+    fn close(&mut self, link: LinkId) {
+        self.done += 1;
+        self.world.hang_up(End::Peer(self.name.to_string(), link));
+    }
+
+    fn event(&mut self, event: Event) {
+        self.done += 1;
+        self.world
+            .events
+            .entry(self.name.to_string())
+            .or_default()
+            .push(event);
+    }
+
+    fn append(&mut self, file: &str, line: &str) -> Result<(), String> {
+        self.done += 1;
+        if self.disk_fails() {
+            return Err("disk full".to_string());
+        }
+        self.world
+            .transcripts
+            .entry(file.to_string())
+            .or_default()
+            .push(line.to_string());
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        *self.world.syncs.entry(self.name.to_string()).or_default() += 1;
+        if self.disk_fails() {
+            return Err("disk full".to_string());
+        }
+        if self.world.failing_sync.as_deref() == Some(self.name) {
+            return Err("fsync failed".to_string());
+        }
+        Ok(())
+    }
+
+    fn exit(&mut self, code: i32) {
+        self.done += 1;
+        self.world.exits.insert(self.name.to_string(), code);
+    }
+
+    fn events_backed_up(&self) -> bool {
+        self.world.backed_up.contains(self.name)
+    }
+}
+
+impl PeerEffects<'_> {
+    fn disk_fails(&self) -> bool {
+        self.world.failing_disk.as_deref() == Some(self.name)
     }
 }
 

@@ -1,0 +1,148 @@
+//! Carrying out a [`Peer`]'s outputs: the one drain loop that the async
+//! driver (natter-net-real) and the in-memory test world both run, so the
+//! rules below are exercised by every test, not re-implemented per test.
+//!
+//! After every `handle_*` call the driver calls [`Drive::drain`], which
+//! takes every output in order and performs it through [`Effects`]. Two
+//! outputs produce inputs, which are fed straight back:
+//!
+//! - a send whose link had to be cut (its queue was full: the other side
+//!   stopped reading) comes back as [`PeerInput::Closed`];
+//! - a transcript line with a receipt comes back as
+//!   [`PeerInput::Recorded`], which is what lets the peer send the receipt.
+//!
+//! **A receipt means "recorded".** Every line of one drain is appended,
+//! then [`Effects::sync`] makes them durable **once**, and only then are
+//! the `Recorded` inputs fed back (group commit: a burst of messages read
+//! in one go costs one disk flush, not one per message).
+//!
+//! **Backpressure sits on the receipts.** While the user's events are
+//! backed up ([`Effects::events_backed_up`]), the `Recorded` inputs are
+//! withheld (the lines are already durable); the next drain after the
+//! events move again feeds them. The partner, short of receipts, stops at
+//! its window of unacknowledged messages, so the events held stay bounded
+//! while the driver keeps reading the network: pings are answered and the
+//! links stay alive however long the user's output is stalled.
+
+use crate::event::Event;
+use crate::link::LinkId;
+use crate::peer::{Peer, PeerInput, PeerOutput};
+use crate::protocol::ErrorCode;
+use crate::time::Now;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// What a driver does for a peer. Every method returns at once: anything
+/// that takes time (a connect) reports back later as a [`PeerInput`].
+pub trait Effects {
+    /// Starts opening a connection for `link`; the outcome comes back as
+    /// [`PeerInput::Connected`] or [`PeerInput::ConnectFailed`].
+    fn connect(&mut self, link: LinkId, addr: SocketAddr);
+    /// Queues bytes on a link without waiting.
+    fn send(&mut self, link: LinkId, bytes: Vec<u8>) -> Sent;
+    /// Closes a link once what was queued on it is sent.
+    fn close(&mut self, link: LinkId);
+    /// An event for the user.
+    fn event(&mut self, event: Event);
+    /// Appends `line` (a newline is added) to the transcript `file`. The
+    /// error says where and why, in words for the user.
+    fn append(&mut self, file: &str, line: &str) -> Result<(), String>;
+    /// Makes every line appended so far durable (`fsync`).
+    fn sync(&mut self) -> Result<(), String>;
+    /// The peer is done: the driver stops with this exit code.
+    fn exit(&mut self, code: i32);
+    /// Whether the user's events are backed up (the output is not being
+    /// read): receipts then wait.
+    fn events_backed_up(&self) -> bool {
+        false
+    }
+}
+
+/// Whether bytes could be queued on a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued, or the link is already gone (the peer hears of that on its
+    /// own).
+    Queued,
+    /// The link's queue was full, so the link was cut: the peer must be
+    /// told it closed.
+    Cut,
+}
+
+/// The drain loop's memory between two drains: receipts waiting for the
+/// user's events to move.
+#[derive(Debug, Default)]
+pub struct Drive {
+    /// Received messages whose lines are durable (or failed), in order,
+    /// whose `Recorded` input is withheld while events are backed up.
+    recorded: VecDeque<Recorded>,
+}
+
+#[derive(Debug)]
+struct Recorded {
+    link: LinkId,
+    n: u64,
+    result: Result<(), String>,
+}
+
+impl Drive {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Carries out every output of `peer`, in order, until it has nothing
+    /// more to say, feeding back the inputs that carrying them out
+    /// produces (see the module documentation).
+    pub fn drain(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
+        loop {
+            let mut unsynced = Vec::new();
+            while let Some(output) = peer.poll_output() {
+                match output {
+                    PeerOutput::Connect { link, addr } => effects.connect(link, addr),
+                    PeerOutput::Send { link, bytes } => {
+                        if effects.send(link, bytes) == Sent::Cut {
+                            peer.handle_input(now, PeerInput::Closed { link });
+                        }
+                    }
+                    PeerOutput::Close { link } => effects.close(link),
+                    PeerOutput::Event(event) => effects.event(event),
+                    PeerOutput::Transcript(write) => {
+                        let result = effects.append(&write.file, &write.line);
+                        match (write.receipt, result) {
+                            (Some((link, n)), result) => {
+                                unsynced.push(Recorded { link, n, result })
+                            }
+                            (None, Ok(())) => {}
+                            // A received message's failure is told by the
+                            // peer itself (no receipt is sent); any other
+                            // line lost must not be lost silently.
+                            (None, Err(e)) => effects.event(Event::error(
+                                ErrorCode::TranscriptFailed,
+                                format!("could not write to the transcript {e}"),
+                            )),
+                        }
+                    }
+                    PeerOutput::Exit { code } => effects.exit(code),
+                }
+            }
+            if !unsynced.is_empty() {
+                let synced = effects.sync();
+                self.recorded.extend(unsynced.into_iter().map(|mut r| {
+                    r.result = r.result.and_then(|()| synced.clone());
+                    r
+                }));
+            }
+            if self.recorded.is_empty() || effects.events_backed_up() {
+                return;
+            }
+            for Recorded { link, n, result } in std::mem::take(&mut self.recorded) {
+                peer.handle_input(now, PeerInput::Recorded { link, n, result });
+            }
+        }
+    }
+
+    /// Receipts withheld while the user's events are backed up.
+    pub fn withheld(&self) -> usize {
+        self.recorded.len()
+    }
+}

@@ -1,0 +1,97 @@
+//! The drain loop every driver runs (`natter_core::drive`), through the
+//! in-memory world: a receipt waits until its line is durable, a burst is
+//! made durable with one sync, and receipts wait while the user's events
+//! are backed up.
+
+mod world;
+
+use natter_core::event::Event;
+use natter_core::protocol::ErrorCode;
+use world::World;
+
+/// alice and bob registered, alice called bob and bob accepted.
+fn chatting() -> World {
+    let mut world = World::new();
+    world.add_peer("alice");
+    world.add_peer("bob");
+    world.type_line("alice", "/connect bob");
+    world.type_line("bob", "/accept");
+    world.take_events("alice");
+    world.take_events("bob");
+    world
+}
+
+fn delivered(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delivered { n, .. } => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+fn received_lines(world: &World) -> usize {
+    world
+        .transcripts
+        .iter()
+        .filter(|(file, _)| file.contains("_bob_"))
+        .flat_map(|(_, lines)| lines)
+        .filter(|line| line.contains(" received #"))
+        .count()
+}
+
+#[test]
+fn a_burst_read_in_one_go_is_made_durable_with_one_sync() {
+    let mut world = chatting();
+    world.hold("bob");
+    for text in ["one", "two", "three"] {
+        world.type_line("alice", text);
+    }
+    assert_eq!(delivered(&world.take_events("alice")), Vec::<u64>::new());
+    let syncs = world.syncs.get("bob").copied().unwrap_or(0);
+
+    world.release("bob");
+
+    assert_eq!(world.syncs["bob"], syncs + 1, "one sync for the burst");
+    assert_eq!(received_lines(&world), 3);
+    assert_eq!(delivered(&world.take_events("alice")), vec![1, 2, 3]);
+}
+
+#[test]
+fn a_line_written_but_not_made_durable_gets_no_receipt() {
+    let mut world = chatting();
+    world.failing_sync = Some("bob".into());
+    world.type_line("alice", "are you writing this down?");
+    assert_eq!(delivered(&world.take_events("alice")), Vec::<u64>::new());
+    let bob = world.take_events("bob");
+    assert!(
+        bob.iter().any(|e| matches!(e,
+            Event::Error { code: ErrorCode::TranscriptFailed, message }
+                if message.contains("fsync failed") && message.contains("no receipt"))),
+        "{bob:#?}"
+    );
+}
+
+#[test]
+fn receipts_wait_while_the_receivers_events_are_backed_up_and_the_sender_stops_at_its_window() {
+    let mut world = chatting();
+    world.backed_up.insert("bob".into());
+    for i in 1..=64 {
+        world.type_line("alice", &format!("message {i}"));
+    }
+    // Every message reached bob and is on his disk; none has a receipt,
+    // so alice's window is full and her driver takes no more lines.
+    assert_eq!(received_lines(&world), 64);
+    assert_eq!(delivered(&world.take_events("alice")), Vec::<u64>::new());
+    assert!(!world.peer("alice").accepts_lines());
+
+    world.backed_up.clear();
+    world.settle();
+
+    assert_eq!(
+        delivered(&world.take_events("alice")),
+        (1..=64).collect::<Vec<u64>>()
+    );
+    assert!(world.peer("alice").accepts_lines());
+}
