@@ -11,12 +11,16 @@
 //! [`Clock`]): under turmoil each host runs this code on a current-thread
 //! runtime with simulated sockets and virtual time.
 
+pub mod disk;
+pub mod harness;
 pub mod link;
 pub mod net;
 pub mod peer;
 pub mod server;
 pub mod transcripts;
 
+pub use disk::{Disk, StdDisk};
+pub use harness::{PeerBuilder, PeerHandle, ServerBuilder, ServerHandle};
 pub use net::{Clock, Listener, Net, Stream, TokioNet};
 pub use peer::{run_peer, EventSink, PeerLine, EXIT_STARTUP_FAILED};
 pub use server::{run_server, LogHook};

@@ -7,13 +7,15 @@
 //! standard output, a scripted demo or a simulation) sits on the other side
 //! of the two channels and is not this module's business.
 
+use crate::disk::Disk;
 use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
 use crate::transcripts::Transcripts;
-use natter_core::{ErrorCode, Event, Peer, PeerConfig, PeerInput, PeerOutput};
+use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::{ErrorCode, Event, LinkId, Peer, PeerConfig, PeerInput};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 /// One line typed by the user, as it would be typed (`/list`, `hi`).
@@ -22,62 +24,73 @@ pub type PeerLine = String;
 /// Exit code of a peer that could not start (bad transcripts directory).
 pub const EXIT_STARTUP_FAILED: i32 = 1;
 
+/// Events held for a sink that has no room, beyond which the driver stops
+/// reading the network too. Far above what a chat can cause (the partner
+/// stops at its window of 64 messages without receipt, and receipts wait
+/// while events are held); reached only if the network floods the peer
+/// with events some other way (a caller dialling in a loop), and then
+/// memory wins over liveness.
+pub const MAX_HELD_EVENTS: usize = 1024;
+
 /// Runs one peer until it exits, and returns its exit code.
 ///
 /// - `listener`: already bound by the caller (so a bind error is reported
 ///   where the port was chosen); `config.listen_port` must be its port.
-/// - `transcripts_dir`: created if needed; if that fails, an `error` event
-///   is sent and the peer exits with [`EXIT_STARTUP_FAILED`] before
-///   contacting anyone.
-/// - `lines`: the user's lines. A line is only taken while the peer accepts
-///   lines (backpressure while too many messages await receipts). The
-///   channel closing is the end of input, which means `/quit`.
+/// - `transcripts`: prepared here (see [`Transcripts::prepare`]); if that
+///   fails, an `error` event is sent and the peer exits with
+///   [`EXIT_STARTUP_FAILED`] before contacting anyone.
+/// - `lines`: the user's lines. A line is only taken while the peer
+///   accepts lines (backpressure while too many messages await receipts)
+///   and no events are held. The channel closing is the end of input,
+///   which means `/quit`.
 /// - `events`: every event for the user, in order (see [`EventSink`]:
 ///   a bounded channel makes a slow reader push back). A closed receiver
 ///   is not an error: the peer goes on.
-pub async fn run_peer<N: Net, E: EventSink>(
+pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
     net: N,
     listener: N::Listener,
     config: PeerConfig,
-    transcripts_dir: PathBuf,
+    mut transcripts: Transcripts<D>,
     mut lines: mpsc::Receiver<PeerLine>,
     events: E,
 ) -> i32 {
-    let transcripts = match Transcripts::open(transcripts_dir) {
-        Ok(t) => t,
-        Err(e) => {
-            let mut event = Event::error(ErrorCode::TranscriptFailed, e.to_string());
-            while let Err(back) = events.offer(event) {
-                event = back;
-                events.room().await;
-            }
-            return EXIT_STARTUP_FAILED;
+    if let Err(e) = transcripts.prepare() {
+        let mut event = Event::error(ErrorCode::TranscriptFailed, e.to_string());
+        while let Err(back) = events.offer(event) {
+            event = back;
+            events.room().await;
         }
-    };
+        return EXIT_STARTUP_FAILED;
+    }
     let clock = Clock::start();
     let (links, mut network) = Links::new(net.clone());
     let mut driver = Driver {
         peer: Peer::new(config, clock.now(&net)),
-        links,
-        transcripts,
-        events,
-        held: VecDeque::new(),
+        drive: Drive::new(),
+        io: Io {
+            links,
+            transcripts,
+            events,
+            held: VecDeque::new(),
+            exit: None,
+        },
         clock,
         net,
-        exit: None,
     };
-    driver.links.listen(listener);
+    driver.io.links.listen(listener);
     driver.drain();
     let mut input_open = true;
-    while driver.exit.is_none() {
+    while driver.io.exit.is_none() {
         let deadline = driver
             .peer
             .poll_timeout()
             .map(|at| driver.clock.deadline(at));
-        // While the user's events are not taken, neither is anything that
-        // makes more of them: the network waits (TCP pushes back on the
-        // partner, whose window fills) and so do the user's lines.
-        let backlog = !driver.held.is_empty();
+        // While the user's events are not taken, the network is still
+        // read (pings are answered, links stay alive) but receipts wait
+        // (see `natter_core::drive`), so the partner stops at its window;
+        // the user's lines, which make events too, wait as well.
+        let backlog = !driver.io.held.is_empty();
+        let read_network = driver.io.held.len() < MAX_HELD_EVENTS;
         let take_line = input_open && !backlog && driver.peer.accepts_lines();
         tokio::select! {
             biased;
@@ -86,8 +99,8 @@ pub async fn run_peer<N: Net, E: EventSink>(
                 driver.peer.handle_timeout(now);
                 driver.drain();
             }
-            () = driver.events.room(), if backlog => driver.release(),
-            Some(event) = network.recv(), if !backlog => driver.network(event),
+            () = driver.io.events.room(), if backlog => driver.release(),
+            Some(event) = network.recv(), if read_network => driver.network(event),
             line = lines.recv(), if take_line => match line {
                 Some(line) => driver.input(PeerInput::Line(line)),
                 None => {
@@ -97,34 +110,38 @@ pub async fn run_peer<N: Net, E: EventSink>(
             },
         }
     }
-    let code = driver.exit.unwrap_or(0);
-    while !driver.held.is_empty() {
-        driver.events.room().await;
-        driver.release();
+    let code = driver.io.exit.unwrap_or(0);
+    while !driver.io.held.is_empty() {
+        driver.io.events.room().await;
+        driver.io.release();
     }
     // Let the last frames (the partner's `bye`, the server's `bye`) go out
     // before the caller ends the process. Nobody reads link events any
     // more: readers waiting to report one give up at once.
     drop(network);
-    driver.links.shutdown().await;
+    driver.io.links.shutdown().await;
     code
 }
 
 /// Where a peer's events go.
 ///
 /// An unbounded channel never pushes back (the demo, the simulation). A
-/// bounded one does: when it is full the driver holds the events (at most
-/// those of one input) and stops taking network input and lines until
-/// there is room, so a reader slower than the network (a terminal, a pipe
-/// nobody empties) slows the partner down through TCP and the partner's
-/// window of unacknowledged messages, instead of events queueing without
-/// bound.
+/// bounded one does: when it is full the driver holds the events and
+/// withholds the receipts of messages received meanwhile until there is
+/// room, so a reader slower than the network (a terminal, a pipe nobody
+/// empties) slows the partner down through the partner's window of
+/// unacknowledged messages, instead of events queueing without bound,
+/// while pings and pongs keep both links alive.
 pub trait EventSink: Send + 'static {
     /// Passes `event` on, or hands it back if there is no room now. An
     /// event for a receiver that is gone is dropped (`Ok`).
     fn offer(&self, event: Event) -> Result<(), Event>;
     /// Completes when there may be room again.
     fn room(&self) -> impl Future<Output = ()> + Send;
+    /// Told how many events the driver holds for want of room, each time
+    /// that number grows: a user interface can say it is behind, a test
+    /// can bound it.
+    fn backlog(&self, _held: usize) {}
 }
 
 impl EventSink for mpsc::UnboundedSender<Event> {
@@ -150,29 +167,79 @@ impl EventSink for mpsc::Sender<Event> {
     }
 }
 
-struct Driver<N: Net, E: EventSink> {
+struct Driver<N: Net, D: Disk, E: EventSink> {
     peer: Peer,
-    links: Links<N>,
-    transcripts: Transcripts,
-    events: E,
-    /// Events the sink had no room for, in order; while any are held the
-    /// driver takes no input but timers.
-    held: VecDeque<Event>,
+    drive: Drive,
+    io: Io<N, D, E>,
     clock: Clock,
     net: N,
+}
+
+/// What the peer's outputs are carried out on: the drain loop's
+/// [`Effects`].
+struct Io<N: Net, D: Disk, E: EventSink> {
+    links: Links<N>,
+    transcripts: Transcripts<D>,
+    events: E,
+    /// Events the sink had no room for, in order.
+    held: VecDeque<Event>,
     exit: Option<i32>,
 }
 
-impl<N: Net, E: EventSink> Driver<N, E> {
-    fn emit(&mut self, event: Event) {
-        if !self.held.is_empty() {
-            return self.held.push_back(event);
-        }
-        if let Err(event) = self.events.offer(event) {
-            self.held.push_back(event);
+impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
+    fn input(&mut self, input: PeerInput) {
+        let now = self.clock.now(&self.net);
+        self.peer.handle_input(now, input);
+        self.drain();
+    }
+
+    /// Carries out every output, in order, until the peer has nothing more
+    /// to say (see `natter_core::drive`).
+    fn drain(&mut self) {
+        let now = self.clock.now(&self.net);
+        self.drive.drain(&mut self.peer, now, &mut self.io);
+    }
+
+    /// Passes on held events while the sink takes them; once none is
+    /// left, the receipts that waited for them go out.
+    fn release(&mut self) {
+        self.io.release();
+        if self.io.held.is_empty() && self.drive.withheld() > 0 {
+            self.drain();
         }
     }
 
+    fn network(&mut self, event: LinkEvent<N::Stream>) {
+        match event {
+            LinkEvent::Accepted { stream, addr } => {
+                let link = self.peer.allocate_link();
+                tracing::debug!(%link, %addr, "connection accepted");
+                self.io.links.open(link, stream);
+                self.input(PeerInput::Accepted { link, addr });
+            }
+            LinkEvent::Connected { link, stream } => {
+                if self.io.links.connect_finished(link) {
+                    self.io.links.open(link, stream);
+                    self.input(PeerInput::Connected { link });
+                }
+            }
+            LinkEvent::ConnectFailed { link, reason } => {
+                if self.io.links.connect_finished(link) {
+                    self.input(PeerInput::ConnectFailed { link, reason });
+                }
+            }
+            LinkEvent::Bytes { link, bytes } => self.input(PeerInput::Bytes { link, bytes }),
+            LinkEvent::Closed { link, reason } => {
+                if self.io.links.closed(link) {
+                    tracing::debug!(%link, %reason, "connection closed");
+                    self.input(PeerInput::Closed { link });
+                }
+            }
+        }
+    }
+}
+
+impl<N: Net, D: Disk, E: EventSink> Io<N, D, E> {
     /// Passes on held events while the sink takes them.
     fn release(&mut self) {
         while let Some(event) = self.held.pop_front() {
@@ -182,86 +249,55 @@ impl<N: Net, E: EventSink> Driver<N, E> {
             }
         }
     }
+}
 
-    fn input(&mut self, input: PeerInput) {
-        let now = self.clock.now(&self.net);
-        self.peer.handle_input(now, input);
-        self.drain();
+impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
+    fn connect(&mut self, link: LinkId, addr: SocketAddr) {
+        self.links.connect(link, addr);
     }
 
-    fn network(&mut self, event: LinkEvent<N::Stream>) {
-        match event {
-            LinkEvent::Accepted { stream, addr } => {
-                let link = self.peer.allocate_link();
-                tracing::debug!(%link, %addr, "connection accepted");
-                self.links.open(link, stream);
-                self.input(PeerInput::Accepted { link, addr });
-            }
-            LinkEvent::Connected { link, stream } => {
-                if self.links.connect_finished(link) {
-                    self.links.open(link, stream);
-                    self.input(PeerInput::Connected { link });
-                }
-            }
-            LinkEvent::ConnectFailed { link, reason } => {
-                if self.links.connect_finished(link) {
-                    self.input(PeerInput::ConnectFailed { link, reason });
-                }
-            }
-            LinkEvent::Bytes { link, bytes } => self.input(PeerInput::Bytes { link, bytes }),
-            LinkEvent::Closed { link, reason } => {
-                if self.links.closed(link) {
-                    tracing::debug!(%link, %reason, "connection closed");
-                    self.input(PeerInput::Closed { link });
-                }
-            }
+    fn send(&mut self, link: LinkId, bytes: Vec<u8>) -> Sent {
+        match self.links.send(link, bytes) {
+            Queued::Ok => Sent::Queued,
+            Queued::Overflowed => Sent::Cut,
         }
     }
 
-    /// Carries out every output, in order, until the peer has nothing more
-    /// to say. Inputs that carrying out an output produces (a transcript
-    /// line recorded, a link cut for not reading) are fed back at once;
-    /// their outputs join the same queue.
-    fn drain(&mut self) {
-        while let Some(output) = self.peer.poll_output() {
-            match output {
-                PeerOutput::Connect { link, addr } => self.links.connect(link, addr),
-                PeerOutput::Send { link, bytes } => {
-                    if self.links.send(link, bytes) == Queued::Overflowed {
-                        let now = self.clock.now(&self.net);
-                        self.peer.handle_input(now, PeerInput::Closed { link });
-                    }
-                }
-                PeerOutput::Close { link } => self.links.close(link),
-                PeerOutput::Event(event) => self.emit(event),
-                PeerOutput::Transcript(write) => {
-                    let result = self
-                        .transcripts
-                        .append(&write.file, &write.line)
-                        .map_err(|e| e.to_string());
-                    if let Err(e) = &result {
-                        tracing::warn!(file = %write.file, error = %e, "transcript write failed");
-                        if write.receipt.is_none() {
-                            // A received message's failure is reported by
-                            // the peer itself (no receipt is sent); any
-                            // other line lost must not be lost silently.
-                            let message = format!(
-                                "could not write to the transcript {}: {e}",
-                                self.transcripts.dir().join(&write.file).display()
-                            );
-                            self.emit(Event::error(ErrorCode::TranscriptFailed, message));
-                        }
-                    }
-                    if let Some((link, n)) = write.receipt {
-                        // Only now may the receipt go out: the line is on
-                        // disk (or the peer learns that it is not).
-                        let now = self.clock.now(&self.net);
-                        self.peer
-                            .handle_input(now, PeerInput::Recorded { link, n, result });
-                    }
-                }
-                PeerOutput::Exit { code } => self.exit = Some(code),
+    fn close(&mut self, link: LinkId) {
+        self.links.close(link);
+    }
+
+    fn event(&mut self, event: Event) {
+        if self.held.is_empty() {
+            match self.events.offer(event) {
+                Ok(()) => return,
+                Err(event) => self.held.push_back(event),
             }
+        } else {
+            self.held.push_back(event);
         }
+        self.events.backlog(self.held.len());
+    }
+
+    fn append(&mut self, file: &str, line: &str) -> Result<(), String> {
+        self.transcripts.append(file, line).map_err(|e| {
+            tracing::warn!(file, error = %e, "transcript write failed");
+            e.to_string()
+        })
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        self.transcripts.sync().map_err(|e| {
+            tracing::warn!(error = %e, "transcript sync failed");
+            e.to_string()
+        })
+    }
+
+    fn exit(&mut self, code: i32) {
+        self.exit = Some(code);
+    }
+
+    fn events_backed_up(&self) -> bool {
+        !self.held.is_empty()
     }
 }

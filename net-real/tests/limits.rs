@@ -2,20 +2,20 @@
 //! that never reads its replies.
 //!
 //! The sockets are in-memory pipes with a 64-byte buffer (`tokio::io::
-//! duplex`), handed to `run_server` through a listener fed by the test: a
+//! duplex`), handed to the server (`ServerBuilder::spawn_on`) through a listener fed by the test: a
 //! client that stops reading then blocks the server's writes after a few
 //! bytes, as a real TCP peer does once the kernel buffers are full, without
 //! sending megabytes first. Nothing sleeps; every wait has a hang guard.
 
 use natter_core::RegistryConfig;
 use natter_net_real::link::WRITE_QUEUE;
-use natter_net_real::{run_server, Listener, Net};
+use natter_net_real::{Listener, Net, ServerBuilder, ServerHandle};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, Mutex};
 
 /// Only reached when something is broken.
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -58,28 +58,20 @@ impl Net for PipeNet {
 /// A running in-process server and the means to connect to it.
 struct TestServer {
     connect: mpsc::Sender<(DuplexStream, SocketAddr)>,
-    logs: mpsc::UnboundedReceiver<String>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: ServerHandle,
 }
 
 impl TestServer {
     fn start(config: RegistryConfig) -> Self {
         let (connect, incoming) = mpsc::channel(8);
-        let (log_tx, logs) = mpsc::unbounded_channel();
-        let (stop, stopped) = oneshot::channel::<()>();
         let listener = PipeListener {
             incoming: Arc::new(Mutex::new(incoming)),
         };
-        let task = tokio::spawn(run_server(PipeNet, listener, config, Some(log_tx), async {
-            let _ = stopped.await;
-        }));
-        Self {
-            connect,
-            logs,
-            stop: Some(stop),
-            task,
-        }
+        let server = ServerBuilder::new(PipeNet)
+            .config(config)
+            .logs()
+            .spawn_on(listener);
+        Self { connect, server }
     }
 
     /// A client at `from`; returns our end of the pipe.
@@ -94,25 +86,14 @@ impl TestServer {
 
     /// Waits for a log line starting with `prefix`; returns it.
     async fn expect_log(&mut self, prefix: &str) -> String {
-        let wait = async {
-            loop {
-                let line = self.logs.recv().await.expect("server running");
-                if line.starts_with(prefix) {
-                    return line;
-                }
-            }
-        };
-        tokio::time::timeout(HANG_GUARD, wait)
+        self.server
+            .wait_for_log(HANG_GUARD, |line| line.starts_with(prefix))
             .await
-            .unwrap_or_else(|_| panic!("no log line {prefix:?} within {HANG_GUARD:?}"))
+            .unwrap()
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(HANG_GUARD, self.task)
-            .await
-            .expect("server stops")
-            .unwrap();
+    async fn stop(self) {
+        self.server.stop(HANG_GUARD).await.unwrap();
     }
 }
 
@@ -225,9 +206,6 @@ async fn a_slow_client_that_reads_in_the_end_is_not_dropped() {
     tokio::time::timeout(HANG_GUARD, wait)
         .await
         .expect("every pong arrives");
-    assert!(
-        server.logs.try_recv().is_err(),
-        "nothing logged: not dropped"
-    );
+    assert_eq!(server.server.try_log(), None, "nothing logged: not dropped");
     server.stop().await;
 }

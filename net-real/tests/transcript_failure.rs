@@ -12,13 +12,12 @@
 
 use natter_core::time::Instant;
 use natter_core::transcript::file_name;
-use natter_core::{ErrorCode, Event, Now, PeerConfig, RegistryConfig};
-use natter_net_real::{run_peer, run_server, Listener, Net, TokioNet};
+use natter_core::{ErrorCode, Event, Now};
+use natter_net_real::{Net, PeerBuilder, PeerHandle, ServerBuilder, TokioNet};
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, oneshot};
 
 /// Only reached when something is broken.
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -43,77 +42,31 @@ impl Net for PinnedWallNet {
 
 const PINNED_UNIX: u64 = 1_764_068_934;
 
-/// One in-process peer: its lines in, its events out.
-struct TestPeer {
-    name: &'static str,
-    lines: Option<mpsc::Sender<String>>,
-    events: mpsc::UnboundedReceiver<Event>,
-    seen: Vec<Event>,
-    task: tokio::task::JoinHandle<i32>,
+/// Starts a peer; registered on return.
+async fn start<N: Net>(net: N, name: &str, server: SocketAddr, dir: &Path) -> PeerHandle {
+    let mut peer = PeerBuilder::new(net, name, server, dir)
+        .spawn()
+        .await
+        .unwrap();
+    expect(&mut peer, |e| matches!(e, Event::Registered { .. })).await;
+    peer
 }
 
-impl TestPeer {
-    async fn start<N: Net>(net: N, name: &'static str, server: SocketAddr, dir: &Path) -> Self {
-        let listener = net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let config = PeerConfig::new(name, server, port);
-        let (line_tx, line_rx) = mpsc::channel(16);
-        let (event_tx, events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run_peer(
-            net,
-            listener,
-            config,
-            dir.to_path_buf(),
-            line_rx,
-            event_tx,
-        ));
-        Self {
-            name,
-            lines: Some(line_tx),
-            events,
-            seen: Vec::new(),
-            task,
-        }
-    }
+/// The next event `want` accepts; others are kept in `seen`.
+async fn expect(peer: &mut PeerHandle, want: impl Fn(&Event) -> bool) -> Event {
+    peer.wait_for(HANG_GUARD, want).await.unwrap()
+}
 
-    async fn send(&self, line: &str) {
-        self.lines
-            .as_ref()
-            .unwrap()
-            .send(line.to_string())
-            .await
-            .unwrap();
+/// Ends input (`/quit`) and waits for the exit code; returns it with
+/// every event the peer gave.
+async fn quit(mut peer: PeerHandle) -> (i32, Vec<Event>) {
+    peer.end_input();
+    let code = peer.exited(HANG_GUARD).await.unwrap();
+    let mut seen = peer.seen().to_vec();
+    while let Some(event) = peer.next_event().await {
+        seen.push(event);
     }
-
-    /// The next event `want` accepts; others are kept in `seen`.
-    async fn expect(&mut self, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-        let wait = async {
-            loop {
-                let event = self.events.recv().await.expect("peer running");
-                self.seen.push(event.clone());
-                if want(&event) {
-                    return event;
-                }
-            }
-        };
-        match tokio::time::timeout(HANG_GUARD, wait).await {
-            Ok(event) => event,
-            Err(_) => panic!("{}: no {what}; seen {:#?}", self.name, self.seen),
-        }
-    }
-
-    /// Ends input (`/quit`) and waits for the exit code.
-    async fn quit(mut self) -> (i32, Vec<Event>) {
-        self.lines = None;
-        let code = tokio::time::timeout(HANG_GUARD, self.task)
-            .await
-            .expect("peer exits")
-            .unwrap();
-        while let Ok(event) = self.events.try_recv() {
-            self.seen.push(event);
-        }
-        (code, self.seen)
-    }
+    (code, seen)
 }
 
 fn is_error(event: &Event, code: ErrorCode) -> bool {
@@ -134,73 +87,43 @@ async fn receiver_cannot_record(sabotage: impl FnOnce(&Path)) -> String {
     ));
     sabotage(&bobs_file);
 
-    let listener = TokioNet.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let server_addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(run_server(
-        TokioNet,
-        listener,
-        RegistryConfig::default(),
-        None,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut alice = TestPeer::start(TokioNet, "alice", server_addr, &alice_dir).await;
-    let mut bob = TestPeer::start(PinnedWallNet(wall), "bob", server_addr, &bob_dir).await;
-    alice
-        .expect("registered", |e| matches!(e, Event::Registered { .. }))
-        .await;
-    bob.expect("registered", |e| matches!(e, Event::Registered { .. }))
-        .await;
+    let server = ServerBuilder::new(TokioNet).spawn().await.unwrap();
+    let mut alice = start(TokioNet, "alice", server.addr(), &alice_dir).await;
+    let mut bob = start(PinnedWallNet(wall), "bob", server.addr(), &bob_dir).await;
 
-    alice.send("/connect bob").await;
-    bob.expect("incoming", |e| matches!(e, Event::Incoming { .. }))
-        .await;
-    bob.send("/accept").await;
-    bob.expect("chat_started", |e| matches!(e, Event::ChatStarted { .. }))
-        .await;
+    alice.send("/connect bob").await.unwrap();
+    expect(&mut bob, |e| matches!(e, Event::Incoming { .. })).await;
+    bob.send("/accept").await.unwrap();
+    expect(&mut bob, |e| matches!(e, Event::ChatStarted { .. })).await;
     // The chat's first line could not be written: said at once, with the
     // start of the chat.
     assert!(
-        bob.seen
+        bob.seen()
             .iter()
             .any(|e| is_error(e, ErrorCode::TranscriptFailed)),
         "{:#?}",
-        bob.seen
+        bob.seen()
     );
-    alice
-        .expect("chat_started", |e| matches!(e, Event::ChatStarted { .. }))
-        .await;
+    expect(&mut alice, |e| matches!(e, Event::ChatStarted { .. })).await;
 
-    alice.send("are you writing this down?").await;
-    alice
-        .expect("sent", |e| matches!(e, Event::Sent { n: 1, .. }))
-        .await;
-    let shown = bob
-        .expect("message", |e| matches!(e, Event::Message { .. }))
-        .await;
+    alice.send("are you writing this down?").await.unwrap();
+    expect(&mut alice, |e| matches!(e, Event::Sent { n: 1, .. })).await;
+    let shown = expect(&mut bob, |e| matches!(e, Event::Message { .. })).await;
     assert!(matches!(shown, Event::Message { n: 1, .. }), "{shown:?}");
-    let failed = bob
-        .expect("transcript_failed for #1", |e| {
-            is_error(e, ErrorCode::TranscriptFailed)
-        })
-        .await;
+    let failed = expect(&mut bob, |e| is_error(e, ErrorCode::TranscriptFailed)).await;
     let Event::Error { message, .. } = failed else {
         unreachable!()
     };
 
     // No receipt came back: leaving waits its grace, then lists #1.
-    alice.send("/leave").await;
-    let ended = alice
-        .expect("chat_ended", |e| matches!(e, Event::ChatEnded { .. }))
-        .await;
+    alice.send("/leave").await.unwrap();
+    let ended = expect(&mut alice, |e| matches!(e, Event::ChatEnded { .. })).await;
     assert!(
         matches!(&ended, Event::ChatEnded { undelivered, .. } if undelivered == &[1]),
         "{ended:?}"
     );
-    let (alice_code, alice_events) = alice.quit().await;
-    let (bob_code, _) = bob.quit().await;
+    let (alice_code, alice_events) = quit(alice).await;
+    let (bob_code, _) = quit(bob).await;
     assert_eq!((alice_code, bob_code), (0, 0));
     assert!(
         !alice_events
@@ -208,11 +131,7 @@ async fn receiver_cannot_record(sabotage: impl FnOnce(&Path)) -> String {
             .any(|e| matches!(e, Event::Delivered { .. })),
         "a receipt for a message that was not recorded: {alice_events:#?}"
     );
-    let _ = stop.send(());
-    tokio::time::timeout(HANG_GUARD, server)
-        .await
-        .expect("server stops")
-        .unwrap();
+    server.stop(HANG_GUARD).await.unwrap();
     message
 }
 
