@@ -72,6 +72,7 @@ pub struct PeerBuilder<N: Net, D: Disk = StdDisk> {
     listen: SocketAddr,
     transcripts: Transcripts<D>,
     event_buffer: Option<usize>,
+    line_buffer: usize,
 }
 
 impl<N: Net> PeerBuilder<N, StdDisk> {
@@ -80,25 +81,26 @@ impl<N: Net> PeerBuilder<N, StdDisk> {
     /// `transcripts` on the machine's disk; its events are never pushed
     /// back.
     pub fn new(net: N, name: &str, server: SocketAddr, transcripts: impl Into<PathBuf>) -> Self {
-        Self {
-            net,
-            config: PeerConfig::new(name, server, 0),
-            listen: loopback(),
-            transcripts: Transcripts::new(transcripts),
-            event_buffer: None,
-        }
+        Self::on_disk(net, name, server, StdDisk, transcripts)
     }
 }
 
 impl<N: Net, D: Disk> PeerBuilder<N, D> {
-    /// Writes the transcripts on another disk, in `dir` there.
-    pub fn disk<D2: Disk>(self, disk: D2, dir: impl Into<PathBuf>) -> PeerBuilder<N, D2> {
-        PeerBuilder {
-            net: self.net,
-            config: self.config,
-            listen: self.listen,
+    /// As [`PeerBuilder::new`], with the transcripts in `dir` on `disk`.
+    pub fn on_disk(
+        net: N,
+        name: &str,
+        server: SocketAddr,
+        disk: D,
+        dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            net,
+            config: PeerConfig::new(name, server, 0),
+            listen: loopback(),
             transcripts: Transcripts::on(disk, dir),
-            event_buffer: self.event_buffer,
+            event_buffer: None,
+            line_buffer: LINE_QUEUE,
         }
     }
 
@@ -121,9 +123,16 @@ impl<N: Net, D: Disk> PeerBuilder<N, D> {
         self
     }
 
+    /// Lets `capacity` lines wait for the peer to take them, instead of
+    /// the 16 of `natter peer`: a script may type many lines at once.
+    pub fn line_buffer(mut self, capacity: usize) -> Self {
+        self.line_buffer = capacity;
+        self
+    }
+
     /// The peer's task (to run where its sockets live) and its handle.
     pub fn build(self) -> (PeerTask<N, D>, PeerHandle) {
-        let (lines, line_rx) = mpsc::channel(LINE_QUEUE);
+        let (lines, line_rx) = mpsc::channel(self.line_buffer);
         let held = Arc::new(AtomicUsize::new(0));
         let (sink, events) = match self.event_buffer {
             None => {

@@ -4,8 +4,13 @@
 //! types and turmoil's simulated wall clock, so the production driver of
 //! `natter-net-real` runs unchanged inside a simulation: same state
 //! machines, same driver loop, only the sockets and the clock differ.
+//! [`SimDisk`] does the same for the transcripts: turmoil's simulated
+//! disk, which loses unsynced writes when a host crashes.
 
+pub mod disk;
 pub mod scenario;
+
+pub use disk::{HostDisk, SimDisk};
 
 use natter_net_real::{Listener, Net};
 use std::io;

@@ -1,21 +1,23 @@
 //! A scripted world for simulation tests: one `natter server` host, any
-//! number of peer hosts, all running the production driver over
-//! [`SimNet`], and a script that types lines, waits for events on
-//! simulated time and reads the transcripts and the server log back.
+//! number of peer hosts, all started with natter-net-real's harness over
+//! [`SimNet`] (so the production driver runs), each peer writing its
+//! transcripts on its host's simulated disk ([`SimDisk`]), and a script
+//! that types lines, waits for events on simulated time and reads the
+//! transcripts and the server log back.
 //!
 //! Every knob that could make two runs differ is fixed here: the seed, the
 //! epoch of the wall clock, the tick and the link latencies.
 
+use crate::disk::{HostDisk, SimDisk};
 use crate::SimNet;
 use natter_core::time::rfc3339_millis;
 use natter_core::{Event, PeerConfig, RegistryConfig};
-use natter_net_real::{run_peer, run_server, Net};
+use natter_net_real::{PeerBuilder, PeerHandle, ServerBuilder};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
-use tokio::sync::mpsc;
 
 /// Where every scenario's wall clock starts: 2026-11-25T09:00:00Z.
 pub const EPOCH_UNIX_SECS: u64 = 1_795_597_200;
@@ -27,6 +29,10 @@ pub const PEER_PORT: u16 = 4000;
 pub const TICK: Duration = Duration::from_millis(1);
 /// One-way latency of every link unless a scenario changes it.
 pub const LATENCY: Duration = Duration::from_millis(5);
+/// Where each peer keeps its transcripts, on its own host's disk.
+pub const TRANSCRIPTS: &str = "/natter/transcripts";
+/// Lines a script may type ahead of a peer.
+const LINE_BUFFER: usize = 1024;
 
 /// A turmoil builder with everything fixed: seed, epoch, tick, latency.
 pub fn builder(seed: u64) -> turmoil::Builder {
@@ -48,14 +54,16 @@ fn stamp() -> String {
 }
 
 struct SimPeer {
-    lines: mpsc::Sender<String>,
-    events: mpsc::UnboundedReceiver<Event>,
-    /// Every event so far, with the simulated time it was seen at.
+    handle: PeerHandle,
+    /// Whether the script reads the peer's events as they come; while it
+    /// does not, they wait in the peer (a stalled terminal).
+    reading: bool,
+    /// Every event read so far, with the simulated time it was read at.
     seen: Vec<(Duration, Event)>,
     /// How many of `seen` the script has consumed.
     read: usize,
-    transcripts: PathBuf,
-    exit: Arc<Mutex<Option<i32>>>,
+    /// The host's disk, once the host has started.
+    disk: Arc<Mutex<Option<HostDisk>>>,
 }
 
 /// A running simulation and the script's view of it.
@@ -63,7 +71,6 @@ pub struct Scenario<'a> {
     pub sim: turmoil::Sim<'a>,
     server_log: Arc<Mutex<Vec<String>>>,
     peers: BTreeMap<String, SimPeer>,
-    root: tempfile::TempDir,
 }
 
 impl<'a> Scenario<'a> {
@@ -77,21 +84,22 @@ impl<'a> Scenario<'a> {
             sim: builder.build(),
             server_log: Arc::default(),
             peers: BTreeMap::new(),
-            root: tempfile::tempdir().expect("temp dir for transcripts"),
         };
         let log = scenario.server_log.clone();
         scenario.sim.host("server", move || {
             let log = log.clone();
-            let config = registry.clone();
+            let (server, mut handle) = ServerBuilder::new(SimNet)
+                .config(registry.clone())
+                .listen_on(any_addr(SERVER_PORT))
+                .logs()
+                .build();
             async move {
-                let (hook, mut lines) = mpsc::unbounded_channel::<String>();
                 tokio::spawn(async move {
-                    while let Some(line) = lines.recv().await {
+                    while let Some(line) = handle.next_log().await {
                         log.lock().unwrap().push(format!("{} {line}", stamp()));
                     }
                 });
-                let listener = SimNet.bind(any_addr(SERVER_PORT)).await?;
-                run_server(SimNet, listener, config, Some(hook), std::future::pending()).await;
+                server.run().await?;
                 Ok(())
             }
         });
@@ -104,7 +112,7 @@ impl<'a> Scenario<'a> {
     }
 
     /// Starts a peer after `tune` has adjusted its configuration.
-    pub fn start_peer_with(&mut self, name: &str, tune: impl Fn(&mut PeerConfig) + 'a) {
+    pub fn start_peer_with(&mut self, name: &str, tune: impl FnOnce(&mut PeerConfig)) {
         self.start_peer_beside(name, tune, || async {});
     }
 
@@ -114,41 +122,53 @@ impl<'a> Scenario<'a> {
     pub fn start_peer_beside<F, Fut>(
         &mut self,
         name: &str,
-        tune: impl Fn(&mut PeerConfig) + 'a,
+        tune: impl FnOnce(&mut PeerConfig),
         companion: F,
     ) where
         F: Fn() -> Fut + 'a,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let (lines_tx, lines_rx) = mpsc::channel::<String>(1024);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let transcripts = self.root.path().join(name);
-        let exit = Arc::new(Mutex::new(None));
-        let lines_rx = Arc::new(Mutex::new(Some(lines_rx)));
-        let peer_name = name.to_string();
-        let dir = transcripts.clone();
-        let exit_slot = exit.clone();
-        self.sim.host(name, move || {
-            let mut config = PeerConfig::new(
-                peer_name.clone(),
-                SocketAddr::new(turmoil::lookup("server"), SERVER_PORT),
-                PEER_PORT,
-            );
-            tune(&mut config);
-            let lines = lines_rx
+        let peer = self.peer_builder(name).config(tune);
+        self.start_built(name, peer, companion);
+    }
+
+    /// A peer named `name` as the scenario starts it: registering with the
+    /// server, listening on [`PEER_PORT`], transcripts in [`TRANSCRIPTS`]
+    /// on its host's disk. Adjust it, then start it with
+    /// [`Scenario::start_built`].
+    pub fn peer_builder(&self, name: &str) -> PeerBuilder<SimNet, SimDisk> {
+        let server = SocketAddr::new(self.sim.lookup("server"), SERVER_PORT);
+        PeerBuilder::on_disk(SimNet, name, server, SimDisk, TRANSCRIPTS)
+            .listen_on(any_addr(PEER_PORT))
+            .line_buffer(LINE_BUFFER)
+    }
+
+    /// Starts `peer` on a host named `host`, with a companion task.
+    pub fn start_built<F, Fut>(
+        &mut self,
+        host: &str,
+        peer: PeerBuilder<SimNet, SimDisk>,
+        companion: F,
+    ) where
+        F: Fn() -> Fut + 'a,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (task, handle) = peer.build();
+        let task = Mutex::new(Some(task));
+        let disk = Arc::new(Mutex::new(None));
+        let host_disk = disk.clone();
+        self.sim.host(host, move || {
+            let task = task
                 .lock()
                 .unwrap()
                 .take()
                 .expect("a peer host is never restarted");
-            let events = events_tx.clone();
-            let dir = dir.clone();
-            let exit = exit_slot.clone();
             let companion = companion();
+            let disk = host_disk.clone();
             async move {
                 tokio::spawn(companion);
-                let listener = SimNet.bind(any_addr(PEER_PORT)).await?;
-                let code = run_peer(SimNet, listener, config, dir, lines, events).await;
-                *exit.lock().unwrap() = Some(code);
+                *disk.lock().unwrap() = Some(HostDisk::current());
+                task.run().await?;
                 // The process ended but the machine stays up, so a call to
                 // it is refused at once, as on a real network. (A turmoil
                 // host whose software returned stops answering entirely,
@@ -158,14 +178,13 @@ impl<'a> Scenario<'a> {
             }
         });
         self.peers.insert(
-            name.to_string(),
+            host.to_string(),
             SimPeer {
-                lines: lines_tx,
-                events: events_rx,
+                handle,
+                reading: true,
                 seen: Vec::new(),
                 read: 0,
-                transcripts,
-                exit,
+                disk,
             },
         );
     }
@@ -173,15 +192,29 @@ impl<'a> Scenario<'a> {
     /// The user of `peer` types `line`.
     pub fn type_line(&mut self, peer: &str, line: &str) {
         self.peer(peer)
-            .lines
-            .try_send(line.to_string())
+            .handle
+            .try_send(line)
             .expect("the peer's input buffer has room");
     }
 
     /// The user of `peer` closes standard input (`/quit`).
     pub fn end_input(&mut self, peer: &str) {
-        let (closed, _) = mpsc::channel(1);
-        self.peer(peer).lines = closed;
+        self.peer(peer).handle.end_input();
+    }
+
+    /// The user of `peer` stops reading its events (a stalled terminal,
+    /// a paused pipe) until [`Scenario::resume_reading`].
+    pub fn stop_reading(&mut self, peer: &str) {
+        self.peer(peer).reading = false;
+    }
+
+    pub fn resume_reading(&mut self, peer: &str) {
+        self.peer(peer).reading = true;
+    }
+
+    /// The most events `peer` ever held because they were not read.
+    pub fn max_held(&self, peer: &str) -> usize {
+        self.peers[peer].handle.max_held()
     }
 
     /// Simulated time since the start.
@@ -226,7 +259,7 @@ impl<'a> Scenario<'a> {
     pub fn wait_exit(&mut self, peer: &str, limit: Duration) -> i32 {
         let give_up = self.elapsed() + limit;
         loop {
-            if let Some(code) = *self.peer(peer).exit.lock().unwrap() {
+            if let Some(code) = self.peer(peer).handle.exit_code() {
                 return code;
             }
             assert!(
@@ -268,20 +301,17 @@ impl<'a> Scenario<'a> {
     }
 
     /// All of `peer`'s transcripts, in file-name order, each headed by its
-    /// file name.
+    /// file name: what its host's disk holds now (after `sim.crash`, only
+    /// what was made durable).
     pub fn transcripts(&self, peer: &str) -> String {
-        let dir = &self.peers[peer].transcripts;
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        let disk = self.peers[peer].disk.lock().unwrap();
+        let files = disk
+            .as_ref()
+            .map(|disk| disk.files(Path::new(TRANSCRIPTS)))
             .unwrap_or_default();
-        files.sort();
         files
             .iter()
-            .map(|path| {
-                let name = path.file_name().unwrap().to_string_lossy();
-                let text = std::fs::read_to_string(path).expect("transcripts are UTF-8");
-                format!("== {name}\n{text}")
-            })
+            .map(|(name, text)| format!("== {name}\n{text}"))
             .collect()
     }
 
@@ -316,8 +346,8 @@ impl<'a> Scenario<'a> {
     pub fn step(&mut self) {
         self.sim.step().expect("no host failed");
         let at = self.sim.elapsed();
-        for peer in self.peers.values_mut() {
-            while let Ok(event) = peer.events.try_recv() {
+        for peer in self.peers.values_mut().filter(|p| p.reading) {
+            while let Some(event) = peer.handle.try_event() {
                 peer.seen.push((at, event));
             }
         }
