@@ -6,6 +6,7 @@ use crate::invariants::every_message_accounted_for;
 use crate::{chat, observed, registered, say, LIMIT};
 use natter_core::{ChatEndReason, ErrorCode, Event, PeerInfo, PeerStatus, RegistryConfig};
 use natter_net_sim::scenario::{builder, Scenario, LATENCY, SERVER_PORT};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -533,4 +534,182 @@ async fn read_until_closed(stream: &mut turmoil::net::TcpStream) -> String {
 
 fn server_addr() -> SocketAddr {
     SocketAddr::new(turmoil::lookup("server"), SERVER_PORT)
+}
+
+/// Messages a sender has queued in [`crash_mid_burst_in`].
+pub const BURST: u64 = 300;
+
+/// What [`crash_mid_burst_in`] observed.
+#[derive(Debug)]
+pub struct CrashedBurst {
+    /// Every message number the sender saw `delivered`.
+    pub delivered: Vec<u64>,
+    /// Every message number the sender listed as undelivered.
+    pub undelivered: Vec<u64>,
+    /// Every message number found `received` in the receiver's transcript
+    /// on its disk after the crash, with its text.
+    pub on_disk: BTreeMap<u64, String>,
+}
+
+/// A receipt means "recorded", even against a crash of the machine: alice
+/// sends a burst to bob, whose host is switched off (`sim.crash`: the
+/// simulated disk loses every write not made durable) as soon as alice
+/// sees message `crash_after` delivered. Returns what alice saw and what
+/// bob's disk kept.
+pub fn crash_mid_burst_in(s: &mut Scenario<'_>, crash_after: u64) -> CrashedBurst {
+    s.start_peer("alice");
+    s.start_peer("bob");
+    registered(s, &["alice", "bob"]);
+    chat(s, "alice", "bob");
+    for i in 1..=BURST {
+        s.type_line("alice", &format!("message {i}"));
+    }
+    s.wait_for(
+        "alice",
+        LIMIT,
+        |e| matches!(e, Event::Delivered { n, .. } if *n == crash_after),
+    );
+    s.sim.crash("bob");
+    // Receipts bob sent before the crash may still arrive: wait for the
+    // end of the chat, which lists the rest as undelivered.
+    let (_, ended) = s.wait_for("alice", LIMIT, chat_ended);
+    let Event::ChatEnded { undelivered, .. } = ended else {
+        unreachable!()
+    };
+    every_message_accounted_for(s.events("alice")).unwrap();
+    let delivered = s
+        .events("alice")
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Delivered { n, .. } => Some(*n),
+            _ => None,
+        })
+        .collect();
+    let transcripts = s.transcripts("bob");
+    let on_disk = transcripts
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(" received #")?;
+            let (n, rest) = rest.split_once(' ')?;
+            let (_, text) = rest.split_once("): ")?;
+            Some((n.parse().ok()?, text.to_string()))
+        })
+        .collect();
+    CrashedBurst {
+        delivered,
+        undelivered,
+        on_disk,
+    }
+}
+
+/// Events a stalled reader's peer buffers before it holds them itself.
+pub const STALLED_EVENT_BUFFER: usize = 16;
+
+/// How long the stalled reader does not read: four heartbeat timeouts.
+pub const STALL: Duration = Duration::from_secs(60);
+
+/// Messages alice types at a reader that does not read.
+pub const STALLED_MESSAGES: u64 = 200;
+
+/// What [`stalled_reader`] observed.
+#[derive(Debug)]
+pub struct Stalled {
+    /// The most events bob's peer held for want of a reader.
+    pub max_held: usize,
+    /// Messages alice saw delivered during the stall.
+    pub delivered_during_stall: usize,
+    /// Server log lines about bob during the stall.
+    pub bob_in_server_log: Vec<String>,
+}
+
+/// bob's user stops reading his events (a paused terminal) for
+/// [`STALL`] while alice sends him [`STALLED_MESSAGES`]; then reads again.
+/// Asserts that nobody lost anyone (chat and server registrations hold),
+/// and that bob shows every message in order exactly once in the end.
+pub fn stalled_reader(seed: u64) -> Stalled {
+    let mut s = Scenario::new(seed);
+    s.start_peer("alice");
+    let bob = s.peer_builder("bob").event_buffer(STALLED_EVENT_BUFFER);
+    s.start_built("bob", bob, || async {});
+    registered(&mut s, &["alice", "bob"]);
+    chat(&mut s, "alice", "bob");
+
+    s.stop_reading("bob");
+    let log_before = s.server_log().lines().count();
+    for i in 1..=STALLED_MESSAGES {
+        s.type_line("alice", &format!("message {i}"));
+    }
+    s.run_for(STALL);
+    let lost: Vec<_> = s
+        .events("alice")
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::ChatEnded { .. } | Event::ServerLost))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "alice lost bob or the server while bob's output stalled: {lost:?}"
+    );
+    let delivered_during_stall = s
+        .events("alice")
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Delivered { .. }))
+        .count();
+    let bob_in_server_log = s
+        .server_log()
+        .lines()
+        .skip(log_before)
+        .filter(|l| l.contains("bob"))
+        .map(str::to_string)
+        .collect();
+    s.resume_reading("bob");
+
+    s.wait_for(
+        "alice",
+        LIMIT,
+        |e| matches!(e, Event::Delivered { n, .. } if *n == STALLED_MESSAGES),
+    );
+    s.run_for(Duration::from_secs(1));
+    let shown: Vec<(u64, String)> = s
+        .events("bob")
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message { n, text, .. } => Some((*n, text.clone())),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = (1..=STALLED_MESSAGES)
+        .map(|n| (n, format!("message {n}")))
+        .collect();
+    assert_eq!(shown, expected, "every message shown once, in order");
+    for peer in ["alice", "bob"] {
+        let lost: Vec<_> = s
+            .events(peer)
+            .iter()
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    Event::ChatEnded { .. } | Event::ServerLost | Event::Error { .. }
+                )
+            })
+            .collect();
+        assert!(lost.is_empty(), "{peer} lost something: {lost:?}");
+    }
+    // Both still registered, bob still chatting, in the server's eyes.
+    s.type_line("alice", "/list");
+    let (_, list) = s.wait_for("alice", LIMIT, |e| matches!(e, Event::Peers { .. }));
+    let Event::Peers { peers } = list else {
+        unreachable!()
+    };
+    assert_eq!(
+        peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.status))
+            .collect::<Vec<_>>(),
+        [("bob", PeerStatus::Chatting)]
+    );
+    Stalled {
+        max_held: s.max_held("bob"),
+        delivered_during_stall,
+        bob_in_server_log,
+    }
 }
