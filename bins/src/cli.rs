@@ -171,8 +171,8 @@ fn parse_idle_timeout(text: &str) -> Result<Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where to write the two transcripts [default: a new temporary
-    /// directory, kept after the demo].
+    /// Where to write the two transcripts, kept after the demo [default: a
+    /// new temporary directory, removed at the end].
     #[arg(long, value_name = "DIR")]
     pub transcripts: Option<PathBuf>,
 }

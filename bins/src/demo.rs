@@ -1,22 +1,25 @@
 //! `natter demo`: the old program's demo conversation, played by a real
 //! server and two real peers in one process on loopback.
 //!
-//! It goes through the same `run_server` and `run_peer` drivers and the
-//! same sockets as `natter server` and `natter peer`; only the user is
-//! scripted. Each step waits for the event it depends on (a request
-//! arriving, a receipt), never for a fixed time, so the demo is as fast as
-//! the machine and cannot race itself.
+//! They are started with natter-net-real's harness, so they run the same
+//! drivers on the same sockets as `natter server` and `natter peer`; only
+//! the user is scripted. Each step waits for the event it depends on (a
+//! request arriving, a receipt), never for a fixed time, so the demo is as
+//! fast as the machine and cannot race itself.
+//!
+//! The transcripts go to a fresh temporary directory, removed at the end,
+//! unless `--transcripts DIR` keeps them; either way the demo shows only
+//! the files this run wrote.
 
 use crate::cli::DemoArgs;
 use crate::render;
 use anyhow::{anyhow, bail, Context, Result};
-use natter_core::{ChatEndReason, Event, PeerConfig, RegistryConfig};
-use natter_net_real::{run_peer, run_server, Net, TokioNet};
-use std::net::{Ipv4Addr, SocketAddr};
+use natter_core::{ChatEndReason, Event};
+use natter_net_real::{PeerBuilder, PeerHandle, ServerBuilder, ServerHandle, TokioNet};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// Hang guard for one step of the script; a step takes milliseconds.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,36 +35,22 @@ pub async fn run(args: DemoArgs) -> i32 {
 }
 
 async fn play(args: DemoArgs) -> Result<()> {
-    let dir = match args.transcripts {
-        Some(dir) => dir,
-        None => tempfile::Builder::new()
-            .prefix("natter-demo-")
-            .tempdir()
-            .context("cannot create a temporary directory for the transcripts")?
-            .keep(),
-    };
-    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let listener = TokioNet
-        .bind(loopback)
+    let shelf = Shelf::new(args.transcripts)?;
+    let server = ServerBuilder::new(TokioNet)
+        .logs()
+        .spawn()
         .await
         .context("cannot listen on 127.0.0.1")?;
-    let server_addr = listener.local_addr()?;
+    let server_addr = server.addr();
     println!("natter demo: a directory server on {server_addr} and two peers, alice and zuzu\n");
 
-    let (log_tx, logs) = mpsc::unbounded_channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(run_server(
-        TokioNet,
-        listener,
-        RegistryConfig::default(),
-        Some(log_tx),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let alice = DemoPeer::start("alice", server_addr, dir.join("alice")).await?;
-    let zuzu = DemoPeer::start("zuzu", server_addr, dir.join("zuzu")).await?;
-    let mut stage = Stage { alice, zuzu, logs };
+    let alice = start_peer(Who::Alice, server_addr, &shelf).await?;
+    let zuzu = start_peer(Who::Zuzu, server_addr, &shelf).await?;
+    let mut stage = Stage {
+        alice,
+        zuzu,
+        server,
+    };
 
     stage
         .expect(&[registered(Who::Alice), registered(Who::Zuzu)])
@@ -143,19 +132,20 @@ async fn play(args: DemoArgs) -> Result<()> {
         ])
         .await?;
     for who in [Who::Alice, Who::Zuzu] {
-        let code = stage.exit_code(who).await?;
+        let code = stage.peer(who).exited(STEP_TIMEOUT).await?;
         if code != 0 {
             bail!("{} exited with code {code}", who.name());
         }
     }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(STEP_TIMEOUT, server).await;
+    let _ = stage.server.stop(STEP_TIMEOUT).await;
+    shelf.show()
+}
 
-    println!("\ntranscripts (one file per conversation, on each side):");
-    for who in [Who::Alice, Who::Zuzu] {
-        show_transcripts(&dir.join(who.name()))?;
-    }
-    Ok(())
+async fn start_peer(who: Who, server: SocketAddr, shelf: &Shelf) -> Result<PeerHandle> {
+    PeerBuilder::new(TokioNet, who.name(), server, shelf.dir(who))
+        .spawn()
+        .await
+        .with_context(|| format!("cannot bind {}'s listener", who.name()))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,39 +167,6 @@ impl Who {
             Who::Alice => Who::Zuzu,
             Who::Zuzu => Who::Alice,
         }
-    }
-}
-
-/// One peer of the demo: its input, its events and its driver task.
-struct DemoPeer {
-    lines: Option<mpsc::Sender<String>>,
-    events: mpsc::UnboundedReceiver<Event>,
-    task: Option<JoinHandle<i32>>,
-}
-
-impl DemoPeer {
-    async fn start(name: &str, server: SocketAddr, transcripts: PathBuf) -> Result<Self> {
-        let listener = TokioNet
-            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .with_context(|| format!("cannot bind {name}'s listener"))?;
-        let port = listener.local_addr()?.port();
-        let config = PeerConfig::new(name, server, port);
-        let (lines, line_rx) = mpsc::channel(16);
-        let (event_tx, events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run_peer(
-            TokioNet,
-            listener,
-            config,
-            transcripts,
-            line_rx,
-            event_tx,
-        ));
-        Ok(Self {
-            lines: Some(lines),
-            events,
-            task: Some(task),
-        })
     }
 }
 
@@ -245,13 +202,13 @@ fn registered(who: Who) -> Expect {
 
 /// The two peers and the server log, shown as they happen.
 struct Stage {
-    alice: DemoPeer,
-    zuzu: DemoPeer,
-    logs: mpsc::UnboundedReceiver<String>,
+    alice: PeerHandle,
+    zuzu: PeerHandle,
+    server: ServerHandle,
 }
 
 impl Stage {
-    fn peer(&mut self, who: Who) -> &mut DemoPeer {
+    fn peer(&mut self, who: Who) -> &mut PeerHandle {
         match who {
             Who::Alice => &mut self.alice,
             Who::Zuzu => &mut self.zuzu,
@@ -261,20 +218,13 @@ impl Stage {
     /// Shows a line as typed at the prompt and hands it to the peer.
     fn type_line(&mut self, who: Who, line: &str) -> Result<()> {
         println!("{:6}| {}> {line}", who.name(), who.name());
-        let lines = self
-            .peer(who)
-            .lines
-            .as_ref()
-            .context("input already closed")?;
-        lines
-            .try_send(line.to_string())
-            .map_err(|e| anyhow!("{} takes no input: {e}", who.name()))
+        Ok(self.peer(who).try_send(line)?)
     }
 
     /// Closes a peer's input: natter's `/quit`.
     fn quit(&mut self, who: Who) {
         println!("{:6}| (end of input: quit)", who.name());
-        self.peer(who).lines = None;
+        self.peer(who).end_input();
     }
 
     /// Shows everything that happens until each expectation was met once.
@@ -307,19 +257,11 @@ impl Stage {
     async fn next(&mut self) -> Result<Happened> {
         tokio::select! {
             biased;
-            Some(line) = self.logs.recv() => Ok(Happened::Log(line)),
-            Some(event) = self.alice.events.recv() => Ok(Happened::Event(Who::Alice, event)),
-            Some(event) = self.zuzu.events.recv() => Ok(Happened::Event(Who::Zuzu, event)),
+            Some(line) = self.server.next_log() => Ok(Happened::Log(line)),
+            Some(event) = self.alice.next_event() => Ok(Happened::Event(Who::Alice, event)),
+            Some(event) = self.zuzu.next_event() => Ok(Happened::Event(Who::Zuzu, event)),
             else => Err(anyhow!("the server and both peers stopped")),
         }
-    }
-
-    async fn exit_code(&mut self, who: Who) -> Result<i32> {
-        let task = self.peer(who).task.take().context("already awaited")?;
-        let code = tokio::time::timeout(STEP_TIMEOUT, task)
-            .await
-            .map_err(|_| anyhow!("{} did not exit", who.name()))??;
-        Ok(code)
     }
 }
 
@@ -328,19 +270,77 @@ enum Happened {
     Event(Who, Event),
 }
 
-fn show_transcripts(dir: &Path) -> Result<()> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
-        .collect();
-    files.sort();
-    for file in files {
-        println!("\n{}", file.display());
-        let text = std::fs::read_to_string(&file)?;
-        for line in text.lines() {
-            println!("  {line}");
-        }
+/// Where the transcripts go: a temporary directory removed with the demo,
+/// or one the user keeps, which may hold earlier runs' files.
+struct Shelf {
+    dir: PathBuf,
+    /// Removes the directory when the demo ends, unless the user chose it.
+    temporary: Option<tempfile::TempDir>,
+    /// Files there before this run, not shown as this run's.
+    before: BTreeSet<PathBuf>,
+}
+
+impl Shelf {
+    fn new(kept: Option<PathBuf>) -> Result<Self> {
+        let (dir, temporary) = match kept {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("natter-demo-")
+                    .tempdir()
+                    .context("cannot create a temporary directory for the transcripts")?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let mut shelf = Self {
+            dir,
+            temporary,
+            before: BTreeSet::new(),
+        };
+        shelf.before = shelf.files().into_iter().collect();
+        Ok(shelf)
     }
-    Ok(())
+
+    fn dir(&self, who: Who) -> PathBuf {
+        self.dir.join(who.name())
+    }
+
+    /// Every transcript on the shelf, both peers, in order.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = [Who::Alice, Who::Zuzu]
+            .iter()
+            .filter_map(|who| std::fs::read_dir(self.dir(*who)).ok())
+            .flatten()
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Shows the transcripts this run wrote; says where they are only if
+    /// they are kept.
+    fn show(&self) -> Result<()> {
+        match self.temporary {
+            Some(_) => println!("\ntranscripts (one file per conversation, on each side; removed with the demo, --transcripts DIR keeps them):"),
+            None => println!("\ntranscripts (one file per conversation, on each side):"),
+        }
+        for file in self.files().iter().filter(|f| !self.before.contains(*f)) {
+            match self.temporary {
+                Some(_) => println!("\n{}", shown_name(file, &self.dir).display()),
+                None => println!("\n{}", file.display()),
+            }
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            for line in text.lines() {
+                println!("  {line}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transcript's name without the temporary directory (`alice/….log`).
+fn shown_name<'a>(file: &'a Path, dir: &Path) -> &'a Path {
+    file.strip_prefix(dir).unwrap_or(file)
 }

@@ -3,7 +3,7 @@
 use crate::cli::PeerArgs;
 use crate::{render, terminal};
 use natter_core::{ErrorCode, Event, PeerConfig};
-use natter_net_real::{run_peer, Net, TokioNet};
+use natter_net_real::{run_peer, Net, TokioNet, Transcripts};
 use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -22,8 +22,8 @@ const MAX_INPUT_LINE: usize = 64 * 1024;
 const LINE_QUEUE: usize = 16;
 
 /// Events waiting to be printed. When the output is slower than the
-/// network (a slow terminal, a pipe read slowly), the peer stops reading
-/// the network once this is full, and the partner's window does the rest:
+/// network (a slow terminal, a pipe read slowly), the peer withholds
+/// receipts once this is full, and the partner's window does the rest:
 /// memory stays bounded instead of queueing every message received.
 const EVENT_QUEUE: usize = 256;
 
@@ -89,7 +89,8 @@ pub async fn run(args: PeerArgs) -> i32 {
             }
         }
     };
-    let code = run_peer(TokioNet, listener, config, dir, line_rx, event_tx).await;
+    let transcripts = Transcripts::new(dir);
+    let code = run_peer(TokioNet, listener, config, transcripts, line_rx, event_tx).await;
     let _ = printer.join();
     code
 }

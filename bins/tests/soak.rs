@@ -6,11 +6,12 @@
 //! - The server is a child process (`--log-format json`, its first line
 //!   gives the port), so its RSS can be read from /proc without the test's
 //!   own allocations in it.
-//! - Peers are the production driver (`run_peer` over `TokioNet`) in this
-//!   process, paired up: callers call callees, both send messages.
+//! - Peers are the production driver (started with the harness over
+//!   `TokioNet`) in this process, paired up: callers call callees, both
+//!   send messages.
 //! - "Victim" pairs are chosen up front; only they are killed (their
-//!   driver task aborted: sockets closed as a crash would) and restarted
-//!   under the same name. Every other peer is unaffected and must never
+//!   handle dropped, which aborts the driver task: sockets closed as a
+//!   crash would) and restarted under the same name. Every other peer is unaffected and must never
 //!   see an `error` event.
 //! - Every message a surviving peer sent ends delivered or undelivered,
 //!   exactly once, checked per chat when it ends.
@@ -25,8 +26,8 @@
 
 mod support;
 
-use natter_core::{Event, PeerConfig};
-use natter_net_real::{run_peer, Net, TokioNet};
+use natter_core::Event;
+use natter_net_real::{PeerBuilder, PeerHandle, TokioNet};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -82,46 +83,29 @@ enum Cmd {
 struct Incarnation {
     status: watch::Receiver<Status>,
     cmds: mpsc::UnboundedSender<Cmd>,
-    /// The driver task and the agent task: aborting both is a crash.
-    tasks: [AbortHandle; 2],
+    /// The agent task, which owns the peer's handle: aborting it drops the
+    /// handle, which aborts the peer's driver: a crash.
+    agent: AbortHandle,
     lines_closed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Incarnation {
     async fn start(name: &str, server: SocketAddr, dir: &Path) -> Incarnation {
-        let listener = TokioNet.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let config = PeerConfig::new(name, server, port);
-        let (line_tx, line_rx) = mpsc::channel(16);
-        let (event_tx, events) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(run_peer(
-            TokioNet,
-            listener,
-            config,
-            dir.to_path_buf(),
-            line_rx,
-            event_tx,
-        ));
+        let peer = PeerBuilder::new(TokioNet, name, server, dir)
+            .spawn()
+            .await
+            .unwrap();
         let (status_tx, status) = watch::channel(Status {
-            port,
+            port: peer.addr().unwrap().port(),
             ..Status::default()
         });
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let (close_tx, close_rx) = tokio::sync::oneshot::channel();
-        let driver_abort = driver.abort_handle();
-        let agent = tokio::spawn(agent(
-            name.to_string(),
-            driver,
-            line_tx,
-            events,
-            cmd_rx,
-            close_rx,
-            status_tx,
-        ));
+        let agent = tokio::spawn(agent(name.to_string(), peer, cmd_rx, close_rx, status_tx));
         Incarnation {
             status,
             cmds,
-            tasks: [driver_abort, agent.abort_handle()],
+            agent: agent.abort_handle(),
             lines_closed: Some(close_tx),
         }
     }
@@ -163,9 +147,7 @@ impl Incarnation {
     }
 
     fn kill(&self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.agent.abort();
     }
 
     /// End of input: `/quit`.
@@ -180,29 +162,24 @@ impl Incarnation {
 /// while in a chat, checks the accounting of each chat when it ends.
 async fn agent(
     name: String,
-    driver: tokio::task::JoinHandle<i32>,
-    lines: mpsc::Sender<String>,
-    mut events: mpsc::UnboundedReceiver<Event>,
+    mut peer: PeerHandle,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     mut close: tokio::sync::oneshot::Receiver<()>,
     status: watch::Sender<Status>,
 ) {
-    let mut lines = Some(lines);
+    let mut input_open = true;
     let mut sent: BTreeSet<u64> = BTreeSet::new();
     let mut delivered: BTreeSet<u64> = BTreeSet::new();
     let mut typing = tokio::time::interval(TYPING);
     let mut counter = 0u64;
     let mut typing_on = true;
-    let mut driver = driver;
     loop {
         let in_chat = status.borrow().in_chat;
         tokio::select! {
-            code = &mut driver => {
-                let code = code.unwrap_or(-1);
-                status.send_modify(|s| s.exited = Some(code));
-                return;
+            _ = &mut close, if input_open => {
+                input_open = false;
+                peer.end_input();
             }
-            _ = &mut close, if lines.is_some() => lines = None,
             Some(cmd) = cmds.recv() => {
                 let line = match cmd {
                     Cmd::Connect(to) => format!("/connect {to}"),
@@ -212,18 +189,20 @@ async fn agent(
                     }
                     Cmd::Leave => "/leave".to_string(),
                 };
-                if let Some(l) = &lines {
-                    let _ = l.send(line).await;
-                }
+                let _ = peer.send(&line).await;
             }
-            Some(event) = events.recv() => match event {
-                Event::Registered { .. } => status.send_modify(|s| s.registered = true),
-                Event::Incoming { .. } => {
-                    if let Some(l) = &lines {
-                        let _ = l.send("/accept".to_string()).await;
-                    }
+            event = peer.next_event() => match event {
+                // The peer exited and every event was read.
+                None => {
+                    let code = peer.exited(HANG_GUARD).await.unwrap_or(-1);
+                    status.send_modify(|s| s.exited = Some(code));
+                    return;
                 }
-                Event::ChatStarted { .. } => {
+                Some(Event::Registered { .. }) => status.send_modify(|s| s.registered = true),
+                Some(Event::Incoming { .. }) => {
+                    let _ = peer.send("/accept").await;
+                }
+                Some(Event::ChatStarted { .. }) => {
                     sent.clear();
                     delivered.clear();
                     status.send_modify(|s| {
@@ -231,11 +210,11 @@ async fn agent(
                         s.chats_started += 1;
                     });
                 }
-                Event::Sent { n, .. } => {
+                Some(Event::Sent { n, .. }) => {
                     sent.insert(n);
                     status.send_modify(|s| s.sent += 1);
                 }
-                Event::Delivered { n, .. } => {
+                Some(Event::Delivered { n, .. }) => {
                     let known = sent.contains(&n) && delivered.insert(n);
                     status.send_modify(|s| {
                         s.delivered += 1;
@@ -244,9 +223,9 @@ async fn agent(
                         }
                     });
                 }
-                Event::Message { .. } => status.send_modify(|s| s.received += 1),
-                Event::Peers { .. } => status.send_modify(|s| s.lists += 1),
-                Event::ChatEnded { undelivered, .. } => {
+                Some(Event::Message { .. }) => status.send_modify(|s| s.received += 1),
+                Some(Event::Peers { .. }) => status.send_modify(|s| s.lists += 1),
+                Some(Event::ChatEnded { undelivered, .. }) => {
                     let undelivered: BTreeSet<u64> = undelivered.into_iter().collect();
                     let whole: BTreeSet<u64> = delivered.union(&undelivered).copied().collect();
                     let ok = delivered.is_disjoint(&undelivered) && whole == sent;
@@ -263,18 +242,16 @@ async fn agent(
                         }
                     });
                 }
-                Event::Error { code, message } => {
+                Some(Event::Error { code, message }) => {
                     status.send_modify(|s| s.errors.push(format!("{code}: {message}")))
                 }
-                _ => {}
+                Some(_) => {}
             },
             _ = typing.tick(), if in_chat && typing_on => {
                 // Never block the agent on a full window: skip a beat.
-                if let Some(l) = &lines {
-                    counter += 1;
-                    if l.try_send(format!("{name} says {counter}")).is_ok() {
-                        status.send_modify(|s| s.typed += 1);
-                    }
+                counter += 1;
+                if peer.try_send(&format!("{name} says {counter}")).is_ok() {
+                    status.send_modify(|s| s.typed += 1);
                 }
             }
         }

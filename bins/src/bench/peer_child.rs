@@ -1,22 +1,19 @@
-//! The sending peer of sections 1, 2 and 5: a real natter peer (`run_peer`
-//! over tokio sockets, writing its transcript), driven through the same
-//! line channel as `natter peer`, timing its own messages from the line
-//! handed to the peer to the `delivered` event coming back.
+//! The sending peer of sections 1, 2 and 5: a real natter peer (the
+//! harness's, over tokio sockets, writing its transcript), driven through
+//! the same line channel as `natter peer`, timing its own messages from
+//! the line handed to the peer to the `delivered` event coming back.
 
 use super::child::{emit, message_text, rss_kib, Work};
 use super::report::percentile;
 use super::wall_now;
-use anyhow::{anyhow, bail, Context, Result};
-use natter_core::{Event, PeerConfig};
-use natter_net_real::{run_peer, Net, TokioNet};
+use anyhow::{bail, Context, Result};
+use natter_core::Event;
+use natter_net_real::harness::Typist;
+use natter_net_real::{PeerBuilder, PeerHandle, TokioNet};
 use serde_json::{json, Value};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// Lines read ahead of the peer, as in `natter peer`.
-const LINE_QUEUE: usize = 16;
 
 /// Hang guard for one awaited event.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,100 +28,84 @@ pub async fn run(
     transcripts: PathBuf,
     work: Work,
 ) -> Result<()> {
-    let listener = TokioNet
-        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    let mut peer = PeerBuilder::new(TokioNet, &name, server, transcripts)
+        .spawn()
         .await
         .context("cannot listen on 127.0.0.1")?;
-    let port = listener.local_addr()?.port();
-    let config = PeerConfig::new(name, server, port);
-    let (lines, line_rx) = mpsc::channel(LINE_QUEUE);
-    let (event_tx, events) = mpsc::unbounded_channel();
-    let peer = tokio::spawn(run_peer(
-        TokioNet,
-        listener,
-        config,
-        transcripts,
-        line_rx,
-        event_tx,
-    ));
-    let mut events = Events(events);
-    events
-        .expect("registered", |e| matches!(e, Event::Registered { .. }))
-        .await?;
-    lines.send(format!("/connect {partner}")).await?;
-    events
-        .expect("chat_started", |e| matches!(e, Event::ChatStarted { .. }))
-        .await?;
-    let (result, lines) = match work {
+    expect(&mut peer, "registered", |e| {
+        matches!(e, Event::Registered { .. })
+    })
+    .await?;
+    peer.send(&format!("/connect {partner}")).await?;
+    expect(&mut peer, "chat_started", |e| {
+        matches!(e, Event::ChatStarted { .. })
+    })
+    .await?;
+    let result = match work {
         Work::Latency {
             pings,
             warmup,
             size,
-        } => (
-            latency(&lines, &mut events, pings, warmup, size).await?,
-            lines,
-        ),
-        Work::Burst { count, size, .. } => burst(lines, &mut events, count, size).await?,
-        Work::Flood { millis, size } => flood(lines, &mut events, millis, size).await?,
+        } => latency(&mut peer, pings, warmup, size).await?,
+        Work::Burst { count, size, .. } => burst(&mut peer, count, size).await?,
+        Work::Flood { millis, size } => flood(&mut peer, millis, size).await?,
     };
     emit(&json!({ "result": result }));
     // End of input: the peer leaves the chat (waiting for the last
     // receipts), deregisters and exits.
-    drop(lines);
-    let code = tokio::time::timeout(Duration::from_secs(10), peer)
+    peer.end_input();
+    let code = peer
+        .exited(Duration::from_secs(10))
         .await
-        .map_err(|_| anyhow!("the peer did not exit after its input ended"))??;
+        .context("the peer did not exit after its input ended")?;
     if code != 0 {
         bail!("the peer exited with code {code}");
     }
     Ok(())
 }
 
-struct Events(mpsc::UnboundedReceiver<Event>);
-
-impl Events {
-    async fn next(&mut self) -> Result<Event> {
-        match tokio::time::timeout(EVENT_TIMEOUT, self.0.recv()).await {
-            Ok(Some(Event::Error { code, message })) => bail!("peer error {code}: {message}"),
-            Ok(Some(event)) => Ok(event),
-            Ok(None) => bail!("the peer stopped"),
-            Err(_) => bail!("no event from the peer for {} s", EVENT_TIMEOUT.as_secs()),
-        }
-    }
-
-    async fn expect(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Result<Event> {
-        loop {
-            let event = self
-                .next()
-                .await
-                .with_context(|| format!("while waiting for {what}"))?;
-            if matches(&event) {
-                return Ok(event);
-            }
-        }
+/// The next event; an error or a silent peer ends the bench.
+async fn next(peer: &mut PeerHandle) -> Result<Event> {
+    match tokio::time::timeout(EVENT_TIMEOUT, peer.next_event()).await {
+        Ok(Some(Event::Error { code, message })) => bail!("peer error {code}: {message}"),
+        Ok(Some(event)) => Ok(event),
+        Ok(None) => bail!("the peer stopped"),
+        Err(_) => bail!("no event from the peer for {} s", EVENT_TIMEOUT.as_secs()),
     }
 }
 
+/// The next event `matches` accepts; an error ends the bench.
+async fn expect(
+    peer: &mut PeerHandle,
+    what: &str,
+    matches: impl Fn(&Event) -> bool,
+) -> Result<Event> {
+    let event = peer
+        .wait_for(EVENT_TIMEOUT, |e| {
+            matches!(e, Event::Error { .. }) || matches(e)
+        })
+        .await
+        .with_context(|| format!("while waiting for {what}"))?;
+    if let Event::Error { code, message } = event {
+        bail!("peer error {code}: {message} (while waiting for {what})");
+    }
+    Ok(event)
+}
+
 /// One message at a time: hand the line to the peer, wait for its receipt.
-async fn latency(
-    lines: &mpsc::Sender<String>,
-    events: &mut Events,
-    pings: usize,
-    warmup: usize,
-    size: usize,
-) -> Result<Value> {
+async fn latency(peer: &mut PeerHandle, pings: usize, warmup: usize, size: usize) -> Result<Value> {
     let mut micros = Vec::with_capacity(pings);
     for i in 0..(warmup + pings) {
         let n = i as u64 + 1;
         let text = message_text(n, size);
         let start = wall_now();
-        lines.send(text).await?;
-        events
-            .expect(
-                "a receipt",
-                |e| matches!(e, Event::Delivered { n: got, .. } if *got == n),
-            )
-            .await?;
+        peer.send(&text).await?;
+        expect(
+            peer,
+            "a receipt",
+            |e| matches!(e, Event::Delivered { n: got, .. } if *got == n),
+        )
+        .await?;
         if i >= warmup {
             micros.push(start.elapsed().as_secs_f64() * 1e6);
         }
@@ -143,24 +124,19 @@ pub fn latency_result(mut micros: Vec<f64>) -> Value {
 
 /// `count` messages as fast as the peer takes them; the peer stops taking
 /// lines while 64 are without receipt (its window).
-async fn burst(
-    lines: mpsc::Sender<String>,
-    events: &mut Events,
-    count: usize,
-    size: usize,
-) -> Result<(Value, mpsc::Sender<String>)> {
+async fn burst(peer: &mut PeerHandle, count: usize, size: usize) -> Result<Value> {
     let start = wall_now();
+    let typist = peer.typist();
     let feeder = tokio::spawn(async move {
         for n in 1..=count as u64 {
-            if lines.send(message_text(n, size)).await.is_err() {
+            if typist.send(&message_text(n, size)).await.is_err() {
                 break;
             }
         }
-        lines
     });
     let (mut delivered, mut max_in_flight, mut out_of_order) = (0u64, 0u64, 0u64);
     while delivered < count as u64 {
-        match events.next().await? {
+        match next(peer).await? {
             Event::Sent { n, .. } => max_in_flight = max_in_flight.max(n - delivered),
             Event::Delivered { n, .. } => {
                 if n != delivered + 1 {
@@ -172,41 +148,33 @@ async fn burst(
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let lines = feeder.await?;
-    Ok((
-        json!({
-            "msgs_per_s": count as f64 / secs,
-            "secs": secs,
-            "max_in_flight": max_in_flight,
-            "out_of_order": out_of_order,
-        }),
-        lines,
-    ))
+    feeder.await?;
+    Ok(json!({
+        "msgs_per_s": count as f64 / secs,
+        "secs": secs,
+        "max_in_flight": max_in_flight,
+        "out_of_order": out_of_order,
+    }))
 }
 
 /// Messages as fast as the peer takes them for `millis`; every
 /// [`SAMPLE_EVERY`] the in-flight count (sent − delivered, its maximum
 /// since the last sample) and this process's memory.
-async fn flood(
-    lines: mpsc::Sender<String>,
-    events: &mut Events,
-    millis: u64,
-    size: usize,
-) -> Result<(Value, mpsc::Sender<String>)> {
+async fn flood(peer: &mut PeerHandle, millis: u64, size: usize) -> Result<Value> {
     let pid = std::process::id();
     let start = wall_now();
     let stop_at = tokio::time::Instant::now() + Duration::from_millis(millis);
+    let typist: Typist = peer.typist();
     let feeder = tokio::spawn(async move {
         let mut n = 0u64;
         loop {
             n += 1;
-            let send = lines.send(message_text(n, size));
-            match tokio::time::timeout_at(stop_at, send).await {
+            let text = message_text(n, size);
+            match tokio::time::timeout_at(stop_at, typist.send(&text)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        lines
     });
     let mut ticker = tokio::time::interval(SAMPLE_EVERY);
     let (mut sent, mut delivered, mut window_max, mut max_in_flight) = (0u64, 0u64, 0u64, 0u64);
@@ -227,7 +195,7 @@ async fn flood(
                     break;
                 }
             }
-            event = events.next() => match event? {
+            event = next(peer) => match event? {
                 Event::Sent { n, .. } => {
                     sent = n;
                     window_max = window_max.max(sent - delivered);
@@ -238,14 +206,11 @@ async fn flood(
             },
         }
     }
-    let lines = feeder.await?;
-    Ok((
-        json!({
-            "sent": sent,
-            "delivered": delivered,
-            "max_in_flight": max_in_flight,
-            "samples": samples,
-        }),
-        lines,
-    ))
+    feeder.await?;
+    Ok(json!({
+        "sent": sent,
+        "delivered": delivered,
+        "max_in_flight": max_in_flight,
+        "samples": samples,
+    }))
 }

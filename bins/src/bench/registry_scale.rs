@@ -12,10 +12,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use natter_core::protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
 use natter_core::rate::RateLimit;
 use natter_core::{encode, PeerInfo, RegistryConfig};
-use natter_net_real::{run_server, Net, TokioNet};
+use natter_net_real::{ServerBuilder, TokioNet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,9 @@ pub struct Load {
 const PORT_BEFORE: u16 = 10_000;
 const PORT_AFTER: u16 = 30_000;
 
+/// Longest wait for the server to close its connections when told to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `natter bench-child server`: natter's directory server, logging as
 /// `natter server` does (formatted, then discarded), with the per-IP and
 /// request limits raised since every bench client comes from 127.0.0.1.
@@ -49,10 +52,6 @@ pub async fn natter_server(max_peers: usize) -> Result<()> {
         .with_target(false)
         .with_max_level(tracing::Level::INFO)
         .init();
-    let listener = TokioNet
-        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await?;
-    emit(&json!({ "addr": listener.local_addr()?, "pid": std::process::id() }));
     let config = RegistryConfig {
         max_peers,
         max_connections_per_ip: 1_000_000,
@@ -62,7 +61,10 @@ pub async fn natter_server(max_peers: usize) -> Result<()> {
         },
         ..RegistryConfig::default()
     };
-    run_server(TokioNet, listener, config, None, stdin_closed()).await;
+    let server = ServerBuilder::new(TokioNet).config(config).spawn().await?;
+    emit(&json!({ "addr": server.addr(), "pid": std::process::id() }));
+    stdin_closed().await;
+    server.stop(STOP_TIMEOUT).await?;
     Ok(())
 }
 
