@@ -14,7 +14,10 @@
 //! **A receipt means "recorded".** Every line of one drain is appended,
 //! then [`Effects::sync`] makes them durable **once**, and only then are
 //! the `Recorded` inputs fed back (group commit: a burst of messages read
-//! in one go costs one disk flush, not one per message).
+//! in one go costs one disk flush, not one per message). A driver that has
+//! several inputs at hand (network reads that queued up during the last
+//! flush) can widen the group: [`Drive::carry_out`] after each input, then
+//! one [`Drive::commit`] for all of them.
 //!
 //! **Backpressure sits on the receipts.** While the user's events are
 //! backed up ([`Effects::events_backed_up`]), the `Recorded` inputs are
@@ -69,10 +72,13 @@ pub enum Sent {
     Cut,
 }
 
-/// The drain loop's memory between two drains: receipts waiting for the
-/// user's events to move.
+/// The drain loop's memory between two calls: receipts waiting for their
+/// lines to be made durable, or for the user's events to move.
 #[derive(Debug, Default)]
 pub struct Drive {
+    /// Received messages whose lines were appended (or failed to be),
+    /// waiting for the next sync.
+    unsynced: Vec<Recorded>,
     /// Received messages whose lines are durable (or failed), in order,
     /// whose `Recorded` input is withheld while events are backed up.
     recorded: VecDeque<Recorded>,
@@ -92,42 +98,55 @@ impl Drive {
 
     /// Carries out every output of `peer`, in order, until it has nothing
     /// more to say, feeding back the inputs that carrying them out
-    /// produces (see the module documentation).
+    /// produces (see the module documentation): [`Drive::carry_out`] then
+    /// [`Drive::commit`].
     pub fn drain(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
-        loop {
-            let mut unsynced = Vec::new();
-            while let Some(output) = peer.poll_output() {
-                match output {
-                    PeerOutput::Connect { link, addr } => effects.connect(link, addr),
-                    PeerOutput::Send { link, bytes } => {
-                        if effects.send(link, bytes) == Sent::Cut {
-                            peer.handle_input(now, PeerInput::Closed { link });
-                        }
+        self.carry_out(peer, now, effects);
+        self.commit(peer, now, effects);
+    }
+
+    /// Carries out every output of `peer`, in order; transcript lines are
+    /// appended, and their receipts wait for [`Drive::commit`].
+    pub fn carry_out(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
+        while let Some(output) = peer.poll_output() {
+            match output {
+                PeerOutput::Connect { link, addr } => effects.connect(link, addr),
+                PeerOutput::Send { link, bytes } => {
+                    if effects.send(link, bytes) == Sent::Cut {
+                        peer.handle_input(now, PeerInput::Closed { link });
                     }
-                    PeerOutput::Close { link } => effects.close(link),
-                    PeerOutput::Event(event) => effects.event(event),
-                    PeerOutput::Transcript(write) => {
-                        let result = effects.append(&write.file, &write.line);
-                        match (write.receipt, result) {
-                            (Some((link, n)), result) => {
-                                unsynced.push(Recorded { link, n, result })
-                            }
-                            (None, Ok(())) => {}
-                            // A received message's failure is told by the
-                            // peer itself (no receipt is sent); any other
-                            // line lost must not be lost silently.
-                            (None, Err(e)) => effects.event(Event::error(
-                                ErrorCode::TranscriptFailed,
-                                format!("could not write to the transcript {e}"),
-                            )),
-                        }
-                    }
-                    PeerOutput::Exit { code } => effects.exit(code),
                 }
+                PeerOutput::Close { link } => effects.close(link),
+                PeerOutput::Event(event) => effects.event(event),
+                PeerOutput::Transcript(write) => {
+                    let result = effects.append(&write.file, &write.line);
+                    match (write.receipt, result) {
+                        (Some((link, n)), result) => {
+                            self.unsynced.push(Recorded { link, n, result })
+                        }
+                        (None, Ok(())) => {}
+                        // A received message's failure is told by the
+                        // peer itself (no receipt is sent); any other
+                        // line lost must not be lost silently.
+                        (None, Err(e)) => effects.event(Event::error(
+                            ErrorCode::TranscriptFailed,
+                            format!("could not write to the transcript {e}"),
+                        )),
+                    }
+                }
+                PeerOutput::Exit { code } => effects.exit(code),
             }
-            if !unsynced.is_empty() {
+        }
+    }
+
+    /// Makes the lines appended since the last commit durable with one
+    /// sync, then (unless the user's events are backed up) feeds back the
+    /// `Recorded` inputs, carrying out what they produce, until quiet.
+    pub fn commit(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
+        loop {
+            if !self.unsynced.is_empty() {
                 let synced = effects.sync();
-                self.recorded.extend(unsynced.into_iter().map(|mut r| {
+                self.recorded.extend(self.unsynced.drain(..).map(|mut r| {
                     r.result = r.result.and_then(|()| synced.clone());
                     r
                 }));
@@ -138,6 +157,7 @@ impl Drive {
             for Recorded { link, n, result } in std::mem::take(&mut self.recorded) {
                 peer.handle_input(now, PeerInput::Recorded { link, n, result });
             }
+            self.carry_out(peer, now, effects);
         }
     }
 

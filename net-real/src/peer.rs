@@ -24,6 +24,12 @@ pub type PeerLine = String;
 /// Exit code of a peer that could not start (bad transcripts directory).
 pub const EXIT_STARTUP_FAILED: i32 = 1;
 
+/// Network inputs already waiting that are taken together, with one sync
+/// of the transcripts for all of them (group commit across reads: while
+/// one sync runs, the next messages queue up, and are then recorded with
+/// the next one). Bounded so that timers and lines still get their turn.
+const NETWORK_BATCH: usize = 64;
+
 /// Events held for a sink that has no room, beyond which the driver stops
 /// reading the network too. Far above what a chat can cause (the partner
 /// stops at its window of 64 messages without receipt, and receipts wait
@@ -100,7 +106,19 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
                 driver.drain();
             }
             () = driver.io.events.room(), if backlog => driver.release(),
-            Some(event) = network.recv(), if read_network => driver.network(event),
+            Some(event) = network.recv(), if read_network => {
+                driver.network(event);
+                for _ in 1..NETWORK_BATCH {
+                    if driver.io.exit.is_some() || driver.io.held.len() >= MAX_HELD_EVENTS {
+                        break;
+                    }
+                    match network.try_recv() {
+                        Ok(event) => driver.network(event),
+                        Err(_) => break,
+                    }
+                }
+                driver.commit();
+            }
             line = lines.recv(), if take_line => match line {
                 Some(line) => driver.input(PeerInput::Line(line)),
                 None => {
@@ -188,9 +206,16 @@ struct Io<N: Net, D: Disk, E: EventSink> {
 
 impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
     fn input(&mut self, input: PeerInput) {
+        self.take(input);
+        self.commit();
+    }
+
+    /// Hands the peer an input and carries out its outputs; receipts wait
+    /// for the next [`Driver::commit`].
+    fn take(&mut self, input: PeerInput) {
         let now = self.clock.now(&self.net);
         self.peer.handle_input(now, input);
-        self.drain();
+        self.drive.carry_out(&mut self.peer, now, &mut self.io);
     }
 
     /// Carries out every output, in order, until the peer has nothing more
@@ -200,39 +225,46 @@ impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
         self.drive.drain(&mut self.peer, now, &mut self.io);
     }
 
+    /// Makes what was recorded durable and lets its receipts go out.
+    fn commit(&mut self) {
+        let now = self.clock.now(&self.net);
+        self.drive.commit(&mut self.peer, now, &mut self.io);
+    }
+
     /// Passes on held events while the sink takes them; once none is
     /// left, the receipts that waited for them go out.
     fn release(&mut self) {
         self.io.release();
         if self.io.held.is_empty() && self.drive.withheld() > 0 {
-            self.drain();
+            self.commit();
         }
     }
 
+    /// Takes what the network did; receipts wait for the next commit.
     fn network(&mut self, event: LinkEvent<N::Stream>) {
         match event {
             LinkEvent::Accepted { stream, addr } => {
                 let link = self.peer.allocate_link();
                 tracing::debug!(%link, %addr, "connection accepted");
                 self.io.links.open(link, stream);
-                self.input(PeerInput::Accepted { link, addr });
+                self.take(PeerInput::Accepted { link, addr });
             }
             LinkEvent::Connected { link, stream } => {
                 if self.io.links.connect_finished(link) {
                     self.io.links.open(link, stream);
-                    self.input(PeerInput::Connected { link });
+                    self.take(PeerInput::Connected { link });
                 }
             }
             LinkEvent::ConnectFailed { link, reason } => {
                 if self.io.links.connect_finished(link) {
-                    self.input(PeerInput::ConnectFailed { link, reason });
+                    self.take(PeerInput::ConnectFailed { link, reason });
                 }
             }
-            LinkEvent::Bytes { link, bytes } => self.input(PeerInput::Bytes { link, bytes }),
+            LinkEvent::Bytes { link, bytes } => self.take(PeerInput::Bytes { link, bytes }),
             LinkEvent::Closed { link, reason } => {
                 if self.io.links.closed(link) {
                     tracing::debug!(%link, %reason, "connection closed");
-                    self.input(PeerInput::Closed { link });
+                    self.take(PeerInput::Closed { link });
                 }
             }
         }
