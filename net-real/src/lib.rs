@@ -4,7 +4,10 @@
 //! - [`run_server`]: the directory server (a `Registry`).
 //! - [`run_peer`]: one chat peer (a `Peer`), fed lines and giving events
 //!   through channels, so a terminal, a JSON pipe, the demo and the
-//!   simulation all drive the same code.
+//!   simulation all drive the same code; its transcripts go through a
+//!   [`Disk`] ([`Transcripts`]).
+//! - [`harness`]: the one way to start either in-process and talk to it
+//!   (a builder and a handle), on tokio or inside a turmoil host.
 //!
 //! Only `tokio::spawn`, tokio channels and tokio timers are used here, never
 //! tokio's own sockets, blocking threads or the system clock (see
