@@ -107,17 +107,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
             }
             () = driver.io.events.room(), if backlog => driver.release(),
             Some(event) = network.recv(), if read_network => {
-                driver.network(event);
-                for _ in 1..NETWORK_BATCH {
-                    if driver.io.exit.is_some() || driver.io.held.len() >= MAX_HELD_EVENTS {
-                        break;
-                    }
-                    match network.try_recv() {
-                        Ok(event) => driver.network(event),
-                        Err(_) => break,
-                    }
-                }
-                driver.commit();
+                driver.network_reads(event, &mut network);
             }
             line = lines.recv(), if take_line => match line {
                 Some(line) => driver.input(PeerInput::Line(line)),
@@ -238,6 +228,26 @@ impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
         if self.io.held.is_empty() && self.drive.withheld() > 0 {
             self.commit();
         }
+    }
+
+    /// Takes `first` and what else the network already reported (at most
+    /// [`NETWORK_BATCH`] in all), then commits once for all of them.
+    fn network_reads(
+        &mut self,
+        first: LinkEvent<N::Stream>,
+        network: &mut mpsc::Receiver<LinkEvent<N::Stream>>,
+    ) {
+        self.network(first);
+        for _ in 1..NETWORK_BATCH {
+            if self.io.exit.is_some() || self.io.held.len() >= MAX_HELD_EVENTS {
+                break;
+            }
+            match network.try_recv() {
+                Ok(event) => self.network(event),
+                Err(_) => break,
+            }
+        }
+        self.commit();
     }
 
     /// Takes what the network did; receipts wait for the next commit.
