@@ -107,8 +107,18 @@ impl World {
     /// The user `name` types `line`.
     pub fn type_line(&mut self, name: &str, line: &str) {
         let now = self.now;
-        self.peer(name)
-            .handle_input(now, PeerInput::Line(line.to_string()));
+        // As a user interface does: a line that is no valid command is
+        // refused before it reaches the peer.
+        match natter_core::command::parse(line) {
+            Ok(command) => self
+                .peer(name)
+                .handle_input(now, PeerInput::Command(command)),
+            Err(problem) => self
+                .events
+                .get_mut(name)
+                .expect("known peer")
+                .push(problem.into()),
+        }
         self.settle();
     }
 
