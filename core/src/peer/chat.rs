@@ -360,11 +360,15 @@ impl Chat {
                 talk.next_in += 1;
                 let chars = text.chars().count();
                 if chars > ctx.config.max_message {
+                    // A sender that ignores the limit our hello announced:
+                    // refused with its own code, and the chat ends (the
+                    // numbering cannot skip a message).
                     let problem = format!(
                         "message #{n} has {chars} characters; this peer takes at most {}",
                         ctx.config.max_message
                     );
-                    return Some(self.protocol_error(ctx, problem));
+                    self.send_error(ctx, ErrorCode::MessageTooLong, problem.clone());
+                    return Some(Signal::Ended(End::BadFrame { problem }));
                 }
                 let text = sanitize(&text, ctx.config.max_message);
                 let at = sanitize(&at, 64);
@@ -571,6 +575,7 @@ impl Chat {
             };
             return Err(Problem::new(ErrorCode::MessageTooLong, detail));
         }
+        let was_waiting = talk.waiting();
         let n = talk.next_out;
         talk.next_out += 1;
         talk.unacked.insert(n, text.to_string());
@@ -581,10 +586,9 @@ impl Chat {
             n,
             text: text.to_string(),
         }));
-        let before = talk.waiting();
         self.flush(ctx);
         if let Phase::Talking(talk) = &self.phase {
-            if talk.waiting() > 0 && before == 0 {
+            if talk.waiting() > 0 && was_waiting == 0 {
                 ctx.out.push_back(PeerOutput::Event(Event::WindowFull {
                     peer: talk.partner.clone(),
                     in_flight: talk.in_flight(),
