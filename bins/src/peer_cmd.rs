@@ -103,7 +103,9 @@ pub async fn run(args: PeerArgs) -> i32 {
         }
     };
     let code = run_peer(TokioNet, listener, config, dir, command_rx, event_tx).await;
-    let _ = printer.join();
+    // Joined off the runtime: the tasks that still hold an event sender
+    // must be able to run meanwhile and drop it.
+    let _ = tokio::task::spawn_blocking(move || printer.join()).await;
     code
 }
 
@@ -269,7 +271,17 @@ async fn parse_lines(
     commands: mpsc::Sender<Command>,
     events: mpsc::Sender<Event>,
 ) {
-    while let Some(line) = lines.recv().await {
+    loop {
+        // Ends when the peer has exited too, so that this task's copy of
+        // the event sender does not keep the printer waiting.
+        let line = tokio::select! {
+            biased;
+            () = commands.closed() => return,
+            line = lines.recv() => match line {
+                Some(line) => line,
+                None => return,
+            },
+        };
         match command::parse(&line) {
             Ok(command) => {
                 if commands.send(command).await.is_err() {

@@ -382,6 +382,31 @@ fn the_next_timer_is_named() {
     world.type_line("alice", "/leave");
     let now = world.now.mono;
     let (at, timer) = world.peer("alice").next_timer().unwrap();
-    assert!(matches!(timer, Timer::Chat(_, ChatTimer::Leave)), "{timer:?}");
+    assert!(
+        matches!(timer, Timer::Chat(_, ChatTimer::Leave)),
+        "{timer:?}"
+    );
     assert_eq!(at, now + Duration::from_secs(2));
+}
+
+/// Item 8: started with standard input already at end, a peer sometimes
+/// exited 0 printing nothing. It registers, reports, then quits.
+#[test]
+fn input_at_end_before_registering_still_registers_reports_and_quits() {
+    let mut world = World::new();
+    world.add_peer_unsettled("alice");
+    world.end_input("alice");
+    let events = world.take_events("alice");
+    assert!(
+        matches!(events.as_slice(), [Event::Registered { .. }]),
+        "{events:?}"
+    );
+    assert_eq!(world.exits.get("alice"), Some(&0));
+    assert_eq!(
+        world.take_logs(),
+        vec![
+            "alice registered at 10.0.0.2:4000 and is available",
+            "alice has disconnected (left)"
+        ]
+    );
 }

@@ -497,6 +497,12 @@ impl Peer {
         if !self.quitting || self.exited || !self.chats.is_empty() {
             return;
         }
+        if self.server.first_registration_pending() {
+            // Input ended before the server answered (`</dev/null`): the
+            // user still learns whether registering worked, then natter
+            // leaves.
+            return;
+        }
         self.server_goodbye();
         self.exited = true;
         self.outputs.push_back(PeerOutput::Exit { code: 0 });

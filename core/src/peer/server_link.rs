@@ -103,6 +103,12 @@ impl ServerLink {
         }
     }
 
+    /// Whether the first registration is still under way (connecting,
+    /// registering, or waiting to retry).
+    pub(super) fn first_registration_pending(&self) -> bool {
+        !self.ever_registered && !matches!(self.phase, Phase::Gone)
+    }
+
     pub(super) fn is_registered(&self) -> bool {
         matches!(self.phase, Phase::Registered(_))
     }
@@ -265,6 +271,7 @@ impl Peer {
         }
         self.status_sent = None;
         self.update_status();
+        self.exit_if_done();
     }
 
     /// The answer to a lookup made for `/connect NAME`.

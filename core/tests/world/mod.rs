@@ -100,6 +100,17 @@ impl World {
         self.settle();
     }
 
+    /// Starts a peer without letting anything happen yet: its first
+    /// outputs (connect to the server) wait for the next `settle`.
+    pub fn add_peer_unsettled(&mut self, name: &str) {
+        let config = PeerConfig::new(name, SERVER, LISTEN_PORT);
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + self.ips.len() as u8));
+        self.ips.insert(name.to_string(), ip);
+        self.peers
+            .insert(name.to_string(), Peer::new(config, self.now));
+        self.events.entry(name.to_string()).or_default();
+    }
+
     pub fn addr_of(&self, name: &str) -> SocketAddr {
         SocketAddr::new(self.ips[name], LISTEN_PORT)
     }
