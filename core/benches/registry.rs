@@ -23,7 +23,7 @@
 use criterion::measurement::{Measurement, WallTime};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
 use natter_core::codec::encode;
-use natter_core::protocol::{ClientMsg, PeerStatus, PROTOCOL_VERSION};
+use natter_core::protocol::{ClientMsg, PeerStatus, Versions};
 use natter_core::registry::{RegistryConfig, RegistryInput};
 use natter_core::{LinkId, Now, Registry};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -161,7 +161,7 @@ impl Bench {
         let (name, client, port) = peer(i);
         let link = LinkId(i);
         let mut bytes = encode(&ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
+            versions: Versions::ours(),
         });
         bytes.extend(encode(&ClientMsg::Register { name, port }));
         self.registry
@@ -235,7 +235,7 @@ fn measure_memory(size: usize) {
     // much memory does one request hold at its peak?
     PEAK_BYTES.store(heap, Relaxed);
     COUNTING.store(true, Relaxed);
-    bench.feed(LinkId(0), encode(&ClientMsg::List));
+    bench.feed(LinkId(0), encode(&ClientMsg::List { id: None }));
     COUNTING.store(false, Relaxed);
     let list_peak = PEAK_BYTES.load(Relaxed) - heap;
     let per = |bytes: f64| bytes / size as f64;
@@ -334,7 +334,12 @@ fn registry(c: &mut Criterion) {
 
         let lookups: Vec<Vec<u8>> = samples
             .iter()
-            .map(|&i| encode(&ClientMsg::Lookup { name: peer(i).0 }))
+            .map(|&i| {
+                encode(&ClientMsg::Lookup {
+                    id: None,
+                    name: peer(i).0,
+                })
+            })
             .collect();
         let asker = LinkId(samples[0]);
         let mut k = 0;
@@ -353,7 +358,7 @@ fn registry(c: &mut Criterion) {
             .sample_size(10)
             .warm_up_time(Duration::from_millis(100))
             .measurement_time(Duration::from_micros(2_000_000.max(15 * size as u64)));
-        let list = encode(&ClientMsg::List);
+        let list = encode(&ClientMsg::List { id: None });
         let chunks = (size - 1).div_ceil(natter_core::protocol::LIST_CHUNK);
         group.bench_function(BenchmarkId::new("list", size), |b| {
             b.iter(|| {

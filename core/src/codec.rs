@@ -189,7 +189,7 @@ mod tests {
     fn sample_stream() -> (Vec<u8>, Vec<PeerMsg>) {
         let frames = vec![
             PeerMsg::Hello {
-                version: 1,
+                versions: crate::protocol::Versions::ours(),
                 name: "alice".into(),
             },
             PeerMsg::Msg {
@@ -303,7 +303,10 @@ mod tests {
     fn crlf_and_blank_lines_from_nc_users_are_accepted() {
         let mut decoder = FrameDecoder::<ClientMsg>::new(1024);
         decoder.push(b"\r\n\n{\"type\":\"list\"}\r\n");
-        assert_eq!(decode_all_client(&mut decoder), vec![Ok(ClientMsg::List)]);
+        assert_eq!(
+            decode_all_client(&mut decoder),
+            vec![Ok(ClientMsg::List { id: None })]
+        );
     }
 
     fn decode_all_client(d: &mut FrameDecoder<ClientMsg>) -> Vec<Result<ClientMsg, DecodeError>> {

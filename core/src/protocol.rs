@@ -8,9 +8,18 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 
-/// Version carried by every `hello`. A peer or server speaking another
-/// version is refused with [`ErrorCode::VersionMismatch`].
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The highest protocol version this build speaks, sent as `version` in
+/// every `hello`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The lowest protocol version this build speaks, sent as `min_version`.
+/// Version 1 had no way to grow (an unknown frame closed the link), so it
+/// is not spoken any more.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
+
+/// Features this build names in its `hello`. A feature is used on a link
+/// only when both sides named it; version 2 defines none yet.
+pub const FEATURES: &[&str] = &[];
 
 /// Longest line (in bytes, newline excluded) either side accepts. A list
 /// chunk of [`LIST_CHUNK`] peers with the longest names and IPv6 addresses
@@ -20,12 +29,99 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// Peers per `peers` frame: a 10,000-peer list goes out as 40 frames.
 pub const LIST_CHUNK: usize = 256;
 
-/// Whether a registered peer can take a chat request.
+/// The versions and features one side of a link speaks: the part of
+/// `hello` both links share, and what [`negotiate`] reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    /// The highest version the sender speaks.
+    pub version: u32,
+    /// The lowest version the sender speaks; absent means `version` (a
+    /// version-1 hello has only `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<u32>,
+    /// Features the sender supports; names this build does not know are
+    /// ignored.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+impl Versions {
+    /// What this build speaks.
+    pub fn ours() -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            min_version: Some(MIN_PROTOCOL_VERSION),
+            features: FEATURES.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    /// The versions spoken, lowest to highest (empty if a sender claims a
+    /// minimum above its maximum).
+    pub fn range(&self) -> VersionRange {
+        VersionRange {
+            min: self.min_version.unwrap_or(self.version),
+            max: self.version,
+        }
+    }
+
+    /// The version both sides use: the lower of the two highest versions,
+    /// if both sides speak it.
+    pub fn agree(&self, theirs: &Versions) -> Result<u32, VersionMismatch> {
+        let (ours, theirs) = (self.range(), theirs.range());
+        let version = ours.max.min(theirs.max);
+        if version >= ours.min && version >= theirs.min {
+            Ok(version)
+        } else {
+            Err(VersionMismatch { ours, theirs })
+        }
+    }
+}
+
+/// The version this build and the sender of `theirs` use on a link, or why
+/// they have none in common (then the receiver sends `version_mismatch`
+/// and closes). Both machines call it on the other side's `hello`.
+pub fn negotiate(theirs: &Versions) -> Result<u32, VersionMismatch> {
+    Versions::ours().agree(theirs)
+}
+
+/// The protocol versions one side speaks, `min..=max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.min == self.max {
+            write!(f, "version {}", self.max)
+        } else {
+            write!(f, "versions {} to {}", self.min, self.max)
+        }
+    }
+}
+
+/// Two sides without a protocol version in common.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("this side speaks protocol {ours}, the other side {theirs}; upgrade the older side")]
+pub struct VersionMismatch {
+    pub ours: VersionRange,
+    pub theirs: VersionRange,
+}
+
+/// What a registered peer says about taking a chat request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerStatus {
+    /// In no chat.
     Available,
+    /// In a chat, still taking calls.
     Chatting,
+    /// No room for another chat: a call gets `busy`.
+    Busy,
+    /// A status this build does not know (sent by a newer peer or server).
+    #[serde(other)]
+    Unknown,
 }
 
 impl fmt::Display for PeerStatus {
@@ -34,6 +130,8 @@ impl fmt::Display for PeerStatus {
         f.pad(match self {
             PeerStatus::Available => "available",
             PeerStatus::Chatting => "chatting",
+            PeerStatus::Busy => "busy",
+            PeerStatus::Unknown => "unknown",
         })
     }
 }
@@ -46,6 +144,10 @@ pub struct PeerInfo {
     /// connection, with the port the peer said it listens on.
     pub addr: SocketAddr,
     pub status: PeerStatus,
+    /// Whether the server could open a connection to `addr` when the peer
+    /// registered. False for a peer behind a NAT or firewall: callers
+    /// cannot reach it, but it can call them.
+    pub reachable: bool,
 }
 
 /// Machine-readable error codes, shared by the wire `error` message and the
@@ -138,7 +240,8 @@ impl fmt::Display for ErrorCode {
 pub enum ClientMsg {
     /// First frame on the connection.
     Hello {
-        version: u32,
+        #[serde(flatten)]
+        versions: Versions,
     },
     /// Claim `name`; the server pairs it with the IP it observes and `port`,
     /// the port this peer listens on for chats.
@@ -146,10 +249,17 @@ pub enum ClientMsg {
         name: String,
         port: u16,
     },
-    /// Ask for every other peer; answered by one or more `peers` frames.
-    List,
-    /// Ask for one peer by name; answered by `found`.
+    /// Ask for every other peer; answered by one or more `peers` frames
+    /// that repeat `id`.
+    List {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Ask for one peer by name (any case); answered by `found`, which
+    /// repeats `id`.
     Lookup {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
         name: String,
     },
     /// Tell the server whether this peer is free.
@@ -162,35 +272,64 @@ pub enum ClientMsg {
     Bye,
 }
 
+impl ClientMsg {
+    /// The id of a request that gets an answer, which the answer (or an
+    /// error refusing it) repeats.
+    pub fn request_id(&self) -> Option<u64> {
+        match self {
+            ClientMsg::List { id } | ClientMsg::Lookup { id, .. } => *id,
+            _ => None,
+        }
+    }
+}
+
 /// Server → peer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// First frame on the connection, sent in answer to the client's hello.
     Hello {
-        version: u32,
+        #[serde(flatten)]
+        versions: Versions,
     },
-    /// Registration succeeded; `addr` is the address others will dial.
+    /// Registration succeeded; `addr` is the address others will dial, and
+    /// `reachable` whether the server could connect to it.
     Registered {
         name: String,
         addr: SocketAddr,
+        reachable: bool,
     },
     /// One chunk of a list answer; `more` is false on the last chunk.
     Peers {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
         peers: Vec<PeerInfo>,
         more: bool,
     },
     /// Answer to `lookup`: `peer` is absent when nobody has that name.
     Found {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<PeerInfo>,
     },
-    /// A refused request. Codes that end the connection are followed by the
-    /// server closing it.
+    /// A refused request.
     Error {
+        /// The id of the request refused, if it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
         code: ErrorCode,
         message: String,
+        /// Whether the server closes the connection right after this frame.
+        #[serde(default)]
+        close: bool,
+        /// With `name_taken`: the name is held by a session from the
+        /// requester's own IP address (most likely its own earlier session,
+        /// cut off silently), which the server drops for silence in this
+        /// many milliseconds unless it is heard from; retry after that.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     Ping,
     Pong,
@@ -202,7 +341,8 @@ pub enum ServerMsg {
 pub enum PeerMsg {
     /// First frame each way. The caller's hello is the chat request.
     Hello {
-        version: u32,
+        #[serde(flatten)]
+        versions: Versions,
         name: String,
     },
     /// The callee accepted: the chat is on.
@@ -226,10 +366,13 @@ pub enum PeerMsg {
     Bye,
     Ping,
     Pong,
-    /// A refused frame or handshake; the sender closes the link.
+    /// A refused frame or handshake.
     Error {
         code: ErrorCode,
         message: String,
+        /// Whether the sender closes the link right after this frame.
+        #[serde(default)]
+        close: bool,
     },
 }
 
@@ -248,6 +391,7 @@ mod tests {
             r#"{"type":"register","name":"alice","port":5000}"#
         );
         let found = ServerMsg::Found {
+            id: None,
             name: "bob".into(),
             peer: None,
         };
@@ -273,8 +417,11 @@ mod tests {
         assert_eq!(
             parsed,
             ServerMsg::Error {
+                id: None,
                 code: ErrorCode::Unknown,
-                message: "x".into()
+                message: "x".into(),
+                close: false,
+                retry_after_ms: None,
             }
         );
     }

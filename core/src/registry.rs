@@ -11,7 +11,8 @@ use crate::codec::{encode, DecodeError, FrameDecoder};
 use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
 use crate::link::LinkId;
 use crate::protocol::{
-    ClientMsg, ErrorCode, PeerInfo, PeerStatus, ServerMsg, LIST_CHUNK, MAX_FRAME, PROTOCOL_VERSION,
+    negotiate, ClientMsg, ErrorCode, PeerInfo, PeerStatus, ServerMsg, Versions, LIST_CHUNK,
+    MAX_FRAME,
 };
 use crate::rate::{RateLimit, TokenBucket};
 use crate::text::is_valid_name;
@@ -319,52 +320,56 @@ impl Registry {
         }
         if !conn.greeted {
             match frame {
-                ClientMsg::Hello { version } if version == PROTOCOL_VERSION => {
-                    conn.greeted = true;
-                    self.send(
-                        now,
+                ClientMsg::Hello { versions } => match negotiate(&versions) {
+                    Ok(_) => {
+                        conn.greeted = true;
+                        let versions = Versions::ours();
+                        self.send(now, link, &ServerMsg::Hello { versions });
+                    }
+                    Err(mismatch) => self.refuse_and_close(
                         link,
-                        &ServerMsg::Hello {
-                            version: PROTOCOL_VERSION,
-                        },
-                    );
-                }
-                ClientMsg::Hello { version } => self.refuse_and_close(
-                    link,
-                    ErrorCode::VersionMismatch,
-                    format!("this server speaks protocol {PROTOCOL_VERSION}, not {version}; upgrade the older side"),
-                ),
+                        ErrorCode::VersionMismatch,
+                        format!(
+                            "this server speaks protocol {}, the client {}; upgrade the older side",
+                            mismatch.ours, mismatch.theirs
+                        ),
+                    ),
+                },
                 _ => self.refuse_and_close(
                     link,
                     ErrorCode::BadFrame,
-                    "the first frame must be {\"type\":\"hello\",\"version\":1}".to_string(),
+                    "the first frame must be {\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}".to_string(),
                 ),
             }
             return;
         }
         match frame {
-            ClientMsg::Hello { .. } => {
-                self.reply_error(now, link, ErrorCode::BadFrame, "hello was already received")
-            }
+            ClientMsg::Hello { .. } => self.reply_error(
+                now,
+                link,
+                None,
+                ErrorCode::BadFrame,
+                "hello was already received",
+            ),
             ClientMsg::Register { name, port } => self.register(now, link, name, port),
-            ClientMsg::List => {
-                if self.require_registered(now, link) {
-                    self.send_list(now, link);
+            ClientMsg::List { id } => {
+                if self.require_registered(now, link, id) {
+                    self.send_list(now, link, id);
                 }
             }
-            ClientMsg::Lookup { name } => {
-                if self.require_registered(now, link) {
+            ClientMsg::Lookup { id, name } => {
+                if self.require_registered(now, link, id) {
                     let peer = self
                         .names
                         .get(&name)
                         .filter(|&&other| other != link)
                         .and_then(|other| self.conns[other].entry.as_ref())
                         .map(Entry::info);
-                    self.send(now, link, &ServerMsg::Found { name, peer });
+                    self.send(now, link, &ServerMsg::Found { id, name, peer });
                 }
             }
             ClientMsg::Status { status } => {
-                if self.require_registered(now, link) {
+                if self.require_registered(now, link, None) {
                     let entry = self.conns.get_mut(&link).and_then(|c| c.entry.as_mut());
                     let entry = entry.expect("registered");
                     if entry.status != status {
@@ -387,7 +392,7 @@ impl Registry {
         let conn = &self.conns[&link];
         if let Some(entry) = &conn.entry {
             let message = format!("already registered as {}", entry.name);
-            return self.reply_error(now, link, ErrorCode::BadInput, &message);
+            return self.reply_error(now, link, None, ErrorCode::BadInput, &message);
         }
         let client = conn.client;
         let addr = SocketAddr::new(client.ip(), port);
@@ -431,7 +436,7 @@ impl Registry {
             if code == ErrorCode::ServerFull {
                 return self.refuse_and_close(link, code, message);
             }
-            return self.reply_error(now, link, code, &message);
+            return self.reply_error(now, link, None, code, &message);
         }
         let conn = self.conns.get_mut(&link).expect("exists");
         conn.register_by = None;
@@ -448,6 +453,7 @@ impl Registry {
             &ServerMsg::Registered {
                 name: name.clone(),
                 addr,
+                reachable: false,
             },
         );
         self.log(RegistryLog::Registered { name, addr });
@@ -455,7 +461,7 @@ impl Registry {
 
     /// Answers `list` in chunks, built one at a time from the directory so
     /// that a list never holds a second copy of every entry.
-    fn send_list(&mut self, now: Instant, link: LinkId) {
+    fn send_list(&mut self, now: Instant, link: LinkId, id: Option<u64>) {
         let chunk = self.config.list_chunk.max(1);
         let mut others = self
             .names
@@ -467,7 +473,7 @@ impl Registry {
         loop {
             let peers: Vec<PeerInfo> = others.by_ref().take(chunk).map(Entry::info).collect();
             let more = others.peek().is_some();
-            frames.push(encode(&ServerMsg::Peers { peers, more }));
+            frames.push(encode(&ServerMsg::Peers { id, peers, more }));
             if !more {
                 break;
             }
@@ -477,11 +483,11 @@ impl Registry {
         }
     }
 
-    fn require_registered(&mut self, now: Instant, link: LinkId) -> bool {
+    fn require_registered(&mut self, now: Instant, link: LinkId, id: Option<u64>) -> bool {
         if self.conns[&link].entry.is_some() {
             return true;
         }
-        self.reply_error(now, link, ErrorCode::NotRegistered, "register first");
+        self.reply_error(now, link, id, ErrorCode::NotRegistered, "register first");
         false
     }
 
@@ -540,15 +546,32 @@ impl Registry {
     fn error_and_close(&mut self, link: LinkId, code: ErrorCode, message: String) {
         self.outputs.push_back(RegistryOutput::Send {
             link,
-            bytes: encode(&ServerMsg::Error { code, message }),
+            bytes: encode(&ServerMsg::Error {
+                id: None,
+                code,
+                message,
+                close: true,
+                retry_after_ms: None,
+            }),
         });
         self.outputs.push_back(RegistryOutput::Close { link });
     }
 
-    fn reply_error(&mut self, now: Instant, link: LinkId, code: ErrorCode, message: &str) {
+    /// Refuses one request; the connection stays open.
+    fn reply_error(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        id: Option<u64>,
+        code: ErrorCode,
+        message: &str,
+    ) {
         let frame = ServerMsg::Error {
+            id,
             code,
             message: message.to_string(),
+            close: false,
+            retry_after_ms: None,
         };
         self.send(now, link, &frame);
     }
@@ -597,6 +620,7 @@ impl Entry {
             name: self.name.clone(),
             addr: self.addr,
             status: self.status,
+            reachable: false,
         }
     }
 }

@@ -230,7 +230,7 @@ fn drain_registry(registry: &mut Registry, links: &mut [LinkModel]) {
                 model.decoder.push(&bytes);
                 while let Some(frame) = model.decoder.next_frame() {
                     let frame = frame.unwrap_or_else(|e| panic!("registry sent a bad frame: {e}"));
-                    if let ServerMsg::Registered { name, addr } = frame {
+                    if let ServerMsg::Registered { name, addr, .. } = frame {
                         assert_eq!(addr.ip(), model.client.ip(), "address from the socket");
                         assert!(model.registered.is_none(), "{link} registered twice");
                         model.registered = Some((name, addr));
@@ -837,7 +837,7 @@ fn check_directory_matches_peers(world: &mut World) {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use natter_core::protocol::PROTOCOL_VERSION;
+    use natter_core::protocol::{Versions, PROTOCOL_VERSION};
     use proptest::prelude::*;
 
     fn cases(default: u32) -> ProptestConfig {
@@ -880,12 +880,12 @@ mod properties {
     fn client_frame() -> impl Strategy<Value = ClientMsg> {
         let name = prop::sample::select(REG_NAMES).prop_map(str::to_string);
         prop_oneof![
-            3 => prop_oneof![4 => Just(PROTOCOL_VERSION), 1 => Just(2u32)]
-                .prop_map(|version| ClientMsg::Hello { version }),
+            3 => prop_oneof![4 => Just(PROTOCOL_VERSION), 1 => Just(1u32)]
+                .prop_map(|version| ClientMsg::Hello { versions: Versions { version, min_version: None, features: vec![] } }),
             4 => (name.clone(), prop::sample::select(REG_PORTS))
                 .prop_map(|(name, port)| ClientMsg::Register { name, port }),
-            2 => Just(ClientMsg::List),
-            1 => name.prop_map(|name| ClientMsg::Lookup { name }),
+            2 => Just(ClientMsg::List { id: None }),
+            1 => name.prop_map(|name| ClientMsg::Lookup { id: None, name }),
             2 => prop_oneof![Just(PeerStatus::Available), Just(PeerStatus::Chatting)]
                 .prop_map(|status| ClientMsg::Status { status }),
             1 => Just(ClientMsg::Ping),

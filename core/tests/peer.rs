@@ -93,12 +93,14 @@ fn list_shows_every_other_peer_with_its_status() {
                 PeerInfo {
                     name: "alice".into(),
                     addr: world.addr_of("alice"),
-                    status: PeerStatus::Chatting
+                    status: PeerStatus::Chatting,
+                    reachable: false,
                 },
                 PeerInfo {
                     name: "bob".into(),
                     addr: world.addr_of("bob"),
-                    status: PeerStatus::Chatting
+                    status: PeerStatus::Chatting,
+                    reachable: false,
                 },
             ]
         }]

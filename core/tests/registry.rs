@@ -168,7 +168,10 @@ fn a_list_of_10000_peers_goes_out_in_chunks() {
             "each chunk fits a frame"
         );
         for frame in world::server_frames(std::str::from_utf8(&bytes).unwrap()) {
-            let ServerMsg::Peers { peers: part, more } = frame else {
+            let ServerMsg::Peers {
+                peers: part, more, ..
+            } = frame
+            else {
                 panic!("not a list")
             };
             assert!(last_more, "nothing after the last chunk");

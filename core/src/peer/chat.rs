@@ -6,7 +6,7 @@ use crate::codec::{encode, DecodeError, FrameDecoder};
 use crate::event::{ChatEndReason, Event};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::link::LinkId;
-use crate::protocol::{ErrorCode, PeerMsg, PROTOCOL_VERSION};
+use crate::protocol::{negotiate, ErrorCode, PeerMsg, Versions};
 use crate::text::{is_valid_name, sanitize};
 use crate::time::{Instant, Now};
 use crate::transcript::{self, Direction, Entry};
@@ -19,14 +19,12 @@ impl Peer {
         match (chat.phase, frame) {
             (_, PeerMsg::Ping) => self.send_peer(now.mono, link, &PeerMsg::Pong),
             (_, PeerMsg::Pong) => {}
-            (ChatPhase::Greeting { .. }, PeerMsg::Hello { version, name }) => {
-                self.greeted(now, link, version, name)
+            (ChatPhase::Greeting { .. }, PeerMsg::Hello { versions, name }) => {
+                self.greeted(now, link, &versions, name)
             }
-            (ChatPhase::Calling { .. }, PeerMsg::Hello { version, name }) => {
-                if version != PROTOCOL_VERSION {
-                    let message = format!(
-                        "{name} speaks protocol {version}, this natter speaks {PROTOCOL_VERSION}"
-                    );
+            (ChatPhase::Calling { .. }, PeerMsg::Hello { versions, name }) => {
+                if let Err(mismatch) = negotiate(&versions) {
+                    let message = format!("{name}: {mismatch}");
                     return self.abort_call(link, ErrorCode::VersionMismatch, message, true);
                 }
                 match &chat.expected {
@@ -65,7 +63,7 @@ impl Peer {
             }
             (
                 ChatPhase::Calling { .. } | ChatPhase::Greeting { .. } | ChatPhase::Ringing,
-                PeerMsg::Error { code, message },
+                PeerMsg::Error { code, message, .. },
             ) => {
                 let peer = self.drop_chat(link);
                 self.error(code, format!("{peer}: {}", sanitize(&message, 256)));
@@ -106,7 +104,10 @@ impl Peer {
             (ChatPhase::Active | ChatPhase::Leaving { .. }, PeerMsg::Bye) => {
                 self.end_chat(now, link, ChatEndReason::PeerLeft)
             }
-            (ChatPhase::Active | ChatPhase::Leaving { .. }, PeerMsg::Error { code, message }) => {
+            (
+                ChatPhase::Active | ChatPhase::Leaving { .. },
+                PeerMsg::Error { code, message, .. },
+            ) => {
                 let peer = chat.display();
                 self.error(code, format!("{peer}: {}", sanitize(&message, 256)));
                 self.end_chat(now, link, ChatEndReason::PeerLeft);
@@ -121,17 +122,16 @@ impl Peer {
         }
     }
 
-    pub(super) fn greeted(&mut self, now: Now, link: LinkId, version: u32, name: String) {
-        if version != PROTOCOL_VERSION {
-            let message = format!("this peer speaks protocol {PROTOCOL_VERSION}, not {version}");
-            return self.refuse_link(link, ErrorCode::VersionMismatch, message);
+    pub(super) fn greeted(&mut self, now: Now, link: LinkId, versions: &Versions, name: String) {
+        if let Err(mismatch) = negotiate(versions) {
+            return self.refuse_link(link, ErrorCode::VersionMismatch, mismatch.to_string());
         }
         if !is_valid_name(&name) {
             let message = "a name is 1-32 characters of A-Z a-z 0-9 _ -".to_string();
             return self.refuse_link(link, ErrorCode::InvalidName, message);
         }
         let hello = PeerMsg::Hello {
-            version: PROTOCOL_VERSION,
+            versions: Versions::ours(),
             name: self.config.name.clone(),
         };
         self.send_peer(now.mono, link, &hello);
@@ -255,6 +255,7 @@ impl Peer {
             &PeerMsg::Error {
                 code: ErrorCode::BadFrame,
                 message: message.clone(),
+                close: true,
             },
         );
         match phase {
@@ -291,6 +292,7 @@ impl Peer {
                 &PeerMsg::Error {
                     code,
                     message: message.clone(),
+                    close: true,
                 },
             );
         }
@@ -299,7 +301,12 @@ impl Peer {
     }
 
     pub(super) fn refuse_link(&mut self, link: LinkId, code: ErrorCode, message: String) {
-        self.push_send(link, &PeerMsg::Error { code, message });
+        let error = PeerMsg::Error {
+            code,
+            message,
+            close: true,
+        };
+        self.push_send(link, &error);
         self.drop_chat(link);
     }
 

@@ -34,7 +34,7 @@ impl Peer {
     }
 
     pub(super) fn request_list(&mut self) {
-        if !self.send_server(&ClientMsg::List) {
+        if !self.send_server(&ClientMsg::List { id: None }) {
             self.error(
                 ErrorCode::ServerUnreachable,
                 "not connected to the server right now; natter is reconnecting, try again shortly",
@@ -61,7 +61,10 @@ impl Peer {
                     self.dial(now, addr, Some(name))
                 }
                 None => {
-                    if self.send_server(&ClientMsg::Lookup { name: name.clone() }) {
+                    if self.send_server(&ClientMsg::Lookup {
+                        id: None,
+                        name: name.clone(),
+                    }) {
                         self.lookups.push_back(name);
                     } else {
                         self.error(

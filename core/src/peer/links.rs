@@ -5,7 +5,7 @@ use crate::codec::FrameDecoder;
 use crate::event::{ChatEndReason, Event};
 use crate::heartbeat::Heartbeat;
 use crate::link::LinkId;
-use crate::protocol::{ClientMsg, ErrorCode, PeerMsg, PROTOCOL_VERSION};
+use crate::protocol::{ClientMsg, ErrorCode, PeerMsg, Versions};
 use crate::time::Now;
 use crate::transcript::Direction;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ impl Peer {
             self.server.heartbeat = Heartbeat::new(self.config.heartbeat, now.mono);
             self.server.decoder = FrameDecoder::new(self.config.max_frame);
             self.send_server(&ClientMsg::Hello {
-                version: PROTOCOL_VERSION,
+                versions: Versions::ours(),
             });
             let register = ClientMsg::Register {
                 name: self.config.name.clone(),
@@ -35,7 +35,7 @@ impl Peer {
         chat.phase = ChatPhase::Calling { ring_until };
         chat.heartbeat = Heartbeat::new(self.config.heartbeat, now.mono);
         let hello = PeerMsg::Hello {
-            version: PROTOCOL_VERSION,
+            versions: Versions::ours(),
             name: self.config.name.clone(),
         };
         self.send_peer(now.mono, link, &hello);

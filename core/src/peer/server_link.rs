@@ -5,7 +5,7 @@ use super::{Peer, PeerOutput, ServerPhase};
 use crate::codec::encode;
 use crate::event::Event;
 use crate::heartbeat::Beat;
-use crate::protocol::{ClientMsg, ErrorCode, PeerStatus, ServerMsg, PROTOCOL_VERSION};
+use crate::protocol::{negotiate, ClientMsg, ErrorCode, PeerStatus, ServerMsg};
 use crate::text::sanitize;
 use crate::time::{Instant, Now};
 
@@ -25,13 +25,12 @@ impl Peer {
 
     pub(super) fn server_frame(&mut self, now: Now, frame: ServerMsg) {
         match frame {
-            ServerMsg::Hello { version } if version != PROTOCOL_VERSION => {
-                let message = format!(
-                    "the server speaks protocol {version}, this natter speaks {PROTOCOL_VERSION}; upgrade the older side"
-                );
-                self.server_refused(now, ErrorCode::VersionMismatch, message);
+            ServerMsg::Hello { versions } => {
+                if let Err(mismatch) = negotiate(&versions) {
+                    let message = format!("the server: {mismatch}");
+                    self.server_refused(now, ErrorCode::VersionMismatch, message);
+                }
             }
-            ServerMsg::Hello { .. } => {}
             ServerMsg::Registered { addr, .. } => {
                 self.server.phase = ServerPhase::Registered;
                 self.server.backoff = self.config.reconnect_min;
@@ -51,7 +50,7 @@ impl Peer {
                     });
                 }
             }
-            ServerMsg::Peers { peers, more } => {
+            ServerMsg::Peers { peers, more, .. } => {
                 let room = self.config.max_list.saturating_sub(self.list_chunks.len());
                 self.list_chunks.extend(peers.into_iter().take(room));
                 if !more {
@@ -63,7 +62,7 @@ impl Peer {
                     self.event(Event::Peers { peers });
                 }
             }
-            ServerMsg::Found { name, peer } => {
+            ServerMsg::Found { name, peer, .. } => {
                 let Some(pos) = self.lookups.iter().position(|n| *n == name) else {
                     return;
                 };
@@ -84,7 +83,7 @@ impl Peer {
                     ),
                 }
             }
-            ServerMsg::Error { code, message } => {
+            ServerMsg::Error { code, message, .. } => {
                 let message = sanitize(&message, MAX_SERVER_MESSAGE);
                 if self.server.phase == ServerPhase::Registering {
                     self.server_refused(now, code, message);
