@@ -49,7 +49,7 @@ impl Raw {
     }
 }
 
-const HELLO: &str = "{\"type\":\"hello\",\"version\":1}\n";
+const HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}\n";
 
 #[test]
 fn max_per_ip_flag_limits_connections_from_one_address() {

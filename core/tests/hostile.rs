@@ -60,7 +60,7 @@ fn a_client_cannot_register_an_address_other_than_its_observed_ip() {
     // the port is taken from register, the IP is the socket's.
     let link = world.raw_client(client(66, 50_000));
     let claim = format!(
-        "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"mallory\",\"port\":{},\"ip\":\"{}\",\"addr\":\"{alice}\",\"host\":\"{}\"}}\n",
+        "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"mallory\",\"port\":{},\"ip\":\"{}\",\"addr\":\"{alice}\",\"host\":\"{}\"}}\n",
         alice.port(),
         alice.ip(),
         alice.ip()
@@ -107,7 +107,7 @@ fn a_name_with_control_characters_is_refused_at_register() {
     {
         let link = world.raw_client(client(70 + i as u8, 50_000));
         let register = format!(
-            "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n"
+            "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n"
         );
         let (reply, _) = world.raw_send(link, register.as_bytes());
         assert!(
@@ -130,7 +130,7 @@ fn invalid_utf8_on_the_server_link_is_refused_and_closes_only_that_connection() 
     let link = world.raw_client(client(66, 50_000));
     let (reply, closed) = world.raw_send(
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"m\xff\xfe\",\"port\":4000}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"m\xff\xfe\",\"port\":4000}\n",
     );
     assert!(closed, "{reply}");
     assert!(reply.contains("\"code\":\"bad_frame\""), "{reply}");
@@ -201,17 +201,17 @@ fn a_peer_link_that_does_not_start_with_a_valid_hello_is_closed() {
         ("invalid utf-8", b"\xff\xfe\xfd\n", "bad_frame"),
         (
             "a hello without a name",
-            b"{\"type\":\"hello\",\"version\":1}\n",
+            b"{\"type\":\"hello\",\"version\":2}\n",
             "bad_frame",
         ),
         (
-            "a hello of another version",
-            b"{\"type\":\"hello\",\"version\":2,\"name\":\"eve\"}\n",
+            "a hello of an older version",
+            b"{\"type\":\"hello\",\"version\":1,\"name\":\"eve\"}\n",
             "version_mismatch",
         ),
         (
             "a hello with an escape in the name",
-            b"{\"type\":\"hello\",\"version\":1,\"name\":\"eve\\u001b[2J\"}\n",
+            b"{\"type\":\"hello\",\"version\":2,\"name\":\"eve\\u001b[2J\"}\n",
             "invalid_name",
         ),
     ];
@@ -279,7 +279,7 @@ fn a_callee_that_answers_with_another_name_or_a_bad_one_is_refused() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1,\"name\":\"\\u001b]0;pwned\\u0007\"}\n{\"type\":\"accept\"}\n",
+        b"{\"type\":\"hello\",\"version\":2,\"name\":\"\\u001b]0;pwned\\u0007\"}\n{\"type\":\"accept\"}\n",
     );
     assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
     let errors: Vec<&Event> = outputs
@@ -315,7 +315,7 @@ fn chatting_with_mallory() -> (Peer, LinkId, Now) {
         &mut bob,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1,\"name\":\"mallory\"}\n",
+        b"{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n",
     );
     bob.handle_input(now, PeerInput::Line("/accept".into()));
     while bob.poll_output().is_some() {}
@@ -463,7 +463,7 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
     );
     alice.handle_input(now, PeerInput::Line("/list".into()));
     while alice.poll_output().is_some() {}
@@ -471,7 +471,7 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"peers\",\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\"}],\"more\":false}\n",
+        b"{\"type\":\"peers\",\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\",\"reachable\":true}],\"more\":false}\n",
     );
     let shown = events(&outputs);
     assert!(
@@ -491,7 +491,7 @@ fn an_error_message_from_the_server_is_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b]0;owned\\u0007\\u001b[2J\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b]0;owned\\u0007\\u001b[2J\"}\n",
     );
     let shown = events(&outputs);
     assert!(!shown.is_empty());
@@ -502,7 +502,7 @@ fn an_error_message_from_the_server_is_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
     );
     let outputs = feed(
         &mut alice,
@@ -523,7 +523,7 @@ fn a_registered_answer_with_a_hostile_name_is_not_shown_raw() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"\\u001b[2Jalice\",\"addr\":\"10.0.0.2:4000\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"\\u001b[2Jalice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
     );
     events(&outputs).iter().for_each(|e| assert_event_clean(e));
 }
@@ -538,7 +538,7 @@ fn a_registered_client_that_goes_silent_is_dropped_after_the_idle_timeout() {
     let link = world.raw_client(client(66, 50_000));
     world.raw_send(
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"mute\",\"port\":4000}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"mute\",\"port\":4000}\n",
     );
     world.take_logs();
     world.advance(Duration::from_millis(14_999));

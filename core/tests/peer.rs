@@ -94,13 +94,13 @@ fn list_shows_every_other_peer_with_its_status() {
                     name: "alice".into(),
                     addr: world.addr_of("alice"),
                     status: PeerStatus::Chatting,
-                    reachable: false,
+                    reachable: true,
                 },
                 PeerInfo {
                     name: "bob".into(),
                     addr: world.addr_of("bob"),
                     status: PeerStatus::Chatting,
-                    reachable: false,
+                    reachable: true,
                 },
             ]
         }]
@@ -624,7 +624,7 @@ fn escape_sequences_from_the_network_are_shown_escaped() {
         now,
         PeerInput::Bytes {
             link,
-            bytes: b"{\"type\":\"hello\",\"version\":1,\"name\":\"mallory\"}\n".to_vec(),
+            bytes: b"{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n".to_vec(),
         },
     );
     bob.handle_input(now, PeerInput::Line("/accept".into()));
