@@ -530,6 +530,41 @@ mod tests {
         );
     }
 
+    /// The first cell of each row of the error-code table in
+    /// docs/PROTOCOL.md.
+    fn documented_codes() -> Vec<&'static str> {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let table = doc
+            .split("\n## Error codes\n")
+            .nth(1)
+            .expect("docs/PROTOCOL.md has an Error codes section");
+        let table = table.split("\n## ").next().unwrap_or(table);
+        table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(code, _)| code))
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_error_codes_are_exactly_the_codes_of_the_code() {
+        let documented = documented_codes();
+        let known: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        for code in &known {
+            assert!(
+                documented.contains(code),
+                "{code} is not documented in docs/PROTOCOL.md"
+            );
+        }
+        for code in &documented {
+            assert!(
+                known.contains(code),
+                "docs/PROTOCOL.md documents {code}, which the code does not have"
+            );
+        }
+        assert_eq!(documented.len(), known.len(), "each code documented once");
+    }
+
     #[test]
     fn error_code_names_match_serde() {
         for &code in ErrorCode::ALL {
