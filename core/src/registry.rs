@@ -567,12 +567,13 @@ impl Registry {
                 );
             }
             // Most likely this user's own earlier session, cut off without
-            // a word: it goes once the heartbeat gives it up.
+            // a word: it goes once the heartbeat gives it up. (It may also
+            // be someone else behind the same NAT, hence the alternative.)
             let wait = holder.heartbeat.lost_at().saturating_since(now);
             return Some(Refusal {
                 code: ErrorCode::NameTaken,
                 message: format!(
-                    "the name {held} is held by an earlier session from your address, which the server drops in {} s if it stays silent; retry then",
+                    "the name {held} is held by another session from your address (your own earlier one?), which the server drops in {} s if it stays silent; retry then, or pick another with --name",
                     wait.as_millis().div_ceil(1000)
                 ),
                 retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
