@@ -10,6 +10,7 @@
 use crate::cli::DemoArgs;
 use crate::render;
 use anyhow::{anyhow, bail, Context, Result};
+use natter_core::command::{self, Command};
 use natter_core::{ChatEndReason, Event, PeerConfig, RegistryConfig};
 use natter_net_real::{run_peer, run_server, Net, TokioNet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -182,7 +183,7 @@ impl Who {
 
 /// One peer of the demo: its input, its events and its driver task.
 struct DemoPeer {
-    lines: Option<mpsc::Sender<String>>,
+    lines: Option<mpsc::Sender<Command>>,
     events: mpsc::UnboundedReceiver<Event>,
     task: Option<JoinHandle<i32>>,
 }
@@ -266,8 +267,9 @@ impl Stage {
             .lines
             .as_ref()
             .context("input already closed")?;
+        let command = command::parse(line).map_err(|e| anyhow!("{line:?}: {e:?}"))?;
         lines
-            .try_send(line.to_string())
+            .try_send(command)
             .map_err(|e| anyhow!("{} takes no input: {e}", who.name()))
     }
 
@@ -296,7 +298,8 @@ impl Stage {
             for line in render::human(&event).lines() {
                 println!("{:6}| {line}", who.name());
             }
-            if let Event::Error { code, message } = &event {
+            if let Event::Error { code, detail } = &event {
+                let message = render::error_sentence(detail);
                 bail!("{} got an unexpected error: {code}: {message}", who.name());
             }
             pending.retain(|e| !(e.what)(Seen::Event(who, &event)));

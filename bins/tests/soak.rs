@@ -181,7 +181,7 @@ impl Incarnation {
 async fn agent(
     name: String,
     driver: tokio::task::JoinHandle<i32>,
-    lines: mpsc::Sender<String>,
+    lines: mpsc::Sender<natter_core::Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     mut close: tokio::sync::oneshot::Receiver<()>,
@@ -213,14 +213,14 @@ async fn agent(
                     Cmd::Leave => "/leave".to_string(),
                 };
                 if let Some(l) = &lines {
-                    let _ = l.send(line).await;
+                    let _ = l.send(natter_core::command::parse(&line).expect("a valid command")).await;
                 }
             }
             Some(event) = events.recv() => match event {
                 Event::Registered { .. } => status.send_modify(|s| s.registered = true),
                 Event::Incoming { .. } => {
                     if let Some(l) = &lines {
-                        let _ = l.send("/accept".to_string()).await;
+                        let _ = l.send(natter_core::Command::Accept).await;
                     }
                 }
                 Event::ChatStarted { .. } => {
@@ -263,8 +263,8 @@ async fn agent(
                         }
                     });
                 }
-                Event::Error { code, message } => {
-                    status.send_modify(|s| s.errors.push(format!("{code}: {message}")))
+                Event::Error { code, detail } => {
+                    status.send_modify(|s| s.errors.push(format!("{code}: {detail:?}")))
                 }
                 _ => {}
             },
@@ -272,7 +272,7 @@ async fn agent(
                 // Never block the agent on a full window: skip a beat.
                 if let Some(l) = &lines {
                     counter += 1;
-                    if l.try_send(format!("{name} says {counter}")).is_ok() {
+                    if l.try_send(natter_core::Command::Say(format!("{name} says {counter}"))).is_ok() {
                         status.send_modify(|s| s.typed += 1);
                     }
                 }

@@ -225,6 +225,7 @@ mod tests {
             PeerMsg::Hello {
                 versions: crate::protocol::Versions::ours(),
                 name: "alice".into(),
+                max_message: None,
             },
             PeerMsg::Msg {
                 n: 1,

@@ -333,6 +333,11 @@ pub enum PeerMsg {
         #[serde(flatten)]
         versions: Versions,
         name: String,
+        /// The longest message (in characters) the sender takes; a longer
+        /// `msg` is refused with `message_too_long` and ends the chat.
+        /// Absent: the default of 256.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_message: Option<usize>,
     },
     /// The callee accepted: the chat is on.
     Accept,
@@ -411,6 +416,7 @@ mod tests {
         let hello = PeerMsg::Hello {
             versions: Versions::ours(),
             name: "alice".into(),
+            max_message: None,
         };
         assert_eq!(
             serde_json::to_string(&hello).unwrap(),

@@ -652,7 +652,7 @@ impl Accounting {
             let life = self.current(name);
             match peer.chat_partner() {
                 Some(partner) => assert!(
-                    life.sessions.contains_key(partner),
+                    life.sessions.contains_key(&partner),
                     "{name}: chat_partner() is {partner} but the open chats are {:?}",
                     life.sessions.keys()
                 ),
@@ -741,6 +741,7 @@ impl Accounting {
                 peer,
                 reason,
                 undelivered,
+                ..
             } => {
                 let life = self.current(me);
                 let session = life.sessions.remove(&peer).unwrap_or_else(|| {

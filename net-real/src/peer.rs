@@ -10,14 +10,16 @@
 use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
 use crate::transcripts::Transcripts;
-use natter_core::{ErrorCode, Event, Peer, PeerConfig, PeerInput, PeerOutput};
+use natter_core::{
+    Command, ErrorCode, ErrorDetail, Event, Peer, PeerConfig, PeerInput, PeerOutput,
+};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use tokio::sync::mpsc;
 
-/// One line typed by the user, as it would be typed (`/list`, `hi`).
-pub type PeerLine = String;
+/// One command of the user, parsed from a typed line by the user interface.
+pub type PeerLine = Command;
 
 /// Exit code of a peer that could not start (bad transcripts directory).
 pub const EXIT_STARTUP_FAILED: i32 = 1;
@@ -46,7 +48,10 @@ pub async fn run_peer<N: Net, E: EventSink>(
     let transcripts = match Transcripts::open(transcripts_dir) {
         Ok(t) => t,
         Err(e) => {
-            let mut event = Event::error(ErrorCode::TranscriptFailed, e.to_string());
+            let detail = ErrorDetail::TranscriptsUnusable {
+                reason: e.to_string(),
+            };
+            let mut event = Event::error(ErrorCode::TranscriptFailed, detail);
             while let Err(back) = events.offer(event) {
                 event = back;
                 events.room().await;
@@ -89,7 +94,7 @@ pub async fn run_peer<N: Net, E: EventSink>(
             () = driver.events.room(), if backlog => driver.release(),
             Some(event) = network.recv(), if !backlog => driver.network(event),
             line = lines.recv(), if take_line => match line {
-                Some(line) => driver.input(PeerInput::Line(line)),
+                Some(command) => driver.input(PeerInput::Command(command)),
                 None => {
                     input_open = false;
                     driver.input(PeerInput::EndOfInput);
@@ -229,7 +234,7 @@ impl<N: Net, E: EventSink> Driver<N, E> {
                 PeerOutput::Send { link, bytes } => {
                     if self.links.send(link, bytes) == Queued::Overflowed {
                         let now = self.clock.now(&self.net);
-                        self.peer.handle_input(now, PeerInput::Closed { link });
+                        self.peer.handle_input(now, PeerInput::Stalled { link });
                     }
                 }
                 PeerOutput::Close { link } => self.links.close(link),
@@ -245,11 +250,16 @@ impl<N: Net, E: EventSink> Driver<N, E> {
                             // A received message's failure is reported by
                             // the peer itself (no receipt is sent); any
                             // other line lost must not be lost silently.
-                            let message = format!(
-                                "could not write to the transcript {}: {e}",
-                                self.transcripts.dir().join(&write.file).display()
-                            );
-                            self.emit(Event::error(ErrorCode::TranscriptFailed, message));
+                            let detail = ErrorDetail::TranscriptWrite {
+                                file: self
+                                    .transcripts
+                                    .dir()
+                                    .join(&write.file)
+                                    .display()
+                                    .to_string(),
+                                reason: e.clone(),
+                            };
+                            self.emit(Event::error(ErrorCode::TranscriptFailed, detail));
                         }
                     }
                     if let Some((link, n)) = write.receipt {

@@ -46,7 +46,7 @@ const PINNED_UNIX: u64 = 1_764_068_934;
 /// One in-process peer: its lines in, its events out.
 struct TestPeer {
     name: &'static str,
-    lines: Option<mpsc::Sender<String>>,
+    lines: Option<mpsc::Sender<natter_core::Command>>,
     events: mpsc::UnboundedReceiver<Event>,
     seen: Vec<Event>,
     task: tokio::task::JoinHandle<i32>,
@@ -80,7 +80,7 @@ impl TestPeer {
         self.lines
             .as_ref()
             .unwrap()
-            .send(line.to_string())
+            .send(natter_core::command::parse(line).expect("a valid command"))
             .await
             .unwrap();
     }
@@ -186,9 +186,14 @@ async fn receiver_cannot_record(sabotage: impl FnOnce(&Path)) -> String {
             is_error(e, ErrorCode::TranscriptFailed)
         })
         .await;
-    let Event::Error { message, .. } = failed else {
-        unreachable!()
+    let Event::Error {
+        detail: natter_core::ErrorDetail::NotRecorded { peer, n, reason },
+        ..
+    } = failed
+    else {
+        panic!("{failed:?}")
     };
+    assert_eq!((peer.as_str(), n), ("alice", 1));
 
     // No receipt came back: leaving waits its grace, then lists #1.
     alice.send("/leave").await;
@@ -213,24 +218,20 @@ async fn receiver_cannot_record(sabotage: impl FnOnce(&Path)) -> String {
         .await
         .expect("server stops")
         .unwrap();
-    message
+    reason
 }
 
 #[tokio::test]
 async fn a_full_disk_is_reported_at_once_and_no_receipt_is_sent() {
-    let message = receiver_cannot_record(|file| {
+    let reason = receiver_cannot_record(|file| {
         std::os::unix::fs::symlink("/dev/full", file).unwrap();
     })
     .await;
-    assert!(
-        message.starts_with("message #1 from alice could not be written to the transcript"),
-        "{message}"
-    );
-    assert!(message.contains("no receipt was sent"), "{message}");
+    assert!(reason.contains("No space left"), "{reason}");
 }
 
 #[tokio::test]
 async fn an_unopenable_transcript_is_reported_at_once_and_no_receipt_is_sent() {
-    let message = receiver_cannot_record(|file| std::fs::create_dir(file).unwrap()).await;
-    assert!(message.contains("no receipt was sent"), "{message}");
+    let reason = receiver_cannot_record(|file| std::fs::create_dir(file).unwrap()).await;
+    assert!(reason.contains("directory"), "{reason}");
 }

@@ -7,6 +7,7 @@
 //! epoch of the wall clock, the tick and the link latencies.
 
 use crate::SimNet;
+use natter_core::command::{self, Command};
 use natter_core::time::rfc3339_millis;
 use natter_core::{Event, PeerConfig, RegistryConfig};
 use natter_net_real::{run_peer, run_server, Net};
@@ -48,7 +49,7 @@ fn stamp() -> String {
 }
 
 struct SimPeer {
-    lines: mpsc::Sender<String>,
+    lines: mpsc::Sender<Command>,
     events: mpsc::UnboundedReceiver<Event>,
     /// Every event so far, with the simulated time it was seen at.
     seen: Vec<(Duration, Event)>,
@@ -120,7 +121,7 @@ impl<'a> Scenario<'a> {
         F: Fn() -> Fut + 'a,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let (lines_tx, lines_rx) = mpsc::channel::<String>(1024);
+        let (lines_tx, lines_rx) = mpsc::channel::<Command>(1024);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let transcripts = self.root.path().join(name);
         let exit = Arc::new(Mutex::new(None));
@@ -171,11 +172,18 @@ impl<'a> Scenario<'a> {
     }
 
     /// The user of `peer` types `line`.
+    /// A line the user interface cannot parse is refused there, as an
+    /// `error` event, without reaching the peer.
     pub fn type_line(&mut self, peer: &str, line: &str) {
-        self.peer(peer)
-            .lines
-            .try_send(line.to_string())
-            .expect("the peer's input buffer has room");
+        let at = self.elapsed();
+        let state = self.peer(peer);
+        match command::parse(line) {
+            Ok(command) => state
+                .lines
+                .try_send(command)
+                .expect("the peer's input buffer has room"),
+            Err(problem) => state.seen.push((at, problem.into())),
+        }
     }
 
     /// The user of `peer` closes standard input (`/quit`).

@@ -4,7 +4,9 @@
 
 use crate::invariants::every_message_accounted_for;
 use crate::{chat, observed, registered, say, LIMIT};
-use natter_core::{ChatEndReason, ErrorCode, Event, PeerInfo, PeerStatus, RegistryConfig};
+use natter_core::{
+    ChatEndReason, EndCause, ErrorCode, ErrorDetail, Event, PeerInfo, PeerStatus, RegistryConfig,
+};
 use natter_net_sim::scenario::{builder, Scenario, LATENCY, SERVER_PORT};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -48,6 +50,7 @@ pub fn happy_path(seed: u64) -> String {
         Event::ChatEnded {
             peer: "alice".into(),
             reason: ChatEndReason::PeerLeft,
+            cause: EndCause::Bye,
             undelivered: vec![]
         }
     );
@@ -82,7 +85,8 @@ pub fn peer_crash_in(s: &mut Scenario<'_>, latency: Duration) -> String {
         ended,
         Event::ChatEnded {
             peer: "bob".into(),
-            reason: ChatEndReason::PeerLeft,
+            reason: ChatEndReason::PeerLost,
+            cause: EndCause::Closed,
             undelivered: vec![2]
         }
     );
@@ -124,6 +128,7 @@ pub fn partition_in(s: &mut Scenario<'_>) -> String {
         Event::ChatEnded {
             peer: "bob".into(),
             reason: ChatEndReason::PeerLost,
+            cause: EndCause::Silent,
             undelivered: vec![2]
         }
     );
@@ -132,6 +137,7 @@ pub fn partition_in(s: &mut Scenario<'_>) -> String {
         Event::ChatEnded {
             peer: "alice".into(),
             reason: ChatEndReason::PeerLost,
+            cause: EndCause::Silent,
             undelivered: vec![]
         }
     );
@@ -221,14 +227,13 @@ pub fn stale_list(seed: u64) -> String {
     // bob quits: his process is gone, his machine answers with a refusal.
     s.end_input("bob");
     assert_eq!(s.wait_exit("bob", LIMIT), 0);
-    s.type_line("alice", "/connect bob");
+    // alice dials the address her list showed: bob has gone since.
+    let bob = s.addr_of("bob");
+    s.type_line("alice", &format!("/connect {bob}"));
     let (_, error) = s.wait_for("alice", LIMIT, is_error(ErrorCode::PeerUnreachable));
-    let Event::Error { message, .. } = error else {
-        unreachable!()
-    };
     assert!(
-        message.starts_with("bob is no longer reachable"),
-        "{message}"
+        matches!(&error, Event::Error { detail: ErrorDetail::ConnectFailed { addr, .. }, .. } if *addr == bob),
+        "{error:?}"
     );
     s.wait_for("alice", LIMIT, |e| matches!(e, Event::Peers { .. }));
     observed(&s, &["alice"])

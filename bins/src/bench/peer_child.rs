@@ -7,6 +7,7 @@ use super::child::{emit, message_text, rss_kib, Work};
 use super::report::percentile;
 use super::wall_now;
 use anyhow::{anyhow, bail, Context, Result};
+use natter_core::command::{Command, Target};
 use natter_core::{Event, PeerConfig};
 use natter_net_real::{run_peer, Net, TokioNet};
 use serde_json::{json, Value};
@@ -51,7 +52,9 @@ pub async fn run(
     events
         .expect("registered", |e| matches!(e, Event::Registered { .. }))
         .await?;
-    lines.send(format!("/connect {partner}")).await?;
+    lines
+        .send(Command::Connect(Target::Name(partner.clone())))
+        .await?;
     events
         .expect("chat_started", |e| matches!(e, Event::ChatStarted { .. }))
         .await?;
@@ -85,7 +88,7 @@ struct Events(mpsc::UnboundedReceiver<Event>);
 impl Events {
     async fn next(&mut self) -> Result<Event> {
         match tokio::time::timeout(EVENT_TIMEOUT, self.0.recv()).await {
-            Ok(Some(Event::Error { code, message })) => bail!("peer error {code}: {message}"),
+            Ok(Some(Event::Error { code, detail })) => bail!("peer error {code}: {detail:?}"),
             Ok(Some(event)) => Ok(event),
             Ok(None) => bail!("the peer stopped"),
             Err(_) => bail!("no event from the peer for {} s", EVENT_TIMEOUT.as_secs()),
@@ -107,7 +110,7 @@ impl Events {
 
 /// One message at a time: hand the line to the peer, wait for its receipt.
 async fn latency(
-    lines: &mpsc::Sender<String>,
+    lines: &mpsc::Sender<Command>,
     events: &mut Events,
     pings: usize,
     warmup: usize,
@@ -118,7 +121,7 @@ async fn latency(
         let n = i as u64 + 1;
         let text = message_text(n, size);
         let start = wall_now();
-        lines.send(text).await?;
+        lines.send(Command::Say(text)).await?;
         events
             .expect(
                 "a receipt",
@@ -144,15 +147,19 @@ pub fn latency_result(mut micros: Vec<f64>) -> Value {
 /// `count` messages as fast as the peer takes them; the peer stops taking
 /// lines while 64 are without receipt (its window).
 async fn burst(
-    lines: mpsc::Sender<String>,
+    lines: mpsc::Sender<Command>,
     events: &mut Events,
     count: usize,
     size: usize,
-) -> Result<(Value, mpsc::Sender<String>)> {
+) -> Result<(Value, mpsc::Sender<Command>)> {
     let start = wall_now();
     let feeder = tokio::spawn(async move {
         for n in 1..=count as u64 {
-            if lines.send(message_text(n, size)).await.is_err() {
+            if lines
+                .send(Command::Say(message_text(n, size)))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -188,11 +195,11 @@ async fn burst(
 /// [`SAMPLE_EVERY`] the in-flight count (sent − delivered, its maximum
 /// since the last sample) and this process's memory.
 async fn flood(
-    lines: mpsc::Sender<String>,
+    lines: mpsc::Sender<Command>,
     events: &mut Events,
     millis: u64,
     size: usize,
-) -> Result<(Value, mpsc::Sender<String>)> {
+) -> Result<(Value, mpsc::Sender<Command>)> {
     let pid = std::process::id();
     let start = wall_now();
     let stop_at = tokio::time::Instant::now() + Duration::from_millis(millis);
@@ -200,7 +207,7 @@ async fn flood(
         let mut n = 0u64;
         loop {
             n += 1;
-            let send = lines.send(message_text(n, size));
+            let send = lines.send(Command::Say(message_text(n, size)));
             match tokio::time::timeout_at(stop_at, send).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => break,

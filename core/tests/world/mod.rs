@@ -100,6 +100,17 @@ impl World {
         self.settle();
     }
 
+    /// Starts a peer without letting anything happen yet: its first
+    /// outputs (connect to the server) wait for the next `settle`.
+    pub fn add_peer_unsettled(&mut self, name: &str) {
+        let config = PeerConfig::new(name, SERVER, LISTEN_PORT);
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + self.ips.len() as u8));
+        self.ips.insert(name.to_string(), ip);
+        self.peers
+            .insert(name.to_string(), Peer::new(config, self.now));
+        self.events.entry(name.to_string()).or_default();
+    }
+
     pub fn addr_of(&self, name: &str) -> SocketAddr {
         SocketAddr::new(self.ips[name], LISTEN_PORT)
     }
@@ -107,8 +118,18 @@ impl World {
     /// The user `name` types `line`.
     pub fn type_line(&mut self, name: &str, line: &str) {
         let now = self.now;
-        self.peer(name)
-            .handle_input(now, PeerInput::Line(line.to_string()));
+        // As a user interface does: a line that is no valid command is
+        // refused before it reaches the peer.
+        match natter_core::command::parse(line) {
+            Ok(command) => self
+                .peer(name)
+                .handle_input(now, PeerInput::Command(command)),
+            Err(problem) => self
+                .events
+                .get_mut(name)
+                .expect("known peer")
+                .push(problem.into()),
+        }
         self.settle();
     }
 
