@@ -150,82 +150,71 @@ pub struct PeerInfo {
     pub reachable: bool,
 }
 
-/// Machine-readable error codes, shared by the wire `error` message and the
-/// `error` event of `natter peer --json`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    NameTaken,
-    AddrTaken,
-    ServerFull,
-    BindFailed,
-    ServerUnreachable,
-    UnknownPeer,
-    PeerUnreachable,
-    MessageTooLong,
-    NotInChat,
-    NoRequest,
-    UnknownCommand,
-    BadInput,
-    VersionMismatch,
-    AlreadyInChat,
-    /// A call is already ringing; wait for it or `/leave` to cancel it.
-    RequestPending,
-    /// A name that is not 1–32 of `A-Z a-z 0-9 _ -`.
-    InvalidName,
-    /// A line that is not a valid frame (bad JSON, unknown type, …).
-    BadFrame,
-    /// A line longer than the frame limit.
-    FrameTooLong,
-    /// A request that needs registration came before `register`.
-    NotRegistered,
-    /// `hello` or `register` did not arrive in time.
-    Timeout,
-    /// The peer hello named someone else than the peer we dialled.
-    WrongPeer,
-    /// The transcript could not be written; the message was not
-    /// acknowledged.
-    TranscriptFailed,
-    /// Too many requests in too short a time; the connection is closed.
-    RateLimited,
-    /// Too many connections from one IP address.
-    TooManyConnections,
-    /// Any code this build does not know (sent by a newer peer).
-    #[serde(other)]
-    Unknown,
+/// Declares [`ErrorCode`] from one list, so the enum, its wire names and
+/// [`ErrorCode::ALL`] cannot drift apart.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// Machine-readable error codes, shared by the wire `error` message
+        /// and the `error` event of `natter peer --json`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+            /// Any code this build does not know (sent by a newer peer).
+            #[serde(other, rename = "unknown")]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every code, `unknown` last: what `docs/PROTOCOL.md` lists.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)* ErrorCode::Unknown];
+
+            /// The snake_case name used on the wire and in events.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)*
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// The snake_case name used on the wire and in events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::NameTaken => "name_taken",
-            ErrorCode::AddrTaken => "addr_taken",
-            ErrorCode::ServerFull => "server_full",
-            ErrorCode::BindFailed => "bind_failed",
-            ErrorCode::ServerUnreachable => "server_unreachable",
-            ErrorCode::UnknownPeer => "unknown_peer",
-            ErrorCode::PeerUnreachable => "peer_unreachable",
-            ErrorCode::MessageTooLong => "message_too_long",
-            ErrorCode::NotInChat => "not_in_chat",
-            ErrorCode::NoRequest => "no_request",
-            ErrorCode::UnknownCommand => "unknown_command",
-            ErrorCode::BadInput => "bad_input",
-            ErrorCode::VersionMismatch => "version_mismatch",
-            ErrorCode::AlreadyInChat => "already_in_chat",
-            ErrorCode::RequestPending => "request_pending",
-            ErrorCode::InvalidName => "invalid_name",
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::FrameTooLong => "frame_too_long",
-            ErrorCode::NotRegistered => "not_registered",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::WrongPeer => "wrong_peer",
-            ErrorCode::TranscriptFailed => "transcript_failed",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::TooManyConnections => "too_many_connections",
-            ErrorCode::Unknown => "unknown",
-        }
-    }
+error_codes! {
+    NameTaken = "name_taken",
+    AddrTaken = "addr_taken",
+    ServerFull = "server_full",
+    BindFailed = "bind_failed",
+    ServerUnreachable = "server_unreachable",
+    UnknownPeer = "unknown_peer",
+    PeerUnreachable = "peer_unreachable",
+    MessageTooLong = "message_too_long",
+    NotInChat = "not_in_chat",
+    NoRequest = "no_request",
+    UnknownCommand = "unknown_command",
+    BadInput = "bad_input",
+    VersionMismatch = "version_mismatch",
+    AlreadyInChat = "already_in_chat",
+    /// A call is already ringing; wait for it or `/leave` to cancel it.
+    RequestPending = "request_pending",
+    /// A name that is not 1–32 of `A-Z a-z 0-9 _ -`.
+    InvalidName = "invalid_name",
+    /// A line that is not a valid frame (bad JSON, bad fields, …).
+    BadFrame = "bad_frame",
+    /// A line longer than the frame limit.
+    FrameTooLong = "frame_too_long",
+    /// A request that needs registration came before `registered`.
+    NotRegistered = "not_registered",
+    /// `hello` or `register` did not arrive in time.
+    Timeout = "timeout",
+    /// The peer hello named someone else than the peer we dialled.
+    WrongPeer = "wrong_peer",
+    /// The transcript could not be written; the message was not
+    /// acknowledged.
+    TranscriptFailed = "transcript_failed",
+    /// Too many requests in too short a time; the connection is closed.
+    RateLimited = "rate_limited",
+    /// Too many connections from one IP address.
+    TooManyConnections = "too_many_connections",
 }
 
 impl fmt::Display for ErrorCode {
@@ -416,6 +405,122 @@ mod tests {
     }
 
     #[test]
+    fn hello_carries_the_version_range_and_features_on_both_links() {
+        let hello = ClientMsg::Hello {
+            versions: Versions::ours(),
+        };
+        assert_eq!(
+            serde_json::to_string(&hello).unwrap(),
+            r#"{"type":"hello","version":2,"min_version":2,"features":[]}"#
+        );
+        let hello = PeerMsg::Hello {
+            versions: Versions::ours(),
+            name: "alice".into(),
+            max_message: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&hello).unwrap(),
+            r#"{"type":"hello","version":2,"min_version":2,"features":[],"name":"alice"}"#
+        );
+    }
+
+    #[test]
+    fn both_sides_use_the_highest_common_version() {
+        let speaks = |min, max| Versions {
+            version: max,
+            min_version: Some(min),
+            features: vec!["future".into()],
+        };
+        assert_eq!(speaks(2, 2).agree(&speaks(2, 5)), Ok(2));
+        assert_eq!(speaks(2, 5).agree(&speaks(2, 2)), Ok(2));
+        assert_eq!(speaks(2, 4).agree(&speaks(3, 6)), Ok(4));
+        assert!(speaks(2, 2).agree(&speaks(3, 4)).is_err());
+        assert!(speaks(3, 4).agree(&speaks(2, 2)).is_err());
+        assert!(speaks(2, 2).agree(&speaks(5, 2)).is_err(), "min above max");
+    }
+
+    #[test]
+    fn a_version_1_hello_is_refused_naming_both_ranges() {
+        let parsed: ClientMsg = serde_json::from_str(r#"{"type":"hello","version":1}"#).unwrap();
+        let ClientMsg::Hello { versions } = parsed else {
+            panic!("not a hello");
+        };
+        let mismatch = negotiate(&versions).unwrap_err();
+        assert_eq!(
+            mismatch.to_string(),
+            "this side speaks protocol version 2, the other side version 1; upgrade the older side"
+        );
+        let newer = Versions {
+            version: 4,
+            min_version: Some(3),
+            features: vec![],
+        };
+        assert_eq!(
+            negotiate(&newer).unwrap_err().theirs.to_string(),
+            "versions 3 to 4"
+        );
+    }
+
+    #[test]
+    fn answers_repeat_the_request_id() {
+        let list: ClientMsg = serde_json::from_str(r#"{"type":"list","id":7}"#).unwrap();
+        assert_eq!(list, ClientMsg::List { id: Some(7) });
+        assert_eq!(list.request_id(), Some(7));
+        let lookup: ClientMsg =
+            serde_json::from_str(r#"{"type":"lookup","id":8,"name":"bob"}"#).unwrap();
+        assert_eq!(lookup.request_id(), Some(8));
+        let plain: ClientMsg = serde_json::from_str(r#"{"type":"list"}"#).unwrap();
+        assert_eq!(plain.request_id(), None);
+        assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"type":"list"}"#);
+        let found = ServerMsg::Found {
+            id: Some(8),
+            name: "bob".into(),
+            peer: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&found).unwrap(),
+            r#"{"type":"found","id":8,"name":"bob"}"#
+        );
+    }
+
+    #[test]
+    fn an_error_says_whether_the_connection_closes_and_parses_without_it() {
+        let error = ServerMsg::Error {
+            id: None,
+            code: ErrorCode::NameTaken,
+            message: "m".into(),
+            close: false,
+            retry_after_ms: Some(4_200),
+        };
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"type":"error","code":"name_taken","message":"m","close":false,"retry_after_ms":4200}"#
+        );
+        let parsed: PeerMsg =
+            serde_json::from_str(r#"{"type":"error","code":"bad_frame","message":"m"}"#).unwrap();
+        assert!(matches!(parsed, PeerMsg::Error { close: false, .. }));
+    }
+
+    #[test]
+    fn unknown_statuses_from_newer_peers_parse_as_unknown() {
+        let parsed: ClientMsg =
+            serde_json::from_str(r#"{"type":"status","status":"away"}"#).unwrap();
+        assert_eq!(
+            parsed,
+            ClientMsg::Status {
+                status: PeerStatus::Unknown
+            }
+        );
+        let busy: ClientMsg = serde_json::from_str(r#"{"type":"status","status":"busy"}"#).unwrap();
+        assert_eq!(
+            busy,
+            ClientMsg::Status {
+                status: PeerStatus::Busy
+            }
+        );
+    }
+
+    #[test]
     fn unknown_error_codes_from_newer_peers_still_parse() {
         let parsed: ServerMsg =
             serde_json::from_str(r#"{"type":"error","code":"shiny_new","message":"x"}"#).unwrap();
@@ -431,15 +536,47 @@ mod tests {
         );
     }
 
+    /// The first cell of each row of the error-code table in
+    /// docs/PROTOCOL.md.
+    fn documented_codes() -> Vec<&'static str> {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let table = doc
+            .split("\n## Error codes\n")
+            .nth(1)
+            .expect("docs/PROTOCOL.md has an Error codes section");
+        let table = table.split("\n## ").next().unwrap_or(table);
+        table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(code, _)| code))
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_error_codes_are_exactly_the_codes_of_the_code() {
+        let documented = documented_codes();
+        let known: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        for code in &known {
+            assert!(
+                documented.contains(code),
+                "{code} is not documented in docs/PROTOCOL.md"
+            );
+        }
+        for code in &documented {
+            assert!(
+                known.contains(code),
+                "docs/PROTOCOL.md documents {code}, which the code does not have"
+            );
+        }
+        assert_eq!(documented.len(), known.len(), "each code documented once");
+    }
+
     #[test]
     fn error_code_names_match_serde() {
-        for code in [
-            ErrorCode::NameTaken,
-            ErrorCode::RequestPending,
-            ErrorCode::BadFrame,
-        ] {
+        for &code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
         }
     }
 }

@@ -153,7 +153,7 @@ pub fn check_registry(ops: &[RegOp]) {
                         addr: client,
                     },
                 );
-                drain_registry(&mut registry, &mut links);
+                drain_registry(&mut registry, &mut links, now);
             }
             RegOp::Bytes { link, payload } => {
                 let Some(i) = pick(*link, links.len()) else {
@@ -162,7 +162,7 @@ pub fn check_registry(ops: &[RegOp]) {
                 let link = links[i].id;
                 for bytes in payload.pieces() {
                     registry.handle_input(now, RegistryInput::Bytes { link, bytes });
-                    drain_registry(&mut registry, &mut links);
+                    drain_registry(&mut registry, &mut links, now);
                     check_directory(&registry, &links);
                 }
             }
@@ -173,13 +173,13 @@ pub fn check_registry(ops: &[RegOp]) {
                 links[i].open = false;
                 links[i].registered = None;
                 registry.handle_input(now, RegistryInput::Closed { link: links[i].id });
-                drain_registry(&mut registry, &mut links);
+                drain_registry(&mut registry, &mut links, now);
             }
             RegOp::Advance { ms } => {
                 now = now.advanced(Duration::from_millis(u64::from(*ms)));
                 registry.handle_timeout(now);
                 check_timer(&registry, now);
-                drain_registry(&mut registry, &mut links);
+                drain_registry(&mut registry, &mut links, now);
             }
         }
         check_directory(&registry, &links);
@@ -188,7 +188,7 @@ pub fn check_registry(ops: &[RegOp]) {
     // handle_timeout must clear everything out.
     now = now.advanced(Duration::from_secs(31));
     registry.handle_timeout(now);
-    drain_registry(&mut registry, &mut links);
+    drain_registry(&mut registry, &mut links, now);
     check_directory(&registry, &links);
     assert_eq!(
         registry.connections(),
@@ -221,7 +221,7 @@ fn pick(choice: u8, len: usize) -> Option<usize> {
     (len > 0).then(|| usize::from(choice) % len)
 }
 
-fn drain_registry(registry: &mut Registry, links: &mut [LinkModel]) {
+fn drain_registry(registry: &mut Registry, links: &mut [LinkModel], now: Now) {
     while let Some(out) = registry.poll_output() {
         match out {
             RegistryOutput::Send { link, bytes } => {
@@ -242,6 +242,17 @@ fn drain_registry(registry: &mut Registry, links: &mut [LinkModel]) {
                 assert!(model.open, "the registry closed {link} twice");
                 model.open = false;
                 model.registered = None;
+            }
+            RegistryOutput::Probe { link, .. } => {
+                // Every probe is answered at once, whether or not its link
+                // is still open.
+                registry.handle_input(
+                    now,
+                    RegistryInput::Probed {
+                        link,
+                        reachable: true,
+                    },
+                );
             }
             RegistryOutput::Log(_) => {}
         }

@@ -255,7 +255,7 @@ pub fn duplicates(seed: u64) -> String {
                 // claiming port 4000 claims alice's address.
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let reply = raw_exchange(&[
-                    "{\"type\":\"hello\",\"version\":1}",
+                    "{\"type\":\"hello\",\"version\":2}",
                     "{\"type\":\"register\",\"name\":\"mallory\",\"port\":4000}",
                 ])
                 .await;
@@ -342,7 +342,7 @@ pub fn hostile_client(seed: u64) -> String {
                 .unwrap()
                 .push(format!("endless line -> {endless}"));
             let slow = raw_trickle(
-                b"{\"type\":\"hello\",\"version\":1}\n",
+                b"{\"type\":\"hello\",\"version\":2}\n",
                 Duration::from_secs(1),
             )
             .await;

@@ -270,6 +270,7 @@ impl World {
                     text.push_str(&String::from_utf8_lossy(&bytes))
                 }
                 RegistryOutput::Close { link: l } if l == link => closed = true,
+                RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
                 other => rest.push_back(other),
             }
         }
@@ -404,8 +405,21 @@ impl World {
         match out {
             RegistryOutput::Send { link, bytes } => self.transmit(End::Server(link), bytes),
             RegistryOutput::Close { link } => self.hang_up(End::Server(link)),
+            RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
             RegistryOutput::Log(log) => self.logs.push(log),
         }
+    }
+
+    /// The server's reachability probe: reachable when a peer listens at
+    /// `addr` (the probe's connection itself is not shown to the peer).
+    fn answer_probe(&mut self, link: LinkId, addr: SocketAddr) {
+        let reachable = self
+            .peers
+            .keys()
+            .any(|name| SocketAddr::new(self.ips[name], LISTEN_PORT) == addr);
+        let now = self.now;
+        self.registry()
+            .handle_input(now, RegistryInput::Probed { link, reachable });
     }
 
     fn transmit(&mut self, from: End, bytes: Vec<u8>) {
