@@ -410,3 +410,44 @@ fn input_at_end_before_registering_still_registers_reports_and_quits() {
         ]
     );
 }
+
+/// Item 20: a peer behind NAT was listed at an address nobody could
+/// reach, and callers got "no longer reachable". The directory says
+/// whether it could connect back; calling such a peer says so and points
+/// to the other direction.
+#[test]
+fn a_peer_the_server_cannot_reach_is_listed_so_and_not_dialled() {
+    let mut world = World::new();
+    world.add_peer("alice");
+    // carol listens on a port nobody can reach (the world's probe finds
+    // no listener there, as behind a NAT).
+    world.add_peer_with(PeerConfig::new("carol", SERVER, 4001));
+    let carol = world.take_events("carol");
+    assert!(
+        matches!(carol.as_slice(), [Event::Registered { reachable: false, .. }]),
+        "{carol:?}"
+    );
+    world.type_line("alice", "/list");
+    let alice = world.take_events("alice");
+    let Some(Event::Peers { peers }) = alice.last() else {
+        panic!("{alice:?}")
+    };
+    assert!(!peers[0].reachable, "{peers:?}");
+    world.type_line("alice", "/connect carol");
+    assert_eq!(
+        errors(&world.take_events("alice")),
+        vec![(
+            ErrorCode::PeerUnreachable,
+            ErrorDetail::NotCallable {
+                peer: "carol".into()
+            }
+        )]
+    );
+    assert_eq!(world.take_events("carol"), vec![]);
+    // The other direction works.
+    world.type_line("carol", "/connect alice");
+    assert!(world
+        .take_events("alice")
+        .iter()
+        .any(|e| matches!(e, Event::Incoming { peer, .. } if peer == "carol")));
+}

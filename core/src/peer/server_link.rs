@@ -285,10 +285,18 @@ impl Peer {
         if self.is_own_addr(info.addr) {
             return self.error(ErrorCode::BadInput, ErrorDetail::CallingYourself);
         }
+        let name = sanitize(&info.name, MAX_NAME);
+        if !info.reachable {
+            // The server could not connect to it either (NAT, firewall):
+            // dialling would only fail; the other direction works.
+            return self.error(
+                ErrorCode::PeerUnreachable,
+                ErrorDetail::NotCallable { peer: name },
+            );
+        }
         if let Some((code, detail)) = self.dial_refusal() {
             return self.error(code, detail);
         }
-        let name = sanitize(&info.name, MAX_NAME);
         self.dial(info.addr, Some(name));
     }
 
