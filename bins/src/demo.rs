@@ -246,7 +246,8 @@ impl Stage {
             for line in render::human(&event).lines() {
                 println!("{:6}| {line}", who.name());
             }
-            if let Event::Error { code, message } = &event {
+            if let Event::Error { code, detail } = &event {
+                let message = render::error_sentence(detail);
                 bail!("{} got an unexpected error: {code}: {message}", who.name());
             }
             pending.retain(|e| !(e.what)(Seen::Event(who, &event)));

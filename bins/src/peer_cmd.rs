@@ -2,7 +2,8 @@
 
 use crate::cli::PeerArgs;
 use crate::{render, terminal};
-use natter_core::{ErrorCode, Event, PeerConfig};
+use natter_core::command::{self, Command};
+use natter_core::{ErrorCode, ErrorDetail, Event, PeerConfig};
 use natter_net_real::{run_peer, Net, TokioNet, Transcripts};
 use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -34,14 +35,15 @@ pub async fn run(args: PeerArgs) -> i32 {
     init_logging();
 
     let Some(dir) = args.transcripts.clone().or_else(default_transcripts_dir) else {
-        return report.fatal(
-            ErrorCode::TranscriptFailed,
-            "cannot find the platform data directory (is HOME set?); give --transcripts DIR",
-        );
+        return report.fatal(ErrorCode::TranscriptFailed, ErrorDetail::NoDataDir);
     };
     let server = match resolve_server(&args.server).await {
         Ok(addr) => addr,
-        Err(message) => return report.fatal(ErrorCode::ServerUnreachable, message),
+        Err(reason) => {
+            let server = args.server.clone();
+            let detail = ErrorDetail::ServerAddress { server, reason };
+            return report.fatal(ErrorCode::ServerUnreachable, detail);
+        }
     };
     if (1..=1024).contains(&args.port) {
         eprintln!(
@@ -51,15 +53,22 @@ pub async fn run(args: PeerArgs) -> i32 {
     }
     let listener = match bind(args.port).await {
         Ok(listener) => listener,
-        Err(message) => return report.fatal(ErrorCode::BindFailed, message),
+        Err(reason) => {
+            let detail = ErrorDetail::BindFailed {
+                port: args.port,
+                reason,
+            };
+            return report.fatal(ErrorCode::BindFailed, detail);
+        }
     };
     let port = match listener.local_addr() {
         Ok(addr) => addr.port(),
         Err(e) => {
-            return report.fatal(
-                ErrorCode::BindFailed,
-                format!("cannot read the bound port: {e}"),
-            )
+            let detail = ErrorDetail::BindFailed {
+                port: args.port,
+                reason: e.to_string(),
+            };
+            return report.fatal(ErrorCode::BindFailed, detail);
         }
     };
     if !json {
@@ -76,7 +85,9 @@ pub async fn run(args: PeerArgs) -> i32 {
     config.handshake_timeout = args.limits.handshake_timeout;
     config.max_pending_incoming = args.limits.max_pending_calls as usize;
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
+    let (command_tx, command_rx) = mpsc::channel(LINE_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    tokio::spawn(parse_lines(line_rx, command_tx, event_tx.clone()));
     let printer = if json {
         tokio::spawn(read_stdin(line_tx));
         std::thread::spawn(move || print_json(event_rx))
@@ -84,14 +95,18 @@ pub async fn run(args: PeerArgs) -> i32 {
         match terminal::start(&args.name, line_tx, event_rx) {
             Ok(printer) => printer,
             Err(e) => {
-                let message = format!("cannot use the terminal: {e}; try --json");
-                return report.fatal(ErrorCode::BadInput, message);
+                let detail = ErrorDetail::Terminal {
+                    reason: e.to_string(),
+                };
+                return report.fatal(ErrorCode::BadInput, detail);
             }
         }
     };
     let transcripts = Transcripts::new(dir);
-    let code = run_peer(TokioNet, listener, config, transcripts, line_rx, event_tx).await;
-    let _ = printer.join();
+    let code = run_peer(TokioNet, listener, config, transcripts, command_rx, event_tx).await;
+    // Joined off the runtime: the tasks that still hold an event sender
+    // must be able to run meanwhile and drop it.
+    let _ = tokio::task::spawn_blocking(move || printer.join()).await;
     code
 }
 
@@ -103,8 +118,8 @@ struct Report {
 }
 
 impl Report {
-    fn fatal(&self, code: ErrorCode, message: impl Into<String>) -> i32 {
-        let event = Event::error(code, message);
+    fn fatal(&self, code: ErrorCode, detail: ErrorDetail) -> i32 {
+        let event = Event::error(code, detail);
         if self.json {
             print_event(&mut std::io::stdout().lock(), &event);
         }
@@ -130,12 +145,10 @@ async fn resolve_server(server: &str) -> Result<SocketAddr, String> {
         format!("{server}:{DEFAULT_SERVER_PORT}")
     };
     let resolved = match tokio::net::lookup_host(target).await {
-        Ok(mut addrs) => addrs.next().ok_or_else(|| {
-            format!("the server name {server} resolves to no address; check --server HOST:PORT")
-        }),
-        Err(e) => Err(format!(
-            "cannot resolve the server {server} ({e}); check --server HOST:PORT"
-        )),
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| "the name resolves to no address".to_string()),
+        Err(e) => Err(e.to_string()),
     };
     resolved
 }
@@ -157,7 +170,7 @@ async fn bind(port: u16) -> Result<<TokioNet as Net>::Listener, String> {
                 }
                 _ => "",
             };
-            format!("cannot listen on port {port}: {e}{hint}")
+            format!("{e}{hint}")
         }),
     }
 }
@@ -246,8 +259,39 @@ fn print_json(mut events: mpsc::Receiver<Event>) {
 }
 
 fn print_event(out: &mut impl Write, event: &Event) {
-    if let Ok(json) = serde_json::to_string(event) {
-        let _ = writeln!(out, "{json}");
-        let _ = out.flush();
+    let _ = writeln!(out, "{}", render::json(event));
+    let _ = out.flush();
+}
+
+/// Parses each typed line once, in order: a command goes to the peer; a
+/// line that is no valid command is answered here, with its `error`
+/// event, and never reaches the peer. The end of the lines is the end of
+/// input.
+async fn parse_lines(
+    mut lines: mpsc::Receiver<String>,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Sender<Event>,
+) {
+    loop {
+        // Ends when the peer has exited too, so that this task's copy of
+        // the event sender does not keep the printer waiting.
+        let line = tokio::select! {
+            biased;
+            () = commands.closed() => return,
+            line = lines.recv() => match line {
+                Some(line) => line,
+                None => return,
+            },
+        };
+        match command::parse(&line) {
+            Ok(command) => {
+                if commands.send(command).await.is_err() {
+                    return;
+                }
+            }
+            Err(problem) => {
+                let _ = events.send(problem.into()).await;
+            }
+        }
     }
 }

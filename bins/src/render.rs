@@ -1,24 +1,46 @@
-//! Events as a person reads them in a terminal.
+//! Every sentence natter shows a person, in one place.
 //!
-//! Text from the network (names, messages) reaches here already sanitized
-//! by the core, so nothing printed can carry an escape sequence.
+//! The core emits codes and typed fields; this turns them into words for
+//! the line mode and the terminal, and gives `--json` the `message` field
+//! of each `error` event. Text from the network (names, messages) reaches
+//! here already sanitized by the core, so nothing printed can carry an
+//! escape sequence.
 
-use natter_core::{ChatEndReason, Event};
+use natter_core::{ChatEndReason, EndCause, ErrorDetail, Event, Request};
 
 /// One event as one or more lines of text (no trailing newline).
 pub fn human(event: &Event) -> String {
     match event {
-        Event::Registered { name, addr, server } => format!(
-            "registered as {name} at {addr} with the server at {server}; /list shows who is online, /help the commands"
-        ),
+        Event::Registered {
+            name,
+            addr,
+            server,
+            reachable,
+        } => {
+            let mut out = format!(
+                "registered as {name} at {addr} with the server at {server}; /list shows who is online, /help the commands"
+            );
+            if !*reachable {
+                out.push_str(&format!(
+                    "\nnote: the server could not connect to {addr}, so others cannot call you (a NAT or firewall?); you can still call them"
+                ));
+            }
+            out
+        }
         Event::Peers { peers } if peers.is_empty() => "nobody else is online".to_string(),
         Event::Peers { peers } => {
             let width = peers.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out = format!("online ({}):", peers.len());
             for p in peers {
                 out.push_str(&format!("\n  {:width$}  {:<9}  {}", p.name, p.status, p.addr));
+                if !p.reachable {
+                    out.push_str("  (cannot be called; it can call you)");
+                }
             }
             out
+        }
+        Event::Calling { peer } => {
+            format!("calling {peer}… (/cancel to stop)")
         }
         Event::Incoming { peer, addr } => {
             format!("{peer} ({addr}) wants to chat — /accept or /reject")
@@ -27,27 +49,47 @@ pub fn human(event: &Event) -> String {
             format!("chatting with {peer} — type to send, /leave to end")
         }
         Event::Rejected { peer } => format!("{peer} rejected your request"),
-        Event::Busy { peer } => format!("{peer} is busy in another chat; try again later"),
+        Event::Busy { peer } => format!("{peer} is busy; try again later"),
         Event::NoAnswer { peer } => format!("{peer} did not answer"),
+        Event::Cancelled { peer } => format!("you cancelled your call to {peer}"),
         Event::Missed { peer } => format!("missed a request from {peer}"),
         Event::Declined { peer } => format!("you rejected {peer}'s request"),
         Event::Sent { n, text, .. } => format!("[you #{n}] {text}"),
+        Event::WindowFull {
+            peer,
+            in_flight,
+            waiting,
+        } => format!(
+            "{peer} has not confirmed your last {in_flight} messages; {waiting} more wait and go out as receipts come (commands still work)"
+        ),
         Event::Message { peer, n, text, .. } => format!("[{peer} #{n}] {text}"),
         Event::Delivered { n, .. } => format!("✓ delivered #{n}"),
         Event::ChatEnded {
             peer,
             reason,
+            cause,
             undelivered,
         } => {
-            let why = match reason {
-                ChatEndReason::Left => "you left".to_string(),
-                ChatEndReason::PeerLeft => format!("{peer} left"),
-                ChatEndReason::PeerLost => format!("{peer} stopped answering"),
+            let why = match (reason, cause) {
+                (ChatEndReason::Left, _) => "you left".to_string(),
+                (ChatEndReason::PeerLeft, _) => format!("{peer} left"),
+                (_, EndCause::Closed) => {
+                    format!("{peer}'s connection closed without a goodbye (crashed or killed?)")
+                }
+                (_, EndCause::Silent) => format!("{peer} stopped answering"),
+                (_, EndCause::BadFrame) => format!("{peer} broke the protocol"),
+                (ChatEndReason::Cut, _) | (_, EndCause::Cut) => {
+                    format!("{peer} stopped reading and was cut off")
+                }
+                (_, _) => format!("{peer} is gone"),
             };
             let mut out = format!("chat with {peer} ended: {why}");
             if !undelivered.is_empty() {
                 let list: Vec<String> = undelivered.iter().map(|n| format!("#{n}")).collect();
-                out.push_str(&format!(" (not delivered: {})", list.join(", ")));
+                out.push_str(&format!(
+                    " (no receipt for {}: they may not have arrived)",
+                    list.join(", ")
+                ));
             }
             out
         }
@@ -55,21 +97,177 @@ pub fn human(event: &Event) -> String {
             "lost the connection to the server; reconnecting (chats go on)".to_string()
         }
         Event::Reregistered => "connected to the server again".to_string(),
-        Event::Help { commands } => {
-            let mut out = "commands:".to_string();
-            for c in commands {
-                out.push_str("\n  ");
-                out.push_str(c);
-            }
-            out
+        Event::Help { commands } => help(commands),
+        Event::Error { detail, .. } => format!("error: {}", error_sentence(detail)),
+    }
+}
+
+/// The `--json` line of an event: its fields, plus `message` (the
+/// sentence of [`error_sentence`]) on an `error`.
+pub fn json(event: &Event) -> String {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let (Event::Error { detail, .. }, Some(fields)) = (event, value.as_object_mut()) {
+        fields.insert("message".into(), error_sentence(detail).into());
+    }
+    value.to_string()
+}
+
+fn help(commands: &[String]) -> String {
+    let mut out = "commands:".to_string();
+    for c in commands {
+        let what = match c.as_str() {
+            "/list" => "show who is online",
+            "/connect NAME|IP:PORT" => "ask a peer to chat",
+            "/accept" => "accept the request you got",
+            "/reject" => "reject the request you got",
+            "/cancel" => "stop your own ringing call",
+            "/leave" => "end the chat (or cancel your ringing call)",
+            "exit()" => "the same as /leave",
+            "/quit" => "leave, deregister and exit (Ctrl-D too)",
+            "/help" => "this list",
+            "//text" => "send a message that starts with /",
+            _ => "",
+        };
+        out.push_str(&format!("\n  {c:<22} {what}"));
+    }
+    out
+}
+
+/// What an error means and, where the user can act, what to do.
+pub fn error_sentence(detail: &ErrorDetail) -> String {
+    use ErrorDetail as D;
+    match detail {
+        D::OwnNameInvalid { name } => format!(
+            "{name:?} is not a valid name: use 1-32 characters of A-Z a-z 0-9 _ -"
+        ),
+        D::MessageLimitOutOfRange { max_message, longest } => format!(
+            "the message limit must be between 1 and {longest} characters (what fits a frame), not {max_message}"
+        ),
+        D::ServerDown { server, reason } => format!(
+            "cannot register with the server at {server} ({reason}); is `natter server` running there?"
+        ),
+        D::TranscriptsUnusable { reason } => reason.clone(),
+        D::NoDataDir => {
+            "cannot find the platform data directory (is HOME set?); give --transcripts DIR"
+                .to_string()
         }
-        Event::Error { code, message } => format!("error ({code}): {message}"),
+        D::ServerAddress { server, reason } => {
+            format!("cannot use the server address {server} ({reason}); check --server HOST:PORT")
+        }
+        D::BindFailed { port, reason } => format!("cannot listen on port {port}: {reason}"),
+        D::Terminal { reason } => format!("cannot use the terminal: {reason}; try --json"),
+        D::UnknownCommand { command } => format!(
+            "unknown command {command}; /help lists the commands, // sends a message starting with /"
+        ),
+        D::TakesNoArguments { command } => format!("{command} takes no arguments"),
+        D::Usage { usage } => format!("usage: {usage}"),
+        D::BadTarget { word } => {
+            format!("{word:?} is neither a name (1-32 of A-Z a-z 0-9 _ -) nor an IP:PORT")
+        }
+        D::Quitting => "quitting; no more commands are taken".to_string(),
+        D::CallingYourself => "that is you; call someone else (/list shows who is online)".to_string(),
+        D::AlreadyInChat { peer } => format!("you are already chatting with {peer}; /leave first"),
+        D::CallRinging { peer } => {
+            format!("your call to {peer} is still ringing; wait for the answer or /cancel it")
+        }
+        D::RequestWaiting { peer } => {
+            format!("{peer} is waiting for your answer: /accept or /reject first")
+        }
+        D::NoSuchPeer { name } => format!("nobody named {name} is online; /list shows who is"),
+        D::NotCallable { peer } => format!(
+            "{peer} cannot be called directly (the server could not reach it either: a NAT or firewall); ask {peer} to call you"
+        ),
+        D::ConnectFailed { peer, addr, reason } => {
+            format!("{peer} is no longer reachable at {addr} ({reason})")
+        }
+        D::ClosedBeforeAnswer { peer } => {
+            format!("{peer} closed the connection before answering")
+        }
+        D::StoppedAnswering { peer } => format!("{peer} stopped answering"),
+        D::WrongPeer {
+            addr,
+            expected,
+            answered,
+        } => format!(
+            "{addr} answered as {answered}, not {expected}; not chatting with someone else than the one you called"
+        ),
+        D::PeerNameInvalid { addr } => format!("the peer at {addr} sent an invalid name"),
+        D::PeerVersion {
+            peer,
+            version,
+            min_version,
+        } => format!(
+            "{peer} speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
+        ),
+        D::NoRequest => "nobody is asking to chat, and no call of yours is ringing".to_string(),
+        D::NotInChat => {
+            "you are not in a chat: /connect NAME first (a line starting with / is a command)"
+                .to_string()
+        }
+        D::StillRinging { peer } => format!(
+            "not sent: your call to {peer} is still ringing; messages go once {peer} accepts"
+        ),
+        D::AlreadyLeaving { peer } => format!(
+            "you are leaving the chat with {peer}; waiting for the last receipts"
+        ),
+        D::MessageTooLong { chars, max } => {
+            format!("message not sent: {chars} characters, the limit is {max}")
+        }
+        D::MessageTooLongForPeer { peer, chars, max } => format!(
+            "message not sent: {chars} characters, {peer} takes at most {max}"
+        ),
+        D::RefusedByPeer { peer, n } => format!("{peer} refused your message #{n}"),
+        D::ControlCharacters => "message not sent: it contains control characters".to_string(),
+        D::PeerBadFrame { peer, problem } => {
+            format!("{peer} sent something natter does not understand ({problem})")
+        }
+        D::PeerSaid { peer, message } => format!("{peer} says: {message}"),
+        D::ServerNotConnected { request } => format!(
+            "{} needs the server, and natter is reconnecting to it; try again in a few seconds",
+            request_name(*request)
+        ),
+        D::RequestLost { request } => format!(
+            "the connection to the server broke before it answered {}; natter is reconnecting, try again in a few seconds",
+            request_name(*request)
+        ),
+        D::ServerSaid { message } => format!("the server says: {message}"),
+        D::ServerVersion {
+            version,
+            min_version,
+        } => format!(
+            "the server speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
+        ),
+        D::NameHeld { retry_in_ms } => format!(
+            "your name is still held by your earlier session (the server has not noticed it is gone); trying again in {:.1} s, no need to pick another name",
+            *retry_in_ms as f64 / 1000.0
+        ),
+        D::Retrying {
+            server_message,
+            retry_in_ms,
+        } => format!(
+            "the server turned this connection away for now ({server_message}); trying again in {:.1} s",
+            *retry_in_ms as f64 / 1000.0
+        ),
+        D::TranscriptWrite { file, reason } => {
+            format!("could not write to the transcript {file}: {reason}")
+        }
+        D::NotRecorded { peer, n, reason } => format!(
+            "message #{n} from {peer} could not be written to the transcript ({reason}); no receipt was sent"
+        ),
+    }
+}
+
+fn request_name(request: Request) -> &'static str {
+    match request {
+        Request::List => "/list",
+        Request::Lookup => "/connect NAME",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use natter_core::protocol::ErrorCode;
 
     #[test]
     fn messages_show_the_sender_number_and_receipt() {
@@ -94,15 +292,50 @@ mod tests {
     }
 
     #[test]
-    fn a_chat_ended_lists_what_was_not_delivered() {
+    fn a_killed_partner_is_not_reported_as_having_left() {
         let ended = Event::ChatEnded {
             peer: "zuzu".into(),
-            reason: ChatEndReason::PeerLeft,
+            reason: ChatEndReason::PeerLost,
+            cause: EndCause::Closed,
             undelivered: vec![3, 4],
         };
         assert_eq!(
             human(&ended),
-            "chat with zuzu ended: zuzu left (not delivered: #3, #4)"
+            "chat with zuzu ended: zuzu's connection closed without a goodbye (crashed or killed?) (no receipt for #3, #4: they may not have arrived)"
+        );
+        let left = Event::ChatEnded {
+            peer: "zuzu".into(),
+            reason: ChatEndReason::PeerLeft,
+            cause: EndCause::Bye,
+            undelivered: vec![],
+        };
+        assert_eq!(human(&left), "chat with zuzu ended: zuzu left");
+    }
+
+    #[test]
+    fn errors_read_as_sentences_without_internal_codes() {
+        let error = Event::error(ErrorCode::NoRequest, ErrorDetail::NoRequest);
+        let text = human(&error);
+        assert!(!text.contains("no_request"), "{text}");
+        assert!(text.starts_with("error: nobody is asking"), "{text}");
+    }
+
+    #[test]
+    fn json_errors_carry_code_detail_fields_and_message() {
+        let error = Event::error(
+            ErrorCode::MessageTooLong,
+            ErrorDetail::MessageTooLong {
+                chars: 300,
+                max: 256,
+            },
+        );
+        let value: serde_json::Value = serde_json::from_str(&json(&error)).unwrap();
+        assert_eq!(value["event"], "error");
+        assert_eq!(value["code"], "message_too_long");
+        assert_eq!(value["chars"], 300);
+        assert_eq!(
+            value["message"],
+            "message not sent: 300 characters, the limit is 256"
         );
     }
 }

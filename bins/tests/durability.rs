@@ -53,10 +53,12 @@ fn a_receiver_killed_mid_burst_leaves_only_complete_transcript_lines() {
     });
     bob.kill();
 
-    // alice: the chat ends as peer_left; every message she sent is
-    // delivered or undelivered, exactly once.
+    // alice: the chat ends as peer_lost (killed: the connection closed
+    // without a goodbye); every message she sent is delivered or
+    // undelivered, exactly once.
     let ended = alice.expect_event("chat_ended");
-    assert_eq!(ended["reason"], "peer_left", "{ended}");
+    assert_eq!(ended["reason"], "peer_lost", "{ended}");
+    assert_eq!(ended["cause"], "closed", "{ended}");
     let sent: BTreeSet<u64> = numbers(&alice.seen, "sent");
     let delivered: BTreeSet<u64> = numbers(&alice.seen, "delivered");
     let undelivered: BTreeSet<u64> = ended["undelivered"]

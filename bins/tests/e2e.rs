@@ -148,7 +148,9 @@ fn three_peers_chat_over_real_sockets() {
     carol.kill();
     let ended = bob.expect_event("chat_ended");
     assert_eq!(ended["peer"], "carol");
-    assert_eq!(ended["reason"], "peer_left");
+    // Killed, not gone with a goodbye (issue 9, item 12).
+    assert_eq!(ended["reason"], "peer_lost");
+    assert_eq!(ended["cause"], "closed");
     // The server forgets it (the kernel closed its connection).
     server.expect_log(&[("change", "deregistered"), ("name", "carol")]);
     bob.send("/list");
@@ -196,7 +198,7 @@ fn three_peers_chat_over_real_sockets() {
     assert!(bob_side.contains(&"delivered #1".to_string()));
     let bob_carol = transcript(&bob_dir, "_bob_carol.log");
     assert!(bob_carol.iter().any(|l| l.ends_with("): are you there")));
-    assert_eq!(bob_carol.last().unwrap(), "chat ended: peer_left");
+    assert_eq!(bob_carol.last().unwrap(), "chat ended: peer_lost (closed)");
     let carol_bob = transcript(&carol_dir, "_carol_bob.log");
     assert_eq!(carol_bob[1..], ["sent #1: are you there", "delivered #1"]);
 

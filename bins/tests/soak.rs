@@ -242,8 +242,8 @@ async fn agent(
                         }
                     });
                 }
-                Some(Event::Error { code, message }) => {
-                    status.send_modify(|s| s.errors.push(format!("{code}: {message}")))
+                Some(Event::Error { code, detail }) => {
+                    status.send_modify(|s| s.errors.push(format!("{code}: {detail:?}")))
                 }
                 Some(_) => {}
             },
@@ -324,7 +324,7 @@ mod hostile {
             return false;
         };
         let hello = format!(
-            "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"hog{n}\",\"port\":{}}}\n",
+            "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"hog{n}\",\"port\":{}}}\n",
             10_000 + n
         );
         if s.write_all(hello.as_bytes()).await.is_err() {
@@ -370,7 +370,7 @@ fn vm_rss_kb(pid: u32) -> u64 {
 /// Asks the server for its directory as a fresh raw client would.
 async fn directory_size(server: SocketAddr) -> usize {
     let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
-    s.write_all(b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"probe\",\"port\":9}\n{\"type\":\"list\"}\n{\"type\":\"bye\"}\n")
+    s.write_all(b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"probe\",\"port\":9}\n{\"type\":\"list\"}\n{\"type\":\"bye\"}\n")
         .await
         .unwrap();
     let mut out = String::new();

@@ -52,9 +52,14 @@ fn peers_chunk() -> ServerMsg {
             } else {
                 PeerStatus::Available
             },
+            reachable: i % 5 != 0,
         })
         .collect();
-    ServerMsg::Peers { peers, more: true }
+    ServerMsg::Peers {
+        id: None,
+        peers,
+        more: true,
+    }
 }
 
 fn bench_encode<T: Serialize>(c: &mut Criterion, kind: &str, frame: &T) {

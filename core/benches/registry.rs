@@ -23,8 +23,8 @@
 use criterion::measurement::{Measurement, WallTime};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
 use natter_core::codec::encode;
-use natter_core::protocol::{ClientMsg, PeerStatus, PROTOCOL_VERSION};
-use natter_core::registry::{RegistryConfig, RegistryInput};
+use natter_core::protocol::{ClientMsg, PeerStatus, Versions};
+use natter_core::registry::{RegistryConfig, RegistryInput, RegistryOutput};
 use natter_core::{LinkId, Now, Registry};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -161,7 +161,7 @@ impl Bench {
         let (name, client, port) = peer(i);
         let link = LinkId(i);
         let mut bytes = encode(&ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
+            versions: Versions::ours(),
         });
         bytes.extend(encode(&ClientMsg::Register { name, port }));
         self.registry
@@ -179,10 +179,19 @@ impl Bench {
         self.drain()
     }
 
-    /// Drains `poll_output`, returning how many outputs there were.
+    /// Drains `poll_output`, returning how many outputs there were. Each
+    /// reachability probe is answered at once, as the driver would when
+    /// the peer listens.
     fn drain(&mut self) -> usize {
         let mut n = 0;
         while let Some(out) = self.registry.poll_output() {
+            if let RegistryOutput::Probe { link, .. } = out {
+                let answer = RegistryInput::Probed {
+                    link,
+                    reachable: true,
+                };
+                self.registry.handle_input(now(), answer);
+            }
             black_box(out);
             n += 1;
         }
@@ -235,7 +244,7 @@ fn measure_memory(size: usize) {
     // much memory does one request hold at its peak?
     PEAK_BYTES.store(heap, Relaxed);
     COUNTING.store(true, Relaxed);
-    bench.feed(LinkId(0), encode(&ClientMsg::List));
+    bench.feed(LinkId(0), encode(&ClientMsg::List { id: None }));
     COUNTING.store(false, Relaxed);
     let list_peak = PEAK_BYTES.load(Relaxed) - heap;
     let per = |bytes: f64| bytes / size as f64;
@@ -334,7 +343,12 @@ fn registry(c: &mut Criterion) {
 
         let lookups: Vec<Vec<u8>> = samples
             .iter()
-            .map(|&i| encode(&ClientMsg::Lookup { name: peer(i).0 }))
+            .map(|&i| {
+                encode(&ClientMsg::Lookup {
+                    id: None,
+                    name: peer(i).0,
+                })
+            })
             .collect();
         let asker = LinkId(samples[0]);
         let mut k = 0;
@@ -353,7 +367,7 @@ fn registry(c: &mut Criterion) {
             .sample_size(10)
             .warm_up_time(Duration::from_millis(100))
             .measurement_time(Duration::from_micros(2_000_000.max(15 * size as u64)));
-        let list = encode(&ClientMsg::List);
+        let list = encode(&ClientMsg::List { id: None });
         let chunks = (size - 1).div_ceil(natter_core::protocol::LIST_CHUNK);
         group.bench_function(BenchmarkId::new("list", size), |b| {
             b.iter(|| {

@@ -9,6 +9,11 @@
 //! kept. A longer line is reported once as [`DecodeError::TooLong`] and its
 //! remaining bytes are skipped up to the next newline, so the decoder stays
 //! usable (the state machines close the link anyway).
+//!
+//! A frame of a type this build does not know is skipped and counted, not
+//! an error: a newer side may send message types an older one never heard
+//! of (protocol version 2, `docs/PROTOCOL.md`), and the link must survive
+//! them.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,8 +32,6 @@ pub enum DecodeError {
     BadJson(String),
     #[error("frame has no \"type\" field")]
     MissingType,
-    #[error("unknown frame type {0:?}")]
-    UnknownType(String),
     #[error("frame of type {kind:?} has bad fields: {detail}")]
     BadFields { kind: String, detail: String },
 }
@@ -119,6 +122,8 @@ impl LineDecoder {
 #[derive(Debug)]
 pub struct FrameDecoder<T> {
     lines: LineDecoder,
+    /// Frames of an unknown type skipped so far.
+    ignored: u64,
     _frame: PhantomData<fn() -> T>,
 }
 
@@ -126,6 +131,7 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
     pub fn new(max_line: usize) -> Self {
         Self {
             lines: LineDecoder::new(max_line),
+            ignored: 0,
             _frame: PhantomData,
         }
     }
@@ -136,50 +142,78 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
     }
 
     /// The next complete frame, or the reason the next line is not one.
+    /// Frames of an unknown type are skipped (see [`FrameDecoder::ignored`]).
     pub fn next_frame(&mut self) -> Option<Result<T, DecodeError>> {
-        let line = match self.lines.next_line()? {
-            Ok(line) => line,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(parse_line(&line))
+        loop {
+            let line = match self.lines.next_line()? {
+                Ok(line) => line,
+                Err(e) => return Some(Err(e)),
+            };
+            match parse_line(&line) {
+                Parsed::Frame(frame) => return Some(Ok(frame)),
+                Parsed::Bad(e) => return Some(Err(e)),
+                Parsed::UnknownType => self.ignored += 1,
+            }
+        }
     }
 
     /// Bytes held for an unfinished line.
     pub fn buffered(&self) -> usize {
         self.lines.buffered()
     }
+
+    /// Frames skipped so far because their `type` is unknown to this build.
+    pub fn ignored(&self) -> u64 {
+        self.ignored
+    }
+}
+
+/// What one line turned out to be.
+enum Parsed<T> {
+    Frame(T),
+    /// A well-formed object whose `type` this build does not know.
+    UnknownType,
+    Bad(DecodeError),
 }
 
 /// Parses one line; on failure, works out which kind of failure it was so
 /// the reply can say what to fix.
-fn parse_line<T: DeserializeOwned>(line: &[u8]) -> Result<T, DecodeError> {
-    let text = std::str::from_utf8(line).map_err(|_| DecodeError::NotUtf8)?;
-    match serde_json::from_str::<T>(text) {
-        Ok(frame) => Ok(frame),
-        Err(e) if e.is_syntax() || e.is_eof() => Err(DecodeError::BadJson(e.to_string())),
-        Err(e) => {
-            let value: serde_json::Value =
-                serde_json::from_str(text).map_err(|e| DecodeError::BadJson(e.to_string()))?;
-            let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-                return Err(DecodeError::MissingType);
-            };
-            let detail = e.to_string();
-            if detail.starts_with("unknown variant") {
-                Err(DecodeError::UnknownType(kind.to_string()))
-            } else {
-                Err(DecodeError::BadFields {
-                    kind: kind.to_string(),
-                    detail,
-                })
-            }
+fn parse_line<T: DeserializeOwned>(line: &[u8]) -> Parsed<T> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Parsed::Bad(DecodeError::NotUtf8);
+    };
+    let error = match serde_json::from_str::<T>(text) {
+        Ok(frame) => return Parsed::Frame(frame),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Parsed::Bad(DecodeError::BadJson(e.to_string()))
         }
+        Err(e) => e,
+    };
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => return Parsed::Bad(DecodeError::BadJson(e.to_string())),
+    };
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Parsed::Bad(DecodeError::MissingType);
+    };
+    let detail = error.to_string();
+    // serde names the tag it could not match; a value of an enum field
+    // never matches here, since every enum in the protocol has an
+    // `unknown` fallback.
+    if detail.starts_with(&format!("unknown variant `{kind}`")) {
+        Parsed::UnknownType
+    } else {
+        Parsed::Bad(DecodeError::BadFields {
+            kind: kind.to_string(),
+            detail,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ClientMsg, PeerMsg};
+    use crate::protocol::{ClientMsg, PeerMsg, PeerStatus, ServerMsg};
     use proptest::prelude::*;
 
     fn decode_all(decoder: &mut FrameDecoder<PeerMsg>) -> Vec<Result<PeerMsg, DecodeError>> {
@@ -189,8 +223,9 @@ mod tests {
     fn sample_stream() -> (Vec<u8>, Vec<PeerMsg>) {
         let frames = vec![
             PeerMsg::Hello {
-                version: 1,
+                versions: crate::protocol::Versions::ours(),
                 name: "alice".into(),
+                max_message: None,
             },
             PeerMsg::Msg {
                 n: 1,
@@ -285,25 +320,53 @@ mod tests {
         decoder.push(b"\xff\xfe\n");
         decoder.push(b"{not json\n");
         decoder.push(b"{\"n\":1}\n");
-        decoder.push(b"{\"type\":\"launch_missiles\"}\n");
         decoder.push(b"{\"type\":\"ack\",\"n\":\"one\"}\n");
         let got = decode_all(&mut decoder);
         assert_eq!(got[0], Err(DecodeError::NotUtf8));
         assert!(matches!(got[1], Err(DecodeError::BadJson(_))));
         assert_eq!(got[2], Err(DecodeError::MissingType));
+        assert!(matches!(&got[3], Err(DecodeError::BadFields { kind, .. }) if kind == "ack"));
+        assert_eq!(got.len(), 4);
+        assert_eq!(decoder.ignored(), 0);
+    }
+
+    #[test]
+    fn a_frame_type_from_a_newer_side_is_skipped_and_counted() {
+        let mut decoder = FrameDecoder::<PeerMsg>::new(1024);
+        decoder.push(b"{\"type\":\"ping\"}\n");
+        decoder.push(b"{\"type\":\"typing\",\"n\":3,\"until\":\"soon\"}\n");
+        decoder.push(b"{\"type\":\"launch_missiles\"}\n{\"type\":\"ack\",\"n\":1}\n");
         assert_eq!(
-            got[3],
-            Err(DecodeError::UnknownType("launch_missiles".into()))
+            decode_all(&mut decoder),
+            vec![Ok(PeerMsg::Ping), Ok(PeerMsg::Ack { n: 1 })]
         );
-        assert!(matches!(&got[4], Err(DecodeError::BadFields { kind, .. }) if kind == "ack"));
-        assert_eq!(got.len(), 5);
+        assert_eq!(decoder.ignored(), 2);
+    }
+
+    #[test]
+    fn unknown_fields_and_an_unknown_status_from_a_newer_server_still_parse() {
+        let mut decoder = FrameDecoder::<ServerMsg>::new(1024);
+        decoder.push(
+            b"{\"type\":\"peers\",\"id\":7,\"shard\":3,\"peers\":[{\"name\":\"bob\",\
+              \"addr\":\"10.0.0.2:4000\",\"status\":\"away\",\"reachable\":true,\
+              \"fingerprint\":\"x\"}],\"more\":false}\n",
+        );
+        let Some(Ok(ServerMsg::Peers { id, peers, more })) = decoder.next_frame() else {
+            panic!("not a peers frame");
+        };
+        assert_eq!((id, more), (Some(7), false));
+        assert_eq!(peers[0].status, PeerStatus::Unknown);
+        assert_eq!(decoder.ignored(), 0);
     }
 
     #[test]
     fn crlf_and_blank_lines_from_nc_users_are_accepted() {
         let mut decoder = FrameDecoder::<ClientMsg>::new(1024);
         decoder.push(b"\r\n\n{\"type\":\"list\"}\r\n");
-        assert_eq!(decode_all_client(&mut decoder), vec![Ok(ClientMsg::List)]);
+        assert_eq!(
+            decode_all_client(&mut decoder),
+            vec![Ok(ClientMsg::List { id: None })]
+        );
     }
 
     fn decode_all_client(d: &mut FrameDecoder<ClientMsg>) -> Vec<Result<ClientMsg, DecodeError>> {

@@ -1,5 +1,10 @@
 //! The lines a user types: slash commands or chat messages.
+//!
+//! A user interface parses each line once, with [`parse`], and hands the
+//! typed [`Command`] to the peer; a line that is not a valid command is
+//! refused right there, with a typed [`Problem`].
 
+use crate::event::{ErrorDetail, Problem};
 use crate::protocol::ErrorCode;
 use crate::text::is_valid_name;
 use std::net::SocketAddr;
@@ -7,7 +12,7 @@ use std::net::SocketAddr;
 /// Whom `/connect` dials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// A registered name, resolved through the last list or the server.
+    /// A registered name, looked up at the server when dialled.
     Name(String),
     /// A listening address, dialled directly.
     Addr(SocketAddr),
@@ -20,7 +25,9 @@ pub enum Command {
     Connect(Target),
     Accept,
     Reject,
-    /// `/leave` or `exit()`.
+    /// `/cancel`: stop our own ringing call.
+    Cancel,
+    /// `/leave` or `exit()`: end the chat, or cancel our ringing call.
     Leave,
     /// `/quit`, or the end of standard input.
     Quit,
@@ -29,21 +36,32 @@ pub enum Command {
     Say(String),
 }
 
-/// The commands, as `/help` lists them.
+impl Command {
+    /// Whether this is a chat message rather than a command. Only
+    /// messages wait for the window of unacknowledged messages.
+    pub fn is_message(&self) -> bool {
+        matches!(self, Command::Say(_))
+    }
+}
+
+/// The commands, as `/help` lists them (the syntax only: what each does
+/// is worded by the user interface).
 pub const HELP: &[&str] = &[
-    "/list                 show who is online",
-    "/connect NAME|IP:PORT ask a peer to chat",
-    "/accept               accept the pending request",
-    "/reject               reject the pending request",
-    "/leave or exit()      end the chat (or cancel your request)",
-    "/quit                 leave, deregister and exit",
-    "/help                 this list",
-    "//text                send a message that starts with /",
+    "/list",
+    "/connect NAME|IP:PORT",
+    "/accept",
+    "/reject",
+    "/cancel",
+    "/leave",
+    "exit()",
+    "/quit",
+    "/help",
+    "//text",
 ];
 
 /// Parses one line typed by the user. A line starting with `/` is always a
 /// command; anything else is a message.
-pub fn parse(line: &str) -> Result<Command, (ErrorCode, String)> {
+pub fn parse(line: &str) -> Result<Command, Problem> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim() == "exit()" {
         return Ok(Command::Leave);
@@ -61,40 +79,52 @@ pub fn parse(line: &str) -> Result<Command, (ErrorCode, String)> {
         if args.is_empty() {
             Ok(c)
         } else {
-            Err((ErrorCode::BadInput, format!("/{verb} takes no arguments")))
+            Err(Problem::new(
+                ErrorCode::BadInput,
+                ErrorDetail::TakesNoArguments {
+                    command: format!("/{verb}"),
+                },
+            ))
         }
     };
     match verb {
         "list" => no_args(Command::List),
         "accept" => no_args(Command::Accept),
         "reject" => no_args(Command::Reject),
+        "cancel" => no_args(Command::Cancel),
         "leave" => no_args(Command::Leave),
         "quit" => no_args(Command::Quit),
         "help" => no_args(Command::Help),
         "connect" => match args.as_slice() {
             [target] => parse_target(target).map(Command::Connect),
-            _ => Err((
+            _ => Err(Problem::new(
                 ErrorCode::BadInput,
-                "usage: /connect NAME or /connect IP:PORT".to_string(),
+                ErrorDetail::Usage {
+                    usage: "/connect NAME|IP:PORT".to_string(),
+                },
             )),
         },
-        _ => Err((
+        _ => Err(Problem::new(
             ErrorCode::UnknownCommand,
-            format!("unknown command /{verb}; /help lists the commands, // sends a message starting with /"),
+            ErrorDetail::UnknownCommand {
+                command: crate::text::sanitize(&format!("/{verb}"), 40),
+            },
         )),
     }
 }
 
-fn parse_target(word: &str) -> Result<Target, (ErrorCode, String)> {
+fn parse_target(word: &str) -> Result<Target, Problem> {
     if let Ok(addr) = word.parse::<SocketAddr>() {
         return Ok(Target::Addr(addr));
     }
     if is_valid_name(word) {
         return Ok(Target::Name(word.to_string()));
     }
-    Err((
+    Err(Problem::new(
         ErrorCode::BadInput,
-        format!("{word:?} is neither a name (1-32 of A-Z a-z 0-9 _ -) nor an IP:PORT"),
+        ErrorDetail::BadTarget {
+            word: crate::text::sanitize(word, 64),
+        },
     ))
 }
 
@@ -102,12 +132,17 @@ fn parse_target(word: &str) -> Result<Target, (ErrorCode, String)> {
 mod tests {
     use super::*;
 
+    fn code(line: &str) -> ErrorCode {
+        parse(line).unwrap_err().code
+    }
+
     #[test]
     fn slash_lines_are_commands_and_other_lines_messages() {
         assert_eq!(parse("/list"), Ok(Command::List));
         assert_eq!(parse("hi zuzu"), Ok(Command::Say("hi zuzu".into())));
         assert_eq!(parse("exit()"), Ok(Command::Leave));
         assert_eq!(parse("/leave\r\n"), Ok(Command::Leave));
+        assert_eq!(parse("/cancel"), Ok(Command::Cancel));
         assert_eq!(parse("//etc/hosts"), Ok(Command::Say("/etc/hosts".into())));
         assert_eq!(
             parse("/connect bob"),
@@ -123,14 +158,11 @@ mod tests {
 
     #[test]
     fn unknown_or_malformed_commands_are_errors() {
-        assert_eq!(parse("/dance").unwrap_err().0, ErrorCode::UnknownCommand);
-        assert_eq!(parse("/").unwrap_err().0, ErrorCode::UnknownCommand);
-        assert_eq!(parse("/connect").unwrap_err().0, ErrorCode::BadInput);
-        assert_eq!(parse("/connect b o").unwrap_err().0, ErrorCode::BadInput);
-        assert_eq!(
-            parse("/connect bad!name").unwrap_err().0,
-            ErrorCode::BadInput
-        );
-        assert_eq!(parse("/list now").unwrap_err().0, ErrorCode::BadInput);
+        assert_eq!(code("/dance"), ErrorCode::UnknownCommand);
+        assert_eq!(code("/"), ErrorCode::UnknownCommand);
+        assert_eq!(code("/connect"), ErrorCode::BadInput);
+        assert_eq!(code("/connect b o"), ErrorCode::BadInput);
+        assert_eq!(code("/connect bad!name"), ErrorCode::BadInput);
+        assert_eq!(code("/list now"), ErrorCode::BadInput);
     }
 }

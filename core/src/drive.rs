@@ -7,7 +7,7 @@
 //! outputs produce inputs, which are fed straight back:
 //!
 //! - a send whose link had to be cut (its queue was full: the other side
-//!   stopped reading) comes back as [`PeerInput::Closed`];
+//!   stopped reading) comes back as [`PeerInput::Stalled`];
 //! - a transcript line with a receipt comes back as
 //!   [`PeerInput::Recorded`], which is what lets the peer send the receipt.
 //!
@@ -27,7 +27,7 @@
 //! while the driver keeps reading the network: pings are answered and the
 //! links stay alive however long the user's output is stalled.
 
-use crate::event::Event;
+use crate::event::{ErrorDetail, Event};
 use crate::link::LinkId;
 use crate::peer::{Peer, PeerInput, PeerOutput};
 use crate::protocol::ErrorCode;
@@ -48,9 +48,10 @@ pub trait Effects {
     /// An event for the user.
     fn event(&mut self, event: Event);
     /// Appends `line` (a newline is added) to the transcript `file`. The
-    /// error says where and why, in words for the user.
+    /// error says why, in words for the user.
     fn append(&mut self, file: &str, line: &str) -> Result<(), String>;
-    /// Makes every line appended so far durable (`fsync`).
+    /// Makes every line appended so far durable (`fsync`). The error says
+    /// where and why.
     fn sync(&mut self) -> Result<(), String>;
     /// The peer is done: the driver stops with this exit code.
     fn exit(&mut self, code: i32);
@@ -68,7 +69,7 @@ pub enum Sent {
     /// own).
     Queued,
     /// The link's queue was full, so the link was cut: the peer must be
-    /// told it closed.
+    /// told (the other side stopped reading).
     Cut,
 }
 
@@ -113,7 +114,7 @@ impl Drive {
                 PeerOutput::Connect { link, addr } => effects.connect(link, addr),
                 PeerOutput::Send { link, bytes } => {
                     if effects.send(link, bytes) == Sent::Cut {
-                        peer.handle_input(now, PeerInput::Closed { link });
+                        peer.handle_input(now, PeerInput::Stalled { link });
                     }
                 }
                 PeerOutput::Close { link } => effects.close(link),
@@ -128,9 +129,12 @@ impl Drive {
                         // A received message's failure is told by the
                         // peer itself (no receipt is sent); any other
                         // line lost must not be lost silently.
-                        (None, Err(e)) => effects.event(Event::error(
+                        (None, Err(reason)) => effects.event(Event::error(
                             ErrorCode::TranscriptFailed,
-                            format!("could not write to the transcript {e}"),
+                            ErrorDetail::TranscriptWrite {
+                                file: write.file,
+                                reason,
+                            },
                         )),
                     }
                 }

@@ -1,20 +1,28 @@
-//! What a peer tells its user: the `--json` events of SPEC.md.
+//! What a peer tells its user: the `--json` events of docs/EVENTS.md.
+//!
+//! Events carry codes and typed fields only, never sentences: the words a
+//! person reads are written in one place, the `natter` binary's renderer,
+//! shared by the line mode, the terminal UI and the `message` field that
+//! `--json` adds to every `error` event.
 
 use crate::protocol::{ErrorCode, PeerInfo};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
 
-/// Why a chat ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Why a chat ended, as SPEC.md names it in `chat_ended.reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChatEndReason {
     /// This user left (`/leave`, `exit()`, `/quit`, end of input).
     Left,
-    /// The partner left, closed the link or its process ended.
+    /// The partner said goodbye (`bye`).
     PeerLeft,
-    /// Nothing heard from the partner for the heartbeat timeout.
+    /// The connection closed without a goodbye, went silent, or the
+    /// partner broke the protocol.
     PeerLost,
+    /// The partner stopped reading and was cut off.
+    Cut,
 }
 
 impl fmt::Display for ChatEndReason {
@@ -23,24 +31,76 @@ impl fmt::Display for ChatEndReason {
             ChatEndReason::Left => "left",
             ChatEndReason::PeerLeft => "peer_left",
             ChatEndReason::PeerLost => "peer_lost",
+            ChatEndReason::Cut => "cut",
+        })
+    }
+}
+
+/// What exactly ended a chat: finer than [`ChatEndReason`], so that a
+/// killed partner is never reported as one who said goodbye.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndCause {
+    /// This user left.
+    Left,
+    /// The partner sent `bye`.
+    Bye,
+    /// The connection closed without `bye` (the partner's process was
+    /// killed or crashed, or its machine reset the connection).
+    Closed,
+    /// Nothing heard from the partner for the heartbeat timeout.
+    Silent,
+    /// The partner sent something that breaks the protocol.
+    BadFrame,
+    /// The partner stopped reading what we sent.
+    Cut,
+}
+
+impl EndCause {
+    /// The coarser reason SPEC.md names.
+    pub fn reason(self) -> ChatEndReason {
+        match self {
+            EndCause::Left => ChatEndReason::Left,
+            EndCause::Bye => ChatEndReason::PeerLeft,
+            EndCause::Closed | EndCause::Silent | EndCause::BadFrame => ChatEndReason::PeerLost,
+            EndCause::Cut => ChatEndReason::Cut,
+        }
+    }
+}
+
+impl fmt::Display for EndCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndCause::Left => "left",
+            EndCause::Bye => "bye",
+            EndCause::Closed => "closed",
+            EndCause::Silent => "silent",
+            EndCause::BadFrame => "bad_frame",
+            EndCause::Cut => "cut",
         })
     }
 }
 
 /// One event for the user. With `--json` each is printed as one line,
 /// `{"event": "<snake_case name>", …fields}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// Registered with the server; `addr` is how the server sees us.
+    /// Registered with the server; `addr` is how the server sees us and
+    /// `reachable` whether the server could connect back to it.
     Registered {
         name: String,
         addr: SocketAddr,
         server: SocketAddr,
+        reachable: bool,
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
     Peers {
         peers: Vec<PeerInfo>,
+    },
+    /// Our call to `peer` is ringing there (`/cancel` or `/leave` stops it).
+    Calling {
+        peer: String,
     },
     /// Someone asks to chat: `/accept` or `/reject`.
     Incoming {
@@ -54,7 +114,7 @@ pub enum Event {
     Rejected {
         peer: String,
     },
-    /// The peer we called is in another chat.
+    /// The peer we called has no room for another chat.
     Busy {
         peer: String,
     },
@@ -62,7 +122,12 @@ pub enum Event {
     NoAnswer {
         peer: String,
     },
-    /// A caller gave up (or went away) before we answered.
+    /// We cancelled our own ringing call.
+    Cancelled {
+        peer: String,
+    },
+    /// A caller gave up, went away or rang too long before we answered,
+    /// or called while we had no room.
     Missed {
         peer: String,
     },
@@ -70,11 +135,20 @@ pub enum Event {
     Declined {
         peer: String,
     },
-    /// Our message `n` is on its way.
+    /// Our message `n` is taken: on its way, or waiting for the window
+    /// (see `window_full`).
     Sent {
         peer: String,
         n: u64,
         text: String,
+    },
+    /// `peer` has `in_flight` of our messages without receipt, the most
+    /// the window allows: `waiting` more wait to be sent. Commands still
+    /// work; typed messages wait (up to a bound, then input pauses).
+    WindowFull {
+        peer: String,
+        in_flight: usize,
+        waiting: usize,
     },
     /// Message `n` from `peer`; `at` is the sender's clock (RFC 3339).
     Message {
@@ -88,10 +162,12 @@ pub enum Event {
         peer: String,
         n: u64,
     },
-    /// The chat is over; `undelivered` lists our messages without receipt.
+    /// The chat is over; `undelivered` lists our messages without
+    /// receipt (they may or may not have reached the partner).
     ChatEnded {
         peer: String,
         reason: ChatEndReason,
+        cause: EndCause,
         undelivered: Vec<u64>,
     },
     /// The link to the directory server broke; chats go on, natter
@@ -99,22 +175,254 @@ pub enum Event {
     ServerLost,
     /// Registered again after `server_lost`.
     Reregistered,
-    /// The answer to `/help`.
+    /// The answer to `/help`: the commands, as typed.
     Help {
         commands: Vec<String>,
     },
     Error {
         code: ErrorCode,
-        message: String,
+        #[serde(flatten)]
+        detail: ErrorDetail,
     },
 }
 
-impl Event {
-    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+/// The typed facts of an `error` event: which situation it is (`detail`)
+/// and the values a sentence about it needs. Several details may share a
+/// code (`peer_unreachable` has four), a code is what programs match on,
+/// the detail what the renderer words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "detail", rename_all = "snake_case")]
+pub enum ErrorDetail {
+    // ---- start-up ----
+    /// `--name` is not 1–32 of `A-Z a-z 0-9 _ -`.
+    OwnNameInvalid {
+        name: String,
+    },
+    /// `--max-message` is outside what a frame can carry.
+    MessageLimitOutOfRange {
+        max_message: usize,
+        longest: usize,
+    },
+    /// The server could not be reached to register at all.
+    ServerDown {
+        server: SocketAddr,
+        reason: String,
+    },
+    /// The transcripts storage cannot be used.
+    TranscriptsUnusable {
+        reason: String,
+    },
+    /// No platform data directory (HOME unset?) and no `--transcripts`.
+    NoDataDir,
+    /// `--server` names no address that can be used.
+    ServerAddress {
+        server: String,
+        reason: String,
+    },
+    /// The chat port cannot be listened on.
+    BindFailed {
+        port: u16,
+        reason: String,
+    },
+    /// The terminal cannot be used for the line editor.
+    Terminal {
+        reason: String,
+    },
+
+    // ---- typed lines ----
+    UnknownCommand {
+        command: String,
+    },
+    TakesNoArguments {
+        command: String,
+    },
+    /// A command with wrong arguments; `usage` is how to type it.
+    Usage {
+        usage: String,
+    },
+    /// `/connect WORD` where WORD is neither a name nor an address.
+    BadTarget {
+        word: String,
+    },
+    /// A command typed after `/quit`.
+    Quitting,
+
+    // ---- calling ----
+    /// `/connect` to one's own name or address.
+    CallingYourself,
+    /// `/connect` while a chat is on.
+    AlreadyInChat {
+        peer: String,
+    },
+    /// `/connect` while our own call rings.
+    CallRinging {
+        peer: String,
+    },
+    /// `/connect` while someone waits for our answer.
+    RequestWaiting {
+        peer: String,
+    },
+    /// Nobody of that name is registered.
+    NoSuchPeer {
+        name: String,
+    },
+    /// The directory says the server could not connect to that peer
+    /// (behind a NAT or a firewall): it must call us instead.
+    NotCallable {
+        peer: String,
+    },
+    /// The connection to the peer could not be opened.
+    ConnectFailed {
+        peer: String,
+        addr: SocketAddr,
+        reason: String,
+    },
+    /// The peer closed the connection before answering our call.
+    ClosedBeforeAnswer {
+        peer: String,
+    },
+    /// The peer went silent before answering our call.
+    StoppedAnswering {
+        peer: String,
+    },
+    /// The peer that answered at an address is not the one we dialled.
+    WrongPeer {
+        addr: SocketAddr,
+        expected: String,
+        answered: String,
+    },
+    /// The peer that answered sent a name that is not a valid name.
+    PeerNameInvalid {
+        addr: SocketAddr,
+    },
+    /// The peer speaks no protocol version we speak.
+    PeerVersion {
+        peer: String,
+        version: u32,
+        min_version: u32,
+    },
+
+    // ---- chatting ----
+    /// `/accept` or `/reject` with nobody asking.
+    NoRequest,
+    /// A command that needs a chat, with none on.
+    NotInChat,
+    /// A message typed while our own call still rings.
+    StillRinging {
+        peer: String,
+    },
+    /// `/leave` typed twice.
+    AlreadyLeaving {
+        peer: String,
+    },
+    /// A message longer than our `--max-message`.
+    MessageTooLong {
+        chars: usize,
+        max: usize,
+    },
+    /// A message longer than the partner takes.
+    MessageTooLongForPeer {
+        peer: String,
+        chars: usize,
+        max: usize,
+    },
+    /// The partner refused our message `n` as too long for it.
+    RefusedByPeer {
+        peer: String,
+        n: u64,
+    },
+    /// A typed message with control characters in it.
+    ControlCharacters,
+    /// The partner sent a frame that breaks the protocol.
+    PeerBadFrame {
+        peer: String,
+        problem: String,
+    },
+    /// The partner sent an `error` frame; `message` is its text, made
+    /// safe to show.
+    PeerSaid {
+        peer: String,
+        message: String,
+    },
+
+    // ---- the server ----
+    /// A request that needs the server while natter is reconnecting.
+    ServerNotConnected {
+        request: Request,
+    },
+    /// The server link broke before the request was answered.
+    RequestLost {
+        request: Request,
+    },
+    /// The server sent an `error` frame; `message` is its text, made safe
+    /// to show.
+    ServerSaid {
+        message: String,
+    },
+    /// The server speaks no protocol version we speak.
+    ServerVersion {
+        version: u32,
+        min_version: u32,
+    },
+    /// Our name is still held by an earlier session of ours (same
+    /// address) that the server has not yet dropped; natter retries.
+    NameHeld {
+        retry_in_ms: u64,
+    },
+    /// The server refused the connection for now (too many from this
+    /// address); natter retries.
+    Retrying {
+        server_message: String,
+        retry_in_ms: u64,
+    },
+
+    // ---- transcripts ----
+    /// A transcript line could not be written.
+    TranscriptWrite {
+        file: String,
+        reason: String,
+    },
+    /// A received message could not be recorded, so no receipt was sent.
+    NotRecorded {
+        peer: String,
+        n: u64,
+        reason: String,
+    },
+}
+
+/// A request to the server, named in errors about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    List,
+    Lookup,
+}
+
+/// A refused command or a failure: the code and its typed detail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub code: ErrorCode,
+    pub detail: ErrorDetail,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, detail: ErrorDetail) -> Self {
+        Self { code, detail }
+    }
+}
+
+impl From<Problem> for Event {
+    fn from(problem: Problem) -> Self {
         Event::Error {
-            code,
-            message: message.into(),
+            code: problem.code,
+            detail: problem.detail,
         }
+    }
+}
+
+impl Event {
+    pub fn error(code: ErrorCode, detail: ErrorDetail) -> Self {
+        Event::Error { code, detail }
     }
 }
 
@@ -127,20 +435,40 @@ mod tests {
         let ended = Event::ChatEnded {
             peer: "bob".into(),
             reason: ChatEndReason::PeerLost,
+            cause: EndCause::Closed,
             undelivered: vec![3, 4],
         };
         assert_eq!(
             serde_json::to_string(&ended).unwrap(),
-            r#"{"event":"chat_ended","peer":"bob","reason":"peer_lost","undelivered":[3,4]}"#
+            r#"{"event":"chat_ended","peer":"bob","reason":"peer_lost","cause":"closed","undelivered":[3,4]}"#
         );
         assert_eq!(
             serde_json::to_string(&Event::ServerLost).unwrap(),
             r#"{"event":"server_lost"}"#
         );
-        let err = Event::error(ErrorCode::NotInChat, "x");
+        let err = Event::error(ErrorCode::NotInChat, ErrorDetail::NotInChat);
         assert_eq!(
             serde_json::to_string(&err).unwrap(),
-            r#"{"event":"error","code":"not_in_chat","message":"x"}"#
+            r#"{"event":"error","code":"not_in_chat","detail":"not_in_chat"}"#
         );
+        let err = Event::error(
+            ErrorCode::MessageTooLong,
+            ErrorDetail::MessageTooLong {
+                chars: 300,
+                max: 256,
+            },
+        );
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"event":"error","code":"message_too_long","detail":"message_too_long","chars":300,"max":256}"#
+        );
+    }
+
+    #[test]
+    fn every_lost_cause_is_reported_as_peer_lost() {
+        for cause in [EndCause::Closed, EndCause::Silent, EndCause::BadFrame] {
+            assert_eq!(cause.reason(), ChatEndReason::PeerLost);
+        }
+        assert_eq!(EndCause::Bye.reason(), ChatEndReason::PeerLeft);
     }
 }

@@ -69,8 +69,13 @@ impl Heartbeat {
         (self.last_sent + self.config.ping_after).min(self.last_received + self.config.lost_after)
     }
 
+    /// When the link counts as lost unless something is heard before.
+    pub fn lost_at(&self) -> Instant {
+        self.last_received + self.config.lost_after
+    }
+
     pub fn check(&self, now: Instant) -> Beat {
-        if now >= self.last_received + self.config.lost_after {
+        if now >= self.lost_at() {
             Beat::Lost
         } else if now >= self.last_sent + self.config.ping_after {
             Beat::Ping

@@ -28,10 +28,10 @@ pub mod transcript;
 
 pub use codec::{encode, DecodeError, FrameDecoder};
 pub use command::Command;
-pub use event::{ChatEndReason, Event};
+pub use event::{ChatEndReason, EndCause, ErrorDetail, Event, Problem, Request};
 pub use heartbeat::HeartbeatConfig;
 pub use link::LinkId;
-pub use peer::{Peer, PeerConfig, PeerInput, PeerOutput, TranscriptWrite};
+pub use peer::{ChatTimer, Peer, PeerConfig, PeerInput, PeerOutput, Timer, TranscriptWrite};
 pub use protocol::{ErrorCode, PeerInfo, PeerStatus, PROTOCOL_VERSION};
 pub use registry::{Registry, RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
 pub use time::Now;

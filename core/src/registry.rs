@@ -6,12 +6,20 @@
 //! the registry answers with bytes to send, links to close and a log line
 //! for every change of the directory (the old server printed "is now
 //! chatting", "has disconnected", …).
+//!
+//! Registration checks reachability: a peer behind a NAT registers an
+//! address nobody can dial. The registry claims the name and address at
+//! once, asks the driver to connect back to that address
+//! ([`RegistryOutput::Probe`]), and only when the answer comes
+//! ([`RegistryInput::Probed`]) confirms the registration and lists the
+//! peer, with `reachable` saying what the probe found.
 
 use crate::codec::{encode, DecodeError, FrameDecoder};
 use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
 use crate::link::LinkId;
 use crate::protocol::{
-    ClientMsg, ErrorCode, PeerInfo, PeerStatus, ServerMsg, LIST_CHUNK, MAX_FRAME, PROTOCOL_VERSION,
+    negotiate, ClientMsg, ErrorCode, PeerInfo, PeerStatus, ServerMsg, Versions, LIST_CHUNK,
+    MAX_FRAME,
 };
 use crate::rate::{RateLimit, TokenBucket};
 use crate::text::is_valid_name;
@@ -38,6 +46,13 @@ pub struct RegistryConfig {
     pub max_connections_per_ip: usize,
     /// Request budget of each connection (pings excluded).
     pub requests: RateLimit,
+    /// Reachability probes in flight at most; further registrations wait
+    /// their turn, so a burst of registrations cannot make the server open
+    /// thousands of connections at once.
+    pub max_probes: usize,
+    /// How long the driver waits for a probe's connection before calling
+    /// the address unreachable.
+    pub probe_timeout: Duration,
 }
 
 impl Default for RegistryConfig {
@@ -50,6 +65,8 @@ impl Default for RegistryConfig {
             list_chunk: LIST_CHUNK,
             max_connections_per_ip: 64,
             requests: RateLimit::default(),
+            max_probes: 256,
+            probe_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -66,6 +83,10 @@ pub enum RegistryInput {
     /// The driver cut the connection because the client stopped reading
     /// (its outgoing queue filled up).
     Stalled { link: LinkId },
+    /// The answer to [`RegistryOutput::Probe`]: whether a connection to
+    /// the address could be opened. Every probe gets exactly one answer,
+    /// also when `link` has closed meanwhile.
+    Probed { link: LinkId, reachable: bool },
 }
 
 /// What the registry asks the driver to do, in order.
@@ -78,6 +99,13 @@ pub enum RegistryOutput {
     /// Close the connection after sending what was queued before.
     Close {
         link: LinkId,
+    },
+    /// Open a connection to `addr` (the address `link` registered), close
+    /// it at once, and answer with [`RegistryInput::Probed`]; give up after
+    /// [`RegistryConfig::probe_timeout`].
+    Probe {
+        link: LinkId,
+        addr: SocketAddr,
     },
     /// A change of the directory, for the server log.
     Log(RegistryLog),
@@ -104,6 +132,9 @@ pub enum RegistryLog {
     Registered {
         name: String,
         addr: SocketAddr,
+        /// Whether the server could connect to `addr`.
+        reachable: bool,
+        status: PeerStatus,
     },
     StatusChanged {
         name: String,
@@ -124,9 +155,21 @@ pub enum RegistryLog {
 impl fmt::Display for RegistryLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RegistryLog::Registered { name, addr } => {
-                write!(f, "{name} registered at {addr} and is available")
-            }
+            RegistryLog::Registered {
+                name,
+                addr,
+                reachable: true,
+                status,
+            } => write!(f, "{name} registered at {addr} and is {status}"),
+            RegistryLog::Registered {
+                name,
+                addr,
+                reachable: false,
+                status,
+            } => write!(
+                f,
+                "{name} registered at {addr}, which the server cannot reach, and is {status}"
+            ),
             RegistryLog::StatusChanged { name, status } => write!(f, "{name} is now {status}"),
             RegistryLog::Deregistered { name, reason } => match reason {
                 LeaveReason::Left => write!(f, "{name} has disconnected (left)"),
@@ -153,10 +196,20 @@ impl fmt::Display for RegistryLog {
 pub struct Registry {
     config: RegistryConfig,
     conns: BTreeMap<LinkId, Conn>,
-    /// Registered names, sorted: lists come out in name order.
+    /// Registered peers by [`name_key`]: lists come out in name order,
+    /// regardless of case.
     names: BTreeMap<String, LinkId>,
-    /// Registered listening addresses.
+    /// Names claimed by a registration whose probe has not answered yet,
+    /// by [`name_key`]: nobody else can take them, but they are not listed.
+    claims: BTreeMap<String, LinkId>,
+    /// Listening addresses, registered or claimed.
     addrs: BTreeMap<SocketAddr, LinkId>,
+    /// Claims waiting for a probe slot, in link order (the order the
+    /// connections opened).
+    probe_queue: BTreeSet<LinkId>,
+    /// Probes asked of the driver and not answered yet, including those
+    /// whose connection has closed meanwhile: the driver is still dialling.
+    probing: BTreeSet<LinkId>,
     /// Open connections per client IP.
     per_ip: BTreeMap<IpAddr, usize>,
     /// Wake-ups, earliest first. An entry may be earlier than its
@@ -164,6 +217,8 @@ pub struct Registry {
     /// earlier); it is then simply re-scheduled when it fires.
     timers: BTreeSet<(Instant, LinkId)>,
     outputs: VecDeque<RegistryOutput>,
+    /// Frames of an unknown type skipped, on every connection so far.
+    ignored_frames: u64,
 }
 
 #[derive(Debug)]
@@ -184,6 +239,9 @@ struct Entry {
     name: String,
     addr: SocketAddr,
     status: PeerStatus,
+    /// What the probe found; `None` while it has not answered (the name
+    /// and address are claimed, but the peer is not registered yet).
+    reachable: Option<bool>,
 }
 
 impl Conn {
@@ -199,16 +257,21 @@ impl Registry {
             config,
             conns: BTreeMap::new(),
             names: BTreeMap::new(),
+            claims: BTreeMap::new(),
             addrs: BTreeMap::new(),
+            probe_queue: BTreeSet::new(),
+            probing: BTreeSet::new(),
             per_ip: BTreeMap::new(),
             timers: BTreeSet::new(),
             outputs: VecDeque::new(),
+            ignored_frames: 0,
         }
     }
 
     // ---- getters ----
 
-    /// The directory as a list would show it to an outsider, in name order.
+    /// The directory as a list would show it to an outsider, in name order
+    /// regardless of case.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.names
             .values()
@@ -217,9 +280,19 @@ impl Registry {
             .collect()
     }
 
-    /// Registered peers.
+    /// Registered peers (those whose probe has answered).
     pub fn registered(&self) -> usize {
         self.names.len()
+    }
+
+    /// Registrations waiting for their probe, in flight or queued.
+    pub fn probing(&self) -> usize {
+        self.claims.len()
+    }
+
+    /// Frames of an unknown type skipped so far (sent by newer clients).
+    pub fn ignored_frames(&self) -> u64 {
+        self.ignored_frames
     }
 
     /// Open connections, registered or not.
@@ -235,6 +308,7 @@ impl Registry {
             RegistryInput::Bytes { link, bytes } => self.receive(now.mono, link, &bytes),
             RegistryInput::Closed { link } => self.drop_conn(link, LeaveReason::Closed),
             RegistryInput::Stalled { link } => self.drop_conn(link, LeaveReason::NotReading),
+            RegistryInput::Probed { link, reachable } => self.probed(now.mono, link, reachable),
         }
     }
 
@@ -274,7 +348,7 @@ impl Registry {
                 code,
                 detail: message.clone(),
             });
-            return self.error_and_close(link, code, message);
+            return self.error_and_close(link, None, code, message);
         }
         *from_ip += 1;
         let conn = Conn {
@@ -299,7 +373,10 @@ impl Registry {
         conn.heartbeat.received(now);
         conn.decoder.push(bytes);
         while let Some(conn) = self.conns.get_mut(&link) {
-            match conn.decoder.next_frame() {
+            let ignored = conn.decoder.ignored();
+            let next = conn.decoder.next_frame();
+            self.ignored_frames += conn.decoder.ignored() - ignored;
+            match next {
                 None => break,
                 Some(Ok(frame)) => self.handle_frame(now, link, frame),
                 Some(Err(e)) => self.refuse_frame(link, e),
@@ -315,62 +392,79 @@ impl Registry {
                 "more than {} requests in a burst or {} per second; slow down and reconnect",
                 self.config.requests.burst, self.config.requests.per_second
             );
-            return self.refuse_and_close(link, ErrorCode::RateLimited, message);
+            let id = frame.request_id();
+            return self.refuse_and_close(link, id, ErrorCode::RateLimited, message);
         }
         if !conn.greeted {
             match frame {
-                ClientMsg::Hello { version } if version == PROTOCOL_VERSION => {
-                    conn.greeted = true;
-                    self.send(
-                        now,
+                ClientMsg::Hello { versions } => match negotiate(&versions) {
+                    Ok(_) => {
+                        conn.greeted = true;
+                        let versions = Versions::ours();
+                        self.send(now, link, &ServerMsg::Hello { versions });
+                    }
+                    Err(mismatch) => self.refuse_and_close(
                         link,
-                        &ServerMsg::Hello {
-                            version: PROTOCOL_VERSION,
-                        },
-                    );
-                }
-                ClientMsg::Hello { version } => self.refuse_and_close(
-                    link,
-                    ErrorCode::VersionMismatch,
-                    format!("this server speaks protocol {PROTOCOL_VERSION}, not {version}; upgrade the older side"),
-                ),
+                        None,
+                        ErrorCode::VersionMismatch,
+                        format!(
+                            "this server speaks protocol {}, the client {}; upgrade the older side",
+                            mismatch.ours, mismatch.theirs
+                        ),
+                    ),
+                },
                 _ => self.refuse_and_close(
                     link,
+                    frame.request_id(),
                     ErrorCode::BadFrame,
-                    "the first frame must be {\"type\":\"hello\",\"version\":1}".to_string(),
+                    "the first frame must be {\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}".to_string(),
                 ),
             }
             return;
         }
         match frame {
-            ClientMsg::Hello { .. } => {
-                self.reply_error(now, link, ErrorCode::BadFrame, "hello was already received")
-            }
+            ClientMsg::Hello { .. } => self.reply_error(
+                now,
+                link,
+                None,
+                ErrorCode::BadFrame,
+                "hello was already received",
+            ),
             ClientMsg::Register { name, port } => self.register(now, link, name, port),
-            ClientMsg::List => {
-                if self.require_registered(now, link) {
-                    self.send_list(now, link);
+            ClientMsg::List { id } => {
+                if self.require_registered(now, link, id) {
+                    self.send_list(now, link, id);
                 }
             }
-            ClientMsg::Lookup { name } => {
-                if self.require_registered(now, link) {
+            ClientMsg::Lookup { id, name } => {
+                if self.require_registered(now, link, id) {
                     let peer = self
                         .names
-                        .get(&name)
+                        .get(&name_key(&name))
                         .filter(|&&other| other != link)
                         .and_then(|other| self.conns[other].entry.as_ref())
                         .map(Entry::info);
-                    self.send(now, link, &ServerMsg::Found { name, peer });
+                    self.send(now, link, &ServerMsg::Found { id, name, peer });
                 }
             }
+            ClientMsg::Status {
+                status: PeerStatus::Unknown,
+            } => {
+                let message = "unknown status; send available, chatting or busy";
+                self.reply_error(now, link, None, ErrorCode::BadInput, message);
+            }
             ClientMsg::Status { status } => {
-                if self.require_registered(now, link) {
+                if self.require_registered(now, link, None) {
                     let entry = self.conns.get_mut(&link).and_then(|c| c.entry.as_mut());
                     let entry = entry.expect("registered");
                     if entry.status != status {
                         entry.status = status;
-                        let name = entry.name.clone();
-                        self.log(RegistryLog::StatusChanged { name, status });
+                        // Before its probe answers, the peer is not in the
+                        // log yet: `Registered` will carry the status.
+                        if entry.reachable.is_some() {
+                            let name = entry.name.clone();
+                            self.log(RegistryLog::StatusChanged { name, status });
+                        }
                     }
                 }
             }
@@ -387,51 +481,33 @@ impl Registry {
         let conn = &self.conns[&link];
         if let Some(entry) = &conn.entry {
             let message = format!("already registered as {}", entry.name);
-            return self.reply_error(now, link, ErrorCode::BadInput, &message);
+            return self.reply_error(now, link, None, ErrorCode::BadInput, &message);
         }
         let client = conn.client;
         let addr = SocketAddr::new(client.ip(), port);
-        let refusal = if !is_valid_name(&name) {
-            Some((
-                ErrorCode::InvalidName,
-                "a name is 1-32 characters of A-Z a-z 0-9 _ -; pick another".to_string(),
-            ))
-        } else if self.names.contains_key(&name) {
-            Some((
-                ErrorCode::NameTaken,
-                format!("the name {name} is already registered; pick another with --name"),
-            ))
-        } else if self.addrs.contains_key(&addr) {
-            Some((
-                ErrorCode::AddrTaken,
-                format!("{addr} is already registered by another peer; pick another --port"),
-            ))
-        } else if port == 0 {
-            Some((
-                ErrorCode::BadInput,
-                "port 0 cannot be dialled; register the port you listen on".to_string(),
-            ))
-        } else if self.names.len() >= self.config.max_peers {
-            Some((
-                ErrorCode::ServerFull,
-                format!(
-                    "the server holds its maximum of {} peers; try again later",
-                    self.config.max_peers
-                ),
-            ))
-        } else {
-            None
-        };
-        if let Some((code, message)) = refusal {
+        if let Some(refusal) = self.registration_refusal(now, client, &name, addr) {
+            let Refusal {
+                code,
+                message,
+                retry_after_ms,
+            } = refusal;
             self.log(RegistryLog::Refused {
                 client,
                 code,
                 detail: message.clone(),
             });
             if code == ErrorCode::ServerFull {
-                return self.refuse_and_close(link, code, message);
+                self.error_and_close(link, None, code, message);
+                return self.drop_conn(link, LeaveReason::Refused(code));
             }
-            return self.reply_error(now, link, code, &message);
+            let error = ServerMsg::Error {
+                id: None,
+                code,
+                message,
+                close: false,
+                retry_after_ms,
+            };
+            return self.send(now, link, &error);
         }
         let conn = self.conns.get_mut(&link).expect("exists");
         conn.register_by = None;
@@ -439,23 +515,138 @@ impl Registry {
             name: name.clone(),
             addr,
             status: PeerStatus::Available,
+            reachable: None,
         });
-        self.names.insert(name.clone(), link);
+        self.claims.insert(name_key(&name), link);
         self.addrs.insert(addr, link);
-        self.send(
-            now,
-            link,
-            &ServerMsg::Registered {
+        self.probe_queue.insert(link);
+        self.start_probes();
+    }
+
+    /// Why `name` at `addr` cannot be registered by `client`, if it
+    /// cannot.
+    fn registration_refusal(
+        &self,
+        now: Instant,
+        client: SocketAddr,
+        name: &str,
+        addr: SocketAddr,
+    ) -> Option<Refusal> {
+        let refuse = |code, message: String| {
+            Some(Refusal {
+                code,
+                message,
+                retry_after_ms: None,
+            })
+        };
+        if !is_valid_name(name) {
+            return refuse(
+                ErrorCode::InvalidName,
+                "a name is 1-32 characters of A-Z a-z 0-9 _ -; pick another".to_string(),
+            );
+        }
+        let key = name_key(name);
+        if let Some(holder) = self.names.get(&key).or_else(|| self.claims.get(&key)) {
+            let holder = &self.conns[holder];
+            let held = &holder
+                .entry
+                .as_ref()
+                .expect("a name holder has an entry")
+                .name;
+            if holder.client.ip() != client.ip() {
+                let case = if held == name {
+                    ""
+                } else {
+                    " (names are unique regardless of case)"
+                };
+                return refuse(
+                    ErrorCode::NameTaken,
+                    format!(
+                        "the name {held} is already registered{case}; pick another with --name"
+                    ),
+                );
+            }
+            // Most likely this user's own earlier session, cut off without
+            // a word: it goes once the heartbeat gives it up. (It may also
+            // be someone else behind the same NAT, hence the alternative.)
+            let wait = holder.heartbeat.lost_at().saturating_since(now);
+            return Some(Refusal {
+                code: ErrorCode::NameTaken,
+                message: format!(
+                    "the name {held} is held by another session from your address (your own earlier one?), which the server drops in {} s if it stays silent; retry then, or pick another with --name",
+                    wait.as_millis().div_ceil(1000)
+                ),
+                retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+            });
+        }
+        if self.addrs.contains_key(&addr) {
+            return refuse(
+                ErrorCode::AddrTaken,
+                format!("{addr} is already registered by another peer; pick another --port"),
+            );
+        }
+        if addr.port() == 0 {
+            return refuse(
+                ErrorCode::BadInput,
+                "port 0 cannot be dialled; register the port you listen on".to_string(),
+            );
+        }
+        if self.names.len() + self.claims.len() >= self.config.max_peers {
+            return refuse(
+                ErrorCode::ServerFull,
+                format!(
+                    "the server holds its maximum of {} peers; try again later",
+                    self.config.max_peers
+                ),
+            );
+        }
+        None
+    }
+
+    /// Starts queued probes while there is room in flight. A claim whose
+    /// connection has closed meanwhile has left the queue already.
+    fn start_probes(&mut self) {
+        while self.probing.len() < self.config.max_probes.max(1) {
+            let Some(link) = self.probe_queue.pop_first() else {
+                return;
+            };
+            let addr = self.conns[&link].entry.as_ref().expect("claimed").addr;
+            self.probing.insert(link);
+            self.outputs.push_back(RegistryOutput::Probe { link, addr });
+        }
+    }
+
+    /// A probe answered: its slot is free, and its claim, if the
+    /// connection is still open, becomes a registration.
+    fn probed(&mut self, now: Instant, link: LinkId, reachable: bool) {
+        if !self.probing.remove(&link) {
+            return;
+        }
+        if let Some(entry) = self.conns.get_mut(&link).and_then(|c| c.entry.as_mut()) {
+            entry.reachable = Some(reachable);
+            let (name, addr, status) = (entry.name.clone(), entry.addr, entry.status);
+            let key = name_key(&name);
+            self.claims.remove(&key);
+            self.names.insert(key, link);
+            let registered = ServerMsg::Registered {
                 name: name.clone(),
                 addr,
-            },
-        );
-        self.log(RegistryLog::Registered { name, addr });
+                reachable,
+            };
+            self.send(now, link, &registered);
+            self.log(RegistryLog::Registered {
+                name,
+                addr,
+                reachable,
+                status,
+            });
+        }
+        self.start_probes();
     }
 
     /// Answers `list` in chunks, built one at a time from the directory so
     /// that a list never holds a second copy of every entry.
-    fn send_list(&mut self, now: Instant, link: LinkId) {
+    fn send_list(&mut self, now: Instant, link: LinkId, id: Option<u64>) {
         let chunk = self.config.list_chunk.max(1);
         let mut others = self
             .names
@@ -467,7 +658,7 @@ impl Registry {
         loop {
             let peers: Vec<PeerInfo> = others.by_ref().take(chunk).map(Entry::info).collect();
             let more = others.peek().is_some();
-            frames.push(encode(&ServerMsg::Peers { peers, more }));
+            frames.push(encode(&ServerMsg::Peers { id, peers, more }));
             if !more {
                 break;
             }
@@ -477,11 +668,14 @@ impl Registry {
         }
     }
 
-    fn require_registered(&mut self, now: Instant, link: LinkId) -> bool {
+    /// True if `link` has registered; refuses the request `id` if not. A
+    /// registration waiting for its probe counts: a client may send
+    /// `register` and its first requests in one write.
+    fn require_registered(&mut self, now: Instant, link: LinkId, id: Option<u64>) -> bool {
         if self.conns[&link].entry.is_some() {
             return true;
         }
-        self.reply_error(now, link, ErrorCode::NotRegistered, "register first");
+        self.reply_error(now, link, id, ErrorCode::NotRegistered, "register first");
         false
     }
 
@@ -495,7 +689,7 @@ impl Registry {
                 "no {what} within {} s; connect and register at once",
                 self.config.register_timeout.as_secs()
             );
-            return self.refuse_and_close(link, ErrorCode::Timeout, message);
+            return self.refuse_and_close(link, None, ErrorCode::Timeout, message);
         }
         match conn.heartbeat.check(now) {
             Beat::Lost => {
@@ -517,38 +711,61 @@ impl Registry {
             DecodeError::TooLong { .. } => ErrorCode::FrameTooLong,
             _ => ErrorCode::BadFrame,
         };
-        self.refuse_and_close(link, code, format!("{error}; closing the connection"));
+        self.refuse_and_close(link, None, code, format!("{error}; closing the connection"));
     }
 
-    /// Sends an error, closes the link and forgets the connection.
-    fn refuse_and_close(&mut self, link: LinkId, code: ErrorCode, message: String) {
+    /// Logs the refusal, sends the error, closes the link and forgets the
+    /// connection.
+    fn refuse_and_close(
+        &mut self,
+        link: LinkId,
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    ) {
         let Some(conn) = self.conns.get(&link) else {
             return;
         };
-        if code != ErrorCode::ServerFull {
-            self.log(RegistryLog::Refused {
-                client: conn.client,
-                code,
-                detail: message.clone(),
-            });
-        }
-        self.error_and_close(link, code, message);
+        self.log(RegistryLog::Refused {
+            client: conn.client,
+            code,
+            detail: message.clone(),
+        });
+        self.error_and_close(link, id, code, message);
         self.drop_conn(link, LeaveReason::Refused(code));
     }
 
-    /// Queues an error frame and then the close of the link.
-    fn error_and_close(&mut self, link: LinkId, code: ErrorCode, message: String) {
+    /// Queues an error frame saying the connection closes, and then the
+    /// close of the link.
+    fn error_and_close(&mut self, link: LinkId, id: Option<u64>, code: ErrorCode, message: String) {
         self.outputs.push_back(RegistryOutput::Send {
             link,
-            bytes: encode(&ServerMsg::Error { code, message }),
+            bytes: encode(&ServerMsg::Error {
+                id,
+                code,
+                message,
+                close: true,
+                retry_after_ms: None,
+            }),
         });
         self.outputs.push_back(RegistryOutput::Close { link });
     }
 
-    fn reply_error(&mut self, now: Instant, link: LinkId, code: ErrorCode, message: &str) {
+    /// Refuses one request; the connection stays open.
+    fn reply_error(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        id: Option<u64>,
+        code: ErrorCode,
+        message: &str,
+    ) {
         let frame = ServerMsg::Error {
+            id,
             code,
             message: message.to_string(),
+            close: false,
+            retry_after_ms: None,
         };
         self.send(now, link, &frame);
     }
@@ -577,8 +794,15 @@ impl Registry {
             }
         }
         if let Some(entry) = conn.entry {
-            self.names.remove(&entry.name);
             self.addrs.remove(&entry.addr);
+            let key = name_key(&entry.name);
+            if entry.reachable.is_none() {
+                // Never registered: nobody was told it came, nor goes.
+                self.claims.remove(&key);
+                self.probe_queue.remove(&link);
+                return;
+            }
+            self.names.remove(&key);
             self.log(RegistryLog::Deregistered {
                 name: entry.name,
                 reason,
@@ -591,12 +815,29 @@ impl Registry {
     }
 }
 
+/// A refused registration: what the client is told.
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+    /// For `name_taken` by a session from the same IP address: when it
+    /// will have been dropped for silence.
+    retry_after_ms: Option<u64>,
+}
+
+/// The key a name is unique under: names differ only if they differ
+/// regardless of case (valid names are ASCII).
+fn name_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 impl Entry {
+    /// The entry as listed; only called for registered entries.
     fn info(&self) -> PeerInfo {
         PeerInfo {
             name: self.name.clone(),
             addr: self.addr,
             status: self.status,
+            reachable: self.reachable.unwrap_or(false),
         }
     }
 }

@@ -13,6 +13,20 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Whether two names are the same name: names are unique regardless of
+/// case, so `Alice` and `alice` are one person.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// A typed message as it is sent: each tab becomes four spaces (a tab is
+/// a control character, which a message may not carry, but users type
+/// them and expect them kept), and a message of only spaces is no message.
+pub fn prepare_message(text: &str) -> Option<String> {
+    let text = text.replace('\t', "    ");
+    (!text.trim().is_empty()).then_some(text)
+}
+
 /// Why a line typed by the user cannot be sent as a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageProblem {
@@ -81,6 +95,15 @@ mod tests {
         assert!(!is_valid_name("al ice"));
         assert!(!is_valid_name("zoë"));
         assert!(!is_valid_name("a\u{1b}[31m"));
+    }
+
+    #[test]
+    fn tabs_are_kept_as_spaces_and_blank_messages_are_none() {
+        assert_eq!(prepare_message("a\tb").as_deref(), Some("a    b"));
+        assert_eq!(prepare_message("  \t "), None);
+        assert_eq!(prepare_message(""), None);
+        assert!(same_name("Alice", "alice"));
+        assert!(!same_name("alice", "alicia"));
     }
 
     #[test]

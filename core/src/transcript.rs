@@ -5,7 +5,7 @@
 //! is already sanitized before it gets here, so a line never carries a raw
 //! control character and never spans two lines.
 
-use crate::event::ChatEndReason;
+use crate::event::{ChatEndReason, EndCause};
 use crate::time::Now;
 use std::net::SocketAddr;
 
@@ -42,7 +42,7 @@ pub enum Entry<'a> {
         text: &'a str,
     },
     Ended {
-        reason: ChatEndReason,
+        cause: EndCause,
     },
 }
 
@@ -66,7 +66,12 @@ pub fn line(now: &Now, entry: &Entry<'_>) -> String {
         Entry::Received { n, text, at } => format!("{stamp} received #{n} (sent {at}): {text}"),
         Entry::Delivered { n } => format!("{stamp} delivered #{n}"),
         Entry::Undelivered { n, text } => format!("{stamp} undelivered #{n}: {text}"),
-        Entry::Ended { reason } => format!("{stamp} chat ended: {reason}"),
+        Entry::Ended { cause } => match cause.reason() {
+            // "peer_lost" alone would hide whether the partner's process
+            // died (closed) or its network went quiet (silent).
+            reason @ ChatEndReason::PeerLost => format!("{stamp} chat ended: {reason} ({cause})"),
+            reason => format!("{stamp} chat ended: {reason}"),
+        },
     }
 }
 

@@ -60,7 +60,7 @@ fn a_client_cannot_register_an_address_other_than_its_observed_ip() {
     // the port is taken from register, the IP is the socket's.
     let link = world.raw_client(client(66, 50_000));
     let claim = format!(
-        "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"mallory\",\"port\":{},\"ip\":\"{}\",\"addr\":\"{alice}\",\"host\":\"{}\"}}\n",
+        "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"mallory\",\"port\":{},\"ip\":\"{}\",\"addr\":\"{alice}\",\"host\":\"{}\"}}\n",
         alice.port(),
         alice.ip(),
         alice.ip()
@@ -107,7 +107,7 @@ fn a_name_with_control_characters_is_refused_at_register() {
     {
         let link = world.raw_client(client(70 + i as u8, 50_000));
         let register = format!(
-            "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n"
+            "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n"
         );
         let (reply, _) = world.raw_send(link, register.as_bytes());
         assert!(
@@ -130,7 +130,7 @@ fn invalid_utf8_on_the_server_link_is_refused_and_closes_only_that_connection() 
     let link = world.raw_client(client(66, 50_000));
     let (reply, closed) = world.raw_send(
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"m\xff\xfe\",\"port\":4000}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"m\xff\xfe\",\"port\":4000}\n",
     );
     assert!(closed, "{reply}");
     assert!(reply.contains("\"code\":\"bad_frame\""), "{reply}");
@@ -201,17 +201,17 @@ fn a_peer_link_that_does_not_start_with_a_valid_hello_is_closed() {
         ("invalid utf-8", b"\xff\xfe\xfd\n", "bad_frame"),
         (
             "a hello without a name",
-            b"{\"type\":\"hello\",\"version\":1}\n",
+            b"{\"type\":\"hello\",\"version\":2}\n",
             "bad_frame",
         ),
         (
             "a hello of another version",
-            b"{\"type\":\"hello\",\"version\":2,\"name\":\"eve\"}\n",
+            b"{\"type\":\"hello\",\"version\":99,\"min_version\":99,\"name\":\"eve\"}\n",
             "version_mismatch",
         ),
         (
             "a hello with an escape in the name",
-            b"{\"type\":\"hello\",\"version\":1,\"name\":\"eve\\u001b[2J\"}\n",
+            b"{\"type\":\"hello\",\"version\":2,\"name\":\"eve\\u001b[2J\"}\n",
             "invalid_name",
         ),
     ];
@@ -266,7 +266,10 @@ fn a_callee_that_answers_with_another_name_or_a_bad_one_is_refused() {
     let now = Now::at_unix(0);
     let mut alice = Peer::new(PeerConfig::new("alice", SERVER, LISTEN_PORT), now);
     while alice.poll_output().is_some() {}
-    alice.handle_input(now, PeerInput::Line("/connect 10.0.0.66:4000".into()));
+    alice.handle_input(
+        now,
+        PeerInput::Command(natter_core::command::parse("/connect 10.0.0.66:4000").unwrap()),
+    );
     let link = std::iter::from_fn(|| alice.poll_output())
         .find_map(|o| match o {
             PeerOutput::Connect { link, .. } => Some(link),
@@ -279,7 +282,7 @@ fn a_callee_that_answers_with_another_name_or_a_bad_one_is_refused() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1,\"name\":\"\\u001b]0;pwned\\u0007\"}\n{\"type\":\"accept\"}\n",
+        b"{\"type\":\"hello\",\"version\":2,\"name\":\"\\u001b]0;pwned\\u0007\"}\n{\"type\":\"accept\"}\n",
     );
     assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
     let errors: Vec<&Event> = outputs
@@ -315,9 +318,12 @@ fn chatting_with_mallory() -> (Peer, LinkId, Now) {
         &mut bob,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1,\"name\":\"mallory\"}\n",
+        b"{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n",
     );
-    bob.handle_input(now, PeerInput::Line("/accept".into()));
+    bob.handle_input(
+        now,
+        PeerInput::Command(natter_core::command::parse("/accept").unwrap()),
+    );
     while bob.poll_output().is_some() {}
     (bob, link, now)
 }
@@ -411,7 +417,10 @@ fn an_error_frame_from_the_partner_is_shown_escaped() {
 fn a_typed_message_with_nul_or_bidi_is_refused_before_sending() {
     let (mut bob, link, now) = chatting_with_mallory();
     for text in ["nul\u{0}", "rtl\u{202e}x", "iso\u{2066}x", "del\u{7f}"] {
-        bob.handle_input(now, PeerInput::Line(text.to_string()));
+        bob.handle_input(
+            now,
+            PeerInput::Command(natter_core::command::parse(text).unwrap()),
+        );
         let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
         assert!(
             matches!(
@@ -463,15 +472,18 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
     );
-    alice.handle_input(now, PeerInput::Line("/list".into()));
+    alice.handle_input(
+        now,
+        PeerInput::Command(natter_core::command::parse("/list").unwrap()),
+    );
     while alice.poll_output().is_some() {}
     let outputs = feed(
         &mut alice,
         now,
         link,
-        b"{\"type\":\"peers\",\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\"}],\"more\":false}\n",
+        b"{\"type\":\"peers\",\"id\":1,\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\",\"reachable\":true}],\"more\":false}\n",
     );
     let shown = events(&outputs);
     assert!(
@@ -491,7 +503,7 @@ fn an_error_message_from_the_server_is_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b]0;owned\\u0007\\u001b[2J\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b]0;owned\\u0007\\u001b[2J\"}\n",
     );
     let shown = events(&outputs);
     assert!(!shown.is_empty());
@@ -502,7 +514,7 @@ fn an_error_message_from_the_server_is_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
     );
     let outputs = feed(
         &mut alice,
@@ -523,7 +535,7 @@ fn a_registered_answer_with_a_hostile_name_is_not_shown_raw() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"\\u001b[2Jalice\",\"addr\":\"10.0.0.2:4000\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"\\u001b[2Jalice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
     );
     events(&outputs).iter().for_each(|e| assert_event_clean(e));
 }
@@ -538,7 +550,7 @@ fn a_registered_client_that_goes_silent_is_dropped_after_the_idle_timeout() {
     let link = world.raw_client(client(66, 50_000));
     world.raw_send(
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"mute\",\"port\":4000}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"mute\",\"port\":4000}\n",
     );
     world.take_logs();
     world.advance(Duration::from_millis(14_999));
@@ -560,12 +572,14 @@ fn a_sender_stops_taking_lines_when_the_window_of_unacknowledged_messages_is_ful
     world.type_line("bob", "/accept");
     // bob's receipts vanish from now on.
     world.partition("alice", Some("bob"));
-    for n in 1..=64 {
+    // 64 go out, 64 more wait for receipts; commands are still taken all
+    // along, and only then does the driver stop reading input.
+    for n in 1..=128 {
         assert!(world.peer("alice").accepts_lines(), "line {n}");
         world.type_line("alice", &format!("m{n}"));
     }
     assert!(
         !world.peer("alice").accepts_lines(),
-        "64 in flight: the driver stops reading input"
+        "64 in flight and 64 waiting: the driver stops reading input"
     );
 }

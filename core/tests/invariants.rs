@@ -153,7 +153,7 @@ pub fn check_registry(ops: &[RegOp]) {
                         addr: client,
                     },
                 );
-                drain_registry(&mut registry, &mut links);
+                drain_registry(&mut registry, &mut links, now);
             }
             RegOp::Bytes { link, payload } => {
                 let Some(i) = pick(*link, links.len()) else {
@@ -162,7 +162,7 @@ pub fn check_registry(ops: &[RegOp]) {
                 let link = links[i].id;
                 for bytes in payload.pieces() {
                     registry.handle_input(now, RegistryInput::Bytes { link, bytes });
-                    drain_registry(&mut registry, &mut links);
+                    drain_registry(&mut registry, &mut links, now);
                     check_directory(&registry, &links);
                 }
             }
@@ -173,13 +173,13 @@ pub fn check_registry(ops: &[RegOp]) {
                 links[i].open = false;
                 links[i].registered = None;
                 registry.handle_input(now, RegistryInput::Closed { link: links[i].id });
-                drain_registry(&mut registry, &mut links);
+                drain_registry(&mut registry, &mut links, now);
             }
             RegOp::Advance { ms } => {
                 now = now.advanced(Duration::from_millis(u64::from(*ms)));
                 registry.handle_timeout(now);
                 check_timer(&registry, now);
-                drain_registry(&mut registry, &mut links);
+                drain_registry(&mut registry, &mut links, now);
             }
         }
         check_directory(&registry, &links);
@@ -188,7 +188,7 @@ pub fn check_registry(ops: &[RegOp]) {
     // handle_timeout must clear everything out.
     now = now.advanced(Duration::from_secs(31));
     registry.handle_timeout(now);
-    drain_registry(&mut registry, &mut links);
+    drain_registry(&mut registry, &mut links, now);
     check_directory(&registry, &links);
     assert_eq!(
         registry.connections(),
@@ -221,7 +221,7 @@ fn pick(choice: u8, len: usize) -> Option<usize> {
     (len > 0).then(|| usize::from(choice) % len)
 }
 
-fn drain_registry(registry: &mut Registry, links: &mut [LinkModel]) {
+fn drain_registry(registry: &mut Registry, links: &mut [LinkModel], now: Now) {
     while let Some(out) = registry.poll_output() {
         match out {
             RegistryOutput::Send { link, bytes } => {
@@ -230,7 +230,7 @@ fn drain_registry(registry: &mut Registry, links: &mut [LinkModel]) {
                 model.decoder.push(&bytes);
                 while let Some(frame) = model.decoder.next_frame() {
                     let frame = frame.unwrap_or_else(|e| panic!("registry sent a bad frame: {e}"));
-                    if let ServerMsg::Registered { name, addr } = frame {
+                    if let ServerMsg::Registered { name, addr, .. } = frame {
                         assert_eq!(addr.ip(), model.client.ip(), "address from the socket");
                         assert!(model.registered.is_none(), "{link} registered twice");
                         model.registered = Some((name, addr));
@@ -242,6 +242,17 @@ fn drain_registry(registry: &mut Registry, links: &mut [LinkModel]) {
                 assert!(model.open, "the registry closed {link} twice");
                 model.open = false;
                 model.registered = None;
+            }
+            RegistryOutput::Probe { link, .. } => {
+                // Every probe is answered at once, whether or not its link
+                // is still open.
+                registry.handle_input(
+                    now,
+                    RegistryInput::Probed {
+                        link,
+                        reachable: true,
+                    },
+                );
             }
             RegistryOutput::Log(_) => {}
         }
@@ -387,7 +398,7 @@ pub const FORGED: &[&[u8]] = &[
     b"{\"type\":\"msg\",\"n\":1,\"text\":\"forged\",\"at\":\"x\"}\n",
     b"{\"type\":\"bye\"}\n",
     b"{\"type\":\"accept\"}\n",
-    b"{\"type\":\"hello\",\"version\":1,\"name\":\"bob\"}\n",
+    b"{\"type\":\"hello\",\"version\":2,\"name\":\"bob\"}\n",
     b"{\"type\":\"registered\",\"name\":\"ann\",\"addr\":\"10.0.0.2:4000\"}\n",
     b"{\"type\":\"peers\",\"peers\":[],\"more\":true}\n",
     b"{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"m\"}\n",
@@ -641,7 +652,7 @@ impl Accounting {
             let life = self.current(name);
             match peer.chat_partner() {
                 Some(partner) => assert!(
-                    life.sessions.contains_key(partner),
+                    life.sessions.contains_key(&partner),
                     "{name}: chat_partner() is {partner} but the open chats are {:?}",
                     life.sessions.keys()
                 ),
@@ -730,6 +741,7 @@ impl Accounting {
                 peer,
                 reason,
                 undelivered,
+                ..
             } => {
                 let life = self.current(me);
                 let session = life.sessions.remove(&peer).unwrap_or_else(|| {
@@ -837,7 +849,7 @@ fn check_directory_matches_peers(world: &mut World) {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use natter_core::protocol::PROTOCOL_VERSION;
+    use natter_core::protocol::{Versions, PROTOCOL_VERSION};
     use proptest::prelude::*;
 
     fn cases(default: u32) -> ProptestConfig {
@@ -880,12 +892,12 @@ mod properties {
     fn client_frame() -> impl Strategy<Value = ClientMsg> {
         let name = prop::sample::select(REG_NAMES).prop_map(str::to_string);
         prop_oneof![
-            3 => prop_oneof![4 => Just(PROTOCOL_VERSION), 1 => Just(2u32)]
-                .prop_map(|version| ClientMsg::Hello { version }),
+            3 => prop_oneof![4 => Just(PROTOCOL_VERSION), 1 => Just(1u32)]
+                .prop_map(|version| ClientMsg::Hello { versions: Versions { version, min_version: None, features: vec![] } }),
             4 => (name.clone(), prop::sample::select(REG_PORTS))
                 .prop_map(|(name, port)| ClientMsg::Register { name, port }),
-            2 => Just(ClientMsg::List),
-            1 => name.prop_map(|name| ClientMsg::Lookup { name }),
+            2 => Just(ClientMsg::List { id: None }),
+            1 => name.prop_map(|name| ClientMsg::Lookup { id: None, name }),
             2 => prop_oneof![Just(PeerStatus::Available), Just(PeerStatus::Chatting)]
                 .prop_map(|status| ClientMsg::Status { status }),
             1 => Just(ClientMsg::Ping),

@@ -3,7 +3,7 @@
 
 mod world;
 
-use natter_core::event::{ChatEndReason, Event};
+use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event};
 use natter_core::peer::PeerConfig;
 use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use std::time::Duration;
@@ -39,6 +39,7 @@ fn registration_reports_the_address_the_server_sees() {
             name: "alice".into(),
             addr: world.addr_of("alice"),
             server: SERVER,
+            reachable: true,
         }]
     );
     assert!(world.peer("alice").is_registered());
@@ -93,12 +94,14 @@ fn list_shows_every_other_peer_with_its_status() {
                 PeerInfo {
                     name: "alice".into(),
                     addr: world.addr_of("alice"),
-                    status: PeerStatus::Chatting
+                    status: PeerStatus::Chatting,
+                    reachable: true,
                 },
                 PeerInfo {
                     name: "bob".into(),
                     addr: world.addr_of("bob"),
-                    status: PeerStatus::Chatting
+                    status: PeerStatus::Chatting,
+                    reachable: true,
                 },
             ]
         }]
@@ -128,12 +131,22 @@ fn connect_and_accept_start_a_chat_on_both_sides() {
     );
     assert_eq!(
         world.take_events("alice"),
-        vec![Event::ChatStarted { peer: "bob".into() }]
+        vec![
+            Event::Calling { peer: "bob".into() },
+            Event::ChatStarted { peer: "bob".into() }
+        ]
     );
-    assert_eq!(world.peer("alice").chat_partner(), Some("bob"));
+    assert_eq!(world.peer("alice").chat_partner(), Some("bob".to_string()));
+    // Item 14: while a call rings, both sides are listed as they answer a
+    // third caller (busy), not as available.
     assert_eq!(
         world.take_logs(),
-        vec!["bob is now chatting", "alice is now chatting"]
+        vec![
+            "alice is now busy",
+            "bob is now busy",
+            "bob is now chatting",
+            "alice is now chatting"
+        ]
     );
 }
 
@@ -231,6 +244,7 @@ fn the_receiver_records_a_message_before_the_receipt_goes_back() {
         Some(&Event::ChatEnded {
             peer: "bob".into(),
             reason: ChatEndReason::Left,
+            cause: EndCause::Left,
             undelivered: vec![1]
         })
     );
@@ -290,7 +304,10 @@ fn reject_tells_the_caller_and_both_stay_available() {
     );
     assert_eq!(
         world.take_events("alice"),
-        vec![Event::Rejected { peer: "bob".into() }]
+        vec![
+            Event::Calling { peer: "bob".into() },
+            Event::Rejected { peer: "bob".into() }
+        ]
     );
     world.type_line("bob", "/accept");
     assert_eq!(
@@ -309,9 +326,14 @@ fn calling_a_chatting_peer_answers_busy_at_once() {
     assert_eq!(world.now, before, "no time passed");
     assert_eq!(
         world.take_events("carol"),
-        vec![Event::Busy {
-            peer: "alice".into()
-        }]
+        vec![
+            Event::Calling {
+                peer: "alice".into()
+            },
+            Event::Busy {
+                peer: "alice".into()
+            }
+        ]
     );
     assert_eq!(
         world.take_events("alice"),
@@ -321,7 +343,7 @@ fn calling_a_chatting_peer_answers_busy_at_once() {
     );
     assert_eq!(
         world.peer("alice").chat_partner(),
-        Some("bob"),
+        Some("bob".to_string()),
         "the chat goes on"
     );
 }
@@ -337,14 +359,22 @@ fn calling_a_peer_with_a_request_pending_answers_busy_at_once() {
     world.type_line("carol", "/connect bob");
     assert_eq!(
         world.take_events("carol"),
-        vec![Event::Busy { peer: "bob".into() }]
+        vec![
+            Event::Calling { peer: "bob".into() },
+            Event::Busy { peer: "bob".into() }
+        ]
     );
     world.type_line("carol", "/connect alice");
     assert_eq!(
         world.take_events("carol"),
-        vec![Event::Busy {
-            peer: "alice".into()
-        }],
+        vec![
+            Event::Calling {
+                peer: "alice".into()
+            },
+            Event::Busy {
+                peer: "alice".into()
+            }
+        ],
         "a caller is busy too"
     );
 }
@@ -358,6 +388,10 @@ fn an_unanswered_request_times_out_after_the_ring_time() {
     world.take_events("bob");
     world.type_line("alice", "/connect bob");
     world.take_events("bob");
+    assert_eq!(
+        world.take_events("alice"),
+        vec![Event::Calling { peer: "bob".into() }]
+    );
     world.advance(Duration::from_millis(29_999));
     assert_eq!(world.take_events("alice"), vec![]);
     world.advance(Duration::from_millis(1));
@@ -382,6 +416,7 @@ fn chat_mode_ends_by_itself_when_the_partner_leaves() {
         vec![Event::ChatEnded {
             peer: "bob".into(),
             reason: ChatEndReason::PeerLeft,
+            cause: EndCause::Bye,
             undelivered: vec![]
         }]
     );
@@ -409,7 +444,8 @@ fn a_crashed_partner_ends_the_chat_at_once_with_undelivered_reported() {
         events.last(),
         Some(&Event::ChatEnded {
             peer: "bob".into(),
-            reason: ChatEndReason::PeerLeft,
+            reason: ChatEndReason::PeerLost,
+            cause: EndCause::Closed,
             undelivered: vec![1]
         })
     );
@@ -427,6 +463,7 @@ fn a_silent_partner_is_lost_after_the_heartbeat_timeout() {
         vec![Event::ChatEnded {
             peer: "bob".into(),
             reason: ChatEndReason::PeerLost,
+            cause: EndCause::Silent,
             undelivered: vec![]
         }]
     );
@@ -435,6 +472,7 @@ fn a_silent_partner_is_lost_after_the_heartbeat_timeout() {
         vec![Event::ChatEnded {
             peer: "alice".into(),
             reason: ChatEndReason::PeerLost,
+            cause: EndCause::Silent,
             undelivered: vec![]
         }]
     );
@@ -445,7 +483,7 @@ fn an_idle_chat_stays_up_thanks_to_pings() {
     let mut world = chatting();
     world.advance(Duration::from_secs(120));
     assert_eq!(world.take_events("alice"), vec![]);
-    assert_eq!(world.peer("alice").chat_partner(), Some("bob"));
+    assert_eq!(world.peer("alice").chat_partner(), Some("bob".to_string()));
     assert!(world.peer("alice").is_registered());
 }
 
@@ -465,6 +503,7 @@ fn leave_waits_for_outstanding_receipts_then_reports_undelivered() {
         vec![Event::ChatEnded {
             peer: "bob".into(),
             reason: ChatEndReason::Left,
+            cause: EndCause::Left,
             undelivered: vec![1, 2]
         }]
     );
@@ -518,15 +557,13 @@ fn a_stale_list_entry_gives_peer_unreachable_and_a_fresh_list() {
     world.type_line("alice", "/list");
     world.crash_peer("bob");
     world.take_events("alice");
-    world.type_line("alice", "/connect bob");
+    let bob = world.addr_of("bob");
+    world.type_line("alice", &format!("/connect {bob}"));
     let events = world.take_events("alice");
     assert_eq!(error_code(&events[0]), Some(ErrorCode::PeerUnreachable));
-    let Event::Error { message, .. } = &events[0] else {
-        unreachable!()
-    };
     assert!(
-        message.starts_with("bob is no longer reachable"),
-        "{message}"
+        matches!(&events[0], Event::Error { detail: ErrorDetail::ConnectFailed { addr, .. }, .. } if *addr == bob),
+        "{events:?}"
     );
     assert_eq!(events[1], Event::Peers { peers: vec![] });
 }
@@ -591,6 +628,7 @@ fn quit_leaves_the_chat_deregisters_and_exits_zero() {
         vec![Event::ChatEnded {
             peer: "alice".into(),
             reason: ChatEndReason::PeerLeft,
+            cause: EndCause::Bye,
             undelivered: vec![]
         }]
     );
@@ -622,10 +660,10 @@ fn escape_sequences_from_the_network_are_shown_escaped() {
         now,
         PeerInput::Bytes {
             link,
-            bytes: b"{\"type\":\"hello\",\"version\":1,\"name\":\"mallory\"}\n".to_vec(),
+            bytes: b"{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n".to_vec(),
         },
     );
-    bob.handle_input(now, PeerInput::Line("/accept".into()));
+    bob.handle_input(now, PeerInput::Command(natter_core::Command::Accept));
     let hostile =
         "{\"type\":\"msg\",\"n\":1,\"text\":\"hi\\u001b[2J\\u202eevil\",\"at\":\"x\\u0007\"}\n";
     bob.handle_input(
@@ -665,25 +703,31 @@ fn a_typed_message_with_control_characters_is_refused() {
     assert_eq!(world.take_events("bob"), vec![]);
 }
 
+/// Item 10 of the groundwork issue: `/connect NAME` dialled an address
+/// cached from an old `/list` after that peer restarted elsewhere.
 #[test]
-fn a_chat_hello_from_someone_else_than_the_listed_name_is_refused() {
+fn connect_by_name_dials_where_the_peer_is_now_not_where_an_old_list_said() {
     let mut world = World::new();
     world.add_peer("alice");
     world.add_peer("bob");
     world.type_line("alice", "/list");
     world.crash_peer("bob");
-    // Someone else now listens at bob's old address.
-    let ip = world.addr_of("bob").ip();
-    world.add_peer_at(PeerConfig::new("mallory", SERVER, LISTEN_PORT), ip);
-    world.take_events("alice");
-    world.type_line("alice", "/connect bob");
-    let events = world.take_events("alice");
-    assert_eq!(
-        error_code(&events[0]),
-        Some(ErrorCode::WrongPeer),
-        "{events:?}"
+    // bob comes back from another machine; mallory takes his old address.
+    let old_ip = world.addr_of("bob").ip();
+    world.add_peer_at(
+        PeerConfig::new("bob", SERVER, LISTEN_PORT),
+        "10.0.0.9".parse().unwrap(),
     );
-    assert_eq!(world.peer("alice").chat_partner(), None);
+    world.add_peer_at(PeerConfig::new("mallory", SERVER, LISTEN_PORT), old_ip);
+    world.take_events("alice");
+    world.take_events("mallory");
+    world.type_line("alice", "/connect bob");
+    assert_eq!(world.take_events("mallory"), vec![]);
+    let bob = world.take_events("bob");
+    assert!(
+        matches!(bob.last(), Some(Event::Incoming { peer, .. }) if peer == "alice"),
+        "{bob:?}"
+    );
 }
 
 #[test]

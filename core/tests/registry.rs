@@ -2,12 +2,14 @@
 
 mod world;
 
-use natter_core::protocol::{ServerMsg, LIST_CHUNK};
+use natter_core::protocol::{ErrorCode, PeerStatus, ServerMsg, LIST_CHUNK};
 use natter_core::registry::RegistryConfig;
 use natter_core::{LinkId, Now, Registry, RegistryInput, RegistryOutput};
 use std::net::SocketAddr;
 use std::time::Duration;
 use world::World;
+
+const HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}\n";
 
 fn client(i: u32) -> SocketAddr {
     let [a, b, c, d] = (0x0a00_0000u32 + i).to_be_bytes();
@@ -18,15 +20,19 @@ fn client(i: u32) -> SocketAddr {
 fn nc_user_can_register_and_list_by_hand() {
     let mut world = World::new();
     let link = world.raw_client(client(7));
-    let (reply, closed) = world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"carol\",\"port\":4000}\n");
+    let (reply, closed) = world.raw_send(
+        link,
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"carol\",\"port\":4000}\n",
+    );
     assert!(!closed);
+    // Nobody listens at 10.0.0.7:4000: the probe finds it unreachable.
     assert_eq!(
         reply,
-        "{\"type\":\"hello\",\"version\":1}\n{\"type\":\"registered\",\"name\":\"carol\",\"addr\":\"10.0.0.7:4000\"}\n"
+        format!("{HELLO}{{\"type\":\"registered\",\"name\":\"carol\",\"addr\":\"10.0.0.7:4000\",\"reachable\":false}}\n")
     );
     assert_eq!(
         world.take_logs(),
-        vec!["carol registered at 10.0.0.7:4000 and is available"]
+        vec!["carol registered at 10.0.0.7:4000, which the server cannot reach, and is available"]
     );
     let (reply, _) = world.raw_send(link, b"{\"type\":\"list\"}\n");
     assert_eq!(reply, "{\"type\":\"peers\",\"peers\":[],\"more\":false}\n");
@@ -72,8 +78,73 @@ fn first_frame_must_be_hello_with_our_version() {
     let (reply, closed) = world.raw_send(link, b"{\"type\":\"list\"}\n");
     assert!(closed && reply.contains("\"bad_frame\""), "{reply}");
     let link = world.raw_client(client(10));
-    let (reply, closed) = world.raw_send(link, b"{\"type\":\"hello\",\"version\":99}\n");
+    let (reply, closed) = world.raw_send(
+        link,
+        b"{\"type\":\"hello\",\"version\":99,\"min_version\":3}\n",
+    );
     assert!(closed && reply.contains("\"version_mismatch\""), "{reply}");
+}
+
+#[test]
+fn a_version_1_client_is_refused_naming_both_version_ranges() {
+    let mut world = World::new();
+    let link = world.raw_client(client(9));
+    let (reply, closed) = world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n");
+    assert!(closed);
+    assert_eq!(
+        reply,
+        "{\"type\":\"error\",\"code\":\"version_mismatch\",\"message\":\"this server speaks protocol version 2, the client version 1; upgrade the older side\",\"close\":true}\n"
+    );
+}
+
+#[test]
+fn a_newer_client_is_answered_in_the_highest_common_version() {
+    let mut world = World::new();
+    let link = world.raw_client(client(9));
+    let (reply, closed) = world.raw_send(
+        link,
+        b"{\"type\":\"hello\",\"version\":5,\"min_version\":2,\"features\":[\"teleport\"],\"colour\":\"blue\"}\n",
+    );
+    assert!(!closed);
+    assert_eq!(
+        reply, HELLO,
+        "the server says what it speaks: 2, no features"
+    );
+}
+
+#[test]
+fn an_unknown_frame_type_and_an_unknown_status_keep_the_connection_open() {
+    let mut world = World::new();
+    world.add_peer("alice");
+    let link = world.raw_client(client(9));
+    world.raw_send(link, b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"newer\",\"port\":4000}\n");
+    let (reply, closed) = world.raw_send(
+        link,
+        b"{\"type\":\"presence\",\"subscribe\":true}\n{\"type\":\"status\",\"status\":\"away\"}\n{\"type\":\"list\",\"id\":3}\n",
+    );
+    assert!(!closed, "{reply}");
+    assert_eq!(
+        world.registry().ignored_frames(),
+        1,
+        "the unknown frame is counted"
+    );
+    let frames = world::server_frames(&reply);
+    assert!(
+        matches!(
+            &frames[0],
+            ServerMsg::Error {
+                code: ErrorCode::BadInput,
+                close: false,
+                ..
+            }
+        ),
+        "an unknown status is refused, the connection stays: {reply}"
+    );
+    assert!(
+        matches!(&frames[1], ServerMsg::Peers { id: Some(3), peers, .. } if peers[0].name == "alice" && peers[0].status == PeerStatus::Available),
+        "{reply}"
+    );
+    assert_eq!(world.registry().registered(), 2);
 }
 
 #[test]
@@ -95,13 +166,124 @@ fn requests_before_registration_are_refused_politely() {
     let link = world.raw_client(client(9));
     let (reply, closed) = world.raw_send(
         link,
-        b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"list\"}\n",
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"list\"}\n",
     );
     assert!(!closed);
     assert!(
         reply.ends_with(
-            "{\"type\":\"error\",\"code\":\"not_registered\",\"message\":\"register first\"}\n"
+            "{\"type\":\"error\",\"code\":\"not_registered\",\"message\":\"register first\",\"close\":false}\n"
         ),
+        "{reply}"
+    );
+}
+
+#[test]
+fn answers_and_refusals_repeat_the_request_id() {
+    let config = RegistryConfig {
+        list_chunk: 2,
+        ..RegistryConfig::default()
+    };
+    let mut world = World::with_registry(config);
+    for name in ["alice", "bob", "carol"] {
+        world.add_peer(name);
+    }
+    let link = world.raw_client(client(9));
+    let (reply, _) = world.raw_send(
+        link,
+        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"list\",\"id\":6}\n",
+    );
+    assert!(
+        reply.ends_with("{\"type\":\"error\",\"id\":6,\"code\":\"not_registered\",\"message\":\"register first\",\"close\":false}\n"),
+        "{reply}"
+    );
+    world.raw_send(
+        link,
+        b"{\"type\":\"register\",\"name\":\"dave\",\"port\":4000}\n",
+    );
+    let (reply, _) = world.raw_send(
+        link,
+        b"{\"type\":\"list\",\"id\":7}\n{\"type\":\"lookup\",\"id\":8,\"name\":\"bob\"}\n{\"type\":\"list\"}\n",
+    );
+    let ids: Vec<(&str, Option<u64>)> = world::server_frames(&reply)
+        .iter()
+        .map(|frame| match frame {
+            ServerMsg::Peers { id, .. } => ("peers", *id),
+            ServerMsg::Found { id, peer, .. } => {
+                assert_eq!(peer.as_ref().map(|p| p.name.as_str()), Some("bob"));
+                ("found", *id)
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("peers", Some(7)),
+            ("peers", Some(7)),
+            ("found", Some(8)),
+            ("peers", None),
+            ("peers", None),
+        ],
+        "every chunk repeats its list's id; no id asked, none given"
+    );
+}
+
+#[test]
+fn every_error_says_truthfully_whether_the_connection_closes() {
+    let cases: [(&str, &[u8], ErrorCode); 8] = [
+        ("garbage", b"GET / HTTP/1.1\r\n", ErrorCode::BadFrame),
+        ("no hello", b"{\"type\":\"list\",\"id\":1}\n", ErrorCode::BadFrame),
+        ("old version", b"{\"type\":\"hello\",\"version\":1}\n", ErrorCode::VersionMismatch),
+        ("second hello", b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"hello\",\"version\":2}\n", ErrorCode::BadFrame),
+        ("list first", b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"list\"}\n", ErrorCode::NotRegistered),
+        ("bad name", b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"a b\",\"port\":4000}\n", ErrorCode::InvalidName),
+        ("port 0", b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"z\",\"port\":0}\n", ErrorCode::BadInput),
+        ("bad fields", b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":7}\n", ErrorCode::BadFrame),
+    ];
+    for (what, bytes, expected) in cases {
+        let mut world = World::new();
+        let link = world.raw_client(client(9));
+        let (reply, closed) = world.raw_send(link, bytes);
+        let errors: Vec<(ErrorCode, bool)> = world::server_frames(&reply)
+            .into_iter()
+            .filter_map(|frame| match frame {
+                ServerMsg::Error { code, close, .. } => Some((code, close)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(errors.len(), 1, "{what}: {reply}");
+        assert_eq!(errors[0].0, expected, "{what}: {reply}");
+        assert_eq!(
+            errors[0].1, closed,
+            "{what}: close flag vs what happened: {reply}"
+        );
+        assert_eq!(
+            world.registry().connections(),
+            usize::from(!closed),
+            "{what}"
+        );
+    }
+    // Refusals on open and by the timer say so too.
+    let mut world = World::with_registry(RegistryConfig {
+        max_connections_per_ip: 1,
+        ..RegistryConfig::default()
+    });
+    world.raw_client(client(9));
+    let crowded = world.raw_client(client(9));
+    let (reply, closed) = world.drain_raw(crowded);
+    assert!(
+        closed
+            && reply.contains("\"too_many_connections\"")
+            && reply.ends_with("\"close\":true}\n"),
+        "{reply}"
+    );
+    let slow = world.raw_client(client(10));
+    world.now = world.now.advanced(Duration::from_secs(10));
+    let now = world.now;
+    world.registry().handle_timeout(now);
+    let (reply, closed) = world.drain_raw(slow);
+    assert!(
+        closed && reply.contains("\"timeout\"") && reply.ends_with("\"close\":true}\n"),
         "{reply}"
     );
 }
@@ -114,9 +296,12 @@ fn server_full_past_max_peers() {
     });
     world.add_peer("alice");
     let link = world.raw_client(client(9));
-    let (reply, closed) = world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"bob\",\"port\":4000}\n");
+    let (reply, closed) = world.raw_send(link, b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"bob\",\"port\":4000}\n");
     assert!(closed);
-    assert!(reply.contains("\"server_full\""), "{reply}");
+    assert!(
+        reply.contains("\"server_full\"") && reply.ends_with("\"close\":true}\n"),
+        "{reply}"
+    );
 }
 
 #[test]
@@ -137,7 +322,7 @@ fn a_list_of_10000_peers_goes_out_in_chunks() {
             },
         );
         let bytes = format!(
-            "{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"p{i:05}\",\"port\":4000}}\n"
+            "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"p{i:05}\",\"port\":4000}}\n"
         );
         registry.handle_input(
             t0,
@@ -146,7 +331,17 @@ fn a_list_of_10000_peers_goes_out_in_chunks() {
                 bytes: bytes.into_bytes(),
             },
         );
-        while registry.poll_output().is_some() {}
+        while let Some(out) = registry.poll_output() {
+            if let RegistryOutput::Probe { link, .. } = out {
+                registry.handle_input(
+                    t0,
+                    RegistryInput::Probed {
+                        link,
+                        reachable: true,
+                    },
+                );
+            }
+        }
     }
     assert_eq!(registry.registered(), 10_001);
     registry.handle_input(
@@ -168,7 +363,10 @@ fn a_list_of_10000_peers_goes_out_in_chunks() {
             "each chunk fits a frame"
         );
         for frame in world::server_frames(std::str::from_utf8(&bytes).unwrap()) {
-            let ServerMsg::Peers { peers: part, more } = frame else {
+            let ServerMsg::Peers {
+                peers: part, more, ..
+            } = frame
+            else {
                 panic!("not a list")
             };
             assert!(last_more, "nothing after the last chunk");
@@ -192,7 +390,7 @@ fn list_spam_is_rate_limited_and_only_that_connection_closes() {
     let mut world = World::new();
     world.add_peer("alice");
     let link = world.raw_client(client(9));
-    world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"spam\",\"port\":4000}\n");
+    world.raw_send(link, b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"spam\",\"port\":4000}\n");
     // hello does not count; register and 18 lists use up the burst of 20.
     for _ in 0..18 {
         let (_, closed) = world.raw_send(link, b"{\"type\":\"list\"}\n");
@@ -200,7 +398,7 @@ fn list_spam_is_rate_limited_and_only_that_connection_closes() {
     }
     let (reply, closed) = world.raw_send(link, b"{\"type\":\"list\"}\n{\"type\":\"list\"}\n");
     assert!(closed, "the spammer is disconnected");
-    assert!(reply.ends_with("\"code\":\"rate_limited\",\"message\":\"more than 20 requests in a burst or 5 per second; slow down and reconnect\"}\n"), "{reply}");
+    assert!(reply.ends_with("\"code\":\"rate_limited\",\"message\":\"more than 20 requests in a burst or 5 per second; slow down and reconnect\",\"close\":true}\n"), "{reply}");
     assert_eq!(world.registry().registered(), 1, "alice is unaffected");
     assert!(world
         .take_logs()
@@ -212,7 +410,7 @@ fn list_spam_is_rate_limited_and_only_that_connection_closes() {
 fn steady_requests_within_the_rate_are_served() {
     let mut world = World::new();
     let link = world.raw_client(client(9));
-    world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"calm\",\"port\":4000}\n");
+    world.raw_send(link, b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"calm\",\"port\":4000}\n");
     for _ in 0..100 {
         world.advance(std::time::Duration::from_millis(200));
         let (reply, closed) = world.raw_send(link, b"{\"type\":\"list\"}\n");
@@ -250,7 +448,7 @@ fn too_many_connections_from_one_ip_are_refused() {
 fn a_client_cut_off_for_not_reading_is_deregistered_with_that_reason() {
     let mut world = World::new();
     let link = world.raw_client(client(9));
-    world.raw_send(link, b"{\"type\":\"hello\",\"version\":1}\n{\"type\":\"register\",\"name\":\"deaf\",\"port\":4000}\n");
+    world.raw_send(link, b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"deaf\",\"port\":4000}\n");
     world.take_logs();
     let now = world.now;
     world
@@ -262,4 +460,289 @@ fn a_client_cut_off_for_not_reading_is_deregistered_with_that_reason() {
         vec!["deaf has disconnected (dropped: not reading)"]
     );
     assert_eq!(world.registry().registered(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// names regardless of case, and a user's own stale session
+// ---------------------------------------------------------------------------
+
+fn register(world: &mut World, from: SocketAddr, name: &str) -> (LinkId, ServerMsg) {
+    let link = world.raw_client(from);
+    let bytes = format!(
+        "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{}}}\n",
+        4000 + from.port() % 1000
+    );
+    let (reply, _) = world.raw_send(link, bytes.as_bytes());
+    let frames = world::server_frames(&reply);
+    (link, frames.last().expect("an answer").clone())
+}
+
+#[test]
+fn names_are_unique_regardless_of_case_and_listed_in_case_insensitive_order() {
+    let mut world = World::new();
+    for (i, name) in ["carol", "Dave", "Alice", "bob"].iter().enumerate() {
+        let (_, answer) = register(&mut world, client(10 + i as u32), name);
+        assert!(matches!(answer, ServerMsg::Registered { .. }), "{answer:?}");
+    }
+    let (_, answer) = register(&mut world, client(20), "alice");
+    assert!(
+        matches!(&answer, ServerMsg::Error { code: ErrorCode::NameTaken, close: false, retry_after_ms: None, message, .. } if message.contains("Alice")),
+        "another machine cannot take Alice as alice: {answer:?}"
+    );
+    let names: Vec<String> = world
+        .registry()
+        .peers()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["Alice", "bob", "carol", "Dave"],
+        "shown as registered"
+    );
+    let (asker, _) = register(&mut world, client(21), "eve");
+    let (reply, _) = world.raw_send(asker, b"{\"type\":\"lookup\",\"name\":\"ALICE\"}\n");
+    assert!(
+        matches!(&world::server_frames(&reply)[0], ServerMsg::Found { name, peer: Some(p), .. } if name == "ALICE" && p.name == "Alice"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn a_name_held_by_a_silent_session_from_the_same_address_says_when_to_retry() {
+    let mut world = World::new();
+    let home = |port| SocketAddr::from(([192, 0, 2, 7], port));
+    let (_, answer) = register(&mut world, home(50_001), "carol");
+    assert!(matches!(answer, ServerMsg::Registered { .. }));
+    // carol's machine loses its connection without a word, and natter
+    // comes back 4 s later from the same address.
+    world.advance(Duration::from_secs(4));
+    let (_, answer) = register(&mut world, home(50_002), "Carol");
+    let ServerMsg::Error {
+        code: ErrorCode::NameTaken,
+        retry_after_ms: Some(wait),
+        close: false,
+        ..
+    } = answer
+    else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(
+        wait, 11_000,
+        "the heartbeat gives the old session up at 15 s"
+    );
+    world.advance(Duration::from_millis(wait));
+    let (_, answer) = register(&mut world, home(50_003), "carol");
+    assert!(
+        matches!(answer, ServerMsg::Registered { .. }),
+        "after the wait the name is free: {answer:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// reachability: the server connects back before it lists a peer
+// ---------------------------------------------------------------------------
+
+/// A registry driven by hand, so a test decides when each probe answers.
+struct Direct {
+    registry: Registry,
+    now: Now,
+}
+
+impl Direct {
+    fn new(config: RegistryConfig) -> Self {
+        let now = Now::at_unix(0);
+        Self {
+            registry: Registry::new(config, now),
+            now,
+        }
+    }
+
+    fn input(&mut self, input: RegistryInput) -> Vec<RegistryOutput> {
+        self.registry.handle_input(self.now, input);
+        std::iter::from_fn(|| self.registry.poll_output()).collect()
+    }
+
+    /// Opens link `n` from client `n` and registers `name` on port 4000.
+    fn register(&mut self, n: u32, name: &str) -> Vec<RegistryOutput> {
+        let link = LinkId(u64::from(n));
+        self.input(RegistryInput::Opened {
+            link,
+            addr: client(n),
+        });
+        let bytes = format!(
+            "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n"
+        );
+        self.input(RegistryInput::Bytes {
+            link,
+            bytes: bytes.into_bytes(),
+        })
+    }
+}
+
+fn probes(outputs: &[RegistryOutput]) -> Vec<LinkId> {
+    outputs
+        .iter()
+        .filter_map(|out| match out {
+            RegistryOutput::Probe { link, .. } => Some(*link),
+            _ => None,
+        })
+        .collect()
+}
+
+fn frames_to(outputs: &[RegistryOutput], to: LinkId) -> Vec<ServerMsg> {
+    let text: String = outputs
+        .iter()
+        .filter_map(|out| match out {
+            RegistryOutput::Send { link, bytes } if *link == to => {
+                Some(String::from_utf8(bytes.clone()).unwrap())
+            }
+            _ => None,
+        })
+        .collect();
+    world::server_frames(&text)
+}
+
+#[test]
+fn a_peer_is_registered_and_listed_only_once_the_probe_answers() {
+    let mut direct = Direct::new(RegistryConfig::default());
+    let outputs = direct.register(1, "carol");
+    assert!(
+        outputs.contains(&RegistryOutput::Probe {
+            link: LinkId(1),
+            addr: SocketAddr::from(([10, 0, 0, 1], 4000)),
+        }),
+        "the server dials the observed IP at the registered port: {outputs:?}"
+    );
+    assert!(
+        !outputs.iter().any(|o| matches!(o, RegistryOutput::Log(_))),
+        "no Registered line yet: {outputs:?}"
+    );
+    assert_eq!(frames_to(&outputs, LinkId(1)).len(), 1, "only the hello");
+    assert_eq!(direct.registry.peers(), vec![], "not listed meanwhile");
+    // The name is claimed at once: nobody takes it during the probe.
+    let outputs = direct.register(2, "Carol");
+    assert!(
+        matches!(
+            &frames_to(&outputs, LinkId(2))[1],
+            ServerMsg::Error {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{outputs:?}"
+    );
+    // The probe finds nobody listening (a NAT): listed, as unreachable.
+    let outputs = direct.input(RegistryInput::Probed {
+        link: LinkId(1),
+        reachable: false,
+    });
+    assert!(
+        matches!(
+            &frames_to(&outputs, LinkId(1))[..],
+            [ServerMsg::Registered {
+                reachable: false,
+                ..
+            }]
+        ),
+        "{outputs:?}"
+    );
+    let listed = direct.registry.peers();
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].reachable),
+        ("carol", false)
+    );
+    // A second answer for the same probe changes nothing.
+    let outputs = direct.input(RegistryInput::Probed {
+        link: LinkId(1),
+        reachable: true,
+    });
+    assert_eq!(outputs, vec![]);
+    assert!(!direct.registry.peers()[0].reachable);
+}
+
+#[test]
+fn probes_in_flight_are_bounded_and_a_closed_connections_probe_is_dropped() {
+    let mut direct = Direct::new(RegistryConfig {
+        max_probes: 2,
+        ..RegistryConfig::default()
+    });
+    let mut started = Vec::new();
+    for (n, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+        started.extend(probes(&direct.register(n, name)));
+    }
+    assert_eq!(started, vec![LinkId(1), LinkId(2)], "two at a time");
+    assert_eq!(direct.registry.probing(), 4);
+    // c gives up while queued, a while its probe is out.
+    direct.input(RegistryInput::Closed { link: LinkId(3) });
+    let outputs = direct.input(RegistryInput::Closed { link: LinkId(1) });
+    assert_eq!(
+        probes(&outputs),
+        vec![],
+        "a's probe is still out: no slot free"
+    );
+    let outputs = direct.input(RegistryInput::Probed {
+        link: LinkId(1),
+        reachable: true,
+    });
+    assert_eq!(
+        probes(&outputs),
+        vec![LinkId(4)],
+        "a's answer frees its slot; c is skipped"
+    );
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, RegistryOutput::Send { .. } | RegistryOutput::Log(_))),
+        "a's answer is dropped: {outputs:?}"
+    );
+    direct.input(RegistryInput::Probed {
+        link: LinkId(2),
+        reachable: true,
+    });
+    direct.input(RegistryInput::Probed {
+        link: LinkId(4),
+        reachable: true,
+    });
+    let names: Vec<String> = direct
+        .registry
+        .peers()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["b", "d"]);
+    assert_eq!(direct.registry.probing(), 0);
+}
+
+#[test]
+fn a_client_may_send_requests_right_after_register_while_the_probe_runs() {
+    let mut direct = Direct::new(RegistryConfig::default());
+    direct.register(1, "alice");
+    direct.input(RegistryInput::Probed {
+        link: LinkId(1),
+        reachable: true,
+    });
+    direct.register(2, "bob");
+    let outputs = direct.input(RegistryInput::Bytes {
+        link: LinkId(2),
+        bytes: b"{\"type\":\"status\",\"status\":\"busy\"}\n{\"type\":\"list\",\"id\":1}\n"
+            .to_vec(),
+    });
+    assert!(
+        matches!(&frames_to(&outputs, LinkId(2))[..], [ServerMsg::Peers { id: Some(1), peers, .. }] if peers.len() == 1),
+        "{outputs:?}"
+    );
+    let outputs = direct.input(RegistryInput::Probed {
+        link: LinkId(2),
+        reachable: true,
+    });
+    let logs: Vec<String> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            RegistryOutput::Log(log) => Some(log.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs, ["bob registered at 10.0.0.2:4000 and is busy"]);
+    assert_eq!(direct.registry.peers()[1].status, PeerStatus::Busy);
 }

@@ -10,13 +10,21 @@ mod invariants;
 
 use invariants::{Payload, RegOp, REG_NAMES, REG_PORTS};
 use libfuzzer_sys::fuzz_target;
-use natter_core::protocol::{ClientMsg, PeerStatus};
+use natter_core::protocol::{ClientMsg, PeerStatus, Versions, PROTOCOL_VERSION};
 use natter_fuzz::{name_from, some_bytes, Result, Unstructured, MAX_OPS};
 
 fn client_frame(u: &mut Unstructured<'_>) -> Result<ClientMsg> {
     Ok(match u.int_in_range(0..=7u8)? {
         0 => ClientMsg::Hello {
-            version: if u.ratio(1, 5)? { u.arbitrary()? } else { 1 },
+            versions: Versions {
+                version: if u.ratio(1, 5)? {
+                    u.arbitrary()?
+                } else {
+                    PROTOCOL_VERSION
+                },
+                min_version: if u.ratio(1, 5)? { u.arbitrary()? } else { None },
+                features: Vec::new(),
+            },
         },
         1 => ClientMsg::Register {
             name: name_from(u, REG_NAMES)?,
@@ -26,8 +34,9 @@ fn client_frame(u: &mut Unstructured<'_>) -> Result<ClientMsg> {
                 *u.choose(REG_PORTS)?
             },
         },
-        2 => ClientMsg::List,
+        2 => ClientMsg::List { id: u.arbitrary()? },
         3 => ClientMsg::Lookup {
+            id: u.arbitrary()?,
             name: name_from(u, REG_NAMES)?,
         },
         4 => ClientMsg::Status {

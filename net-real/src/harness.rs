@@ -19,7 +19,8 @@ use crate::net::{Listener, Net};
 use crate::peer::{run_peer, EventSink, PeerLine, EXIT_STARTUP_FAILED};
 use crate::server::run_server;
 use crate::transcripts::Transcripts;
-use natter_core::{Event, PeerConfig, RegistryConfig};
+use natter_core::{command, Event, PeerConfig, RegistryConfig};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,10 +36,11 @@ use tokio::task::JoinHandle;
 /// taking lines while its window is full, and then so does the handle.
 const LINE_QUEUE: usize = 16;
 
-/// What the handle hands the peer for a line the user typed: the one
-/// place to change when the peer takes typed commands.
-fn to_input(line: &str) -> PeerLine {
-    line.to_string()
+/// What the handle hands the peer for a line the user typed, parsed as a
+/// user interface does (the one place that knows the peer's input type);
+/// a line no interface would pass on is the error event the user sees.
+fn to_input(line: &str) -> Result<PeerLine, Event> {
+    command::parse(line).map_err(Event::from)
 }
 
 /// A wait that did not end as hoped.
@@ -54,10 +56,20 @@ pub enum WaitError {
     Stopped { who: String, seen: String },
 }
 
-/// The peer's input is closed: it ended input or exited.
+/// A line the peer did not take.
 #[derive(Debug, Error)]
-#[error("{0} takes no more input")]
-pub struct InputClosed(String);
+pub enum InputError {
+    /// The input was ended, or the peer exited.
+    #[error("{who} takes no more input")]
+    Closed { who: String },
+    /// The lines read ahead fill the buffer (the peer takes none now).
+    #[error("{who} takes no line now: its input buffer is full")]
+    Full { who: String },
+    /// A line no user interface would pass on (a [`Typist`] cannot show
+    /// the error event to anyone).
+    #[error("{line:?} is not a line natter takes")]
+    Refused { line: String },
+}
 
 /// Loopback with a port the system picks: where in-process peers and
 /// servers listen unless told otherwise.
@@ -149,6 +161,7 @@ impl<N: Net, D: Disk> PeerBuilder<N, D> {
         let handle = PeerHandle {
             name: self.config.name.clone(),
             lines: Some(lines),
+            refused: VecDeque::new(),
             events,
             seen: Vec::new(),
             exit,
@@ -233,6 +246,9 @@ impl<N: Net, D: Disk> PeerTask<N, D> {
 pub struct PeerHandle {
     name: String,
     lines: Option<mpsc::Sender<PeerLine>>,
+    /// Errors for lines refused before reaching the peer, read before the
+    /// peer's next events.
+    refused: VecDeque<Event>,
     events: Events,
     /// Events consumed by [`PeerHandle::wait_for`], in order.
     seen: Vec<Event>,
@@ -253,18 +269,37 @@ impl PeerHandle {
     }
 
     /// The user types `line`; waits while the peer takes no lines (its
-    /// window is full).
-    pub async fn send(&self, line: &str) -> Result<(), InputClosed> {
-        let closed = || InputClosed(self.name.clone());
+    /// window is full). A line no user interface would pass on is not
+    /// sent: its error is the next event.
+    pub async fn send(&mut self, line: &str) -> Result<(), InputError> {
+        let closed = || InputError::Closed {
+            who: self.name.clone(),
+        };
         let lines = self.lines.as_ref().ok_or_else(closed)?;
-        lines.send(to_input(line)).await.map_err(|_| closed())
+        match to_input(line) {
+            Ok(input) => lines.send(input).await.map_err(|_| closed()),
+            Err(refused) => {
+                self.refused.push_back(refused);
+                Ok(())
+            }
+        }
     }
 
-    /// The user types `line` if the peer takes it now.
-    pub fn try_send(&self, line: &str) -> Result<(), InputClosed> {
-        let closed = || InputClosed(self.name.clone());
-        let lines = self.lines.as_ref().ok_or_else(closed)?;
-        lines.try_send(to_input(line)).map_err(|_| closed())
+    /// The user types `line` if the peer takes it now (see
+    /// [`PeerHandle::send`]).
+    pub fn try_send(&mut self, line: &str) -> Result<(), InputError> {
+        let who = self.name.clone();
+        let lines = self.lines.as_ref().ok_or(InputError::Closed { who: who.clone() })?;
+        match to_input(line) {
+            Ok(input) => lines.try_send(input).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => InputError::Full { who },
+                mpsc::error::TrySendError::Closed(_) => InputError::Closed { who },
+            }),
+            Err(refused) => {
+                self.refused.push_back(refused);
+                Ok(())
+            }
+        }
     }
 
     /// Another way to type, for a task of its own (it keeps the input
@@ -284,6 +319,9 @@ impl PeerHandle {
     /// The next event; `None` once the peer has exited and every event
     /// was read.
     pub async fn next_event(&mut self) -> Option<Event> {
+        if let Some(refused) = self.refused.pop_front() {
+            return Some(refused);
+        }
         match &mut self.events {
             Events::Unbounded(rx) => rx.recv().await,
             Events::Bounded(rx) => rx.recv().await,
@@ -292,6 +330,9 @@ impl PeerHandle {
 
     /// The next event if there is one now.
     pub fn try_event(&mut self) -> Option<Event> {
+        if let Some(refused) = self.refused.pop_front() {
+            return Some(refused);
+        }
         match &mut self.events {
             Events::Unbounded(rx) => rx.try_recv().ok(),
             Events::Bounded(rx) => rx.try_recv().ok(),
@@ -384,11 +425,16 @@ pub struct Typist {
 }
 
 impl Typist {
-    /// As [`PeerHandle::send`].
-    pub async fn send(&self, line: &str) -> Result<(), InputClosed> {
-        let closed = || InputClosed(self.name.clone());
+    /// As [`PeerHandle::send`], but a refused line is an error.
+    pub async fn send(&self, line: &str) -> Result<(), InputError> {
+        let closed = || InputError::Closed {
+            who: self.name.clone(),
+        };
         let lines = self.lines.as_ref().ok_or_else(closed)?;
-        lines.send(to_input(line)).await.map_err(|_| closed())
+        let input = to_input(line).map_err(|_| InputError::Refused {
+            line: line.to_string(),
+        })?;
+        lines.send(input).await.map_err(|_| closed())
     }
 }
 

@@ -12,14 +12,14 @@ use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
 use crate::transcripts::Transcripts;
 use natter_core::drive::{Drive, Effects, Sent};
-use natter_core::{ErrorCode, Event, LinkId, Peer, PeerConfig, PeerInput};
+use natter_core::{Command, ErrorCode, ErrorDetail, Event, LinkId, Peer, PeerConfig, PeerInput};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
-/// One line typed by the user, as it would be typed (`/list`, `hi`).
-pub type PeerLine = String;
+/// One command of the user, parsed from a typed line by the user interface.
+pub type PeerLine = Command;
 
 /// Exit code of a peer that could not start (bad transcripts directory).
 pub const EXIT_STARTUP_FAILED: i32 = 1;
@@ -45,10 +45,10 @@ pub const MAX_HELD_EVENTS: usize = 1024;
 /// - `transcripts`: prepared here (see [`Transcripts::prepare`]); if that
 ///   fails, an `error` event is sent and the peer exits with
 ///   [`EXIT_STARTUP_FAILED`] before contacting anyone.
-/// - `lines`: the user's lines. A line is only taken while the peer
-///   accepts lines (backpressure while too many messages await receipts)
-///   and no events are held. The channel closing is the end of input,
-///   which means `/quit`.
+/// - `lines`: the user's commands, parsed by the user interface. One is
+///   only taken while the peer accepts them (not while too many typed
+///   messages wait for the window) and no events are held. The channel
+///   closing is the end of input, which means `/quit`.
 /// - `events`: every event for the user, in order (see [`EventSink`]:
 ///   a bounded channel makes a slow reader push back). A closed receiver
 ///   is not an error: the peer goes on.
@@ -61,7 +61,10 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
     events: E,
 ) -> i32 {
     if let Err(e) = transcripts.prepare() {
-        let mut event = Event::error(ErrorCode::TranscriptFailed, e.to_string());
+        let detail = ErrorDetail::TranscriptsUnusable {
+            reason: e.to_string(),
+        };
+        let mut event = Event::error(ErrorCode::TranscriptFailed, detail);
         while let Err(back) = events.offer(event) {
             event = back;
             events.room().await;
@@ -110,7 +113,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
                 driver.network_reads(event, &mut network);
             }
             line = lines.recv(), if take_line => match line {
-                Some(line) => driver.input(PeerInput::Line(line)),
+                Some(command) => driver.input(PeerInput::Command(command)),
                 None => {
                     input_open = false;
                     driver.input(PeerInput::EndOfInput);

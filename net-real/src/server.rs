@@ -2,7 +2,9 @@
 //!
 //! The registry decides everything; this loop only moves bytes, link events
 //! and timer expiry in and carries the registry's outputs out, in order,
-//! after every call into it (the sans-IO contract).
+//! after every call into it (the sans-IO contract). The one thing it does
+//! on its own is dial a registering peer's address when the registry asks
+//! for a reachability probe.
 
 use crate::link::{LinkEvent, Links, Queued, WRITE_QUEUE};
 use crate::net::{Clock, Listener, Net};
@@ -11,7 +13,9 @@ use natter_core::{LinkId, Registry, RegistryConfig, RegistryInput, RegistryLog, 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// Where the server's directory log goes besides `tracing`: the simulation
 /// collects the lines to snapshot them.
@@ -38,6 +42,8 @@ pub async fn run_server<N: Net>(
     }
     let (links, mut events) = Links::new(net.clone());
     let mut server = Server {
+        probe_timeout: config.probe_timeout,
+        probes: JoinSet::new(),
         registry: Registry::new(config, clock.now(&net)),
         links,
         next_link: 0,
@@ -61,6 +67,11 @@ pub async fn run_server<N: Net>(
                 server.registry.handle_timeout(now);
                 server.drain();
             }
+            // A probe task never panics and is aborted only when the
+            // server stops, so every probe is answered.
+            Some(Ok((link, reachable))) = server.probes.join_next() => {
+                server.input(RegistryInput::Probed { link, reachable });
+            }
             Some(event) = events.recv() => server.network(event),
         }
     }
@@ -72,6 +83,10 @@ pub async fn run_server<N: Net>(
 struct Server<N: Net> {
     registry: Registry,
     links: Links<N>,
+    /// Reachability probes in progress, each answering `(link, reachable)`;
+    /// the registry bounds how many.
+    probes: JoinSet<(LinkId, bool)>,
+    probe_timeout: Duration,
     /// The registry does not allocate link ids; the driver counts them,
     /// never reusing one.
     next_link: u64,
@@ -86,8 +101,27 @@ struct Server<N: Net> {
 impl<N: Net> Server<N> {
     fn input(&mut self, input: RegistryInput) {
         let now = self.clock.now(&self.net);
+        let ignored = self.registry.ignored_frames();
         self.registry.handle_input(now, input);
+        let skipped = self.registry.ignored_frames() - ignored;
+        if skipped > 0 {
+            tracing::debug!(
+                skipped,
+                "ignored frames of an unknown type (a newer client?)"
+            );
+        }
         self.drain();
+    }
+
+    /// Dials `addr` and hangs up at once: whether the connection opens
+    /// within the probe timeout is all the registry asks.
+    fn probe(&mut self, link: LinkId, addr: SocketAddr) {
+        let net = self.net.clone();
+        let timeout = self.probe_timeout;
+        self.probes.spawn(async move {
+            let connected = tokio::time::timeout(timeout, net.connect(addr)).await;
+            (link, matches!(connected, Ok(Ok(_))))
+        });
     }
 
     fn network(&mut self, event: LinkEvent<N::Stream>) {
@@ -129,6 +163,7 @@ impl<N: Net> Server<N> {
                     self.clients.remove(&link);
                     self.links.close(link);
                 }
+                RegistryOutput::Probe { link, addr } => self.probe(link, addr),
                 RegistryOutput::Log(log) => {
                     trace_log(&log);
                     if let Some(hook) = &self.logs {
@@ -162,8 +197,13 @@ impl<N: Net> Server<N> {
 /// `--log-format json` gives machines the fields and people the sentence.
 fn trace_log(log: &RegistryLog) {
     match log {
-        RegistryLog::Registered { name, addr } => {
-            tracing::info!(change = "registered", name = %name, addr = %addr, "{log}")
+        RegistryLog::Registered {
+            name,
+            addr,
+            reachable,
+            status,
+        } => {
+            tracing::info!(change = "registered", name = %name, addr = %addr, reachable, status = %status, "{log}")
         }
         RegistryLog::StatusChanged { name, status } => {
             tracing::info!(change = "status", name = %name, status = %status, "{log}")

@@ -116,7 +116,6 @@ impl<D: Disk> Transcripts<D> {
     }
 
     /// Appends one line (a newline is added) to `file` in the directory.
-    /// An error names the file's path.
     pub fn append(&mut self, file: &str, line: &str) -> io::Result<()> {
         if !is_plain_file_name(file) {
             return Err(io::Error::new(
@@ -124,12 +123,11 @@ impl<D: Disk> Transcripts<D> {
                 format!("{file:?} is not a plain file name"),
             ));
         }
-        let path = self.dir.join(file);
-        self.write(file, line).map_err(|e| with_path(&path, e))
+        self.write(file, line)
     }
 
     /// Makes every line appended since the last sync durable. An error
-    /// names the file's path.
+    /// names the file's path (a sync covers several).
     pub fn sync(&mut self) -> io::Result<()> {
         if let Some(lost) = self.lost.take() {
             return Err(lost);
@@ -199,7 +197,7 @@ impl<D: Disk> Transcripts<D> {
     }
 }
 
-/// Says which file an error is about, for the user's message.
+/// Says which file a sync error is about, for the user's message.
 fn with_path(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }

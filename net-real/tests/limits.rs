@@ -116,7 +116,7 @@ async fn read_until(reader: &mut BufReader<DuplexStream>, needle: &str) -> Strin
 }
 
 fn register(name: &str) -> Vec<u8> {
-    format!("{{\"type\":\"hello\",\"version\":1}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n")
+    format!("{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n")
         .into_bytes()
 }
 

@@ -66,6 +66,19 @@ struct SimPeer {
     disk: Arc<Mutex<Option<HostDisk>>>,
 }
 
+impl SimPeer {
+    /// Takes the events the peer gave, as seen at `at`, unless its user
+    /// is not reading.
+    fn collect(&mut self, at: Duration) {
+        if !self.reading {
+            return;
+        }
+        while let Some(event) = self.handle.try_event() {
+            self.seen.push((at, event));
+        }
+    }
+}
+
 /// A running simulation and the script's view of it.
 pub struct Scenario<'a> {
     pub sim: turmoil::Sim<'a>,
@@ -189,12 +202,17 @@ impl<'a> Scenario<'a> {
         );
     }
 
-    /// The user of `peer` types `line`.
+    /// The user of `peer` types `line`. A line the user interface cannot
+    /// parse is refused there, as an `error` event seen at once, without
+    /// reaching the peer.
     pub fn type_line(&mut self, peer: &str, line: &str) {
-        self.peer(peer)
+        let at = self.elapsed();
+        let state = self.peer(peer);
+        state
             .handle
             .try_send(line)
             .expect("the peer's input buffer has room");
+        state.collect(at);
     }
 
     /// The user of `peer` closes standard input (`/quit`).
@@ -346,10 +364,8 @@ impl<'a> Scenario<'a> {
     pub fn step(&mut self) {
         self.sim.step().expect("no host failed");
         let at = self.sim.elapsed();
-        for peer in self.peers.values_mut().filter(|p| p.reading) {
-            while let Some(event) = peer.handle.try_event() {
-                peer.seen.push((at, event));
-            }
+        for peer in self.peers.values_mut() {
+            peer.collect(at);
         }
     }
 }

@@ -124,6 +124,7 @@ mod tests {
                 Event::ChatEnded {
                     peer: "bob".into(),
                     reason: ChatEndReason::PeerLeft,
+                    cause: natter_core::EndCause::Bye,
                     undelivered: vec![],
                 },
             ),

@@ -4,7 +4,9 @@
 
 use crate::invariants::every_message_accounted_for;
 use crate::{chat, observed, registered, say, LIMIT};
-use natter_core::{ChatEndReason, ErrorCode, Event, PeerInfo, PeerStatus, RegistryConfig};
+use natter_core::{
+    ChatEndReason, EndCause, ErrorCode, ErrorDetail, Event, PeerInfo, PeerStatus, RegistryConfig,
+};
 use natter_net_sim::scenario::{builder, Scenario, LATENCY, SERVER_PORT};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -49,6 +51,7 @@ pub fn happy_path(seed: u64) -> String {
         Event::ChatEnded {
             peer: "alice".into(),
             reason: ChatEndReason::PeerLeft,
+            cause: EndCause::Bye,
             undelivered: vec![]
         }
     );
@@ -83,7 +86,8 @@ pub fn peer_crash_in(s: &mut Scenario<'_>, latency: Duration) -> String {
         ended,
         Event::ChatEnded {
             peer: "bob".into(),
-            reason: ChatEndReason::PeerLeft,
+            reason: ChatEndReason::PeerLost,
+            cause: EndCause::Closed,
             undelivered: vec![2]
         }
     );
@@ -125,6 +129,7 @@ pub fn partition_in(s: &mut Scenario<'_>) -> String {
         Event::ChatEnded {
             peer: "bob".into(),
             reason: ChatEndReason::PeerLost,
+            cause: EndCause::Silent,
             undelivered: vec![2]
         }
     );
@@ -133,6 +138,7 @@ pub fn partition_in(s: &mut Scenario<'_>) -> String {
         Event::ChatEnded {
             peer: "alice".into(),
             reason: ChatEndReason::PeerLost,
+            cause: EndCause::Silent,
             undelivered: vec![]
         }
     );
@@ -222,14 +228,13 @@ pub fn stale_list(seed: u64) -> String {
     // bob quits: his process is gone, his machine answers with a refusal.
     s.end_input("bob");
     assert_eq!(s.wait_exit("bob", LIMIT), 0);
-    s.type_line("alice", "/connect bob");
+    // alice dials the address her list showed: bob has gone since.
+    let bob = s.addr_of("bob");
+    s.type_line("alice", &format!("/connect {bob}"));
     let (_, error) = s.wait_for("alice", LIMIT, is_error(ErrorCode::PeerUnreachable));
-    let Event::Error { message, .. } = error else {
-        unreachable!()
-    };
     assert!(
-        message.starts_with("bob is no longer reachable"),
-        "{message}"
+        matches!(&error, Event::Error { detail: ErrorDetail::ConnectFailed { addr, .. }, .. } if *addr == bob),
+        "{error:?}"
     );
     s.wait_for("alice", LIMIT, |e| matches!(e, Event::Peers { .. }));
     observed(&s, &["alice"])
@@ -251,7 +256,7 @@ pub fn duplicates(seed: u64) -> String {
                 // claiming port 4000 claims alice's address.
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let reply = raw_exchange(&[
-                    "{\"type\":\"hello\",\"version\":1}",
+                    "{\"type\":\"hello\",\"version\":2}",
                     "{\"type\":\"register\",\"name\":\"mallory\",\"port\":4000}",
                 ])
                 .await;
@@ -338,7 +343,7 @@ pub fn hostile_client(seed: u64) -> String {
                 .unwrap()
                 .push(format!("endless line -> {endless}"));
             let slow = raw_trickle(
-                b"{\"type\":\"hello\",\"version\":1}\n",
+                b"{\"type\":\"hello\",\"version\":2}\n",
                 Duration::from_secs(1),
             )
             .await;

@@ -8,7 +8,7 @@ use super::child::{emit, message_text, Work};
 use super::peer_child::latency_result;
 use super::wall_now;
 use anyhow::{anyhow, bail, Context, Result};
-use natter_core::protocol::{ClientMsg, PeerMsg, ServerMsg, LIST_CHUNK, PROTOCOL_VERSION};
+use natter_core::protocol::{ClientMsg, PeerMsg, ServerMsg, Versions, LIST_CHUNK};
 use natter_core::{encode, ErrorCode, PeerInfo, PeerStatus};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -196,7 +196,7 @@ async fn registry_conn(
         }
         let reply = match serde_json::from_str(&line)? {
             ClientMsg::Hello { .. } => encode(&ServerMsg::Hello {
-                version: PROTOCOL_VERSION,
+                versions: Versions::ours(),
             }),
             ClientMsg::Register { name, port } => {
                 let addr = SocketAddr::new(client.ip(), port);
@@ -204,20 +204,28 @@ async fn registry_conn(
                     name: name.clone(),
                     addr,
                     status: PeerStatus::Available,
+                    reachable: true,
                 };
                 let mut map = names.lock().expect("not poisoned");
                 if map.contains_key(&name) {
                     encode(&ServerMsg::Error {
+                        id: None,
                         code: ErrorCode::NameTaken,
                         message: format!("{name} is taken"),
+                        close: false,
+                        retry_after_ms: None,
                     })
                 } else {
                     map.insert(name.clone(), info);
                     *me = Some(name.clone());
-                    encode(&ServerMsg::Registered { name, addr })
+                    encode(&ServerMsg::Registered {
+                        name,
+                        addr,
+                        reachable: true,
+                    })
                 }
             }
-            ClientMsg::List => {
+            ClientMsg::List { id } => {
                 let peers: Vec<PeerInfo> = {
                     let map = names.lock().expect("not poisoned");
                     map.values()
@@ -230,6 +238,7 @@ async fn registry_conn(
                 for i in 0..chunks {
                     let end = ((i + 1) * LIST_CHUNK).min(peers.len());
                     out.extend(encode(&ServerMsg::Peers {
+                        id,
                         peers: peers[i * LIST_CHUNK..end].to_vec(),
                         more: i + 1 < chunks,
                     }));

@@ -67,7 +67,7 @@ pub async fn run(
 /// The next event; an error or a silent peer ends the bench.
 async fn next(peer: &mut PeerHandle) -> Result<Event> {
     match tokio::time::timeout(EVENT_TIMEOUT, peer.next_event()).await {
-        Ok(Some(Event::Error { code, message })) => bail!("peer error {code}: {message}"),
+        Ok(Some(Event::Error { code, detail })) => bail!("peer error {code}: {detail:?}"),
         Ok(Some(event)) => Ok(event),
         Ok(None) => bail!("the peer stopped"),
         Err(_) => bail!("no event from the peer for {} s", EVENT_TIMEOUT.as_secs()),
@@ -86,8 +86,8 @@ async fn expect(
         })
         .await
         .with_context(|| format!("while waiting for {what}"))?;
-    if let Event::Error { code, message } = event {
-        bail!("peer error {code}: {message} (while waiting for {what})");
+    if let Event::Error { code, detail } = event {
+        bail!("peer error {code}: {detail:?} (while waiting for {what})");
     }
     Ok(event)
 }

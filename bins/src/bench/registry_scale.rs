@@ -9,7 +9,7 @@ use super::child::{emit, ChildSpec, Proc};
 use super::report::{column, percentile, Figure, Goal, Section};
 use super::{wall_now, Plan};
 use anyhow::{anyhow, bail, Context, Result};
-use natter_core::protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use natter_core::protocol::{ClientMsg, ServerMsg, Versions};
 use natter_core::rate::RateLimit;
 use natter_core::{encode, PeerInfo, RegistryConfig};
 use natter_net_real::{ServerBuilder, TokioNet};
@@ -205,7 +205,7 @@ impl Client {
             line: String::new(),
         };
         let mut hello = encode(&ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
+            versions: Versions::ours(),
         });
         hello.extend(encode(&ClientMsg::Register {
             name: name.to_string(),
@@ -215,7 +215,7 @@ impl Client {
         loop {
             match client.next().await? {
                 ServerMsg::Registered { .. } => return Ok(client),
-                ServerMsg::Error { code, message } => bail!("{name}: {code}: {message}"),
+                ServerMsg::Error { code, message, .. } => bail!("{name}: {code}: {message}"),
                 _ => {}
             }
         }
@@ -242,17 +242,19 @@ impl Client {
     }
 
     async fn list(&mut self) -> Result<Vec<PeerInfo>> {
-        self.write.write_all(&encode(&ClientMsg::List)).await?;
+        self.write
+            .write_all(&encode(&ClientMsg::List { id: None }))
+            .await?;
         let mut all = Vec::new();
         loop {
             match self.next().await? {
-                ServerMsg::Peers { peers, more } => {
+                ServerMsg::Peers { peers, more, .. } => {
                     all.extend(peers);
                     if !more {
                         return Ok(all);
                     }
                 }
-                ServerMsg::Error { code, message } => bail!("list refused: {code}: {message}"),
+                ServerMsg::Error { code, message, .. } => bail!("list refused: {code}: {message}"),
                 _ => {}
             }
         }

@@ -1,385 +1,844 @@
-//! Chat links: the handshake (hello, accept, reject, busy), numbered
-//! messages and receipts, leaving, and the partner going away.
+//! One chat, from the first byte of its link to its end: a sub-machine
+//! that owns its data.
+//!
+//! Each [`Phase`] carries what only that phase has (the ring deadline of a
+//! call, the caller's name of a ringing request, the numbering and the
+//! transcript of a conversation), so no field is ever read in a phase
+//! where it means nothing. The [`Peer`](super::Peer) routes inputs to a
+//! chat and decides what needs the whole picture (whether there is room
+//! for a caller); the chat reports back with a [`Signal`]. A chat ends in
+//! exactly one way, [`Chat::finish`], with a typed [`End`].
 
-use super::{Chat, ChatPhase, Peer, PeerConfig, PeerOutput, TranscriptWrite};
-use crate::codec::{encode, DecodeError, FrameDecoder};
-use crate::event::{ChatEndReason, Event};
+use super::{Ctx, PeerOutput, TranscriptWrite};
+use crate::codec::{encode, FrameDecoder};
+use crate::event::{EndCause, ErrorDetail, Event, Problem};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::link::LinkId;
-use crate::protocol::{ErrorCode, PeerMsg, PROTOCOL_VERSION};
-use crate::text::{is_valid_name, sanitize};
-use crate::time::{Instant, Now};
+use crate::protocol::{negotiate, ErrorCode, PeerMsg, Versions};
+use crate::text::{check_message, is_valid_name, same_name, sanitize, MessageProblem};
+use crate::time::Instant;
 use crate::transcript::{self, Direction, Entry};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-impl Peer {
-    pub(super) fn peer_frame(&mut self, now: Now, link: LinkId, frame: PeerMsg) {
-        let chat = self.chats.get_mut(&link).expect("caller checked");
-        match (chat.phase, frame) {
-            (_, PeerMsg::Ping) => self.send_peer(now.mono, link, &PeerMsg::Pong),
-            (_, PeerMsg::Pong) => {}
-            (ChatPhase::Greeting { .. }, PeerMsg::Hello { version, name }) => {
-                self.greeted(now, link, version, name)
+/// Longest text shown from a partner's `error` frame, in characters.
+const MAX_REMOTE_MESSAGE: usize = 256;
+
+/// One chat link and what is going on over it.
+#[derive(Debug)]
+pub(super) struct Chat {
+    pub(super) link: LinkId,
+    pub(super) addr: SocketAddr,
+    decoder: FrameDecoder<PeerMsg>,
+    heartbeat: Heartbeat,
+    phase: Phase,
+}
+
+/// Where a chat is, with the data of that phase only.
+#[derive(Debug)]
+enum Phase {
+    /// We asked the driver to connect; our call rings until `ring_until`.
+    Dialing {
+        dialled: Option<String>,
+        ring_until: Instant,
+    },
+    /// Our hello is sent; the callee answers with its hello, then
+    /// `accept`, `reject` or `busy`.
+    Calling {
+        dialled: Option<String>,
+        ring_until: Instant,
+        /// The callee, once its hello has come.
+        callee: Option<Partner>,
+    },
+    /// Someone connected to us; its hello is due by `until`.
+    Greeting { until: Instant },
+    /// The request is shown to the user until they answer or `until`.
+    Ringing { caller: Partner, until: Instant },
+    /// The conversation.
+    Talking(Talk),
+    /// `/leave` was typed; waiting (bounded) for the last receipts.
+    Leaving { talk: Talk, until: Instant },
+}
+
+/// The other side of a chat, as its hello introduced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Partner {
+    pub(super) name: String,
+    /// The longest message it takes, in characters.
+    pub(super) max_message: usize,
+}
+
+/// What a partner takes when its hello does not say (SPEC's default).
+const DEFAULT_MAX_MESSAGE: usize = 256;
+
+/// A conversation in progress.
+#[derive(Debug)]
+struct Talk {
+    partner: String,
+    /// The longest message the partner takes.
+    partner_max: usize,
+    /// The transcript file of this conversation.
+    transcript: String,
+    /// Number of the next message the user types.
+    next_out: u64,
+    /// Number of the next message to put on the wire: messages from here
+    /// to `next_out` wait for room in the window.
+    next_wire: u64,
+    /// Number expected on the next message received.
+    next_in: u64,
+    /// Every message of ours without receipt, in flight or waiting.
+    unacked: BTreeMap<u64, String>,
+}
+
+impl Talk {
+    fn in_flight(&self) -> usize {
+        self.unacked.range(..self.next_wire).count()
+    }
+
+    fn waiting(&self) -> usize {
+        self.unacked.range(self.next_wire..).count()
+    }
+}
+
+/// Why a chat ends. One type for every phase: [`Chat::finish`] turns it
+/// into what the user sees, given the phase the chat was in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum End {
+    /// The user left, quit, or cancelled their own call.
+    Left,
+    /// The partner said `bye`.
+    Bye,
+    /// The connection closed without `bye`.
+    Closed,
+    /// Nothing heard for the heartbeat timeout.
+    Silent,
+    /// The partner stopped reading what we send.
+    Cut,
+    /// The partner broke the protocol (an `error` frame went to it).
+    BadFrame { problem: String },
+    /// The callee rejected our call, or we rejected the caller.
+    Rejected,
+    /// The callee had no room for our call.
+    Busy,
+    /// A caller reached us while we had no room (we answered `busy`).
+    NoRoom { caller: String },
+    /// A ring deadline passed: ours (no answer) or the caller's request
+    /// shown to us for too long.
+    NoAnswer,
+    /// The connection could not be opened.
+    Unreachable { reason: String },
+    /// The handshake failed or the partner sent an `error`: shown as is.
+    Refused(Problem),
+    /// The handshake failed in a way not worth showing (a stranger's
+    /// malformed hello, before any request reached the user).
+    Quiet,
+}
+
+/// What a chat needs the [`Peer`](super::Peer) to decide or know.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Signal {
+    /// A caller said hello: ring, or answer busy if there is no room.
+    Greeted { caller: Partner },
+    /// The conversation started (our call was accepted).
+    Started,
+    /// The chat is over.
+    Ended(End),
+}
+
+/// The state of a chat as the rest of the peer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Connecting or greeting: not yet a request anybody sees.
+    Opening,
+    /// Our call rings.
+    Calling,
+    /// A request waits for the user's answer.
+    Ringing,
+    /// A conversation, going on or being left.
+    Talking,
+    Leaving,
+}
+
+/// The chat's named deadlines (see [`super::Timer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChatTimer {
+    /// Our call rings too long: `no_answer`.
+    Ring,
+    /// A caller's request is shown too long: `missed`.
+    Answer,
+    /// A connection to us said no hello in time.
+    Greeting,
+    /// The receipts awaited by `/leave` are late: the chat ends anyway.
+    Leave,
+    /// Ping the partner, or give it up as silent.
+    Heartbeat,
+}
+
+impl Chat {
+    /// A call we place: the driver is asked to connect.
+    pub(super) fn dial(
+        ctx: &mut Ctx<'_>,
+        link: LinkId,
+        addr: SocketAddr,
+        dialled: Option<String>,
+    ) -> Self {
+        ctx.out.push_back(PeerOutput::Connect { link, addr });
+        let ring_until = ctx.now.mono + ctx.config.ring_timeout;
+        Self::new(
+            ctx,
+            link,
+            addr,
+            Phase::Dialing {
+                dialled,
+                ring_until,
+            },
+        )
+    }
+
+    /// A connection someone opened to us.
+    pub(super) fn accepted(ctx: &Ctx<'_>, link: LinkId, addr: SocketAddr) -> Self {
+        let until = ctx.now.mono + ctx.config.handshake_timeout;
+        Self::new(ctx, link, addr, Phase::Greeting { until })
+    }
+
+    fn new(ctx: &Ctx<'_>, link: LinkId, addr: SocketAddr, phase: Phase) -> Self {
+        Self {
+            link,
+            addr,
+            decoder: FrameDecoder::new(ctx.config.max_frame),
+            heartbeat: Heartbeat::new(ctx.config.heartbeat, ctx.now.mono),
+            phase,
+        }
+    }
+
+    // ---- getters ----
+
+    pub(super) fn stage(&self) -> Stage {
+        match self.phase {
+            Phase::Dialing { .. } | Phase::Calling { .. } => Stage::Calling,
+            Phase::Greeting { .. } => Stage::Opening,
+            Phase::Ringing { .. } => Stage::Ringing,
+            Phase::Talking(_) => Stage::Talking,
+            Phase::Leaving { .. } => Stage::Leaving,
+        }
+    }
+
+    /// How events name the partner: its name once known, else the name we
+    /// dialled, else its address.
+    pub(super) fn partner(&self) -> String {
+        let name = match &self.phase {
+            Phase::Dialing { dialled, .. } => dialled.as_deref(),
+            Phase::Calling {
+                callee, dialled, ..
+            } => callee
+                .as_ref()
+                .map(|c| c.name.as_str())
+                .or(dialled.as_deref()),
+            Phase::Greeting { .. } => None,
+            Phase::Ringing { caller, .. } => Some(caller.name.as_str()),
+            Phase::Talking(talk) | Phase::Leaving { talk, .. } => Some(talk.partner.as_str()),
+        };
+        name.map_or_else(|| self.addr.to_string(), str::to_string)
+    }
+
+    /// Our messages waiting for room in the window.
+    pub(super) fn waiting(&self) -> usize {
+        match &self.phase {
+            Phase::Talking(talk) | Phase::Leaving { talk, .. } => talk.waiting(),
+            _ => 0,
+        }
+    }
+
+    /// The earliest deadline of this chat, and which it is.
+    pub(super) fn deadline(&self) -> Option<(Instant, ChatTimer)> {
+        let phase = match &self.phase {
+            Phase::Dialing { ring_until, .. } => return Some((*ring_until, ChatTimer::Ring)),
+            Phase::Calling { ring_until, .. } => Some((*ring_until, ChatTimer::Ring)),
+            Phase::Greeting { until } => Some((*until, ChatTimer::Greeting)),
+            Phase::Ringing { until, .. } => Some((*until, ChatTimer::Answer)),
+            Phase::Talking(_) => None,
+            Phase::Leaving { until, .. } => Some((*until, ChatTimer::Leave)),
+        };
+        let beat = (self.heartbeat.deadline(), ChatTimer::Heartbeat);
+        Some(phase.map_or(beat, |p| p.min(beat)))
+    }
+
+    // ---- inputs ----
+
+    /// The connection we asked for is open: say hello.
+    pub(super) fn connected(&mut self, ctx: &mut Ctx<'_>) {
+        let Phase::Dialing {
+            dialled,
+            ring_until,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        self.phase = Phase::Calling {
+            dialled: dialled.take(),
+            ring_until: *ring_until,
+            callee: None,
+        };
+        self.heartbeat = Heartbeat::new(ctx.config.heartbeat, ctx.now.mono);
+        let hello = super::peer_hello(ctx.config);
+        self.send(ctx, &hello);
+        ctx.out.push_back(PeerOutput::Event(Event::Calling {
+            peer: self.partner(),
+        }));
+    }
+
+    /// Bytes arrived: the frames are then taken one at a time with
+    /// [`Chat::next_frame`], so the peer can act on each signal.
+    pub(super) fn push_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        self.heartbeat.received(now);
+        self.decoder.push(bytes);
+    }
+
+    /// The next frame received, decoded and acted on.
+    pub(super) fn next_frame(&mut self, ctx: &mut Ctx<'_>) -> Option<Option<Signal>> {
+        let frame = self.decoder.next_frame()?;
+        Some(match frame {
+            Ok(frame) => self.on_frame(ctx, frame),
+            Err(e) => Some(self.protocol_error(ctx, e.to_string())),
+        })
+    }
+
+    fn on_frame(&mut self, ctx: &mut Ctx<'_>, frame: PeerMsg) -> Option<Signal> {
+        match (&mut self.phase, frame) {
+            (_, PeerMsg::Ping) => {
+                self.send(ctx, &PeerMsg::Pong);
+                None
             }
-            (ChatPhase::Calling { .. }, PeerMsg::Hello { version, name }) => {
-                if version != PROTOCOL_VERSION {
-                    let message = format!(
-                        "{name} speaks protocol {version}, this natter speaks {PROTOCOL_VERSION}"
-                    );
-                    return self.abort_call(link, ErrorCode::VersionMismatch, message, true);
-                }
-                match &chat.expected {
-                    Some(expected) if *expected != name => {
-                        let message = format!(
-                            "{} answered as {:?}, not {expected}; not chatting with an impostor",
-                            chat.addr,
-                            sanitize(&name, crate::text::MAX_NAME)
-                        );
-                        self.abort_call(link, ErrorCode::WrongPeer, message, true)
-                    }
-                    _ if !is_valid_name(&name) => {
-                        let message = "the peer sent an invalid name".to_string();
-                        self.abort_call(link, ErrorCode::InvalidName, message, true)
-                    }
-                    _ => {
-                        chat.peer = Some(name);
-                        chat.greeted = true;
-                    }
-                }
-            }
-            (ChatPhase::Calling { .. }, PeerMsg::Accept | PeerMsg::Reject | PeerMsg::Busy)
-                if !chat.greeted =>
-            {
-                let message = "the answer came before the hello".to_string();
-                self.peer_protocol_error_msg(now, link, message);
-            }
-            (ChatPhase::Calling { .. }, PeerMsg::Accept) => self.start_chat(now, link),
-            (ChatPhase::Calling { .. }, PeerMsg::Reject) => {
-                let peer = self.drop_chat(link);
-                self.event(Event::Rejected { peer });
-            }
-            (ChatPhase::Calling { .. }, PeerMsg::Busy) => {
-                let peer = self.drop_chat(link);
-                self.event(Event::Busy { peer });
-            }
+            (_, PeerMsg::Pong) => None,
             (
-                ChatPhase::Calling { .. } | ChatPhase::Greeting { .. } | ChatPhase::Ringing,
-                PeerMsg::Error { code, message },
+                Phase::Greeting { .. },
+                PeerMsg::Hello {
+                    versions,
+                    name,
+                    max_message,
+                },
+            ) => self.caller_hello(ctx, &versions, name, max_message),
+            (
+                Phase::Calling { callee: None, .. },
+                PeerMsg::Hello {
+                    versions,
+                    name,
+                    max_message,
+                },
+            ) => self.callee_hello(ctx, &versions, name, max_message),
+            (
+                Phase::Calling { callee: None, .. },
+                PeerMsg::Accept | PeerMsg::Reject | PeerMsg::Busy,
+            ) => Some(self.protocol_error(ctx, "the answer came before the hello".into())),
+            (
+                Phase::Calling {
+                    callee: Some(callee),
+                    ..
+                },
+                PeerMsg::Accept,
             ) => {
-                let peer = self.drop_chat(link);
-                self.error(code, format!("{peer}: {}", sanitize(&message, 256)));
+                let partner = callee.clone();
+                self.start(ctx, partner, Direction::Outgoing);
+                Some(Signal::Started)
             }
-            (ChatPhase::Active | ChatPhase::Leaving { .. }, PeerMsg::Msg { n, text, at }) => {
-                if n != chat.next_in {
-                    let message = format!("expected message #{}, got #{n}", chat.next_in);
-                    return self.peer_protocol_error_msg(now, link, message);
+            (Phase::Calling { .. }, PeerMsg::Reject) => Some(Signal::Ended(End::Rejected)),
+            (Phase::Calling { .. }, PeerMsg::Busy) => Some(Signal::Ended(End::Busy)),
+            (Phase::Ringing { .. }, PeerMsg::Bye) => Some(Signal::Ended(End::Bye)),
+            (_, PeerMsg::Error { code, message, .. }) => {
+                let detail = ErrorDetail::PeerSaid {
+                    peer: self.partner(),
+                    message: sanitize(&message, MAX_REMOTE_MESSAGE),
+                };
+                Some(Signal::Ended(End::Refused(Problem::new(code, detail))))
+            }
+            (Phase::Talking(talk), PeerMsg::Msg { n, text, at })
+            | (Phase::Leaving { talk, .. }, PeerMsg::Msg { n, text, at }) => {
+                if n != talk.next_in {
+                    let problem = format!("expected message #{}, got #{n}", talk.next_in);
+                    return Some(self.protocol_error(ctx, problem));
                 }
-                chat.next_in += 1;
-                let peer = chat.display();
-                let text = sanitize(&text, self.config.max_frame);
+                talk.next_in += 1;
+                let chars = text.chars().count();
+                if chars > ctx.config.max_message {
+                    // A sender that ignores the limit our hello announced:
+                    // refused with its own code, and the chat ends (the
+                    // numbering cannot skip a message).
+                    let problem = format!(
+                        "message #{n} has {chars} characters; this peer takes at most {}",
+                        ctx.config.max_message
+                    );
+                    self.send_error(ctx, ErrorCode::MessageTooLong, problem.clone());
+                    return Some(Signal::Ended(End::BadFrame { problem }));
+                }
+                let text = sanitize(&text, ctx.config.max_message);
                 let at = sanitize(&at, 64);
-                self.record(
-                    now,
-                    link,
-                    &Entry::Received {
-                        n,
-                        text: &text,
-                        at: &at,
-                    },
-                    Some(n),
-                );
-                self.event(Event::Message { peer, n, text, at });
+                let entry = Entry::Received {
+                    n,
+                    text: &text,
+                    at: &at,
+                };
+                record(ctx, &talk.transcript, &entry, Some((self.link, n)));
+                let peer = talk.partner.clone();
+                ctx.out
+                    .push_back(PeerOutput::Event(Event::Message { peer, n, text, at }));
+                None
             }
-            (ChatPhase::Active | ChatPhase::Leaving { .. }, PeerMsg::Ack { n }) => {
-                if chat.unacked.remove(&n).is_some() {
-                    let peer = chat.display();
-                    let leaving_done =
-                        matches!(chat.phase, ChatPhase::Leaving { .. }) && chat.unacked.is_empty();
-                    self.record(now, link, &Entry::Delivered { n }, None);
-                    self.event(Event::Delivered { peer, n });
-                    if leaving_done {
-                        self.end_chat(now, link, ChatEndReason::Left);
-                    }
+            (Phase::Talking(talk), PeerMsg::Ack { n }) => {
+                if n < talk.next_wire && talk.unacked.remove(&n).is_some() {
+                    record(ctx, &talk.transcript, &Entry::Delivered { n }, None);
+                    let peer = talk.partner.clone();
+                    ctx.out
+                        .push_back(PeerOutput::Event(Event::Delivered { peer, n }));
+                    self.flush(ctx);
                 }
+                None
             }
-            (ChatPhase::Active | ChatPhase::Leaving { .. }, PeerMsg::Bye) => {
-                self.end_chat(now, link, ChatEndReason::PeerLeft)
+            (Phase::Leaving { talk, .. }, PeerMsg::Ack { n }) => {
+                if n < talk.next_wire && talk.unacked.remove(&n).is_some() {
+                    record(ctx, &talk.transcript, &Entry::Delivered { n }, None);
+                    let peer = talk.partner.clone();
+                    ctx.out
+                        .push_back(PeerOutput::Event(Event::Delivered { peer, n }));
+                    if talk.unacked.is_empty() {
+                        return Some(Signal::Ended(End::Left));
+                    }
+                    self.flush(ctx);
+                }
+                None
             }
-            (ChatPhase::Active | ChatPhase::Leaving { .. }, PeerMsg::Error { code, message }) => {
-                let peer = chat.display();
-                self.error(code, format!("{peer}: {}", sanitize(&message, 256)));
-                self.end_chat(now, link, ChatEndReason::PeerLeft);
+            (Phase::Talking(_) | Phase::Leaving { .. }, PeerMsg::Bye) => {
+                Some(Signal::Ended(End::Bye))
             }
             (_, frame) => {
-                let message = format!(
-                    "unexpected {frame_type} frame",
-                    frame_type = frame_type(&frame)
-                );
-                self.peer_protocol_error_msg(now, link, message);
+                let problem = format!("unexpected {} frame", frame_type(&frame));
+                Some(self.protocol_error(ctx, problem))
             }
         }
     }
 
-    pub(super) fn greeted(&mut self, now: Now, link: LinkId, version: u32, name: String) {
-        if version != PROTOCOL_VERSION {
-            let message = format!("this peer speaks protocol {PROTOCOL_VERSION}, not {version}");
-            return self.refuse_link(link, ErrorCode::VersionMismatch, message);
+    /// The hello of someone who called us.
+    fn caller_hello(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        versions: &Versions,
+        name: String,
+        max_message: Option<usize>,
+    ) -> Option<Signal> {
+        if let Err(mismatch) = negotiate(versions) {
+            self.send_error(ctx, ErrorCode::VersionMismatch, mismatch.to_string());
+            return Some(Signal::Ended(End::Quiet));
         }
         if !is_valid_name(&name) {
-            let message = "a name is 1-32 characters of A-Z a-z 0-9 _ -".to_string();
-            return self.refuse_link(link, ErrorCode::InvalidName, message);
+            let problem = "a name is 1-32 characters of A-Z a-z 0-9 _ -".to_string();
+            self.send_error(ctx, ErrorCode::InvalidName, problem);
+            return Some(Signal::Ended(End::Quiet));
         }
-        let hello = PeerMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: self.config.name.clone(),
-        };
-        self.send_peer(now.mono, link, &hello);
-        let busy = self.chats.iter().any(|(&other, chat)| {
-            other != link && !matches!(chat.phase, ChatPhase::Greeting { .. })
-        });
-        if busy {
-            self.push_send(link, &PeerMsg::Busy);
-            self.chats.remove(&link);
-            self.outputs.push_back(PeerOutput::Close { link });
-            return self.event(Event::Missed { peer: name });
-        }
-        let chat = self.chats.get_mut(&link).expect("caller checked");
-        chat.peer = Some(name.clone());
-        chat.phase = ChatPhase::Ringing;
-        let addr = chat.addr;
-        self.event(Event::Incoming { peer: name, addr });
+        Some(Signal::Greeted {
+            caller: Partner {
+                name,
+                max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
+            },
+        })
     }
 
-    pub(super) fn start_chat(&mut self, now: Now, link: LinkId) {
-        let me = self.config.name.clone();
-        let chat = self.chats.get_mut(&link).expect("caller checked");
-        chat.phase = ChatPhase::Active;
-        let peer = chat.display();
-        let file = transcript::file_name(&now, &me, &peer);
-        chat.transcript = Some(file);
+    /// The hello of the peer we called: is it the one we meant?
+    fn callee_hello(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        versions: &Versions,
+        name: String,
+        max_message: Option<usize>,
+    ) -> Option<Signal> {
+        let Phase::Calling {
+            dialled, callee, ..
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        let refusal = if let Err(mismatch) = negotiate(versions) {
+            let detail = ErrorDetail::PeerVersion {
+                peer: sanitize(&name, crate::text::MAX_NAME),
+                version: mismatch.theirs.max,
+                min_version: mismatch.theirs.min,
+            };
+            Some((ErrorCode::VersionMismatch, detail, mismatch.to_string()))
+        } else if !is_valid_name(&name) {
+            let detail = ErrorDetail::PeerNameInvalid { addr: self.addr };
+            Some((ErrorCode::InvalidName, detail, "invalid name".to_string()))
+        } else if same_name(&name, &ctx.config.name) {
+            let problem = "you called yourself".to_string();
+            Some((ErrorCode::BadInput, ErrorDetail::CallingYourself, problem))
+        } else if let Some(expected) = dialled.as_ref().filter(|d| !same_name(d, &name)) {
+            let detail = ErrorDetail::WrongPeer {
+                addr: self.addr,
+                expected: expected.clone(),
+                answered: name.clone(),
+            };
+            let problem = format!("this call is for {expected}, not {name}");
+            Some((ErrorCode::WrongPeer, detail, problem))
+        } else {
+            *callee = Some(Partner {
+                name,
+                max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
+            });
+            None
+        };
+        let (code, detail, problem) = refusal?;
+        self.send_error(ctx, code, problem);
+        Some(Signal::Ended(End::Refused(Problem::new(code, detail))))
+    }
+
+    /// There is room for the caller: show the request.
+    pub(super) fn ring(&mut self, ctx: &mut Ctx<'_>, caller: Partner) {
+        let hello = super::peer_hello(ctx.config);
+        self.send(ctx, &hello);
+        let until = ctx.now.mono + ctx.config.ring_timeout;
+        let peer = caller.name.clone();
+        self.phase = Phase::Ringing { caller, until };
+        let addr = self.addr;
+        ctx.out
+            .push_back(PeerOutput::Event(Event::Incoming { peer, addr }));
+    }
+
+    /// There is no room for the caller: say hello, then `busy`.
+    pub(super) fn answer_busy(&mut self, ctx: &mut Ctx<'_>) {
+        let hello = super::peer_hello(ctx.config);
+        self.send(ctx, &hello);
+        self.send(ctx, &PeerMsg::Busy);
+    }
+
+    /// The user accepted the request: the conversation starts.
+    pub(super) fn accept(&mut self, ctx: &mut Ctx<'_>) {
+        let Phase::Ringing { caller, .. } = &self.phase else {
+            return;
+        };
+        let partner = caller.clone();
+        self.send(ctx, &PeerMsg::Accept);
+        self.start(ctx, partner, Direction::Incoming);
+    }
+
+    fn start(&mut self, ctx: &mut Ctx<'_>, partner: Partner, direction: Direction) {
+        let Partner {
+            name: partner,
+            max_message: partner_max,
+        } = partner;
+        let me = &ctx.config.name;
+        let transcript = transcript::file_name(&ctx.now, me, &partner);
         let entry = Entry::Started {
-            me: &me,
-            peer: &peer,
-            addr: chat.addr,
-            direction: chat.direction,
+            me,
+            peer: &partner,
+            addr: self.addr,
+            direction,
         };
-        self.record(now, link, &entry, None);
-        self.event(Event::ChatStarted { peer });
-        self.update_status();
-    }
-
-    /// Ends an active or leaving chat: reports what was not delivered,
-    /// closes the link, tells the server we are free again.
-    pub(super) fn end_chat(&mut self, now: Now, link: LinkId, reason: ChatEndReason) {
-        let Some(chat) = self.chats.get(&link) else {
-            return;
-        };
-        let peer = chat.display();
-        let undelivered: Vec<(u64, String)> =
-            chat.unacked.iter().map(|(n, t)| (*n, t.clone())).collect();
-        for (n, text) in &undelivered {
-            self.record(now, link, &Entry::Undelivered { n: *n, text }, None);
-        }
-        self.record(now, link, &Entry::Ended { reason }, None);
-        if reason == ChatEndReason::Left {
-            self.push_send(link, &PeerMsg::Bye);
-        }
-        self.drop_chat(link);
-        self.event(Event::ChatEnded {
-            peer,
-            reason,
-            undelivered: undelivered.into_iter().map(|(n, _)| n).collect(),
+        record(ctx, &transcript, &entry, None);
+        ctx.out.push_back(PeerOutput::Event(Event::ChatStarted {
+            peer: partner.clone(),
+        }));
+        self.phase = Phase::Talking(Talk {
+            partner,
+            partner_max,
+            transcript,
+            next_out: 1,
+            next_wire: 1,
+            next_in: 1,
+            unacked: BTreeMap::new(),
         });
-        self.update_status();
-        self.exit_if_done();
     }
 
-    pub(super) fn chat_timeout(&mut self, now: Now, link: LinkId) {
-        let Some(chat) = self.chats.get(&link) else {
-            return;
-        };
-        match chat.phase {
-            ChatPhase::Dialing { ring_until } | ChatPhase::Calling { ring_until }
-                if now.mono >= ring_until =>
-            {
-                let peer = self.drop_chat(link);
-                return self.event(Event::NoAnswer { peer });
-            }
-            ChatPhase::Greeting { until } if now.mono >= until => {
-                self.drop_chat(link);
-                return;
-            }
-            ChatPhase::Leaving { until } if now.mono >= until => {
-                return self.end_chat(now, link, ChatEndReason::Left);
-            }
-            ChatPhase::Dialing { .. } => return,
-            _ => {}
-        }
-        match chat.heartbeat.check(now.mono) {
-            Beat::Lost => match chat.phase {
-                ChatPhase::Active | ChatPhase::Leaving { .. } => {
-                    self.end_chat(now, link, ChatEndReason::PeerLost)
-                }
-                ChatPhase::Ringing => {
-                    let peer = self.drop_chat(link);
-                    self.event(Event::Missed { peer });
-                }
-                _ => {
-                    let peer = self.drop_chat(link);
-                    self.error(
-                        ErrorCode::PeerUnreachable,
-                        format!("{peer} stopped answering"),
-                    );
-                }
-            },
-            Beat::Ping => self.send_peer(now.mono, link, &PeerMsg::Ping),
-            Beat::Idle => {}
-        }
-    }
-
-    pub(super) fn peer_protocol_error(&mut self, now: Now, link: LinkId, error: DecodeError) {
-        self.peer_protocol_error_msg(now, link, error.to_string())
-    }
-
-    /// The partner broke the protocol: tell it why, close, and end
-    /// whatever was going on with it.
-    pub(super) fn peer_protocol_error_msg(&mut self, now: Now, link: LinkId, message: String) {
-        let Some(chat) = self.chats.get(&link) else {
-            return;
-        };
-        let phase = chat.phase;
-        let peer = chat.display();
-        self.push_send(
-            link,
-            &PeerMsg::Error {
-                code: ErrorCode::BadFrame,
-                message: message.clone(),
-            },
-        );
-        match phase {
-            ChatPhase::Active | ChatPhase::Leaving { .. } => {
-                self.error(
-                    ErrorCode::BadFrame,
-                    format!("{peer} sent a bad frame ({message}); chat closed"),
-                );
-                self.end_chat(now, link, ChatEndReason::PeerLeft);
-            }
-            ChatPhase::Greeting { .. } => {
-                self.drop_chat(link);
+    /// A message the user typed for this chat.
+    pub(super) fn say(&mut self, ctx: &mut Ctx<'_>, text: &str) -> Result<(), Problem> {
+        let talk = match &mut self.phase {
+            Phase::Talking(talk) => talk,
+            Phase::Leaving { talk, .. } => {
+                let peer = talk.partner.clone();
+                return Err(Problem::new(
+                    ErrorCode::NotInChat,
+                    ErrorDetail::AlreadyLeaving { peer },
+                ));
             }
             _ => {
-                self.drop_chat(link);
-                self.error(
-                    ErrorCode::BadFrame,
-                    format!("{peer} sent a bad frame ({message})"),
-                );
+                return Err(Problem::new(
+                    ErrorCode::NotInChat,
+                    ErrorDetail::StillRinging {
+                        peer: self.partner(),
+                    },
+                ))
+            }
+        };
+        check_typed(text, ctx.config.max_message)?;
+        let chars = text.chars().count();
+        if chars > talk.partner_max {
+            let detail = ErrorDetail::MessageTooLongForPeer {
+                peer: talk.partner.clone(),
+                chars,
+                max: talk.partner_max,
+            };
+            return Err(Problem::new(ErrorCode::MessageTooLong, detail));
+        }
+        let was_waiting = talk.waiting();
+        let n = talk.next_out;
+        talk.next_out += 1;
+        talk.unacked.insert(n, text.to_string());
+        record(ctx, &talk.transcript, &Entry::Sent { n, text }, None);
+        let peer = talk.partner.clone();
+        ctx.out.push_back(PeerOutput::Event(Event::Sent {
+            peer,
+            n,
+            text: text.to_string(),
+        }));
+        self.flush(ctx);
+        if let Phase::Talking(talk) = &self.phase {
+            if talk.waiting() > 0 && was_waiting == 0 {
+                ctx.out.push_back(PeerOutput::Event(Event::WindowFull {
+                    peer: talk.partner.clone(),
+                    in_flight: talk.in_flight(),
+                    waiting: talk.waiting(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts waiting messages on the wire while the window has room.
+    fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        let (Phase::Talking(talk) | Phase::Leaving { talk, .. }) = &mut self.phase else {
+            return;
+        };
+        let mut frames = Vec::new();
+        while talk.next_wire < talk.next_out && talk.in_flight() < ctx.config.window {
+            let n = talk.next_wire;
+            talk.next_wire += 1;
+            if let Some(text) = talk.unacked.get(&n) {
+                frames.push(PeerMsg::Msg {
+                    n,
+                    text: text.clone(),
+                    at: ctx.now.rfc3339(),
+                });
+            }
+        }
+        for frame in &frames {
+            self.send(ctx, frame);
+        }
+    }
+
+    /// `/leave`: end the conversation once the last receipts are in (or
+    /// the grace is over), or cancel our ringing call.
+    pub(super) fn leave(&mut self, ctx: &mut Ctx<'_>) -> Option<End> {
+        match &mut self.phase {
+            Phase::Talking(talk) if talk.unacked.is_empty() => Some(End::Left),
+            Phase::Talking(_) => {
+                let Phase::Talking(talk) = std::mem::replace(
+                    &mut self.phase,
+                    Phase::Greeting {
+                        until: ctx.now.mono,
+                    },
+                ) else {
+                    unreachable!("matched above")
+                };
+                let until = ctx.now.mono + ctx.config.leave_grace;
+                self.phase = Phase::Leaving { talk, until };
+                None
+            }
+            Phase::Leaving { .. } => None,
+            Phase::Dialing { .. } | Phase::Calling { .. } => Some(End::Left),
+            Phase::Ringing { .. } => Some(End::Rejected),
+            Phase::Greeting { .. } => Some(End::Quiet),
+        }
+    }
+
+    /// A deadline may have passed: act on it.
+    pub(super) fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Option<End> {
+        let now = ctx.now.mono;
+        match &self.phase {
+            Phase::Dialing { ring_until, .. } | Phase::Calling { ring_until, .. }
+                if now >= *ring_until =>
+            {
+                return Some(End::NoAnswer)
+            }
+            Phase::Greeting { until } if now >= *until => return Some(End::Quiet),
+            Phase::Ringing { until, .. } if now >= *until => return Some(End::NoAnswer),
+            Phase::Leaving { until, .. } if now >= *until => return Some(End::Left),
+            Phase::Dialing { .. } => return None,
+            _ => {}
+        }
+        match self.heartbeat.check(now) {
+            Beat::Lost => Some(End::Silent),
+            Beat::Ping => {
+                self.send(ctx, &PeerMsg::Ping);
+                None
+            }
+            Beat::Idle => None,
+        }
+    }
+
+    /// A received message was recorded (or not): send its receipt.
+    pub(super) fn recorded(&mut self, ctx: &mut Ctx<'_>, n: u64, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.send(ctx, &PeerMsg::Ack { n }),
+            Err(reason) => {
+                let detail = ErrorDetail::NotRecorded {
+                    peer: self.partner(),
+                    n,
+                    reason,
+                };
+                ctx.out.push_back(PeerOutput::Event(Event::error(
+                    ErrorCode::TranscriptFailed,
+                    detail,
+                )));
             }
         }
     }
 
-    pub(super) fn abort_call(
-        &mut self,
-        link: LinkId,
-        code: ErrorCode,
-        message: String,
-        tell_peer: bool,
-    ) {
-        if tell_peer {
-            self.push_send(
+    /// Ends the chat: the last frame to the partner, the transcript's last
+    /// lines, the event the user sees, and the link closed.
+    pub(super) fn finish(self, ctx: &mut Ctx<'_>, end: End) {
+        let peer = self.partner();
+        let link = self.link;
+        let event = |e: Event| PeerOutput::Event(e);
+        let goodbye = |ctx: &mut Ctx<'_>, frame: PeerMsg| {
+            ctx.out.push_back(PeerOutput::Send {
                 link,
-                &PeerMsg::Error {
-                    code,
-                    message: message.clone(),
-                },
-            );
+                bytes: encode(&frame),
+            })
+        };
+        match self.phase {
+            Phase::Talking(talk) | Phase::Leaving { talk, .. } => {
+                let cause = match &end {
+                    End::Left => EndCause::Left,
+                    End::Bye => EndCause::Bye,
+                    End::Silent => EndCause::Silent,
+                    End::Cut => EndCause::Cut,
+                    End::BadFrame { problem } => {
+                        let detail = ErrorDetail::PeerBadFrame {
+                            peer: peer.clone(),
+                            problem: problem.clone(),
+                        };
+                        ctx.out
+                            .push_back(event(Event::error(ErrorCode::BadFrame, detail)));
+                        EndCause::BadFrame
+                    }
+                    End::Refused(problem) => {
+                        ctx.out.push_back(event(problem.clone().into()));
+                        EndCause::Closed
+                    }
+                    _ => EndCause::Closed,
+                };
+                for (n, text) in &talk.unacked {
+                    let entry = Entry::Undelivered { n: *n, text };
+                    record(ctx, &talk.transcript, &entry, None);
+                }
+                let entry = Entry::Ended { cause };
+                record(ctx, &talk.transcript, &entry, None);
+                if cause == EndCause::Left {
+                    goodbye(ctx, PeerMsg::Bye);
+                }
+                ctx.out.push_back(event(Event::ChatEnded {
+                    peer,
+                    reason: cause.reason(),
+                    cause,
+                    undelivered: talk.unacked.keys().copied().collect(),
+                }));
+            }
+            Phase::Dialing { .. } | Phase::Calling { .. } => {
+                let addr = self.addr;
+                let outcome = match end {
+                    End::Rejected => event(Event::Rejected { peer }),
+                    End::Busy => event(Event::Busy { peer }),
+                    End::NoAnswer => event(Event::NoAnswer { peer }),
+                    End::Left => {
+                        goodbye(ctx, PeerMsg::Bye);
+                        event(Event::Cancelled { peer })
+                    }
+                    End::Refused(problem) => event(problem.into()),
+                    End::Unreachable { reason } => event(Event::error(
+                        ErrorCode::PeerUnreachable,
+                        ErrorDetail::ConnectFailed { peer, addr, reason },
+                    )),
+                    End::Silent => event(Event::error(
+                        ErrorCode::PeerUnreachable,
+                        ErrorDetail::StoppedAnswering { peer },
+                    )),
+                    End::BadFrame { problem } => event(Event::error(
+                        ErrorCode::BadFrame,
+                        ErrorDetail::PeerBadFrame { peer, problem },
+                    )),
+                    End::Bye | End::Closed | End::Cut | End::NoRoom { .. } | End::Quiet => {
+                        event(Event::error(
+                            ErrorCode::PeerUnreachable,
+                            ErrorDetail::ClosedBeforeAnswer { peer },
+                        ))
+                    }
+                };
+                ctx.out.push_back(outcome);
+            }
+            Phase::Ringing { .. } => match end {
+                End::Rejected | End::Left => {
+                    goodbye(ctx, PeerMsg::Reject);
+                    ctx.out.push_back(event(Event::Declined { peer }));
+                }
+                _ => ctx.out.push_back(event(Event::Missed { peer })),
+            },
+            Phase::Greeting { .. } => {
+                if let End::NoRoom { caller } = end {
+                    ctx.out.push_back(event(Event::Missed { peer: caller }));
+                }
+            }
         }
-        self.drop_chat(link);
-        self.error(code, message);
+        ctx.out.push_back(PeerOutput::Close { link });
     }
 
-    pub(super) fn refuse_link(&mut self, link: LinkId, code: ErrorCode, message: String) {
-        self.push_send(link, &PeerMsg::Error { code, message });
-        self.drop_chat(link);
-    }
+    // ---- sending ----
 
-    /// Forgets a chat and closes its link; returns the partner's name.
-    pub(super) fn drop_chat(&mut self, link: LinkId) -> String {
-        let chat = self.chats.remove(&link);
-        self.outputs.push_back(PeerOutput::Close { link });
-        chat.map_or_else(String::new, |c| c.display())
-    }
-
-    pub(super) fn find_chat(&self, phase: impl Fn(ChatPhase) -> bool) -> Option<LinkId> {
-        self.chats
-            .iter()
-            .find(|(_, c)| phase(c.phase))
-            .map(|(&link, _)| link)
-    }
-
-    pub(super) fn send_peer(&mut self, now: Instant, link: LinkId, frame: &PeerMsg) {
-        if let Some(chat) = self.chats.get_mut(&link) {
-            chat.heartbeat.sent(now);
-        }
-        self.push_send(link, frame);
-    }
-
-    pub(super) fn push_send(&mut self, link: LinkId, frame: &PeerMsg) {
-        self.outputs.push_back(PeerOutput::Send {
-            link,
+    fn send(&mut self, ctx: &mut Ctx<'_>, frame: &PeerMsg) {
+        self.heartbeat.sent(ctx.now.mono);
+        ctx.out.push_back(PeerOutput::Send {
+            link: self.link,
             bytes: encode(frame),
         });
     }
 
-    pub(super) fn record(
-        &mut self,
-        now: Now,
-        link: LinkId,
-        entry: &Entry<'_>,
-        receipt_for: Option<u64>,
-    ) {
-        let Some(file) = self.chats.get(&link).and_then(|c| c.transcript.clone()) else {
-            return;
+    /// An `error` frame; the link closes right after it (the chat ends).
+    fn send_error(&mut self, ctx: &mut Ctx<'_>, code: ErrorCode, message: String) {
+        let frame = PeerMsg::Error {
+            code,
+            message,
+            close: true,
         };
-        self.outputs
-            .push_back(PeerOutput::Transcript(TranscriptWrite {
-                file,
-                line: transcript::line(&now, entry),
-                receipt: receipt_for.map(|n| (link, n)),
-            }));
+        self.send(ctx, &frame);
+    }
+
+    /// The partner broke the protocol: tell it why; the chat ends.
+    fn protocol_error(&mut self, ctx: &mut Ctx<'_>, problem: String) -> Signal {
+        self.send_error(ctx, ErrorCode::BadFrame, problem.clone());
+        if matches!(self.phase, Phase::Greeting { .. }) {
+            return Signal::Ended(End::Quiet);
+        }
+        Signal::Ended(End::BadFrame { problem })
     }
 }
 
-impl Chat {
-    /// A chat just opened: `expected` is the name dialled, if any.
-    pub(super) fn new(
-        config: &PeerConfig,
-        now: Instant,
-        addr: SocketAddr,
-        direction: Direction,
-        phase: ChatPhase,
-        expected: Option<String>,
-    ) -> Self {
-        Self {
-            peer: expected.clone(),
-            addr,
-            direction,
-            phase,
-            expected,
-            greeted: false,
-            decoder: FrameDecoder::new(config.max_frame),
-            heartbeat: Heartbeat::new(config.heartbeat, now),
-            next_out: 1,
-            next_in: 1,
-            unacked: BTreeMap::new(),
-            transcript: None,
-        }
-    }
+/// Appends a line to a conversation's transcript.
+fn record(ctx: &mut Ctx<'_>, file: &str, entry: &Entry<'_>, receipt: Option<(LinkId, u64)>) {
+    ctx.out.push_back(PeerOutput::Transcript(TranscriptWrite {
+        file: file.to_string(),
+        line: transcript::line(&ctx.now, entry),
+        receipt,
+    }));
+}
 
-    /// How events name the partner: its name, or its address until the
-    /// name is known.
-    pub(super) fn display(&self) -> String {
-        self.peer.clone().unwrap_or_else(|| self.addr.to_string())
+/// Checks a typed message against our own limit.
+fn check_typed(text: &str, max: usize) -> Result<(), Problem> {
+    match check_message(text, max) {
+        Ok(()) => Ok(()),
+        Err(MessageProblem::TooLong { chars, max }) => Err(Problem::new(
+            ErrorCode::MessageTooLong,
+            ErrorDetail::MessageTooLong { chars, max },
+        )),
+        Err(MessageProblem::ControlCharacter) => Err(Problem::new(
+            ErrorCode::BadInput,
+            ErrorDetail::ControlCharacters,
+        )),
+        Err(MessageProblem::Empty) => unreachable!("empty messages are dropped before"),
     }
 }
 

@@ -1,28 +1,35 @@
-//! One peer's brain: its link to the directory server, its chat requests
-//! and its chats.
+//! One peer's brain: its link to the directory server, its calls and its
+//! chats.
 //!
-//! The driver reports typed lines, connections and bytes; the peer answers
-//! with connections to open, bytes to send, events for the user, transcript
-//! lines to append and, at the end, an exit code. Chats are kept by link id
-//! in a map: one chat at a time is the product rule today (a second request
-//! gets `busy`), but nothing here assumes there is only one.
+//! The driver reports typed commands, connections and bytes; the peer
+//! answers with connections to open, bytes to send, events for the user,
+//! transcript lines to append and, at the end, an exit code.
+//!
+//! The peer is built from sub-machines that own their data: each chat is a
+//! [`chat::Chat`] (its phase enum carries what only that phase has), the
+//! server link a [`server_link::ServerLink`]. `Peer` routes inputs to them,
+//! decides what needs the whole picture (room for a caller, the status the
+//! directory shows), and ends every chat through one path
+//! ([`Peer::finish`]). Chats are kept by link id: one chat at a time is the
+//! product rule today (a caller gets `busy`), nothing here assumes it.
 
 mod chat;
-mod lines;
-mod links;
+mod commands;
 mod server_link;
 
-use crate::codec::FrameDecoder;
-use crate::event::Event;
-use crate::heartbeat::{Heartbeat, HeartbeatConfig};
+use crate::command::Command;
+use crate::event::{ErrorDetail, Event, Problem};
+use crate::heartbeat::HeartbeatConfig;
 use crate::link::LinkId;
-use crate::protocol::{ClientMsg, ErrorCode, PeerInfo, PeerMsg, ServerMsg, MAX_FRAME};
-use crate::text::is_valid_name;
+use crate::protocol::{ErrorCode, PeerMsg, PeerStatus, Versions, MAX_FRAME};
 use crate::time::{Instant, Now};
-use crate::transcript::Direction;
+use chat::{Chat, End, Partner, Signal, Stage};
+use server_link::ServerLink;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+pub use chat::ChatTimer;
 
 /// A peer's settings.
 #[derive(Clone, Debug)]
@@ -33,21 +40,27 @@ pub struct PeerConfig {
     /// The port this peer's listener is bound to (already bound by the
     /// driver, so never 0).
     pub listen_port: u16,
-    /// Longest message the user may send, in characters.
+    /// Longest message the user may send, and the partner may send us, in
+    /// characters.
     pub max_message: usize,
-    /// How long an outgoing request rings before `no_answer`.
+    /// How long a call rings: our own call before `no_answer`, and a
+    /// caller's request on our screen before `missed`.
     pub ring_timeout: Duration,
     /// How long `/leave` waits for outstanding receipts.
     pub leave_grace: Duration,
     /// Time an incoming connection has to send its `hello`.
     pub handshake_timeout: Duration,
     pub heartbeat: HeartbeatConfig,
-    /// First and longest wait before reconnecting to a lost server.
+    /// Shortest and longest wait before reconnecting to a lost server
+    /// (doubling in between, with jitter).
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
-    /// Messages in flight without receipt before the peer stops taking
-    /// lines (backpressure on the user instead of an unbounded queue).
+    /// Messages in flight without receipt per chat; more typed messages
+    /// wait for receipts.
     pub window: usize,
+    /// Typed messages waiting for the window, over all chats, before the
+    /// peer stops taking lines (backpressure on whoever writes them).
+    pub max_waiting: usize,
     /// Longest frame accepted on any link.
     pub max_frame: usize,
     /// Most peers kept from one list answer.
@@ -55,6 +68,10 @@ pub struct PeerConfig {
     /// Incoming connections that have not said hello yet, at most; more
     /// are closed at once (a flood of half-open calls).
     pub max_pending_incoming: usize,
+    /// Seed of the jitter of reconnection delays (so that peers cut off
+    /// together do not all come back at the same instant, and a
+    /// simulation stays reproducible).
+    pub seed: u64,
 }
 
 impl PeerConfig {
@@ -69,12 +86,14 @@ impl PeerConfig {
             leave_grace: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
             heartbeat: HeartbeatConfig::default(),
-            reconnect_min: Duration::from_secs(1),
-            reconnect_max: Duration::from_secs(30),
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(4),
             window: 64,
+            max_waiting: 64,
             max_frame: MAX_FRAME,
             max_list: 100_000,
             max_pending_incoming: 16,
+            seed: 0,
         }
     }
 }
@@ -82,8 +101,8 @@ impl PeerConfig {
 /// What the driver reports to the peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerInput {
-    /// A line the user typed.
-    Line(String),
+    /// A command the user typed (parsed by the user interface).
+    Command(Command),
     /// Standard input closed: the same as `/quit`.
     EndOfInput,
     /// A [`PeerOutput::Connect`] succeeded.
@@ -97,6 +116,9 @@ pub enum PeerInput {
     Bytes { link: LinkId, bytes: Vec<u8> },
     /// The connection ended (EOF, reset, error).
     Closed { link: LinkId },
+    /// The driver cut the connection because the other side stopped
+    /// reading (its outgoing queue overflowed).
+    Stalled { link: LinkId },
     /// The outcome of a [`TranscriptWrite`] that asked for it.
     Recorded {
         link: LinkId,
@@ -142,6 +164,26 @@ pub enum PeerOutput {
     },
 }
 
+/// A deadline of the peer, by name: what [`Peer::next_timer`] says the
+/// next wake-up is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// Reconnect to the server.
+    ServerRetry,
+    /// Ping the server, or give it up as silent.
+    ServerHeartbeat,
+    /// A deadline of the chat on this link.
+    Chat(LinkId, ChatTimer),
+}
+
+/// What a sub-machine needs from the peer while it handles an input: the
+/// time, the settings, and where its outputs go.
+pub(crate) struct Ctx<'a> {
+    pub(crate) now: Now,
+    pub(crate) config: &'a PeerConfig,
+    pub(crate) out: &'a mut VecDeque<PeerOutput>,
+}
+
 /// One chat peer's state machine.
 #[derive(Debug)]
 pub struct Peer {
@@ -150,120 +192,42 @@ pub struct Peer {
     outputs: VecDeque<PeerOutput>,
     server: ServerLink,
     chats: BTreeMap<LinkId, Chat>,
-    /// The last complete list, by name: `/connect NAME` dials from it.
-    last_list: BTreeMap<String, PeerInfo>,
-    /// Chunks of the list answer being received.
-    list_chunks: Vec<PeerInfo>,
-    /// Names asked with `lookup`, in order, to dial when found.
-    lookups: VecDeque<String>,
+    /// The status the server was last told, so it is told only changes.
+    status_sent: Option<PeerStatus>,
     quitting: bool,
     exited: bool,
-    /// The monotonic time of the `handle_*` call in progress, for the
-    /// bookkeeping (heartbeat send times) of code paths that do not need
-    /// time otherwise.
-    clock: Instant,
-}
-
-#[derive(Debug)]
-struct ServerLink {
-    link: Option<LinkId>,
-    phase: ServerPhase,
-    decoder: FrameDecoder<ServerMsg>,
-    heartbeat: Heartbeat,
-    ever_registered: bool,
-    backoff: Duration,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ServerPhase {
-    Connecting,
-    Registering,
-    Registered,
-    Down { retry_at: Instant },
-    Gone,
-}
-
-#[derive(Debug)]
-struct Chat {
-    /// The partner's name once known (dialled by name, or from its hello).
-    peer: Option<String>,
-    addr: SocketAddr,
-    direction: Direction,
-    phase: ChatPhase,
-    /// The name we dialled; the partner's hello must match it.
-    expected: Option<String>,
-    /// Whether the partner's hello has arrived: no answer is taken
-    /// before it.
-    greeted: bool,
-    decoder: FrameDecoder<PeerMsg>,
-    heartbeat: Heartbeat,
-    next_out: u64,
-    next_in: u64,
-    unacked: BTreeMap<u64, String>,
-    transcript: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ChatPhase {
-    /// We asked the driver to connect.
-    Dialing {
-        ring_until: Instant,
-    },
-    /// Our hello is sent; waiting for accept, reject or busy.
-    Calling {
-        ring_until: Instant,
-    },
-    /// Someone connected to us; waiting for its hello.
-    Greeting {
-        until: Instant,
-    },
-    /// The request is shown to the user; waiting for `/accept`.
-    Ringing,
-    Active,
-    /// `/leave` was typed; waiting (bounded) for outstanding receipts.
-    Leaving {
-        until: Instant,
-    },
+    /// The monotonic time of the `handle_*` call in progress.
+    clock: Now,
 }
 
 impl Peer {
     /// A peer that starts by connecting to its server.
     pub fn new(config: PeerConfig, now: Now) -> Self {
         let mut peer = Self {
-            server: ServerLink {
-                link: None,
-                phase: ServerPhase::Gone,
-                decoder: FrameDecoder::new(config.max_frame),
-                heartbeat: Heartbeat::new(config.heartbeat, now.mono),
-                ever_registered: false,
-                backoff: config.reconnect_min,
-            },
+            server: ServerLink::new(&config, now.mono),
             config,
             next_link: 0,
             outputs: VecDeque::new(),
             chats: BTreeMap::new(),
-            last_list: BTreeMap::new(),
-            list_chunks: Vec::new(),
-            lookups: VecDeque::new(),
+            status_sent: None,
             quitting: false,
             exited: false,
-            clock: now.mono,
+            clock: now,
         };
         let longest = max_message_for_frame(peer.config.max_frame);
         if !(1..=longest).contains(&peer.config.max_message) {
-            let message = format!(
-                "the message limit must be between 1 and {longest} characters (what fits a frame), not {}",
-                peer.config.max_message
-            );
-            peer.fatal(ErrorCode::BadInput, message);
-        } else if is_valid_name(&peer.config.name) {
-            peer.connect_server(now.mono);
+            let detail = ErrorDetail::MessageLimitOutOfRange {
+                max_message: peer.config.max_message,
+                longest,
+            };
+            peer.fatal(Problem::new(ErrorCode::BadInput, detail));
+        } else if crate::text::is_valid_name(&peer.config.name) {
+            peer.connect_server();
         } else {
-            let message = format!(
-                "{:?} is not a valid name: use 1-32 characters of A-Z a-z 0-9 _ -",
-                peer.config.name
-            );
-            peer.fatal(ErrorCode::InvalidName, message);
+            let detail = ErrorDetail::OwnNameInvalid {
+                name: crate::text::sanitize(&peer.config.name, 64),
+            };
+            peer.fatal(Problem::new(ErrorCode::InvalidName, detail));
         }
         peer
     }
@@ -276,31 +240,45 @@ impl Peer {
 
     /// Whether the server has confirmed our registration.
     pub fn is_registered(&self) -> bool {
-        self.server.phase == ServerPhase::Registered
+        self.server.is_registered()
     }
 
-    /// The partner of the chat in progress, if any.
-    pub fn chat_partner(&self) -> Option<&str> {
+    /// The partner of the conversation in progress, if any.
+    pub fn chat_partner(&self) -> Option<String> {
         self.chats
             .values()
-            .find(|c| matches!(c.phase, ChatPhase::Active | ChatPhase::Leaving { .. }))
-            .and_then(|c| c.peer.as_deref())
+            .find(|c| matches!(c.stage(), Stage::Talking | Stage::Leaving))
+            .map(Chat::partner)
     }
 
-    /// Whether the peer takes another typed line now. False while a chat
-    /// has `window` messages without receipt: the driver then stops
-    /// reading input, which pushes back on whoever writes it.
+    /// Whether the peer takes another command now. Commands are always
+    /// taken; only when the user's messages waiting for the window pass
+    /// `max_waiting` does the driver stop reading input, which pushes back
+    /// on whoever writes it.
     pub fn accepts_lines(&self) -> bool {
-        !self.exited
-            && self
-                .chats
-                .values()
-                .all(|c| c.unacked.len() < self.config.window)
+        !self.exited && self.waiting() < self.config.max_waiting
+    }
+
+    /// Typed messages waiting for room in their chat's window.
+    pub fn waiting(&self) -> usize {
+        self.chats.values().map(Chat::waiting).sum()
     }
 
     /// Whether the peer has exited.
     pub fn has_exited(&self) -> bool {
         self.exited
+    }
+
+    /// The next deadline and what it is for.
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
+        if self.exited {
+            return None;
+        }
+        let chats = self.chats.iter().filter_map(|(&link, chat)| {
+            chat.deadline()
+                .map(|(at, timer)| (at, Timer::Chat(link, timer)))
+        });
+        self.server.deadline().into_iter().chain(chats).min()
     }
 
     // ---- mutators ----
@@ -317,16 +295,22 @@ impl Peer {
         if self.exited {
             return;
         }
-        self.clock = self.clock.max(now.mono);
+        self.tick(now);
         match input {
-            PeerInput::Line(line) => self.handle_line(now, &line),
-            PeerInput::EndOfInput => self.quit(now),
-            PeerInput::Connected { link } => self.connected(now, link),
-            PeerInput::ConnectFailed { link, reason } => self.connect_failed(now, link, &reason),
-            PeerInput::Accepted { link, addr } => self.accepted(now, link, addr),
-            PeerInput::Bytes { link, bytes } => self.receive(now, link, &bytes),
-            PeerInput::Closed { link } => self.closed(now, link),
-            PeerInput::Recorded { link, n, result } => self.recorded(now, link, n, result),
+            PeerInput::Command(command) => self.command(command),
+            PeerInput::EndOfInput => self.quit(),
+            PeerInput::Connected { link } => self.connected(link),
+            PeerInput::ConnectFailed { link, reason } => self.connect_failed(link, reason),
+            PeerInput::Accepted { link, addr } => self.accepted(link, addr),
+            PeerInput::Bytes { link, bytes } => self.receive(link, &bytes),
+            PeerInput::Closed { link } => self.closed(link, End::Closed),
+            PeerInput::Stalled { link } => self.closed(link, End::Cut),
+            PeerInput::Recorded { link, n, result } => {
+                let (mut ctx, chats) = self.split();
+                if let Some(chat) = chats.get_mut(&link) {
+                    chat.recorded(&mut ctx, n, result);
+                }
+            }
         }
     }
 
@@ -334,11 +318,22 @@ impl Peer {
         if self.exited {
             return;
         }
-        self.clock = self.clock.max(now.mono);
-        self.server_timeout(now);
-        let links: Vec<LinkId> = self.chats.keys().copied().collect();
-        for link in links {
-            self.chat_timeout(now, link);
+        self.tick(now);
+        self.server_timeout();
+        let due: Vec<LinkId> = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.deadline().is_some_and(|(at, _)| at <= now.mono))
+            .map(|(&link, _)| link)
+            .collect();
+        for link in due {
+            let (mut ctx, chats) = self.split();
+            let Some(chat) = chats.get_mut(&link) else {
+                continue;
+            };
+            if let Some(end) = chat.on_timeout(&mut ctx) {
+                self.finish(link, end);
+            }
         }
     }
 
@@ -349,32 +344,149 @@ impl Peer {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.exited {
-            return None;
-        }
-        let server = match self.server.phase {
-            ServerPhase::Down { retry_at } => Some(retry_at),
-            ServerPhase::Registering | ServerPhase::Registered => {
-                Some(self.server.heartbeat.deadline())
-            }
-            ServerPhase::Connecting | ServerPhase::Gone => None,
+        self.next_timer().map(|(at, _)| at)
+    }
+}
+
+// ---- routing ----
+
+impl Peer {
+    fn tick(&mut self, now: Now) {
+        let mono = self.clock.mono.max(now.mono);
+        self.clock = Now { mono, ..now };
+    }
+
+    /// The context for a sub-machine, beside the chats it may borrow.
+    fn split(&mut self) -> (Ctx<'_>, &mut BTreeMap<LinkId, Chat>) {
+        let ctx = Ctx {
+            now: self.clock,
+            config: &self.config,
+            out: &mut self.outputs,
         };
-        let chats = self.chats.values().filter_map(|chat| {
-            let phase = match chat.phase {
-                ChatPhase::Dialing { ring_until } | ChatPhase::Calling { ring_until } => {
-                    Some(ring_until)
-                }
-                ChatPhase::Greeting { until } | ChatPhase::Leaving { until } => Some(until),
-                ChatPhase::Ringing | ChatPhase::Active => None,
-            };
-            let beat = (!matches!(chat.phase, ChatPhase::Dialing { .. }))
-                .then(|| chat.heartbeat.deadline());
-            match (phase, beat) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+        (ctx, &mut self.chats)
+    }
+
+    fn connected(&mut self, link: LinkId) {
+        if self.server.owns(link) {
+            return self.server_connected();
+        }
+        let (mut ctx, chats) = self.split();
+        if let Some(chat) = chats.get_mut(&link) {
+            chat.connected(&mut ctx);
+            self.update_status();
+        }
+    }
+
+    fn connect_failed(&mut self, link: LinkId, reason: String) {
+        if self.server.owns(link) {
+            return self.server_down(&reason);
+        }
+        if self.chats.contains_key(&link) {
+            self.finish(link, End::Unreachable { reason });
+            // Whatever the user dialled from is stale: show a fresh list.
+            if self.server.is_registered() {
+                self.request_list();
             }
-        });
-        server.into_iter().chain(chats).min()
+        }
+    }
+
+    fn accepted(&mut self, link: LinkId, addr: SocketAddr) {
+        let opening = self
+            .chats
+            .values()
+            .filter(|c| c.stage() == Stage::Opening)
+            .count();
+        if self.quitting || opening >= self.config.max_pending_incoming {
+            return self.outputs.push_back(PeerOutput::Close { link });
+        }
+        let (ctx, chats) = self.split();
+        chats.insert(link, Chat::accepted(&ctx, link, addr));
+    }
+
+    fn receive(&mut self, link: LinkId, bytes: &[u8]) {
+        if self.server.owns(link) {
+            return self.server_bytes(bytes);
+        }
+        let now = self.clock.mono;
+        let Some(chat) = self.chats.get_mut(&link) else {
+            return;
+        };
+        chat.push_bytes(now, bytes);
+        loop {
+            let (mut ctx, chats) = self.split();
+            let Some(chat) = chats.get_mut(&link) else {
+                return;
+            };
+            let Some(signal) = chat.next_frame(&mut ctx) else {
+                return;
+            };
+            match signal {
+                None => {}
+                Some(Signal::Greeted { caller }) => self.greeted(link, caller),
+                Some(Signal::Started) => self.update_status(),
+                Some(Signal::Ended(end)) => self.finish(link, end),
+            }
+        }
+    }
+
+    /// A caller said hello: ring if there is room, else answer `busy`.
+    fn greeted(&mut self, link: LinkId, caller: Partner) {
+        let busy = self
+            .chats
+            .iter()
+            .any(|(&other, c)| other != link && c.stage() != Stage::Opening);
+        let (mut ctx, chats) = self.split();
+        let Some(chat) = chats.get_mut(&link) else {
+            return;
+        };
+        if busy {
+            chat.answer_busy(&mut ctx);
+            let caller = caller.name;
+            return self.finish(link, End::NoRoom { caller });
+        }
+        chat.ring(&mut ctx, caller);
+        self.update_status();
+    }
+
+    fn closed(&mut self, link: LinkId, end: End) {
+        if self.server.owns(link) {
+            return self.server_down("the server closed the connection");
+        }
+        self.finish(link, end);
+    }
+
+    /// The one way a chat ends: the chat reports it, then the peer tells
+    /// the server its new status and exits if it was quitting.
+    fn finish(&mut self, link: LinkId, end: End) {
+        let Some(chat) = self.chats.remove(&link) else {
+            return;
+        };
+        let (mut ctx, _) = self.split();
+        chat.finish(&mut ctx, end);
+        self.update_status();
+        self.exit_if_done();
+    }
+
+    /// What the directory should show: `chatting` in a conversation,
+    /// `busy` while a call rings (a caller would get `busy`), else
+    /// `available`.
+    fn status(&self) -> PeerStatus {
+        let stages = || self.chats.values().map(Chat::stage);
+        if stages().any(|s| matches!(s, Stage::Talking | Stage::Leaving)) {
+            PeerStatus::Chatting
+        } else if stages().any(|s| matches!(s, Stage::Calling | Stage::Ringing)) {
+            PeerStatus::Busy
+        } else {
+            PeerStatus::Available
+        }
+    }
+
+    fn update_status(&mut self) {
+        let status = self.status();
+        if self.status_sent != Some(status) && self.server.is_registered() {
+            self.status_sent = Some(status);
+            self.send_server(&crate::protocol::ClientMsg::Status { status });
+        }
     }
 }
 
@@ -385,26 +497,24 @@ impl Peer {
         if !self.quitting || self.exited || !self.chats.is_empty() {
             return;
         }
-        if self.server.phase == ServerPhase::Registered {
-            self.send_server(&ClientMsg::Bye);
+        if self.server.first_registration_pending() {
+            // Input ended before the server answered (`</dev/null`): the
+            // user still learns whether registering worked, then natter
+            // leaves.
+            return;
         }
-        if let Some(link) = self.server.link.take() {
-            self.outputs.push_back(PeerOutput::Close { link });
-        }
-        self.server.phase = ServerPhase::Gone;
+        self.server_goodbye();
         self.exited = true;
         self.outputs.push_back(PeerOutput::Exit { code: 0 });
     }
 
-    fn fatal(&mut self, code: ErrorCode, message: String) {
-        self.error(code, message);
-        if let Some(link) = self.server.link.take() {
+    fn fatal(&mut self, problem: Problem) {
+        self.event(problem.into());
+        self.server_close();
+        for link in self.chats.keys().copied().collect::<Vec<_>>() {
+            self.chats.remove(&link);
             self.outputs.push_back(PeerOutput::Close { link });
         }
-        for link in self.chats.keys().copied().collect::<Vec<_>>() {
-            self.drop_chat(link);
-        }
-        self.server.phase = ServerPhase::Gone;
         self.exited = true;
         self.outputs.push_back(PeerOutput::Exit { code: 1 });
     }
@@ -413,8 +523,17 @@ impl Peer {
         self.outputs.push_back(PeerOutput::Event(event));
     }
 
-    fn error(&mut self, code: ErrorCode, message: impl Into<String>) {
-        self.event(Event::error(code, message));
+    fn error(&mut self, code: ErrorCode, detail: ErrorDetail) {
+        self.event(Event::error(code, detail));
+    }
+}
+
+/// Our `hello` on a chat link.
+fn peer_hello(config: &PeerConfig) -> PeerMsg {
+    PeerMsg::Hello {
+        versions: Versions::ours(),
+        name: config.name.clone(),
+        max_message: Some(config.max_message),
     }
 }
 

@@ -1,96 +1,242 @@
 //! The link to the directory server: registration, lists, lookups,
-//! heartbeat, and reconnecting with backoff when it is lost.
+//! heartbeat, and reconnecting (capped backoff with jitter) when it is
+//! lost. Every request gets an answer or an error: one pending when the
+//! link breaks fails with `request_lost`.
 
-use super::{Peer, PeerOutput, ServerPhase};
-use crate::codec::encode;
-use crate::event::Event;
-use crate::heartbeat::Beat;
-use crate::protocol::{ClientMsg, ErrorCode, PeerStatus, ServerMsg, PROTOCOL_VERSION};
-use crate::text::sanitize;
-use crate::time::{Instant, Now};
+use super::{Peer, PeerConfig, PeerOutput, Timer};
+use crate::codec::{encode, FrameDecoder};
+use crate::event::{ErrorDetail, Event, Problem, Request};
+use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
+use crate::link::LinkId;
+use crate::protocol::{negotiate, ClientMsg, ErrorCode, PeerInfo, ServerMsg, Versions};
+use crate::text::{same_name, sanitize, MAX_NAME};
+use crate::time::Instant;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Longest server error message shown, in characters.
 const MAX_SERVER_MESSAGE: usize = 512;
 
+/// Extra wait after the time the server says our stale session needs to
+/// be dropped, so the retry does not race the server's own timer.
+const NAME_RETRY_MARGIN: Duration = Duration::from_millis(250);
+
+/// The server link's state and what it is waiting for.
+#[derive(Debug)]
+pub(super) struct ServerLink {
+    phase: Phase,
+    ever_registered: bool,
+    /// The next reconnection delay, before jitter.
+    backoff: Duration,
+    jitter: Jitter,
+    /// Requests sent and not yet answered, by id, oldest first.
+    pending: VecDeque<(u64, Pending)>,
+    next_request: u64,
+    /// Chunks of the list answer being received (for the request id).
+    list_chunks: Vec<PeerInfo>,
+    /// How many times in a row our name was found held by our own
+    /// earlier session.
+    name_waits: u32,
+    /// Where the server says we listen.
+    own_addr: Option<SocketAddr>,
+    heartbeat_config: HeartbeatConfig,
+    max_frame: usize,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// We asked the driver to connect.
+    Connecting {
+        link: LinkId,
+    },
+    /// Hello and register are sent.
+    Registering(Conn),
+    Registered(Conn),
+    /// Lost; reconnect at `retry_at`.
+    Down {
+        retry_at: Instant,
+    },
+    /// Quit or failed for good.
+    Gone,
+}
+
+#[derive(Debug)]
+struct Conn {
+    link: LinkId,
+    decoder: FrameDecoder<ServerMsg>,
+    heartbeat: Heartbeat,
+}
+
+#[derive(Debug)]
+enum Pending {
+    List,
+    Lookup { name: String },
+}
+
+impl ServerLink {
+    pub(super) fn new(config: &PeerConfig, _now: Instant) -> Self {
+        Self {
+            phase: Phase::Gone,
+            ever_registered: false,
+            backoff: config.reconnect_min,
+            jitter: Jitter(config.seed),
+            pending: VecDeque::new(),
+            next_request: 0,
+            list_chunks: Vec::new(),
+            name_waits: 0,
+            own_addr: None,
+            heartbeat_config: config.heartbeat,
+            max_frame: config.max_frame,
+        }
+    }
+
+    pub(super) fn owns(&self, link: LinkId) -> bool {
+        self.link() == Some(link)
+    }
+
+    fn link(&self) -> Option<LinkId> {
+        match &self.phase {
+            Phase::Connecting { link } => Some(*link),
+            Phase::Registering(conn) | Phase::Registered(conn) => Some(conn.link),
+            Phase::Down { .. } | Phase::Gone => None,
+        }
+    }
+
+    /// Whether the first registration is still under way (connecting,
+    /// registering, or waiting to retry).
+    pub(super) fn first_registration_pending(&self) -> bool {
+        !self.ever_registered && !matches!(self.phase, Phase::Gone)
+    }
+
+    pub(super) fn is_registered(&self) -> bool {
+        matches!(self.phase, Phase::Registered(_))
+    }
+
+    pub(super) fn own_addr(&self) -> Option<SocketAddr> {
+        self.own_addr
+    }
+
+    pub(super) fn deadline(&self) -> Option<(Instant, Timer)> {
+        match &self.phase {
+            Phase::Down { retry_at } => Some((*retry_at, Timer::ServerRetry)),
+            Phase::Registering(conn) | Phase::Registered(conn) => {
+                Some((conn.heartbeat.deadline(), Timer::ServerHeartbeat))
+            }
+            Phase::Connecting { .. } | Phase::Gone => None,
+        }
+    }
+}
+
 impl Peer {
-    pub(super) fn connect_server(&mut self, _now: Instant) {
+    pub(super) fn connect_server(&mut self) {
         let link = self.allocate_link();
-        self.server.link = Some(link);
-        self.server.phase = ServerPhase::Connecting;
+        self.server.phase = Phase::Connecting { link };
         self.outputs.push_back(PeerOutput::Connect {
             link,
             addr: self.config.server,
         });
     }
 
-    pub(super) fn server_frame(&mut self, now: Now, frame: ServerMsg) {
+    pub(super) fn server_connected(&mut self) {
+        let Phase::Connecting { link } = self.server.phase else {
+            return;
+        };
+        self.server.phase = Phase::Registering(Conn {
+            link,
+            decoder: FrameDecoder::new(self.server.max_frame),
+            heartbeat: Heartbeat::new(self.server.heartbeat_config, self.clock.mono),
+        });
+        self.send_server(&ClientMsg::Hello {
+            versions: Versions::ours(),
+        });
+        let register = ClientMsg::Register {
+            name: self.config.name.clone(),
+            port: self.config.listen_port,
+        };
+        self.send_server(&register);
+    }
+
+    pub(super) fn server_bytes(&mut self, bytes: &[u8]) {
+        let now = self.clock.mono;
+        let (Phase::Registering(conn) | Phase::Registered(conn)) = &mut self.server.phase else {
+            return;
+        };
+        let link = conn.link;
+        conn.heartbeat.received(now);
+        conn.decoder.push(bytes);
+        loop {
+            let (Phase::Registering(conn) | Phase::Registered(conn)) = &mut self.server.phase
+            else {
+                return;
+            };
+            if conn.link != link {
+                return;
+            }
+            match conn.decoder.next_frame() {
+                None => return,
+                Some(Ok(frame)) => self.server_frame(frame),
+                Some(Err(e)) => {
+                    return self.server_down(&format!("the server sent a bad frame: {e}"))
+                }
+            }
+        }
+    }
+
+    fn server_frame(&mut self, frame: ServerMsg) {
         match frame {
-            ServerMsg::Hello { version } if version != PROTOCOL_VERSION => {
-                let message = format!(
-                    "the server speaks protocol {version}, this natter speaks {PROTOCOL_VERSION}; upgrade the older side"
-                );
-                self.server_refused(now, ErrorCode::VersionMismatch, message);
-            }
-            ServerMsg::Hello { .. } => {}
-            ServerMsg::Registered { addr, .. } => {
-                self.server.phase = ServerPhase::Registered;
-                self.server.backoff = self.config.reconnect_min;
-                if self.server.ever_registered {
-                    self.event(Event::Reregistered);
-                } else {
-                    self.server.ever_registered = true;
-                    // Our own name, not the server's echo of it: a server
-                    // cannot put text of its choosing on our screen here.
-                    let name = self.config.name.clone();
-                    let server = self.config.server;
-                    self.event(Event::Registered { name, addr, server });
-                }
-                if self.chat_partner().is_some() {
-                    self.send_server(&ClientMsg::Status {
-                        status: PeerStatus::Chatting,
-                    });
+            ServerMsg::Hello { versions } => {
+                if let Err(mismatch) = negotiate(&versions) {
+                    let detail = ErrorDetail::ServerVersion {
+                        version: mismatch.theirs.max,
+                        min_version: mismatch.theirs.min,
+                    };
+                    self.server_refused(Problem::new(ErrorCode::VersionMismatch, detail), None);
                 }
             }
-            ServerMsg::Peers { peers, more } => {
-                let room = self.config.max_list.saturating_sub(self.list_chunks.len());
-                self.list_chunks.extend(peers.into_iter().take(room));
-                if !more {
-                    let mut peers = std::mem::take(&mut self.list_chunks);
-                    for p in &mut peers {
-                        p.name = sanitize(&p.name, crate::text::MAX_NAME);
-                    }
-                    self.last_list = peers.iter().map(|p| (p.name.clone(), p.clone())).collect();
-                    self.event(Event::Peers { peers });
+            ServerMsg::Registered {
+                addr, reachable, ..
+            } => self.registered(addr, reachable),
+            ServerMsg::Peers { id, peers, more } => {
+                if !self.is_pending(id, |p| matches!(p, Pending::List)) {
+                    return; // an answer nobody asked for
                 }
-            }
-            ServerMsg::Found { name, peer } => {
-                let Some(pos) = self.lookups.iter().position(|n| *n == name) else {
+                let room = self
+                    .config
+                    .max_list
+                    .saturating_sub(self.server.list_chunks.len());
+                self.server.list_chunks.extend(peers.into_iter().take(room));
+                if more {
                     return;
-                };
-                self.lookups.remove(pos);
-                match peer {
-                    Some(info) => {
-                        self.last_list.insert(name.clone(), info.clone());
-                        match self.dial_refusal() {
-                            None => self.dial(now, info.addr, Some(name)),
-                            Some(code) => {
-                                self.error(code, "another chat or request started meanwhile")
-                            }
-                        }
-                    }
-                    None => self.error(
-                        ErrorCode::UnknownPeer,
-                        format!("nobody named {name} is online; /list shows who is"),
-                    ),
+                }
+                self.take_pending(id);
+                let mut peers = std::mem::take(&mut self.server.list_chunks);
+                for p in &mut peers {
+                    p.name = sanitize(&p.name, MAX_NAME);
+                }
+                self.event(Event::Peers { peers });
+            }
+            ServerMsg::Found { id, name, peer } => {
+                if let Some(Pending::Lookup { name: asked }) = self.take_pending(id) {
+                    self.found(asked, name, peer);
                 }
             }
-            ServerMsg::Error { code, message } => {
+            ServerMsg::Error {
+                id,
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => {
                 let message = sanitize(&message, MAX_SERVER_MESSAGE);
-                if self.server.phase == ServerPhase::Registering {
-                    self.server_refused(now, code, message);
-                } else {
-                    self.error(code, format!("server: {message}"));
+                let problem = Problem::new(code, ErrorDetail::ServerSaid { message });
+                if matches!(self.server.phase, Phase::Registering(_)) {
+                    return self.server_refused(problem, retry_after_ms);
                 }
+                if id.is_some() && self.take_pending(id).is_some() {
+                    self.server.list_chunks.clear();
+                }
+                self.event(problem.into());
             }
             ServerMsg::Ping => {
                 self.send_server(&ClientMsg::Pong);
@@ -99,101 +245,288 @@ impl Peer {
         }
     }
 
-    /// The server refused us while registering: fatal the first time
-    /// (wrong name, full server: the user must act), retried after a
-    /// reconnect (our old entry may simply not have timed out yet).
-    pub(super) fn server_refused(&mut self, now: Now, code: ErrorCode, message: String) {
+    fn registered(&mut self, addr: SocketAddr, reachable: bool) {
+        let Phase::Registering(conn) = std::mem::replace(&mut self.server.phase, Phase::Gone)
+        else {
+            return;
+        };
+        self.server.phase = Phase::Registered(conn);
+        self.server.backoff = self.config.reconnect_min;
+        self.server.name_waits = 0;
+        self.server.own_addr = Some(addr);
         if self.server.ever_registered {
-            let link = self.server.link.take();
-            if let Some(link) = link {
-                self.outputs.push_back(PeerOutput::Close { link });
-            }
-            self.schedule_reconnect(now.mono);
+            self.event(Event::Reregistered);
         } else {
-            self.fatal(code, message);
+            self.server.ever_registered = true;
+            // Our own name, not the server's echo of it: a server cannot
+            // put text of its choosing on our screen here.
+            let name = self.config.name.clone();
+            let server = self.config.server;
+            self.event(Event::Registered {
+                name,
+                addr,
+                server,
+                reachable,
+            });
+        }
+        self.status_sent = None;
+        self.update_status();
+        self.exit_if_done();
+    }
+
+    /// The answer to a lookup made for `/connect NAME`.
+    fn found(&mut self, asked: String, name: String, peer: Option<PeerInfo>) {
+        let Some(info) = peer.filter(|_| same_name(&asked, &name)) else {
+            return self.error(
+                ErrorCode::UnknownPeer,
+                ErrorDetail::NoSuchPeer { name: asked },
+            );
+        };
+        if self.is_own_addr(info.addr) {
+            return self.error(ErrorCode::BadInput, ErrorDetail::CallingYourself);
+        }
+        let name = sanitize(&info.name, MAX_NAME);
+        if !info.reachable {
+            // The server could not connect to it either (NAT, firewall):
+            // dialling would only fail; the other direction works.
+            return self.error(
+                ErrorCode::PeerUnreachable,
+                ErrorDetail::NotCallable { peer: name },
+            );
+        }
+        if let Some((code, detail)) = self.dial_refusal() {
+            return self.error(code, detail);
+        }
+        self.dial(info.addr, Some(name));
+    }
+
+    /// The server refused us while registering. Some refusals pass by
+    /// themselves (too many connections from our address just now): wait
+    /// and retry. Others need the user (a name taken by someone else, a
+    /// full server): fatal the first time; after an earlier registration
+    /// they are retried, since our own old entry may simply not have
+    /// timed out yet.
+    fn server_refused(&mut self, problem: Problem, retry_after_ms: Option<u64>) {
+        let passing = matches!(
+            problem.code,
+            ErrorCode::TooManyConnections | ErrorCode::RateLimited
+        );
+        let held = match retry_after_ms {
+            Some(ms) if problem.code == ErrorCode::NameTaken && self.server.name_waits < 3 => {
+                Some(ms)
+            }
+            _ => None,
+        };
+        if let Some(ms) = held {
+            // Most likely our own earlier session, crashed or cut off
+            // silently: the server drops it within `ms`. Wait, do not
+            // make the user pick another name.
+            self.server.name_waits += 1;
+            self.server_close();
+            let wait = Duration::from_millis(ms) + NAME_RETRY_MARGIN;
+            self.server.phase = Phase::Down {
+                retry_at: self.clock.mono + wait,
+            };
+            let retry_in_ms = wait.as_millis() as u64;
+            return self.error(ErrorCode::NameTaken, ErrorDetail::NameHeld { retry_in_ms });
+        }
+        if !passing && !self.server.ever_registered {
+            return self.fatal(problem);
+        }
+        self.server_close();
+        let retry_in = self.schedule_reconnect();
+        if passing {
+            let server_message = match problem.detail {
+                ErrorDetail::ServerSaid { message } => message,
+                _ => String::new(),
+            };
+            self.error(
+                problem.code,
+                ErrorDetail::Retrying {
+                    server_message,
+                    retry_in_ms: retry_in.as_millis() as u64,
+                },
+            );
         }
     }
 
-    pub(super) fn server_down(&mut self, now: Now, reason: &str) {
-        let was_registered = self.server.phase == ServerPhase::Registered;
-        if let Some(link) = self.server.link.take() {
-            self.outputs.push_back(PeerOutput::Close { link });
-        }
-        self.list_chunks.clear();
-        self.lookups.clear();
+    pub(super) fn server_down(&mut self, reason: &str) {
+        let was_registered = self.server.is_registered();
+        self.server_close();
         if self.quitting {
-            self.server.phase = ServerPhase::Gone;
+            self.server.phase = Phase::Gone;
             return self.exit_if_done();
         }
         if !self.server.ever_registered {
-            let message = format!(
-                "cannot register with the server at {} ({reason}); is `natter server` running there?",
-                self.config.server
-            );
-            return self.fatal(ErrorCode::ServerUnreachable, message);
+            let detail = ErrorDetail::ServerDown {
+                server: self.config.server,
+                reason: reason.to_string(),
+            };
+            return self.fatal(Problem::new(ErrorCode::ServerUnreachable, detail));
         }
         if was_registered {
             self.event(Event::ServerLost);
         }
-        self.schedule_reconnect(now.mono);
+        self.schedule_reconnect();
     }
 
-    pub(super) fn schedule_reconnect(&mut self, now: Instant) {
-        let wait = self.server.backoff;
-        self.server.backoff = (wait * 2).min(self.config.reconnect_max);
-        self.server.phase = ServerPhase::Down {
-            retry_at: now + wait,
+    /// Closes the server link, failing every request still pending.
+    pub(super) fn server_close(&mut self) {
+        if let Some(link) = self.server.link() {
+            self.outputs.push_back(PeerOutput::Close { link });
+        }
+        self.server.phase = Phase::Gone;
+        self.server.list_chunks.clear();
+        for (_, pending) in std::mem::take(&mut self.server.pending) {
+            let request = match pending {
+                Pending::List => Request::List,
+                Pending::Lookup { .. } => Request::Lookup,
+            };
+            self.error(
+                ErrorCode::ServerUnreachable,
+                ErrorDetail::RequestLost { request },
+            );
+        }
+    }
+
+    /// Says goodbye to the server (quitting) and closes the link.
+    pub(super) fn server_goodbye(&mut self) {
+        if self.server.is_registered() {
+            self.send_server(&ClientMsg::Bye);
+        }
+        self.server_close();
+    }
+
+    /// Schedules the next connection attempt; returns the wait.
+    fn schedule_reconnect(&mut self) -> Duration {
+        let base = self.server.backoff;
+        self.server.backoff = (base * 2).min(self.config.reconnect_max);
+        let wait = self
+            .server
+            .jitter
+            .spread(base)
+            .min(self.config.reconnect_max);
+        self.server.phase = Phase::Down {
+            retry_at: self.clock.mono + wait,
         };
+        wait
     }
 
-    pub(super) fn server_timeout(&mut self, now: Now) {
-        match self.server.phase {
-            ServerPhase::Down { retry_at } if now.mono >= retry_at => self.connect_server(now.mono),
-            ServerPhase::Registering | ServerPhase::Registered => {
-                match self.server.heartbeat.check(now.mono) {
-                    Beat::Lost => self.server_down(now, "no heartbeat from the server"),
-                    Beat::Ping => {
-                        self.send_server(&ClientMsg::Ping);
-                    }
-                    Beat::Idle => {}
+    pub(super) fn server_timeout(&mut self) {
+        let now = self.clock.mono;
+        match &self.server.phase {
+            Phase::Down { retry_at } if now >= *retry_at => self.connect_server(),
+            Phase::Registering(conn) | Phase::Registered(conn) => match conn.heartbeat.check(now) {
+                Beat::Lost => self.server_down("no heartbeat from the server"),
+                Beat::Ping => {
+                    self.send_server(&ClientMsg::Ping);
                 }
-            }
+                Beat::Idle => {}
+            },
             _ => {}
         }
     }
 
-    /// Sends to the server if connected; false if not.
-    pub(super) fn send_server(&mut self, frame: &ClientMsg) -> bool {
-        let usable = match self.server.phase {
-            ServerPhase::Registered => true,
-            ServerPhase::Registering => matches!(
-                frame,
-                ClientMsg::Hello { .. }
-                    | ClientMsg::Register { .. }
-                    | ClientMsg::Pong
-                    | ClientMsg::Ping
-            ),
-            _ => false,
-        };
-        match self.server.link {
-            Some(link) if usable => {
-                self.server.heartbeat.sent(self.clock);
-                self.outputs.push_back(PeerOutput::Send {
-                    link,
-                    bytes: encode(frame),
-                });
-                true
-            }
-            _ => false,
+    /// Whether request `id` is pending and `what` it is.
+    fn is_pending(&self, id: Option<u64>, what: impl Fn(&Pending) -> bool) -> bool {
+        self.server
+            .pending
+            .iter()
+            .any(|(pending, p)| Some(*pending) == id && what(p))
+    }
+
+    /// The request answered by a frame repeating `id`, if it is pending.
+    fn take_pending(&mut self, id: Option<u64>) -> Option<Pending> {
+        let at = self
+            .server
+            .pending
+            .iter()
+            .position(|(pending, _)| Some(*pending) == id)?;
+        self.server.pending.remove(at).map(|(_, p)| p)
+    }
+
+    fn request_id(&mut self) -> u64 {
+        self.server.next_request += 1;
+        self.server.next_request
+    }
+
+    pub(super) fn request_list(&mut self) {
+        let id = self.request_id();
+        if self.send_server(&ClientMsg::List { id: Some(id) }) {
+            self.server.list_chunks.clear();
+            self.server.pending.push_back((id, Pending::List));
+        } else {
+            self.error(
+                ErrorCode::ServerUnreachable,
+                ErrorDetail::ServerNotConnected {
+                    request: Request::List,
+                },
+            );
         }
     }
 
-    pub(super) fn update_status(&mut self) {
-        let status = if self.chat_partner().is_some() {
-            PeerStatus::Chatting
-        } else {
-            PeerStatus::Available
+    pub(super) fn lookup(&mut self, name: String) {
+        let id = self.request_id();
+        let frame = ClientMsg::Lookup {
+            id: Some(id),
+            name: name.clone(),
         };
-        self.send_server(&ClientMsg::Status { status });
+        if self.send_server(&frame) {
+            self.server
+                .pending
+                .push_back((id, Pending::Lookup { name }));
+        } else {
+            self.error(
+                ErrorCode::ServerUnreachable,
+                ErrorDetail::ServerNotConnected {
+                    request: Request::Lookup,
+                },
+            );
+        }
+    }
+
+    /// Sends to the server if the link can carry `frame` now; false if not.
+    pub(super) fn send_server(&mut self, frame: &ClientMsg) -> bool {
+        let now = self.clock.mono;
+        let conn = match &mut self.server.phase {
+            Phase::Registered(conn) => conn,
+            Phase::Registering(conn)
+                if matches!(
+                    frame,
+                    ClientMsg::Hello { .. }
+                        | ClientMsg::Register { .. }
+                        | ClientMsg::Pong
+                        | ClientMsg::Ping
+                ) =>
+            {
+                conn
+            }
+            _ => return false,
+        };
+        conn.heartbeat.sent(now);
+        self.outputs.push_back(PeerOutput::Send {
+            link: conn.link,
+            bytes: encode(frame),
+        });
+        true
+    }
+}
+
+/// Spreads reconnection delays: peers cut off by one server restart come
+/// back over an interval instead of all at one instant. A seeded
+/// splitmix64, so a simulation replays exactly.
+#[derive(Debug)]
+struct Jitter(u64);
+
+impl Jitter {
+    /// `base` times a factor in [0.5, 1.5).
+    fn spread(&mut self, base: Duration) -> Duration {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let per_mille = 500 + z % 1000;
+        base * per_mille as u32 / 1000
     }
 }

@@ -127,6 +127,18 @@ impl World {
         self.settle();
     }
 
+    /// Starts a peer without letting anything happen yet: its first
+    /// outputs (connect to the server) wait for the next `settle`.
+    pub fn add_peer_unsettled(&mut self, name: &str) {
+        let config = PeerConfig::new(name, SERVER, LISTEN_PORT);
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + self.ips.len() as u8));
+        self.ips.insert(name.to_string(), ip);
+        self.peers
+            .insert(name.to_string(), Peer::new(config, self.now));
+        self.drives.insert(name.to_string(), Drive::new());
+        self.events.entry(name.to_string()).or_default();
+    }
+
     pub fn addr_of(&self, name: &str) -> SocketAddr {
         SocketAddr::new(self.ips[name], LISTEN_PORT)
     }
@@ -134,8 +146,18 @@ impl World {
     /// The user `name` types `line`.
     pub fn type_line(&mut self, name: &str, line: &str) {
         let now = self.now;
-        self.peer(name)
-            .handle_input(now, PeerInput::Line(line.to_string()));
+        // As a user interface does: a line that is no valid command is
+        // refused before it reaches the peer.
+        match natter_core::command::parse(line) {
+            Ok(command) => self
+                .peer(name)
+                .handle_input(now, PeerInput::Command(command)),
+            Err(problem) => self
+                .events
+                .get_mut(name)
+                .expect("known peer")
+                .push(problem.into()),
+        }
         self.settle();
     }
 
@@ -300,6 +322,7 @@ impl World {
                     text.push_str(&String::from_utf8_lossy(&bytes))
                 }
                 RegistryOutput::Close { link: l } if l == link => closed = true,
+                RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
                 other => rest.push_back(other),
             }
         }
@@ -426,8 +449,21 @@ impl World {
         match out {
             RegistryOutput::Send { link, bytes } => self.transmit(End::Server(link), bytes),
             RegistryOutput::Close { link } => self.hang_up(End::Server(link)),
+            RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
             RegistryOutput::Log(log) => self.logs.push(log),
         }
+    }
+
+    /// The server's reachability probe: reachable when a peer listens at
+    /// `addr` (the probe's connection itself is not shown to the peer).
+    fn answer_probe(&mut self, link: LinkId, addr: SocketAddr) {
+        let reachable = self
+            .peers
+            .keys()
+            .any(|name| SocketAddr::new(self.ips[name], LISTEN_PORT) == addr);
+        let now = self.now;
+        self.registry()
+            .handle_input(now, RegistryInput::Probed { link, reachable });
     }
 
     fn transmit(&mut self, from: End, bytes: Vec<u8>) {
