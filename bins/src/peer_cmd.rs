@@ -103,7 +103,15 @@ pub async fn run(args: PeerArgs) -> i32 {
         }
     };
     let transcripts = Transcripts::new(dir);
-    let code = run_peer(TokioNet, listener, config, transcripts, command_rx, event_tx).await;
+    let code = run_peer(
+        TokioNet,
+        listener,
+        config,
+        transcripts,
+        command_rx,
+        event_tx,
+    )
+    .await;
     // Joined off the runtime: the tasks that still hold an event sender
     // must be able to run meanwhile and drop it.
     let _ = tokio::task::spawn_blocking(move || printer.join()).await;

@@ -289,7 +289,10 @@ impl PeerHandle {
     /// [`PeerHandle::send`]).
     pub fn try_send(&mut self, line: &str) -> Result<(), InputError> {
         let who = self.name.clone();
-        let lines = self.lines.as_ref().ok_or(InputError::Closed { who: who.clone() })?;
+        let lines = self
+            .lines
+            .as_ref()
+            .ok_or(InputError::Closed { who: who.clone() })?;
         match to_input(line) {
             Ok(input) => lines.try_send(input).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => InputError::Full { who },
