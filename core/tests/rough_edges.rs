@@ -424,7 +424,13 @@ fn a_peer_the_server_cannot_reach_is_listed_so_and_not_dialled() {
     world.add_peer_with(PeerConfig::new("carol", SERVER, 4001));
     let carol = world.take_events("carol");
     assert!(
-        matches!(carol.as_slice(), [Event::Registered { reachable: false, .. }]),
+        matches!(
+            carol.as_slice(),
+            [Event::Registered {
+                reachable: false,
+                ..
+            }]
+        ),
         "{carol:?}"
     );
     world.type_line("alice", "/list");
