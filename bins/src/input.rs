@@ -3,7 +3,6 @@
 //! terminal in `--plain` mode; the raw-mode editor is `terminal.rs`).
 
 use natter_core::command::{self, Command};
-use natter_net_real::PeerLine;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
@@ -14,7 +13,7 @@ const MAX_INPUT_LINE: usize = 64 * 1024;
 /// Hands one typed line to the peer: every input mode goes through here.
 /// Returns whether to read on: not once the peer is gone, nor after
 /// `/quit` (whatever follows would only be refused).
-pub async fn hand_over(lines: &mpsc::Sender<PeerLine>, line: String) -> bool {
+pub async fn hand_over(lines: &mpsc::Sender<String>, line: String) -> bool {
     let quit = matches!(command::parse(&line), Ok(Command::Quit));
     lines.send(line).await.is_ok() && !quit
 }
@@ -35,11 +34,7 @@ pub enum Interrupt {
 /// input closes the channel, which the peer takes as `/quit`; so does
 /// Ctrl-C (see [`Interrupt`]), and a Ctrl-C after that exits at once.
 /// `typed` is told of every line read.
-pub async fn read_stdin(
-    lines: mpsc::Sender<PeerLine>,
-    interrupt: Interrupt,
-    typed: impl Fn(),
-) {
+pub async fn read_stdin(lines: mpsc::Sender<String>, interrupt: Interrupt, typed: impl Fn()) {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut line = Vec::new();
     let mut interrupted = false;

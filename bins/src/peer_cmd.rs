@@ -133,7 +133,7 @@ pub async fn run(args: PeerArgs) -> i32 {
                 };
                 return report.fatal(ErrorCode::BadInput, detail);
             }
-        }
+        },
     };
     let code = run_peer(TokioNet, listener, config, dir, command_rx, event_tx).await;
     // Joined off the runtime: the tasks that still hold an event sender

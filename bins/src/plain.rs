@@ -11,7 +11,6 @@
 use crate::input::{self, Interrupt};
 use crate::render;
 use natter_core::Event;
-use natter_net_real::PeerLine;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use tokio::sync::mpsc;
 /// the last event is printed.
 pub fn start(
     name: &str,
-    lines: mpsc::Sender<PeerLine>,
+    lines: mpsc::Sender<String>,
     events: mpsc::Receiver<Event>,
 ) -> JoinHandle<()> {
     let prompt = Arc::new(Prompt {

@@ -36,10 +36,10 @@ use crossterm::style::Print;
 use crossterm::terminal::{self, Clear, ClearType};
 use crossterm::{execute, queue};
 use natter_core::Event;
-use natter_net_real::PeerLine;
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Whether the editor can run here: the terminal takes raw mode and tells
@@ -55,10 +55,13 @@ pub fn probe() -> Result<(), String> {
 /// terminal given back.
 pub fn start(
     name: &str,
-    lines: mpsc::Sender<PeerLine>,
+    lines: mpsc::Sender<String>,
     events: mpsc::Receiver<Event>,
 ) -> Result<JoinHandle<()>, String> {
-    let screen = Arc::new(Mutex::new(Screen::new(format!("{name}> "))));
+    let screen = Arc::new(Shared {
+        screen: Mutex::new(Screen::new(format!("{name}> "))),
+        resized: Condvar::new(),
+    });
     let input = Arc::new(Input(Mutex::new(Some(lines))));
     #[cfg(unix)]
     watch_signals(Arc::clone(&screen), Arc::clone(&input)).map_err(|e| e.to_string())?;
@@ -78,10 +81,10 @@ pub fn start(
 
 /// The line channel, shared by the key reader and the signal watcher:
 /// whichever ends the input first drops it (the peer then quits).
-struct Input(Mutex<Option<mpsc::Sender<PeerLine>>>);
+struct Input(Mutex<Option<mpsc::Sender<String>>>);
 
 impl Input {
-    fn sender(&self) -> Option<mpsc::Sender<PeerLine>> {
+    fn sender(&self) -> Option<mpsc::Sender<String>> {
         lock(&self.0).clone()
     }
 
@@ -96,40 +99,88 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The screen, drawn on by the key reader and the event printer.
+struct Shared {
+    screen: Mutex<Screen>,
+    /// Notified when the key reader has handled a terminal event, a
+    /// resize among them.
+    resized: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Screen> {
+        lock(&self.screen)
+    }
+
+    /// The screen once the editor has taken the terminal's width into
+    /// account. Between a resize and its handling by the key reader (a few
+    /// milliseconds), the prompt row may have been re-wrapped: printing
+    /// then would leave its first rows behind, so the printer waits. If the
+    /// key reader is held up (the peer not taking lines), the printer
+    /// redraws for the new width itself after a second, without asking the
+    /// terminal where the cursor is (only the key reader may read it).
+    fn settled(&self) -> MutexGuard<'_, Screen> {
+        let width =
+            |screen: &Screen| terminal::size().map_or(screen.columns, |(columns, _)| columns);
+        let mut screen = self.lock();
+        for _ in 0..20 {
+            if !screen.raw || width(&screen) == screen.columns {
+                return screen;
+            }
+            screen = self
+                .resized
+                .wait_timeout(screen, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if screen.raw {
+            let columns = width(&screen);
+            screen.resize(columns, None);
+        }
+        screen
+    }
+}
+
 /// Prints every event; the editor starts once `registered` is shown: a
 /// start-up error (which ends the process) then leaves the terminal as it
 /// was.
 fn print_events(
-    screen: &Mutex<Screen>,
+    screen: &Shared,
     mut events: mpsc::Receiver<Event>,
     registered: std::sync::mpsc::Sender<()>,
 ) {
     let mut registered = Some(registered);
     while let Some(event) = events.blocking_recv() {
-        lock(screen).print(&render::human(&event));
+        screen.settled().print(&render::human(&event));
         if matches!(event, Event::Registered { .. }) {
             if let Some(start) = registered.take() {
                 let _ = start.send(());
             }
         }
     }
-    lock(screen).finish();
+    screen.lock().finish();
 }
 
-fn read_keys(screen: &Mutex<Screen>, input: &Input, runtime: &tokio::runtime::Handle) {
+fn read_keys(screen: &Shared, input: &Input, runtime: &tokio::runtime::Handle) {
     if input.sender().is_none() {
         return;
     }
-    if let Err(e) = lock(screen).enter() {
+    if let Err(e) = screen.lock().enter() {
         eprintln!("natter: cannot use the terminal ({e}); leaving");
         input.end();
         return;
     }
     'read: loop {
         let step = match event::read() {
-            Ok(event) => lock(screen).handle(event),
+            Ok(event) => {
+                let step = screen.lock().handle(event);
+                screen.resized.notify_all();
+                step
+            }
             Err(e) => {
-                lock(screen).print(&format!("natter: cannot read the terminal: {e}"));
+                screen
+                    .lock()
+                    .print(&format!("natter: cannot read the terminal: {e}"));
                 break;
             }
         };
@@ -146,7 +197,7 @@ fn read_keys(screen: &Mutex<Screen>, input: &Input, runtime: &tokio::runtime::Ha
         }
     }
     if input.end() {
-        lock(screen).finish();
+        screen.lock().finish();
     }
 }
 
@@ -154,8 +205,8 @@ fn read_keys(screen: &Mutex<Screen>, input: &Input, runtime: &tokio::runtime::Ha
 /// and the prompt again. The lock is held throughout, so no event is
 /// printed in between; a process group without job control is not
 /// stopped at all, and the editor simply goes on.
-fn suspend(screen: &Mutex<Screen>) {
-    let mut screen = lock(screen);
+fn suspend(screen: &Shared) {
+    let mut screen = screen.lock();
     screen.leave();
     #[cfg(unix)]
     // SAFETY: raise only sends a signal to the calling thread; SIGTSTP has
@@ -173,22 +224,31 @@ fn suspend(screen: &Mutex<Screen>) {
 /// restored), and SIGTERM, SIGHUP and SIGINT: the first ends the input, so
 /// the peer says goodbye; the next gives the terminal back and exits.
 #[cfg(unix)]
-fn watch_signals(screen: Arc<Mutex<Screen>>, input: Arc<Input>) -> std::io::Result<()> {
+fn watch_signals(screen: Arc<Shared>, input: Arc<Input>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGCONT, SIGINT, SIGTERM, SIGHUP])?;
     std::thread::spawn(move || {
         for signal in signals.forever() {
             if signal == SIGCONT {
-                lock(&screen).resume();
+                screen.lock().resume();
             } else if input.end() {
-                lock(&screen).finish();
+                screen.lock().finish();
             } else {
-                lock(&screen).finish();
+                screen.lock().finish();
                 std::process::exit(128 + signal);
             }
         }
     });
     Ok(())
+}
+
+/// Whether the terminal does its own line editing now (not raw).
+#[cfg(unix)]
+fn line_mode() -> bool {
+    // SAFETY: tcgetattr fills the termios it is given, or fails.
+    let mut modes: libc::termios = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut modes) };
+    read == 0 && modes.c_lflag & libc::ICANON != 0
 }
 
 /// A panic (a bug) must not leave the user's terminal raw.
@@ -282,13 +342,23 @@ impl Screen {
         let _ = terminal::disable_raw_mode();
     }
 
-    /// Back from a stop: whatever the shell did to the terminal meanwhile,
-    /// raw mode again and the prompt redrawn.
+    /// Back from a stop (SIGCONT): the prompt redrawn where the shell left
+    /// the cursor, and raw mode again if the shell put the terminal back in
+    /// line mode meanwhile. After our own Ctrl-Z, [`suspend`] has done it
+    /// all already and this only draws the same row again.
+    #[cfg(unix)]
     fn resume(&mut self) {
-        if self.raw {
+        if !self.raw {
+            return;
+        }
+        if line_mode() {
+            // crossterm believes raw mode is still on: off, then on again.
             let _ = terminal::disable_raw_mode();
             self.raw = false;
             let _ = self.enter();
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = self.draw(&mut out);
         }
     }
 
@@ -332,14 +402,10 @@ impl Screen {
 
     /// The terminal changed size. If it re-wrapped the prompt row (most
     /// do when narrowed), the row now starts higher up: go there, clear it
-    /// and below, and draw it anew for the new width.
-    fn resize(&mut self, columns: u16) {
-        let now = if self.cursor >= columns {
-            crossterm::cursor::position().ok().map(|(column, _)| column)
-        } else {
-            None
-        };
-        let up = rows_above(self.cursor, columns, now);
+    /// and below, and draw it anew for the new width. `cursor_now` is the
+    /// cursor's column as the terminal reports it, if asked.
+    fn resize(&mut self, columns: u16, cursor_now: Option<u16>) {
+        let up = rows_above(self.cursor, columns, cursor_now);
         self.columns = columns;
         let mut out = std::io::stdout().lock();
         if up > 0 {
@@ -365,7 +431,13 @@ impl Screen {
                 }
             }
             event::Event::Resize(columns, _) if self.raw => {
-                self.resize(columns);
+                // The width now, past any resize still queued behind this one.
+                let columns = terminal::size().map_or(columns, |(columns, _)| columns);
+                // Where the cursor went matters only if it no longer fits.
+                let cursor_now = (self.cursor >= columns)
+                    .then(|| crossterm::cursor::position().ok().map(|(column, _)| column))
+                    .flatten();
+                self.resize(columns, cursor_now);
                 Step::then(Then::Read)
             }
             _ => Step::then(Then::Read),

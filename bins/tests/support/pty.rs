@@ -162,9 +162,9 @@ impl Term {
 
     /// Waits until `want` holds for the rows on screen.
     pub fn wait_for(&self, what: &str, want: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        let (lock_, changed) = &*self.shown;
-        let mut shown = lock(lock_);
+        let deadline = now() + SCREEN_TIMEOUT;
+        let (state, changed) = &*self.shown;
+        let mut shown = lock(state);
         loop {
             let screen = shown.parser.screen();
             let columns = screen.size().1.get();
@@ -175,17 +175,21 @@ impl Term {
             if want(&rows) {
                 return;
             }
-            let now = Instant::now();
-            if now >= deadline || shown.closed {
+            let left = deadline.saturating_duration_since(now());
+            if left.is_zero() || shown.closed {
                 panic!(
                     "{} waiting for {what}; the screen:\n{}\nbytes received: {:?}",
-                    if shown.closed { "terminal closed" } else { "timed out" },
+                    if shown.closed {
+                        "terminal closed"
+                    } else {
+                        "timed out"
+                    },
                     rows.join("\n"),
                     String::from_utf8_lossy(&shown.bytes)
                 );
             }
             shown = changed
-                .wait_timeout(shown, deadline - now)
+                .wait_timeout(shown, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -227,21 +231,26 @@ impl Term {
         modes.c_lflag & libc::ICANON == 0
     }
 
-    /// Waits for the program to exit (the hang guard applies).
+    /// Waits for the program to exit: first for the terminal to close
+    /// (the hang guard applies), then for its status.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the program") {
-                return status;
-            }
+        let (state, changed) = &*self.shown;
+        let deadline = now() + SCREEN_TIMEOUT;
+        let mut shown = lock(state);
+        while !shown.closed {
+            let left = deadline.saturating_duration_since(now());
             assert!(
-                Instant::now() < deadline,
+                !left.is_zero(),
                 "the program did not exit; the screen:\n{}",
-                self.contents()
+                shown.parser.screen().contents()
             );
-            // The child is not ours to be woken by: poll its status.
-            std::thread::sleep(Duration::from_millis(20));
+            shown = changed
+                .wait_timeout(shown, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
+        drop(shown);
+        self.child.wait().expect("wait for the program")
     }
 
     pub fn pid(&self) -> u32 {
@@ -257,6 +266,13 @@ impl Drop for Term {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The hang guard's clock: wall time, in a test process that never runs
+/// under simulation.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -276,7 +292,10 @@ fn read_screen(master: &File, shown: &(Mutex<Shown>, Condvar)) {
         let mut state = lock(&shown.0);
         let mut chunk = &buf[..n];
         state.bytes.extend_from_slice(chunk);
-        while let Some(at) = chunk.windows(ASK_POSITION.len()).position(|w| w == ASK_POSITION) {
+        while let Some(at) = chunk
+            .windows(ASK_POSITION.len())
+            .position(|w| w == ASK_POSITION)
+        {
             state.parser.process(&chunk[..at]);
             let (row, column) = state.parser.screen().cursor_position();
             let answer = format!("\x1b[{};{}R", row + 1, column + 1);
