@@ -201,54 +201,77 @@ fn read_keys(screen: &Shared, input: &Input, runtime: &tokio::runtime::Handle) {
     }
 }
 
-/// Ctrl-Z: the terminal back to the shell, stop until `fg`, then raw mode
-/// and the prompt again. The lock is held throughout, so no event is
-/// printed in between; a process group without job control is not
-/// stopped at all, and the editor simply goes on.
+/// Ctrl-Z, or a SIGTSTP sent by someone else: the terminal back to the
+/// shell, stop until `fg`, then raw mode and the prompt again. The lock is
+/// held throughout, so no event is printed in between. A process group
+/// without job control (nobody to say `fg`) is not stopped at all, as with
+/// any program, and the editor simply goes on.
 fn suspend(screen: &Shared) {
     let mut screen = screen.lock();
+    let was_raw = screen.raw;
     screen.leave();
     #[cfg(unix)]
-    // SAFETY: raise only sends a signal to the calling thread; SIGTSTP has
-    // its default disposition (natter never handles it).
-    unsafe {
-        libc::raise(libc::SIGTSTP);
+    stop_as_by_default();
+    if was_raw {
+        if let Err(e) = screen.enter() {
+            screen.print(&format!("natter: cannot take the terminal back: {e}"));
+        }
     }
-    if let Err(e) = screen.enter() {
-        screen.print(&format!("natter: cannot take the terminal back: {e}"));
+}
+
+/// Stops the process as SIGTSTP's default action does, although SIGTSTP is
+/// handled (so that a SIGTSTP from outside gets the terminal back first):
+/// the default action for the time of one raise, then the handler again.
+#[cfg(unix)]
+fn stop_as_by_default() {
+    // SAFETY: sigaction reads and writes plain sigaction structs; the
+    // handler taken out is put back unchanged; raise signals this thread.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        let mut handler: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGTSTP, &default, &mut handler) != 0 {
+            return;
+        }
+        libc::raise(libc::SIGTSTP);
+        libc::sigaction(libc::SIGTSTP, &handler, std::ptr::null_mut());
     }
 }
 
 /// Signals that would otherwise leave the terminal raw or the editor dead:
-/// SIGCONT (back from a stop not of our making: raw mode and the prompt are
-/// restored), and SIGTERM, SIGHUP and SIGINT: the first ends the input, so
-/// the peer says goodbye; the next gives the terminal back and exits.
+/// SIGTSTP from outside (as Ctrl-Z), SIGCONT (back from a stop not of our
+/// making: raw mode and the prompt are restored), and SIGTERM, SIGHUP and
+/// SIGINT: the first ends the input, so the peer says goodbye; the next
+/// gives the terminal back and exits.
 #[cfg(unix)]
 fn watch_signals(screen: Arc<Shared>, input: Arc<Input>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGCONT, SIGINT, SIGTERM, SIGHUP])?;
+    use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM, SIGTSTP};
+    let watched = [SIGTSTP, SIGCONT, SIGINT, SIGTERM, SIGHUP];
+    let mut signals = signal_hook::iterator::Signals::new(watched)?;
     std::thread::spawn(move || {
         for signal in signals.forever() {
-            if signal == SIGCONT {
-                screen.lock().resume();
-            } else if input.end() {
-                screen.lock().finish();
-            } else {
-                screen.lock().finish();
-                std::process::exit(128 + signal);
+            match signal {
+                SIGTSTP => suspend(&screen),
+                SIGCONT => screen.lock().resume(),
+                _ if input.end() => screen.lock().finish(),
+                _ => {
+                    screen.lock().finish();
+                    std::process::exit(128 + signal);
+                }
             }
         }
     });
     Ok(())
 }
 
-/// Whether the terminal does its own line editing now (not raw).
+/// Whether the terminal is out of raw mode now: editing lines, echoing,
+/// or turning Ctrl-C into a signal (as a shell's own line editor leaves it).
 #[cfg(unix)]
 fn line_mode() -> bool {
     // SAFETY: tcgetattr fills the termios it is given, or fails.
     let mut modes: libc::termios = unsafe { std::mem::zeroed() };
     let read = unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut modes) };
-    read == 0 && modes.c_lflag & libc::ICANON != 0
+    read == 0 && modes.c_lflag & (libc::ICANON | libc::ISIG | libc::ECHO) != 0
 }
 
 /// A panic (a bug) must not leave the user's terminal raw.

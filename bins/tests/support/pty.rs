@@ -11,8 +11,6 @@
 //! Waits poll nothing: the reader thread signals each chunk it took in, and
 //! every wait has a generous deadline that only guards against a hang.
 
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
@@ -139,25 +137,9 @@ impl Term {
             .expect("write to the pty");
     }
 
-    /// The screen's text, rows separated by newlines.
-    pub fn contents(&self) -> String {
-        lock(&self.shown.0).parser.screen().contents()
-    }
-
     /// Everything the program wrote so far, escape sequences included.
     pub fn received(&self) -> String {
         String::from_utf8_lossy(&lock(&self.shown.0).bytes).into_owned()
-    }
-
-    /// The screen's rows, trailing spaces cut.
-    pub fn rows(&self) -> Vec<String> {
-        let shown = lock(&self.shown.0);
-        let screen = shown.parser.screen();
-        let columns = screen.size().1.get();
-        screen
-            .rows(0, columns)
-            .map(|row| row.trim_end().to_string())
-            .collect()
     }
 
     /// Waits until `want` holds for the rows on screen.
@@ -251,10 +233,6 @@ impl Term {
         }
         drop(shown);
         self.child.wait().expect("wait for the program")
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 }
 
