@@ -2,6 +2,7 @@
 //! docs/LIMITS.md.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -92,9 +93,10 @@ pub struct PeerArgs {
     /// Your name: 1-32 characters of A-Z a-z 0-9 _ -.
     #[arg(long)]
     pub name: String,
-    /// The directory server, HOST:PORT (a host name is resolved).
-    #[arg(long, default_value = "127.0.0.1:4201", value_name = "HOST:PORT")]
-    pub server: String,
+    /// The directory server: a host name or an IP address, with or without
+    /// a port (default 4201); an IPv6 address with a port is [ADDR]:PORT.
+    #[arg(long, default_value = "127.0.0.1:4201", value_name = "HOST[:PORT]", value_parser = parse_server)]
+    pub server: ServerAddr,
     /// Port to listen on for chats; 0 lets the system choose.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -104,8 +106,13 @@ pub struct PeerArgs {
     pub transcripts: Option<PathBuf>,
     /// One JSON event per line on standard output, no prompt (also the
     /// behaviour when standard input or output is not a terminal).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "plain")]
     pub json: bool,
+    /// A plain line mode: the terminal edits the line, events are printed
+    /// as lines, no screen control (also the behaviour with TERM=dumb, or
+    /// when the line editor cannot start).
+    #[arg(long)]
+    pub plain: bool,
     /// Longest message you may send, in characters.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_message: usize,
@@ -128,6 +135,77 @@ pub struct PeerLimits {
     /// closed at once (a flood of half-open calls).
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_calls: u32,
+}
+
+/// Server port when `--server` names none.
+pub const DEFAULT_SERVER_PORT: u16 = 4201;
+
+/// Where `--server` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerAddr {
+    Ip(SocketAddr),
+    /// A name to resolve when the peer starts.
+    Host {
+        name: String,
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAddr::Ip(addr) => addr.fmt(f),
+            ServerAddr::Host { name, port } => write!(f, "{name}:{port}"),
+        }
+    }
+}
+
+/// `--server`: `HOST`, `HOST:PORT`, `IP`, `IP:PORT`, an IPv6 address bare
+/// (`fd77::1`) or in brackets (`[fd77::1]`, `[fd77::1]:4201`). Without a
+/// port, [`DEFAULT_SERVER_PORT`].
+pub fn parse_server(text: &str) -> Result<ServerAddr, String> {
+    let text = text.trim();
+    let usage = || {
+        format!("{text:?} is not a server address; write HOST, HOST:PORT, an IP address, or [IPv6]:PORT")
+    };
+    let port = |port: &str| match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("{port:?} is not a server port (1-65535)")),
+        Ok(port) => Ok(port),
+    };
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(ServerAddr::Ip(SocketAddr::new(ip, DEFAULT_SERVER_PORT)));
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']').ok_or_else(usage)?;
+        let ip: Ipv6Addr = ip.parse().map_err(|_| usage())?;
+        let port = match after {
+            "" => DEFAULT_SERVER_PORT,
+            _ => port(after.strip_prefix(':').ok_or_else(usage)?)?,
+        };
+        return Ok(ServerAddr::Ip(SocketAddr::from((ip, port))));
+    }
+    let (name, port) = match text.split_once(':') {
+        Some((name, number)) => (name, port(number)?),
+        None => (text, DEFAULT_SERVER_PORT),
+    };
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(ServerAddr::Ip(SocketAddr::new(ip, port)));
+    }
+    let host_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if name.is_empty() || !name.chars().all(host_char) {
+        return Err(usage());
+    }
+    Ok(ServerAddr::Host {
+        name: name.to_string(),
+        port,
+    })
+}
+
+/// Ports below 1024 are privileged: binding one usually needs
+/// administrator rights. (SPEC.md says "≤ 1024", but 1024 itself is an
+/// ordinary port; natter warns for the ones that really are privileged.)
+pub fn is_privileged(port: u16) -> bool {
+    (1..1024).contains(&port)
 }
 
 /// A duration: a number with a unit, `ms`, `s`, `m` or `h` (`10s`,
@@ -175,4 +253,80 @@ pub struct DemoArgs {
     /// new temporary directory, removed at the end].
     #[arg(long, value_name = "DIR")]
     pub transcripts: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> ServerAddr {
+        ServerAddr::Ip(text.parse().unwrap())
+    }
+
+    fn host(name: &str, port: u16) -> ServerAddr {
+        ServerAddr::Host {
+            name: name.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn an_ipv6_server_is_taken_with_or_without_brackets_and_port() {
+        assert_eq!(parse_server("fd77::1"), Ok(ip("[fd77::1]:4201")));
+        assert_eq!(parse_server("[fd77::1]"), Ok(ip("[fd77::1]:4201")));
+        assert_eq!(parse_server("[fd77::1]:5000"), Ok(ip("[fd77::1]:5000")));
+        assert_eq!(parse_server("::1"), Ok(ip("[::1]:4201")));
+    }
+
+    #[test]
+    fn an_ipv4_server_is_taken_with_or_without_port() {
+        assert_eq!(parse_server("10.0.0.7"), Ok(ip("10.0.0.7:4201")));
+        assert_eq!(parse_server("127.0.0.1:4300"), Ok(ip("127.0.0.1:4300")));
+    }
+
+    #[test]
+    fn a_host_name_is_taken_with_or_without_port() {
+        assert_eq!(parse_server("localhost"), Ok(host("localhost", 4201)));
+        assert_eq!(
+            parse_server("chat.example.org:4300"),
+            Ok(host("chat.example.org", 4300))
+        );
+    }
+
+    #[test]
+    fn a_malformed_server_is_refused_with_the_accepted_forms() {
+        for bad in [
+            "",
+            "host:",
+            "host:0",
+            "host:70000",
+            "[fd77::1",
+            "[fd77::1]5000",
+            "[nothost]",
+            "a b",
+            "fd77::1:x:",
+        ] {
+            let error = parse_server(bad).expect_err(bad);
+            assert!(error.contains("server"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn only_ports_below_1024_are_privileged() {
+        assert!(is_privileged(1));
+        assert!(is_privileged(1023));
+        assert!(!is_privileged(1024));
+        assert!(!is_privileged(0), "0 lets the system choose");
+    }
+
+    #[test]
+    fn plain_and_json_cannot_be_asked_together() {
+        let both = Cli::try_parse_from(["natter", "peer", "--name", "a", "--plain", "--json"]);
+        assert!(both.is_err());
+        let plain = Cli::try_parse_from(["natter", "peer", "--name", "a", "--plain"]).unwrap();
+        assert!(matches!(
+            plain.command,
+            Command::Peer(PeerArgs { plain: true, .. })
+        ));
+    }
 }

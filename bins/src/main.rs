@@ -7,7 +7,10 @@
 mod bench;
 mod cli;
 mod demo;
+mod draft;
+mod input;
 mod peer_cmd;
+mod plain;
 mod render;
 mod server_cmd;
 mod terminal;
@@ -16,6 +19,9 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    if !matches!(cli.command, cli::Command::Peer(_)) {
+        die_quietly_on_closed_output();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -36,6 +42,26 @@ fn main() {
     // (tokio's stdin, the line editor's thread) would otherwise keep the
     // process alive after the peer has said goodbye.
     std::process::exit(code);
+}
+
+/// `natter demo | head -1`, `natter server | head -1`: once the reader has
+/// gone, the next line written kills the process quietly, as it does any
+/// Unix tool, instead of a panic (Rust ignores SIGPIPE, so `println!`
+/// panics on the broken pipe) or, for the server's log, an error on every
+/// line while it runs on with nobody reading.
+///
+/// Sockets are not affected: tokio's writes go through `send` with
+/// `MSG_NOSIGNAL` on Linux, and mio sets `SO_NOSIGPIPE` on Apple systems,
+/// so a partner that resets a connection is an error, not a signal. A
+/// peer keeps ignoring SIGPIPE anyway: it writes its output itself, ignores
+/// a closed one, and goes on until its input ends.
+fn die_quietly_on_closed_output() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default, before any
+    // other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Runs a command as a task on a worker thread rather than on the main

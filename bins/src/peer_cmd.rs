@@ -1,22 +1,15 @@
 //! `natter peer`: one chat peer on real sockets, in a terminal or a pipe.
 
-use crate::cli::PeerArgs;
-use crate::{render, terminal};
+use crate::cli::{is_privileged, PeerArgs, ServerAddr};
+use crate::input::{self, Interrupt};
+use crate::{plain, render, terminal};
 use natter_core::command::{self, Command};
 use natter_core::{ErrorCode, ErrorDetail, Event, PeerConfig};
 use natter_net_real::{run_peer, Net, TokioNet, Transcripts};
 use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
-
-/// Default server port, used when `--server` names a host without one.
-const DEFAULT_SERVER_PORT: u16 = 4201;
-
-/// Longest line taken from standard input; the rest of a longer line is
-/// dropped (the message is then refused as too long anyway).
-const MAX_INPUT_LINE: usize = 64 * 1024;
 
 /// Lines read ahead of the peer: a small buffer, so that a peer that stops
 /// taking lines (too many messages without receipt) stops the reading.
@@ -28,10 +21,48 @@ const LINE_QUEUE: usize = 16;
 /// memory stays bounded instead of queueing every message received.
 const EVENT_QUEUE: usize = 256;
 
+/// How the user talks to the peer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ui {
+    /// One JSON event per line; lines from standard input.
+    Json,
+    /// Lines in, lines out, the terminal left as it is (`plain.rs`).
+    Plain,
+    /// The line editor (`terminal.rs`).
+    Editor,
+}
+
+/// `--json` or `--plain` when given; otherwise JSON unless both standard
+/// input and output are a terminal, and on a terminal the editor unless
+/// it is `TERM=dumb` or the editor cannot start there.
+fn choose_ui(args: &PeerArgs) -> Ui {
+    if args.json {
+        return Ui::Json;
+    }
+    if args.plain {
+        return Ui::Plain;
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Ui::Json;
+    }
+    if std::env::var_os("TERM").is_some_and(|term| term == "dumb") {
+        return Ui::Plain;
+    }
+    match terminal::probe() {
+        Ok(()) => Ui::Editor,
+        Err(e) => {
+            eprintln!("natter: the line editor cannot start here ({e}); using the plain line mode");
+            Ui::Plain
+        }
+    }
+}
+
 /// Runs the peer until it exits; returns its exit code.
 pub async fn run(args: PeerArgs) -> i32 {
-    let json = args.json || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
-    let report = Report { json };
+    let ui = choose_ui(&args);
+    let report = Report {
+        json: ui == Ui::Json,
+    };
     init_logging();
 
     let Some(dir) = args.transcripts.clone().or_else(default_transcripts_dir) else {
@@ -40,14 +71,14 @@ pub async fn run(args: PeerArgs) -> i32 {
     let server = match resolve_server(&args.server).await {
         Ok(addr) => addr,
         Err(reason) => {
-            let server = args.server.clone();
+            let server = args.server.to_string();
             let detail = ErrorDetail::ServerAddress { server, reason };
             return report.fatal(ErrorCode::ServerUnreachable, detail);
         }
     };
-    if (1..=1024).contains(&args.port) {
+    if is_privileged(args.port) {
         eprintln!(
-            "natter: warning: port {} is at most 1024; such ports usually need administrator rights (--port 0 lets the system choose)",
+            "natter: warning: port {} is below 1024; such ports usually need administrator rights (--port 0 lets the system choose)",
             args.port
         );
     }
@@ -71,7 +102,7 @@ pub async fn run(args: PeerArgs) -> i32 {
             return report.fatal(ErrorCode::BindFailed, detail);
         }
     };
-    if !json {
+    if ui != Ui::Json {
         println!(
             "natter: listening for chats on port {port}; registering as {} with {server}…",
             args.name
@@ -88,11 +119,13 @@ pub async fn run(args: PeerArgs) -> i32 {
     let (command_tx, command_rx) = mpsc::channel(LINE_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     tokio::spawn(parse_lines(line_rx, command_tx, event_tx.clone()));
-    let printer = if json {
-        tokio::spawn(read_stdin(line_tx));
-        std::thread::spawn(move || print_json(event_rx))
-    } else {
-        match terminal::start(&args.name, line_tx, event_rx) {
+    let printer = match ui {
+        Ui::Json => {
+            tokio::spawn(input::read_stdin(line_tx, Interrupt::Quit, || {}));
+            std::thread::spawn(move || print_json(event_rx))
+        }
+        Ui::Plain => plain::start(&args.name, line_tx, event_rx),
+        Ui::Editor => match terminal::start(&args.name, line_tx, event_rx) {
             Ok(printer) => printer,
             Err(e) => {
                 let detail = ErrorDetail::Terminal {
@@ -100,7 +133,7 @@ pub async fn run(args: PeerArgs) -> i32 {
                 };
                 return report.fatal(ErrorCode::BadInput, detail);
             }
-        }
+        },
     };
     let transcripts = Transcripts::new(dir);
     let code = run_peer(
@@ -141,24 +174,18 @@ fn default_transcripts_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().join("transcripts"))
 }
 
-/// `--server` as an address: an IP:PORT, or a host name to resolve (the
-/// default port is added when only a host is given).
-async fn resolve_server(server: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = server.parse() {
-        return Ok(addr);
-    }
-    let target = if server.contains(':') {
-        server.to_string()
-    } else {
-        format!("{server}:{DEFAULT_SERVER_PORT}")
+/// `--server` as an address: a host name is resolved now.
+async fn resolve_server(server: &ServerAddr) -> Result<SocketAddr, String> {
+    let (name, port) = match server {
+        ServerAddr::Ip(addr) => return Ok(*addr),
+        ServerAddr::Host { name, port } => (name.as_str(), *port),
     };
-    let resolved = match tokio::net::lookup_host(target).await {
+    match tokio::net::lookup_host((name, port)).await {
         Ok(mut addrs) => addrs
             .next()
             .ok_or_else(|| "the name resolves to no address".to_string()),
         Err(e) => Err(e.to_string()),
-    };
-    resolved
+    }
 }
 
 /// Binds the chat listener on every interface: `[::]` takes IPv6 and, on
@@ -174,7 +201,7 @@ async fn bind(port: u16) -> Result<<TokioNet as Net>::Listener, String> {
                     " (another program uses it; pick another --port, or 0 to let the system choose)"
                 }
                 std::io::ErrorKind::PermissionDenied => {
-                    " (ports up to 1024 need administrator rights; pick a port above 1024)"
+                    " (ports below 1024 need administrator rights; pick a port from 1024 up)"
                 }
                 _ => "",
             };
@@ -192,65 +219,6 @@ fn init_logging() {
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .init();
-    }
-}
-
-/// Feeds standard input to the peer line by line. Lines are bounded and
-/// need not be UTF-8 (invalid bytes become U+FFFD); the end of input
-/// closes the channel, which the peer takes as `/quit`. Ctrl-C does the
-/// same (a script's user expects a goodbye, not a vanished peer); a second
-/// Ctrl-C exits at once.
-async fn read_stdin(lines: mpsc::Sender<String>) {
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-    let mut line = Vec::new();
-    loop {
-        let complete = tokio::select! {
-            biased;
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("natter: interrupted; leaving (Ctrl-C again to exit at once)");
-                tokio::spawn(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                    std::process::exit(130);
-                });
-                return;
-            }
-            complete = read_line(&mut stdin, &mut line) => complete,
-        };
-        if !complete && line.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']).to_string();
-        if lines.send(text).await.is_err() || !complete {
-            return;
-        }
-    }
-}
-
-/// Reads one line into `line` (cleared first), keeping at most
-/// [`MAX_INPUT_LINE`] bytes of it. False when input ended (or failed)
-/// before a newline.
-async fn read_line(stdin: &mut tokio::io::BufReader<tokio::io::Stdin>, line: &mut Vec<u8>) -> bool {
-    line.clear();
-    loop {
-        let buf = match stdin.fill_buf().await {
-            Ok(buf) => buf,
-            Err(_) => return false,
-        };
-        if buf.is_empty() {
-            return false;
-        }
-        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..=i], true),
-            None => (buf, false),
-        };
-        let room = MAX_INPUT_LINE.saturating_sub(line.len());
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let used = chunk.len();
-        stdin.consume(used);
-        if found {
-            return true;
-        }
     }
 }
 

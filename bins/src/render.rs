@@ -177,6 +177,9 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         D::NotCallable { peer } => format!(
             "{peer} cannot be called directly (the server could not reach it either: a NAT or firewall); ask {peer} to call you"
         ),
+        D::ConnectFailed { peer, addr, reason } if *peer == addr.to_string() => {
+            format!("nobody answers at {addr} ({reason})")
+        }
         D::ConnectFailed { peer, addr, reason } => {
             format!("{peer} is no longer reachable at {addr} ({reason})")
         }
@@ -216,12 +219,11 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         D::MessageTooLongForPeer { peer, chars, max } => format!(
             "message not sent: {chars} characters, {peer} takes at most {max}"
         ),
-        D::RefusedByPeer { peer, n } => format!("{peer} refused your message #{n}"),
         D::ControlCharacters => "message not sent: it contains control characters".to_string(),
         D::PeerBadFrame { peer, problem } => {
             format!("{peer} sent something natter does not understand ({problem})")
         }
-        D::PeerSaid { peer, message } => format!("{peer} says: {message}"),
+        D::PeerSaid { peer, text } => format!("{peer} says: {text}"),
         D::ServerNotConnected { request } => format!(
             "{} needs the server, and natter is reconnecting to it; try again in a few seconds",
             request_name(*request)
@@ -230,7 +232,7 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             "the connection to the server broke before it answered {}; natter is reconnecting, try again in a few seconds",
             request_name(*request)
         ),
-        D::ServerSaid { message } => format!("the server says: {message}"),
+        D::ServerSaid { text } => format!("the server says: {text}"),
         D::ServerVersion {
             version,
             min_version,

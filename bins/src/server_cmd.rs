@@ -21,8 +21,8 @@ pub async fn run(args: ServerArgs) -> i32 {
     let listener = match TokioNet.bind(addr).await {
         Ok(listener) => listener,
         Err(e) => {
-            let hint = if addr.port() != 0 && addr.port() <= 1024 {
-                " (ports up to 1024 usually need administrator rights)"
+            let hint = if crate::cli::is_privileged(addr.port()) {
+                " (ports below 1024 usually need administrator rights)"
             } else {
                 ""
             };

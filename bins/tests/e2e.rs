@@ -222,8 +222,11 @@ fn a_taken_name_or_port_is_a_clear_error_and_a_failed_exit() {
     let mut server = Server::start();
     let (mut alice, reg) = registered_peer("alice", server.addr, dirs.path());
 
+    // The holder is on the same machine and still answering: not a stale
+    // session of ours to wait for, so the user is told at once.
     let mut again = peer("alice", server.addr, dirs.path(), &[]);
     let error = again.expect_error("name_taken");
+    assert_eq!(error["detail"], "server_said", "{error}");
     assert!(error["message"].as_str().unwrap().contains("--name"));
     assert!(!again.wait_exit().success());
 

@@ -326,11 +326,6 @@ pub enum ErrorDetail {
         chars: usize,
         max: usize,
     },
-    /// The partner refused our message `n` as too long for it.
-    RefusedByPeer {
-        peer: String,
-        n: u64,
-    },
     /// A typed message with control characters in it.
     ControlCharacters,
     /// The partner sent a frame that breaks the protocol.
@@ -338,11 +333,11 @@ pub enum ErrorDetail {
         peer: String,
         problem: String,
     },
-    /// The partner sent an `error` frame; `message` is its text, made
-    /// safe to show.
+    /// The partner sent an `error` frame; `text` is its own words, made
+    /// safe to show (not `message`: `--json` adds that field itself).
     PeerSaid {
         peer: String,
-        message: String,
+        text: String,
     },
 
     // ---- the server ----
@@ -354,10 +349,10 @@ pub enum ErrorDetail {
     RequestLost {
         request: Request,
     },
-    /// The server sent an `error` frame; `message` is its text, made safe
-    /// to show.
+    /// The server sent an `error` frame; `text` is its own words, made
+    /// safe to show.
     ServerSaid {
-        message: String,
+        text: String,
     },
     /// The server speaks no protocol version we speak.
     ServerVersion {

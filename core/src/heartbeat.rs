@@ -70,6 +70,11 @@ impl Heartbeat {
     }
 
     /// When the link counts as lost unless something is heard before.
+    /// How long nothing has been heard.
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        now.saturating_since(self.last_received)
+    }
+
     pub fn lost_at(&self) -> Instant {
         self.last_received + self.config.lost_after
     }

@@ -29,6 +29,11 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// How much longer than the ping interval a session must have been silent
+/// before a same-address `register` for its name is told to wait for it
+/// (`retry_after_ms`) rather than that the name is in use.
+const STALE_MARGIN: Duration = Duration::from_secs(1);
+
 /// Limits and timings of a registry.
 #[derive(Clone, Debug)]
 pub struct RegistryConfig {
@@ -566,10 +571,22 @@ impl Registry {
                     ),
                 );
             }
-            // Most likely this user's own earlier session, cut off without
-            // a word: it goes once the heartbeat gives it up. (It may also
-            // be someone else behind the same NAT, hence the alternative.)
+            // A live session is heard at least every ping interval (it
+            // pings when it has sent nothing for that long): one silent
+            // for longer is most likely this user's own earlier session,
+            // cut off without a word, which goes once the heartbeat gives
+            // it up. (It may also be someone else behind the same NAT,
+            // hence the alternative.) One still heard from is alive.
             let wait = holder.heartbeat.lost_at().saturating_since(now);
+            let silent = holder.heartbeat.silent_for(now);
+            if silent < self.config.heartbeat.ping_after + STALE_MARGIN {
+                return refuse(
+                    ErrorCode::NameTaken,
+                    format!(
+                        "the name {held} is in use by another session from your address that is still answering; pick another with --name"
+                    ),
+                );
+            }
             return Some(Refusal {
                 code: ErrorCode::NameTaken,
                 message: format!(

@@ -249,7 +249,6 @@ fn details() -> Vec<ErrorDetail> {
             chars: 300,
             max: 256,
         },
-        D::RefusedByPeer { peer: peer(), n: 1 },
         D::ControlCharacters,
         D::PeerBadFrame {
             peer: peer(),
@@ -257,7 +256,7 @@ fn details() -> Vec<ErrorDetail> {
         },
         D::PeerSaid {
             peer: peer(),
-            message: text(),
+            text: text(),
         },
         D::ServerNotConnected {
             request: Request::List,
@@ -265,7 +264,7 @@ fn details() -> Vec<ErrorDetail> {
         D::RequestLost {
             request: Request::Lookup,
         },
-        D::ServerSaid { message: text() },
+        D::ServerSaid { text: text() },
         D::ServerVersion {
             version: 3,
             min_version: 3,
@@ -322,7 +321,6 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::AlreadyLeaving { .. } => "already_leaving",
         D::MessageTooLong { .. } => "message_too_long",
         D::MessageTooLongForPeer { .. } => "message_too_long_for_peer",
-        D::RefusedByPeer { .. } => "refused_by_peer",
         D::ControlCharacters => "control_characters",
         D::PeerBadFrame { .. } => "peer_bad_frame",
         D::PeerSaid { .. } => "peer_said",

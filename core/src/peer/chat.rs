@@ -347,7 +347,7 @@ impl Chat {
             (_, PeerMsg::Error { code, message, .. }) => {
                 let detail = ErrorDetail::PeerSaid {
                     peer: self.partner(),
-                    message: sanitize(&message, MAX_REMOTE_MESSAGE),
+                    text: sanitize(&message, MAX_REMOTE_MESSAGE),
                 };
                 Some(Signal::Ended(End::Refused(Problem::new(code, detail))))
             }

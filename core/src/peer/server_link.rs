@@ -35,8 +35,8 @@ pub(super) struct ServerLink {
     next_request: u64,
     /// Chunks of the list answer being received (for the request id).
     list_chunks: Vec<PeerInfo>,
-    /// How many times in a row our name was found held by our own
-    /// earlier session.
+    /// Whether our name was already found held by our own earlier session
+    /// (waited out once per registration).
     name_waits: u32,
     /// Where the server says we listen.
     own_addr: Option<SocketAddr>,
@@ -229,7 +229,7 @@ impl Peer {
                 ..
             } => {
                 let message = sanitize(&message, MAX_SERVER_MESSAGE);
-                let problem = Problem::new(code, ErrorDetail::ServerSaid { message });
+                let problem = Problem::new(code, ErrorDetail::ServerSaid { text: message });
                 if matches!(self.server.phase, Phase::Registering(_)) {
                     return self.server_refused(problem, retry_after_ms);
                 }
@@ -312,7 +312,10 @@ impl Peer {
             ErrorCode::TooManyConnections | ErrorCode::RateLimited
         );
         let held = match retry_after_ms {
-            Some(ms) if problem.code == ErrorCode::NameTaken && self.server.name_waits < 3 => {
+            // Once: if the name is held again after the wait, the holder
+            // is alive (another instance on this machine or behind the same
+            // NAT), not a stale session of ours.
+            Some(ms) if problem.code == ErrorCode::NameTaken && self.server.name_waits == 0 => {
                 Some(ms)
             }
             _ => None,
@@ -335,19 +338,18 @@ impl Peer {
         }
         self.server_close();
         let retry_in = self.schedule_reconnect();
-        if passing {
-            let server_message = match problem.detail {
-                ErrorDetail::ServerSaid { message } => message,
-                _ => String::new(),
-            };
-            self.error(
-                problem.code,
-                ErrorDetail::Retrying {
-                    server_message,
-                    retry_in_ms: retry_in.as_millis() as u64,
-                },
-            );
-        }
+        let server_message = match problem.detail {
+            ErrorDetail::ServerSaid { text } => text,
+            ErrorDetail::ServerVersion { .. } => "no protocol version in common".to_string(),
+            _ => String::new(),
+        };
+        self.error(
+            problem.code,
+            ErrorDetail::Retrying {
+                server_message,
+                retry_in_ms: retry_in.as_millis() as u64,
+            },
+        );
     }
 
     pub(super) fn server_down(&mut self, reason: &str) {
