@@ -18,7 +18,7 @@ mod terminal;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::try_parse().unwrap_or_else(|e| refuse_arguments(e));
     if !matches!(cli.command, cli::Command::Peer(_)) {
         die_quietly_on_closed_output();
     }
@@ -42,6 +42,26 @@ fn main() {
     // (tokio's stdin, the line editor's thread) would otherwise keep the
     // process alive after the peer has said goodbye.
     std::process::exit(code);
+}
+
+/// Bad arguments: clap's explanation on standard error and exit 2, as any
+/// command; with `--json`, first the `error` event a program reading
+/// standard output waits for (every error is an event in that mode).
+fn refuse_arguments(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let shown = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if !shown && std::env::args().any(|a| a == "--json") {
+        let rendered = error.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        let problem = first.trim_start_matches("error: ").to_string();
+        let detail = natter_core::ErrorDetail::BadArguments { problem };
+        let event = natter_core::Event::error(natter_core::ErrorCode::BadInput, detail);
+        println!("{}", render::json(&event));
+    }
+    error.exit()
 }
 
 /// `natter demo | head -1`, `natter server | head -1`: once the reader has

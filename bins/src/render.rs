@@ -155,7 +155,10 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             format!("cannot use the server address {server} ({reason}); check --server HOST:PORT")
         }
         D::BindFailed { port, reason } => format!("cannot listen on port {port}: {reason}"),
-        D::Terminal { reason } => format!("cannot use the terminal: {reason}; try --json"),
+        D::BadArguments { problem } => {
+            format!("{problem}; `natter peer --help` lists the flags")
+        }
+        D::Terminal { reason } => format!("cannot use the terminal: {reason}; try --plain"),
         D::UnknownCommand { command } => format!(
             "unknown command {command}; /help lists the commands, // sends a message starting with /"
         ),

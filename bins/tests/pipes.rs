@@ -133,3 +133,26 @@ fn the_server_piped_into_a_reader_that_stops_early_exits_quietly() {
     });
     assert_quiet(status, &stderr);
 }
+
+/// SPEC: with `--json` every error is an event on standard output, a
+/// wrong command line included.
+#[test]
+fn a_wrong_command_line_with_json_is_an_error_event_then_exit_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["peer", "--json", "--no-such-flag"])
+        .output()
+        .expect("natter runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let event: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(event["event"], "error");
+    assert_eq!(event["code"], "bad_input");
+    assert_eq!(event["detail"], "bad_arguments");
+    assert!(
+        event["problem"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag"),
+        "{event}"
+    );
+}

@@ -224,6 +224,11 @@ pub enum ErrorDetail {
         port: u16,
         reason: String,
     },
+    /// The command line itself is wrong (an unknown flag, a missing
+    /// `--name`): `problem` is what the argument parser said.
+    BadArguments {
+        problem: String,
+    },
     /// The terminal cannot be used for the line editor.
     Terminal {
         reason: String,

@@ -457,3 +457,22 @@ fn a_peer_the_server_cannot_reach_is_listed_so_and_not_dialled() {
         .iter()
         .any(|e| matches!(e, Event::Incoming { peer, .. } if peer == "carol")));
 }
+
+/// Item 8, the other outcome: input at end, then the server cannot be
+/// reached. The user learns why and the exit code says it failed.
+#[test]
+fn input_at_end_and_no_server_is_still_a_clear_failure() {
+    let mut world = World::new();
+    world.crash_server();
+    world.add_peer_unsettled("alice");
+    world.end_input("alice");
+    let events = world.take_events("alice");
+    assert!(
+        matches!(
+            errors(&events).as_slice(),
+            [(ErrorCode::ServerUnreachable, ErrorDetail::ServerDown { .. })]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(world.exits.get("alice"), Some(&1));
+}

@@ -355,16 +355,18 @@ impl Peer {
     pub(super) fn server_down(&mut self, reason: &str) {
         let was_registered = self.server.is_registered();
         self.server_close();
-        if self.quitting {
-            self.server.phase = Phase::Gone;
-            return self.exit_if_done();
-        }
+        // Never registered: fatal even when input has ended already, so
+        // the user learns why (not a silent exit 0).
         if !self.server.ever_registered {
             let detail = ErrorDetail::ServerDown {
                 server: self.config.server,
                 reason: reason.to_string(),
             };
             return self.fatal(Problem::new(ErrorCode::ServerUnreachable, detail));
+        }
+        if self.quitting {
+            self.server.phase = Phase::Gone;
+            return self.exit_if_done();
         }
         if was_registered {
             self.event(Event::ServerLost);
