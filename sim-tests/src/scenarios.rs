@@ -403,7 +403,9 @@ pub fn ring_timeout(seed: u64) -> String {
     s.type_line("alice", "/connect bob");
     let asked_at = s.elapsed();
     s.wait_for("bob", LIMIT, |e| matches!(e, Event::Incoming { .. }));
-    let (at, answer) = s.wait_for("alice", LIMIT, |e| !matches!(e, Event::Registered { .. }));
+    let (at, answer) = s.wait_for("alice", LIMIT, |e| {
+        !matches!(e, Event::Registered { .. } | Event::Calling { .. })
+    });
     assert_eq!(answer, Event::NoAnswer { peer: "bob".into() });
     let rang = at - asked_at;
     assert!(
@@ -411,6 +413,8 @@ pub fn ring_timeout(seed: u64) -> String {
         "rang {rang:?}"
     );
     s.wait_for("bob", LIMIT, |e| matches!(e, Event::Missed { .. }));
+    // Let bob's new status reach the server log.
+    s.run_for(Duration::from_millis(100));
     observed(&s, &["alice", "bob"])
 }
 
