@@ -299,7 +299,7 @@ impl Registry {
     }
 
     /// A registry started with the bindings the driver loaded from its
-    /// store (those past the TTL are dropped at the first registration).
+    /// store (any past the TTL go at the first registration or timer).
     pub fn with_bindings(
         config: RegistryConfig,
         now: Now,
