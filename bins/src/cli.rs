@@ -46,6 +46,15 @@ pub struct ServerArgs {
     /// How the log is written to standard output.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Where the server keeps its state: the names bound to keys, in
+    /// DIR/server/names.sqlite [default: the platform data directory, e.g.
+    /// ~/.local/share/natter].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// How long a name stays bound to the key that registered it after its
+    /// last use (e.g. 30d, 12h); meanwhile another key gets name_taken.
+    #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_duration)]
+    pub name_ttl: Duration,
     /// Limits against misbehaving clients (docs/LIMITS.md).
     #[command(flatten)]
     pub limits: ServerLimits,
@@ -208,8 +217,8 @@ pub fn is_privileged(port: u16) -> bool {
     (1..1024).contains(&port)
 }
 
-/// A duration: a number with a unit, `ms`, `s`, `m` or `h` (`10s`,
-/// `500ms`, `2m`); a bare number is seconds. Zero is refused: every limit
+/// A duration: a number with a unit, `ms`, `s`, `m`, `h` or `d` (`10s`,
+/// `500ms`, `2m`, `30d`); a bare number is seconds. Zero is refused: every limit
 /// here must leave some time.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -225,7 +234,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),
         "h" => Duration::from_secs(number.saturating_mul(3600)),
-        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+        "d" => Duration::from_secs(number.saturating_mul(86_400)),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m, h or d")),
     };
     if duration.is_zero() {
         return Err("the duration must be more than zero".to_string());

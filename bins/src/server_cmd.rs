@@ -3,9 +3,10 @@
 use crate::cli::{LogFormat, ServerArgs};
 use natter_core::rate::RateLimit;
 use natter_core::{HeartbeatConfig, RegistryConfig};
-use natter_net_real::{run_server, Net, TokioNet};
+use natter_net_real::{run_server, NameBindings, Net, TokioNet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
 /// Runs the server until Ctrl-C (or SIGTERM); returns the exit code.
@@ -32,9 +33,36 @@ pub async fn run(args: ServerArgs) -> i32 {
             return 1;
         }
     };
+    let Some(path) = bindings_path(&args) else {
+        eprintln!(
+            "natter server: no data directory on this system to keep the name bindings in; give one with --data-dir DIR"
+        );
+        return 1;
+    };
+    let store = match NameBindings::open(&path) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("natter server: cannot keep the name bindings: {e}");
+            return 1;
+        }
+    };
     let config = registry_config(&args);
-    run_server(TokioNet, listener, config, None, stop_signal()).await;
-    0
+    match run_server(TokioNet, listener, config, Some(store), None, stop_signal()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("natter server: cannot read the name bindings: {e}");
+            1
+        }
+    }
+}
+
+/// `DIR/server/names.sqlite`, DIR being `--data-dir` or the platform data
+/// directory (`~/.local/share/natter` on Linux).
+fn bindings_path(args: &ServerArgs) -> Option<PathBuf> {
+    let dir = args.data_dir.clone().or_else(|| {
+        directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().to_path_buf())
+    })?;
+    Some(dir.join("server").join("names.sqlite"))
 }
 
 /// The registry's settings from the flags.
@@ -54,6 +82,7 @@ fn registry_config(args: &ServerArgs) -> RegistryConfig {
             burst: limits.request_burst,
             per_second: limits.request_rate,
         },
+        name_ttl: args.name_ttl,
         ..defaults
     }
 }

@@ -117,7 +117,9 @@ fn the_demo_piped_into_a_reader_that_stops_early_exits_quietly() {
 #[test]
 fn the_server_piped_into_a_reader_that_stops_early_exits_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["server", "--listen", "127.0.0.1:0"];
+    let data_dir = dir.path().join("data");
+    let data_dir = data_dir.to_str().unwrap();
+    let args = ["server", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
     let (status, stderr) = piped_into_head(&args, |first| {
         // "… listening on 127.0.0.1:PORT"
         let addr = first

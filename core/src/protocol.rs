@@ -215,6 +215,9 @@ error_codes! {
     RateLimited = "rate_limited",
     /// Too many connections from one IP address.
     TooManyConnections = "too_many_connections",
+    /// A newer session with the same key registered the name; this one
+    /// is closed.
+    Replaced = "replaced",
 }
 
 impl fmt::Display for ErrorCode {

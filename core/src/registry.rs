@@ -13,6 +13,16 @@
 //! ([`RegistryOutput::Probe`]), and only when the answer comes
 //! ([`RegistryInput::Probed`]) confirms the registration and lists the
 //! peer, with `reachable` saying what the probe found.
+//!
+//! Names belong to keys. Once a connection is authenticated
+//! ([`RegistryInput::Authenticated`]: the Noise handshake gave its static
+//! key), the name it registers is bound to its key for
+//! [`RegistryConfig::name_ttl`] after last use (see [`bindings`]): another
+//! key, or an unauthenticated connection, gets `name_taken` for it, online
+//! owner or not; the same key registering while its old session is still
+//! listed replaces that session at once (the old one gets `replaced` and is
+//! closed). The bindings are loaded at start ([`Registry::with_bindings`])
+//! and every change goes out as [`RegistryOutput::Store`].
 
 use crate::codec::{encode, DecodeError, FrameDecoder};
 use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
@@ -28,6 +38,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+pub mod bindings;
+
+use bindings::Bindings;
+pub use bindings::{Binding, StoreOp};
 
 /// How much longer than the ping interval a session must have been silent
 /// before a same-address `register` for its name is told to wait for it
@@ -58,6 +73,13 @@ pub struct RegistryConfig {
     /// How long the driver waits for a probe's connection before calling
     /// the address unreachable.
     pub probe_timeout: Duration,
+    /// Refuse `register` from a connection that is not authenticated
+    /// ([`RegistryInput::Authenticated`]): `bad_input`, and the connection
+    /// is closed. Off, an unauthenticated connection registers a name no
+    /// key owns, binding nothing (what clients without a handshake need).
+    pub require_key: bool,
+    /// How long a name stays bound to its key after its last use.
+    pub name_ttl: Duration,
 }
 
 impl Default for RegistryConfig {
@@ -72,6 +94,8 @@ impl Default for RegistryConfig {
             requests: RateLimit::default(),
             max_probes: 256,
             probe_timeout: Duration::from_secs(3),
+            require_key: false,
+            name_ttl: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -92,6 +116,10 @@ pub enum RegistryInput {
     /// the address could be opened. Every probe gets exactly one answer,
     /// also when `link` has closed meanwhile.
     Probed { link: LinkId, reachable: bool },
+    /// The connection's handshake completed: `key` is the client's static
+    /// public key. Comes before any frame of the connection; a second one,
+    /// or one after `register`, is ignored.
+    Authenticated { link: LinkId, key: [u8; 32] },
 }
 
 /// What the registry asks the driver to do, in order.
@@ -114,6 +142,8 @@ pub enum RegistryOutput {
     },
     /// A change of the directory, for the server log.
     Log(RegistryLog),
+    /// A change of the name bindings, to make durable.
+    Store(StoreOp),
 }
 
 /// Why a registered peer left the directory.
@@ -224,6 +254,10 @@ pub struct Registry {
     outputs: VecDeque<RegistryOutput>,
     /// Frames of an unknown type skipped, on every connection so far.
     ignored_frames: u64,
+    /// Which key owns which name.
+    bindings: Bindings,
+    /// Wall-clock unix seconds of the current call: when a name is used.
+    unix_now: u64,
 }
 
 #[derive(Debug)]
@@ -233,6 +267,8 @@ struct Conn {
     heartbeat: Heartbeat,
     requests: TokenBucket,
     greeted: bool,
+    /// The static key the handshake proved, if any.
+    key: Option<[u8; 32]>,
     /// Until registered: when the connection is dropped for not registering.
     register_by: Option<Instant>,
     entry: Option<Entry>,
@@ -257,8 +293,21 @@ impl Conn {
 }
 
 impl Registry {
-    pub fn new(config: RegistryConfig, _now: Now) -> Self {
+    /// A registry that knows no binding yet.
+    pub fn new(config: RegistryConfig, now: Now) -> Self {
+        Self::with_bindings(config, now, [])
+    }
+
+    /// A registry started with the bindings the driver loaded from its
+    /// store (any past the TTL go at the first registration or timer).
+    pub fn with_bindings(
+        config: RegistryConfig,
+        now: Now,
+        bindings: impl IntoIterator<Item = Binding>,
+    ) -> Self {
         Self {
+            unix_now: now.wall.as_secs(),
+            bindings: Bindings::new(config.name_ttl, bindings),
             config,
             conns: BTreeMap::new(),
             names: BTreeMap::new(),
@@ -308,16 +357,22 @@ impl Registry {
     // ---- handle_* ----
 
     pub fn handle_input(&mut self, now: Now, input: RegistryInput) {
+        self.unix_now = now.wall.as_secs();
         match input {
             RegistryInput::Opened { link, addr } => self.open(now.mono, link, addr),
             RegistryInput::Bytes { link, bytes } => self.receive(now.mono, link, &bytes),
             RegistryInput::Closed { link } => self.drop_conn(link, LeaveReason::Closed),
             RegistryInput::Stalled { link } => self.drop_conn(link, LeaveReason::NotReading),
             RegistryInput::Probed { link, reachable } => self.probed(now.mono, link, reachable),
+            RegistryInput::Authenticated { link, key } => self.authenticated(link, key),
         }
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
+        self.unix_now = now.wall.as_secs();
+        // Connected clients' timers fire every few seconds: often enough
+        // to record that an online owner still uses its name.
+        self.expire_bindings();
         while let Some(&(at, link)) = self.timers.first() {
             if at > now.mono {
                 break;
@@ -362,6 +417,7 @@ impl Registry {
             heartbeat: Heartbeat::new(self.config.heartbeat, now),
             requests: TokenBucket::new(self.config.requests, now),
             greeted: false,
+            key: None,
             register_by: Some(now + self.config.register_timeout),
             entry: None,
             timer: now,
@@ -369,6 +425,16 @@ impl Registry {
         let at = conn.deadline();
         self.conns.insert(link, Conn { timer: at, ..conn });
         self.timers.insert((at, link));
+    }
+
+    /// Records the key a connection's handshake proved, once, before it
+    /// registers.
+    fn authenticated(&mut self, link: LinkId, key: [u8; 32]) {
+        if let Some(conn) = self.conns.get_mut(&link) {
+            if conn.key.is_none() && conn.entry.is_none() {
+                conn.key = Some(key);
+            }
+        }
     }
 
     fn receive(&mut self, now: Instant, link: LinkId, bytes: &[u8]) {
@@ -488,31 +554,46 @@ impl Registry {
             let message = format!("already registered as {}", entry.name);
             return self.reply_error(now, link, None, ErrorCode::BadInput, &message);
         }
-        let client = conn.client;
+        let (client, key) = (conn.client, conn.key);
+        if key.is_none() && self.config.require_key {
+            let message = "this server binds names to keys: complete the handshake before register";
+            return self.refuse_and_close(link, None, ErrorCode::BadInput, message.to_string());
+        }
         let addr = SocketAddr::new(client.ip(), port);
-        if let Some(refusal) = self.registration_refusal(now, client, &name, addr) {
-            let Refusal {
+        self.expire_bindings();
+        let replaced = match self.registration_refusal(now, client, key, &name, addr) {
+            Ok(replaced) => replaced,
+            Err(Refusal {
                 code,
                 message,
                 retry_after_ms,
-            } = refusal;
-            self.log(RegistryLog::Refused {
-                client,
-                code,
-                detail: message.clone(),
-            });
-            if code == ErrorCode::ServerFull {
-                self.error_and_close(link, None, code, message);
-                return self.drop_conn(link, LeaveReason::Refused(code));
+            }) => {
+                self.log(RegistryLog::Refused {
+                    client,
+                    code,
+                    detail: message.clone(),
+                });
+                if code == ErrorCode::ServerFull {
+                    self.error_and_close(link, None, code, message);
+                    return self.drop_conn(link, LeaveReason::Refused(code));
+                }
+                let error = ServerMsg::Error {
+                    id: None,
+                    code,
+                    message,
+                    close: false,
+                    retry_after_ms,
+                };
+                return self.send(now, link, &error);
             }
-            let error = ServerMsg::Error {
-                id: None,
-                code,
-                message,
-                close: false,
-                retry_after_ms,
-            };
-            return self.send(now, link, &error);
+        };
+        if let Some(old) = replaced {
+            let message =
+                format!("a newer session with the same key registered {name}; this one is closed");
+            self.refuse_and_close(old, None, ErrorCode::Replaced, message);
+        }
+        if let Some(key) = key {
+            self.use_name(&name, key);
         }
         let conn = self.conns.get_mut(&link).expect("exists");
         conn.register_by = None;
@@ -528,17 +609,19 @@ impl Registry {
         self.start_probes();
     }
 
-    /// Why `name` at `addr` cannot be registered by `client`, if it
-    /// cannot.
+    /// Why `name` at `addr` cannot be registered by `client`, holding
+    /// `key` if authenticated; if it can, the session it replaces: one of
+    /// the same key, still listed under that name.
     fn registration_refusal(
         &self,
         now: Instant,
         client: SocketAddr,
+        key: Option<[u8; 32]>,
         name: &str,
         addr: SocketAddr,
-    ) -> Option<Refusal> {
+    ) -> Result<Option<LinkId>, Refusal> {
         let refuse = |code, message: String| {
-            Some(Refusal {
+            Err(Refusal {
                 code,
                 message,
                 retry_after_ms: None,
@@ -550,8 +633,25 @@ impl Registry {
                 "a name is 1-32 characters of A-Z a-z 0-9 _ -; pick another".to_string(),
             );
         }
-        let key = name_key(name);
-        if let Some(holder) = self.names.get(&key).or_else(|| self.claims.get(&key)) {
+        let name_key = name_key(name);
+        if self
+            .bindings
+            .owner(&name_key)
+            .is_some_and(|owner| Some(owner) != key)
+        {
+            return refuse(
+                ErrorCode::NameTaken,
+                format!(
+                    "the name {name} is owned by another key (names are unique regardless of case); pick another with --name"
+                ),
+            );
+        }
+        let holder = self
+            .names
+            .get(&name_key)
+            .or_else(|| self.claims.get(&name_key));
+        let replaced = holder.filter(|&holder| key.is_some() && self.conns[holder].key == key);
+        if let (Some(holder), None) = (holder, replaced) {
             let holder = &self.conns[holder];
             let held = &holder
                 .entry
@@ -587,7 +687,7 @@ impl Registry {
                     ),
                 );
             }
-            return Some(Refusal {
+            return Err(Refusal {
                 code: ErrorCode::NameTaken,
                 message: format!(
                     "the name {held} is held by another session from your address (your own earlier one?), which the server drops in {} s if it stays silent; retry then, or pick another with --name",
@@ -596,7 +696,7 @@ impl Registry {
                 retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
             });
         }
-        if self.addrs.contains_key(&addr) {
+        if self.addrs.get(&addr).is_some_and(|at| Some(at) != replaced) {
             return refuse(
                 ErrorCode::AddrTaken,
                 format!("{addr} is already registered by another peer; pick another --port"),
@@ -608,7 +708,8 @@ impl Registry {
                 "port 0 cannot be dialled; register the port you listen on".to_string(),
             );
         }
-        if self.names.len() + self.claims.len() >= self.config.max_peers {
+        let listed = self.names.len() + self.claims.len() - usize::from(replaced.is_some());
+        if listed >= self.config.max_peers {
             return refuse(
                 ErrorCode::ServerFull,
                 format!(
@@ -617,7 +718,33 @@ impl Registry {
                 ),
             );
         }
-        None
+        Ok(replaced.copied())
+    }
+
+    /// Ends the bindings past their TTL (before a registration looks the
+    /// name up, and on timers); those of online owners are renewed.
+    fn expire_bindings(&mut self) {
+        let Self {
+            bindings,
+            names,
+            claims,
+            conns,
+            outputs,
+            ..
+        } = self;
+        let online = |name: &str, key: &[u8; 32]| {
+            let holder = names.get(name).or_else(|| claims.get(name));
+            holder.is_some_and(|holder| conns[holder].key.as_ref() == Some(key))
+        };
+        let store = |op| outputs.push_back(RegistryOutput::Store(op));
+        bindings.expire(self.unix_now, online, store);
+    }
+
+    /// `key` registered `name` or left under it: either is a use.
+    fn use_name(&mut self, name: &str, key: [u8; 32]) {
+        if let Some(op) = self.bindings.used(&name_key(name), key, self.unix_now) {
+            self.outputs.push_back(RegistryOutput::Store(op));
+        }
     }
 
     /// Starts queued probes while there is room in flight. A claim whose
@@ -811,6 +938,9 @@ impl Registry {
             }
         }
         if let Some(entry) = conn.entry {
+            if let Some(key) = conn.key {
+                self.use_name(&entry.name, key);
+            }
             self.addrs.remove(&entry.addr);
             let key = name_key(&entry.name);
             if entry.reachable.is_none() {

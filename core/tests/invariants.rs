@@ -254,7 +254,7 @@ fn drain_registry(registry: &mut Registry, links: &mut [LinkModel], now: Now) {
                     },
                 );
             }
-            RegistryOutput::Log(_) => {}
+            RegistryOutput::Log(_) | RegistryOutput::Store(_) => {}
         }
     }
 }

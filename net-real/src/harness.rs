@@ -600,7 +600,8 @@ impl<N: Net> ServerTask<N> {
                 std::future::pending::<()>().await;
             }
         };
-        run_server(net, listener, config, hook, stopped).await;
+        // Without a store there is nothing to load, so nothing can fail.
+        let _ = run_server(net, listener, config, None, hook, stopped).await;
     }
 
     fn spawn_on(self, listener: N::Listener, mut handle: ServerHandle) -> ServerHandle {

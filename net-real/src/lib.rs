@@ -14,6 +14,7 @@
 //! [`Clock`]): under turmoil each host runs this code on a current-thread
 //! runtime with simulated sockets and virtual time.
 
+pub mod bindings;
 pub mod disk;
 pub mod harness;
 pub mod link;
@@ -22,6 +23,7 @@ pub mod peer;
 pub mod server;
 pub mod transcripts;
 
+pub use bindings::{BindingsError, NameBindings};
 pub use disk::{Disk, StdDisk};
 pub use harness::{PeerBuilder, PeerHandle, ServerBuilder, ServerHandle};
 pub use net::{Clock, Listener, Net, Stream, TokioNet};

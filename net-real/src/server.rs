@@ -5,10 +5,17 @@
 //! after every call into it (the sans-IO contract). The one thing it does
 //! on its own is dial a registering peer's address when the registry asks
 //! for a reachability probe.
+//!
+//! With a [`NameBindings`] store, the name bindings are loaded at start and
+//! the registry's store operations of each drain are written in one
+//! transaction before the loop waits again: a binding is durable before
+//! the registration that made it is confirmed (`registered` goes out only
+//! after the reachability probe, in a later drain).
 
+use crate::bindings::{BindingsError, NameBindings};
 use crate::link::{LinkEvent, Links, Queued, WRITE_QUEUE};
 use crate::net::{Clock, Listener, Net};
-use natter_core::registry::LeaveReason;
+use natter_core::registry::{LeaveReason, StoreOp};
 use natter_core::{LinkId, Registry, RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,22 +36,38 @@ pub type LogHook = mpsc::UnboundedSender<String>;
 /// Every [`RegistryLog`] is logged with `tracing::info!` (structured
 /// fields, the human sentence as message) and, if `logs` is given, sent
 /// there as its one-line text.
+///
+/// Without `store`, names are bound to keys in memory only, until the
+/// server stops. Fails only if the store cannot be read at start; a write
+/// that fails later is logged, and its bindings live on in memory.
 pub async fn run_server<N: Net>(
     net: N,
     listener: N::Listener,
     config: RegistryConfig,
+    mut store: Option<NameBindings>,
     logs: Option<LogHook>,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), BindingsError> {
     let clock = Clock::start();
+    let now = clock.now(&net);
+    let bindings = match &mut store {
+        Some(store) => store.load_live(now.wall.as_secs(), config.name_ttl)?,
+        None => Vec::new(),
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening on {addr}");
+    }
+    if store.is_some() {
+        let count = bindings.len();
+        tracing::info!(bindings = count, "{count} names bound to keys");
     }
     let (links, mut events) = Links::new(net.clone());
     let mut server = Server {
         probe_timeout: config.probe_timeout,
         probes: JoinSet::new(),
-        registry: Registry::new(config, clock.now(&net)),
+        registry: Registry::with_bindings(config, now, bindings),
+        store,
+        store_ops: Vec::new(),
         links,
         next_link: 0,
         clients: BTreeMap::new(),
@@ -78,10 +101,14 @@ pub async fn run_server<N: Net>(
     tracing::info!("shutting down");
     drop(events);
     server.links.shutdown().await;
+    Ok(())
 }
 
 struct Server<N: Net> {
     registry: Registry,
+    store: Option<NameBindings>,
+    /// Store operations of the drain in progress.
+    store_ops: Vec<StoreOp>,
     links: Links<N>,
     /// Reachability probes in progress, each answering `(link, reachable)`;
     /// the registry bounds how many.
@@ -164,6 +191,7 @@ impl<N: Net> Server<N> {
                     self.links.close(link);
                 }
                 RegistryOutput::Probe { link, addr } => self.probe(link, addr),
+                RegistryOutput::Store(op) => self.store_ops.push(op),
                 RegistryOutput::Log(log) => {
                     trace_log(&log);
                     if let Some(hook) = &self.logs {
@@ -172,6 +200,24 @@ impl<N: Net> Server<N> {
                 }
             }
         }
+        self.write_store();
+    }
+
+    /// Writes the store operations of the last drain in one transaction.
+    fn write_store(&mut self) {
+        if self.store_ops.is_empty() {
+            return;
+        }
+        if let Some(store) = &mut self.store {
+            if let Err(e) = store.apply(&self.store_ops) {
+                tracing::error!(
+                    error = %e,
+                    "cannot record {} name binding changes: {e}; they hold until the server stops",
+                    self.store_ops.len()
+                );
+            }
+        }
+        self.store_ops.clear();
     }
 }
 

@@ -216,6 +216,9 @@ impl Drop for Proc {
 pub struct Server {
     pub proc: Proc,
     pub addr: SocketAddr,
+    /// Its `--data-dir` (name bindings), removed with it: tests run
+    /// servers side by side and must not touch the user's data directory.
+    _data: tempfile::TempDir,
 }
 
 impl Server {
@@ -225,7 +228,10 @@ impl Server {
 
     /// The server with extra flags (limits).
     pub fn start_with(extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("a data directory");
+        let data_dir = data.path().to_str().expect("a UTF-8 temporary path");
         let mut args = vec!["server", "--listen", "127.0.0.1:0", "--log-format", "json"];
+        args.extend_from_slice(&["--data-dir", data_dir]);
         args.extend_from_slice(extra);
         let mut proc = Proc::spawn("server", &args);
         let listening = proc.expect("the listening line", |v| {
@@ -238,7 +244,11 @@ impl Server {
             .expect("addr field")
             .parse()
             .expect("a socket address");
-        Server { proc, addr }
+        Server {
+            proc,
+            addr,
+            _data: data,
+        }
     }
 
     /// The next log line with these field values.

@@ -451,6 +451,7 @@ impl World {
             RegistryOutput::Close { link } => self.hang_up(End::Server(link)),
             RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
             RegistryOutput::Log(log) => self.logs.push(log),
+            RegistryOutput::Store(_) => {}
         }
     }
 
