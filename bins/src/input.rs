@@ -3,8 +3,12 @@
 //! terminal in `--plain` mode; the raw-mode editor is `terminal.rs`).
 
 use natter_core::command::{self, Command};
+use natter_core::Problem;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
+
+/// A typed line, parsed once: a command for the peer, or why it is none.
+pub type Typed = Result<Command, Problem>;
 
 /// Longest line taken from standard input; the rest of a longer line is
 /// dropped (the message is then refused as too long anyway).
@@ -13,9 +17,10 @@ const MAX_INPUT_LINE: usize = 64 * 1024;
 /// Hands one typed line to the peer: every input mode goes through here.
 /// Returns whether to read on: not once the peer is gone, nor after
 /// `/quit` (whatever follows would only be refused).
-pub async fn hand_over(lines: &mpsc::Sender<String>, line: String) -> bool {
-    let quit = matches!(command::parse(&line), Ok(Command::Quit));
-    lines.send(line).await.is_ok() && !quit
+pub async fn hand_over(lines: &mpsc::Sender<Typed>, line: String) -> bool {
+    let typed = command::parse(&line);
+    let quit = matches!(typed, Ok(Command::Quit));
+    lines.send(typed).await.is_ok() && !quit
 }
 
 /// What Ctrl-C (SIGINT) does while lines come from standard input.
@@ -34,7 +39,7 @@ pub enum Interrupt {
 /// input closes the channel, which the peer takes as `/quit`; so does
 /// Ctrl-C (see [`Interrupt`]), and a Ctrl-C after that exits at once.
 /// `typed` is told of every line read.
-pub async fn read_stdin(lines: mpsc::Sender<String>, interrupt: Interrupt, typed: impl Fn()) {
+pub async fn read_stdin(lines: mpsc::Sender<Typed>, interrupt: Interrupt, typed: impl Fn()) {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut line = Vec::new();
     let mut interrupted = false;

@@ -3,7 +3,7 @@
 use crate::cli::{is_privileged, PeerArgs, ServerAddr};
 use crate::input::{self, Interrupt};
 use crate::{plain, render, terminal};
-use natter_core::command::{self, Command};
+use natter_core::command::Command;
 use natter_core::{ErrorCode, ErrorDetail, Event, PeerConfig};
 use natter_net_real::{run_peer, Net, TokioNet, Transcripts};
 use std::io::{IsTerminal, Write};
@@ -118,7 +118,7 @@ pub async fn run(args: PeerArgs) -> i32 {
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
     let (command_tx, command_rx) = mpsc::channel(LINE_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-    tokio::spawn(parse_lines(line_rx, command_tx, event_tx.clone()));
+    tokio::spawn(pass_typed(line_rx, command_tx, event_tx.clone()));
     let printer = match ui {
         Ui::Json => {
             tokio::spawn(input::read_stdin(line_tx, Interrupt::Quit, || {}));
@@ -239,12 +239,12 @@ fn print_event(out: &mut impl Write, event: &Event) {
     let _ = out.flush();
 }
 
-/// Parses each typed line once, in order: a command goes to the peer; a
-/// line that is no valid command is answered here, with its `error`
-/// event, and never reaches the peer. The end of the lines is the end of
-/// input.
-async fn parse_lines(
-    mut lines: mpsc::Receiver<String>,
+/// Passes each typed line, parsed once by [`input::hand_over`], on in
+/// order: a command goes to the peer; a line that is no valid command is
+/// answered here, with its `error` event, and never reaches the peer. The
+/// end of the lines is the end of input.
+async fn pass_typed(
+    mut lines: mpsc::Receiver<crate::input::Typed>,
     commands: mpsc::Sender<Command>,
     events: mpsc::Sender<Event>,
 ) {
@@ -259,7 +259,7 @@ async fn parse_lines(
                 None => return,
             },
         };
-        match command::parse(&line) {
+        match line {
             Ok(command) => {
                 if commands.send(command).await.is_err() {
                     return;

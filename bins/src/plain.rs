@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 /// the last event is printed.
 pub fn start(
     name: &str,
-    lines: mpsc::Sender<String>,
+    lines: mpsc::Sender<crate::input::Typed>,
     events: mpsc::Receiver<Event>,
 ) -> JoinHandle<()> {
     let prompt = Arc::new(Prompt {

@@ -6,7 +6,7 @@
 //! here already sanitized by the core, so nothing printed can carry an
 //! escape sequence.
 
-use natter_core::{ChatEndReason, EndCause, ErrorDetail, Event, Request};
+use natter_core::{EndCause, ErrorDetail, Event, Request};
 
 /// One event as one or more lines of text (no trailing newline).
 pub fn human(event: &Event) -> String {
@@ -66,22 +66,20 @@ pub fn human(event: &Event) -> String {
         Event::Delivered { n, .. } => format!("✓ delivered #{n}"),
         Event::ChatEnded {
             peer,
-            reason,
             cause,
             undelivered,
+            ..
         } => {
-            let why = match (reason, cause) {
-                (ChatEndReason::Left, _) => "you left".to_string(),
-                (ChatEndReason::PeerLeft, _) => format!("{peer} left"),
-                (_, EndCause::Closed) => {
+            // The cause says more than the reason (SPEC's coarser word).
+            let why = match cause {
+                EndCause::Left => "you left".to_string(),
+                EndCause::Bye => format!("{peer} left"),
+                EndCause::Closed => {
                     format!("{peer}'s connection closed without a goodbye (crashed or killed?)")
                 }
-                (_, EndCause::Silent) => format!("{peer} stopped answering"),
-                (_, EndCause::BadFrame) => format!("{peer} broke the protocol"),
-                (ChatEndReason::Cut, _) | (_, EndCause::Cut) => {
-                    format!("{peer} stopped reading and was cut off")
-                }
-                (_, _) => format!("{peer} is gone"),
+                EndCause::Silent => format!("{peer} stopped answering"),
+                EndCause::BadFrame => format!("{peer} broke the protocol"),
+                EndCause::Cut => format!("{peer} stopped reading and was cut off"),
             };
             let mut out = format!("chat with {peer} ended: {why}");
             if !undelivered.is_empty() {
@@ -273,6 +271,7 @@ fn request_name(request: Request) -> &'static str {
 mod tests {
     use super::*;
     use natter_core::protocol::ErrorCode;
+    use natter_core::ChatEndReason;
 
     #[test]
     fn messages_show_the_sender_number_and_receipt() {
@@ -315,6 +314,21 @@ mod tests {
             undelivered: vec![],
         };
         assert_eq!(human(&left), "chat with zuzu ended: zuzu left");
+    }
+
+    #[test]
+    fn every_command_of_help_has_its_words() {
+        let commands: Vec<String> = natter_core::command::HELP
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        for line in help(&commands).lines().skip(1) {
+            let words = line
+                .trim()
+                .split_once(char::is_whitespace)
+                .map(|(_, w)| w.trim());
+            assert!(words.is_some_and(|w| !w.is_empty()), "{line:?}");
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub fn probe() -> Result<(), String> {
 /// terminal given back.
 pub fn start(
     name: &str,
-    lines: mpsc::Sender<String>,
+    lines: mpsc::Sender<crate::input::Typed>,
     events: mpsc::Receiver<Event>,
 ) -> Result<JoinHandle<()>, String> {
     let screen = Arc::new(Shared {
@@ -81,10 +81,10 @@ pub fn start(
 
 /// The line channel, shared by the key reader and the signal watcher:
 /// whichever ends the input first drops it (the peer then quits).
-struct Input(Mutex<Option<mpsc::Sender<String>>>);
+struct Input(Mutex<Option<mpsc::Sender<crate::input::Typed>>>);
 
 impl Input {
-    fn sender(&self) -> Option<mpsc::Sender<String>> {
+    fn sender(&self) -> Option<mpsc::Sender<crate::input::Typed>> {
         lock(&self.0).clone()
     }
 

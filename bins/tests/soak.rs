@@ -176,6 +176,7 @@ async fn agent(
     loop {
         let in_chat = status.borrow().in_chat;
         tokio::select! {
+            biased;
             _ = &mut close, if input_open => {
                 input_open = false;
                 peer.end_input();

@@ -69,12 +69,12 @@ impl Heartbeat {
         (self.last_sent + self.config.ping_after).min(self.last_received + self.config.lost_after)
     }
 
-    /// When the link counts as lost unless something is heard before.
     /// How long nothing has been heard.
     pub fn silent_for(&self, now: Instant) -> Duration {
         now.saturating_since(self.last_received)
     }
 
+    /// When the link counts as lost unless something is heard before.
     pub fn lost_at(&self) -> Instant {
         self.last_received + self.config.lost_after
     }

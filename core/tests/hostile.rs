@@ -583,3 +583,47 @@ fn a_sender_stops_taking_lines_when_the_window_of_unacknowledged_messages_is_ful
         "64 in flight and 64 waiting: the driver stops reading input"
     );
 }
+
+/// A connection that has not said hello gets nothing from us, not even a
+/// ping, and is closed at the handshake timeout "without a word".
+#[test]
+fn a_silent_stranger_is_never_pinged_before_its_hello() {
+    let (mut bob, link) = callee();
+    let t0 = Now::at_unix(0);
+    for secs in [5, 6, 9] {
+        let at = t0.advanced(Duration::from_secs(secs));
+        if bob.poll_timeout().is_some_and(|t| t <= at.mono) {
+            bob.handle_timeout(at);
+        }
+        let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
+        assert_eq!(sent_text(&outputs, link), "", "at {secs} s: {outputs:?}");
+    }
+}
+
+/// A partner that ignores the window (more than 64 messages without a
+/// receipt) is cut with `bad_frame` instead of filling memory.
+#[test]
+fn a_partner_that_ignores_the_window_is_cut() {
+    let (mut bob, link, now) = chatting_with_mallory();
+    let mut last = Vec::new();
+    // No `Recorded` comes back (the driver is not writing): no receipt.
+    for n in 1..=65 {
+        let frame = format!("{{\"type\":\"msg\",\"n\":{n},\"text\":\"x\",\"at\":\"t\"}}\n");
+        last = feed(&mut bob, now, link, frame.as_bytes());
+    }
+    assert!(
+        sent_text(&last, link).contains("\"code\":\"bad_frame\""),
+        "{last:?}"
+    );
+    assert!(last.contains(&PeerOutput::Close { link }), "{last:?}");
+    assert!(
+        events(&last).iter().any(|e| matches!(
+            e,
+            Event::ChatEnded {
+                cause: natter_core::EndCause::BadFrame,
+                ..
+            }
+        )),
+        "{last:?}"
+    );
+}

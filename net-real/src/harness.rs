@@ -16,10 +16,10 @@
 
 use crate::disk::{Disk, StdDisk};
 use crate::net::{Listener, Net};
-use crate::peer::{run_peer, EventSink, PeerLine, EXIT_STARTUP_FAILED};
+use crate::peer::{run_peer, EventSink, EXIT_STARTUP_FAILED};
 use crate::server::run_server;
 use crate::transcripts::Transcripts;
-use natter_core::{command, Event, PeerConfig, RegistryConfig};
+use natter_core::{command, Command, Event, PeerConfig, RegistryConfig};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -39,7 +39,7 @@ const LINE_QUEUE: usize = 16;
 /// What the handle hands the peer for a line the user typed, parsed as a
 /// user interface does (the one place that knows the peer's input type);
 /// a line no interface would pass on is the error event the user sees.
-fn to_input(line: &str) -> Result<PeerLine, Event> {
+fn to_input(line: &str) -> Result<Command, Event> {
     command::parse(line).map_err(Event::from)
 }
 
@@ -198,7 +198,7 @@ pub struct PeerTask<N: Net, D: Disk> {
     config: PeerConfig,
     listen: SocketAddr,
     transcripts: Transcripts<D>,
-    lines: mpsc::Receiver<PeerLine>,
+    lines: mpsc::Receiver<Command>,
     sink: HandleSink,
     exit: watch::Sender<Option<i32>>,
     addr: watch::Sender<Option<SocketAddr>>,
@@ -245,7 +245,7 @@ impl<N: Net, D: Disk> PeerTask<N, D> {
 /// A running (or finished) peer, as its user sees it.
 pub struct PeerHandle {
     name: String,
-    lines: Option<mpsc::Sender<PeerLine>>,
+    lines: Option<mpsc::Sender<Command>>,
     /// Errors for lines refused before reaching the peer, read before the
     /// peer's next events.
     refused: VecDeque<Event>,
@@ -424,7 +424,7 @@ impl fmt::Debug for PeerHandle {
 #[derive(Clone)]
 pub struct Typist {
     name: String,
-    lines: Option<mpsc::Sender<PeerLine>>,
+    lines: Option<mpsc::Sender<Command>>,
 }
 
 impl Typist {

@@ -27,7 +27,7 @@ pub use bindings::{BindingsError, NameBindings};
 pub use disk::{Disk, StdDisk};
 pub use harness::{PeerBuilder, PeerHandle, ServerBuilder, ServerHandle};
 pub use net::{Clock, Listener, Net, Stream, TokioNet};
-pub use peer::{run_peer, EventSink, PeerLine, EXIT_STARTUP_FAILED};
+pub use peer::{run_peer, EventSink, EXIT_STARTUP_FAILED, MAX_TYPED_AHEAD};
 pub use server::{run_server, LogHook};
 pub use transcripts::{Transcripts, TranscriptsError};
 

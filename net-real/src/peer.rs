@@ -18,8 +18,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
-/// One command of the user, parsed from a typed line by the user interface.
-pub type PeerLine = Command;
+/// Bytes of typed messages read ahead of a peer that has no room for
+/// them yet (see [`run_peer`]): 1 MiB, thousands of messages, so that a
+/// paste into a chat whose partner stopped answering never keeps `/leave`
+/// or `/quit` from being read.
+pub const MAX_TYPED_AHEAD: usize = 1 << 20;
 
 /// Exit code of a peer that could not start (bad transcripts directory).
 pub const EXIT_STARTUP_FAILED: i32 = 1;
@@ -45,9 +48,12 @@ pub const MAX_HELD_EVENTS: usize = 1024;
 /// - `transcripts`: prepared here (see [`Transcripts::prepare`]); if that
 ///   fails, an `error` event is sent and the peer exits with
 ///   [`EXIT_STARTUP_FAILED`] before contacting anyone.
-/// - `lines`: the user's commands, parsed by the user interface. One is
-///   only taken while the peer accepts them (not while too many typed
-///   messages wait for the window) and no events are held. The channel
+/// - `lines`: the user's commands, parsed by the user interface. Commands
+///   are always taken (while no events are held); typed messages the peer
+///   has no room for yet (too many wait for the window) are read ahead and
+///   kept here, up to [`MAX_TYPED_AHEAD`] bytes, so a command typed after
+///   them is still taken; only past that does reading stop, which pushes
+///   back on whoever writes (a script piping messages). The channel
 ///   closing is the end of input, which means `/quit`.
 /// - `events`: every event for the user, in order (see [`EventSink`]:
 ///   a bounded channel makes a slow reader push back). A closed receiver
@@ -57,7 +63,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
     listener: N::Listener,
     config: PeerConfig,
     mut transcripts: Transcripts<D>,
-    mut lines: mpsc::Receiver<PeerLine>,
+    mut lines: mpsc::Receiver<Command>,
     events: E,
 ) -> i32 {
     if let Err(e) = transcripts.prepare() {
@@ -83,6 +89,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
             held: VecDeque::new(),
             exit: None,
         },
+        typed: TypedAhead::default(),
         clock,
         net,
     };
@@ -90,6 +97,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
     driver.drain();
     let mut input_open = true;
     while driver.io.exit.is_none() {
+        driver.pass_typed();
         let deadline = driver
             .peer
             .poll_timeout()
@@ -100,7 +108,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
         // the user's lines, which make events too, wait as well.
         let backlog = !driver.io.held.is_empty();
         let read_network = driver.io.held.len() < MAX_HELD_EVENTS;
-        let take_line = input_open && !backlog && driver.peer.accepts_lines();
+        let take_line = input_open && !backlog && driver.typed.bytes < MAX_TYPED_AHEAD;
         tokio::select! {
             biased;
             () = crate::sleep_until(deadline) => {
@@ -113,9 +121,10 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
                 driver.network_reads(event, &mut network);
             }
             line = lines.recv(), if take_line => match line {
-                Some(command) => driver.input(PeerInput::Command(command)),
+                Some(command) => driver.command(command),
                 None => {
                     input_open = false;
+                    driver.hand_in_typed();
                     driver.input(PeerInput::EndOfInput);
                 }
             },
@@ -178,10 +187,35 @@ impl EventSink for mpsc::Sender<Event> {
     }
 }
 
+/// Typed messages read ahead of the peer, in order, and their size.
+#[derive(Default)]
+struct TypedAhead {
+    messages: VecDeque<Command>,
+    bytes: usize,
+}
+
+impl TypedAhead {
+    fn push(&mut self, message: Command) {
+        if let Command::Say(text) = &message {
+            self.bytes += text.len();
+        }
+        self.messages.push_back(message);
+    }
+
+    fn pop(&mut self) -> Option<Command> {
+        let message = self.messages.pop_front()?;
+        if let Command::Say(text) = &message {
+            self.bytes -= text.len();
+        }
+        Some(message)
+    }
+}
+
 struct Driver<N: Net, D: Disk, E: EventSink> {
     peer: Peer,
     drive: Drive,
     io: Io<N, D, E>,
+    typed: TypedAhead,
     clock: Clock,
     net: N,
 }
@@ -198,6 +232,36 @@ struct Io<N: Net, D: Disk, E: EventSink> {
 }
 
 impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
+    /// A command of the user. A message the peer has no room for waits
+    /// here (behind any already waiting); any other command first hands
+    /// in the messages typed before it, so the order stays the user's,
+    /// and is then taken at once.
+    fn command(&mut self, command: Command) {
+        if command.is_message() && (!self.typed.messages.is_empty() || !self.peer.accepts_lines()) {
+            return self.typed.push(command);
+        }
+        self.hand_in_typed();
+        self.input(PeerInput::Command(command));
+    }
+
+    /// Hands the peer the messages read ahead, whether it has room or not
+    /// (it numbers them and lets them wait for the window).
+    fn hand_in_typed(&mut self) {
+        while let Some(message) = self.typed.pop() {
+            self.input(PeerInput::Command(message));
+        }
+    }
+
+    /// Hands the peer the messages read ahead while it has room for them.
+    fn pass_typed(&mut self) {
+        while self.peer.accepts_lines() && self.io.exit.is_none() {
+            let Some(message) = self.typed.pop() else {
+                return;
+            };
+            self.input(PeerInput::Command(message));
+        }
+    }
+
     fn input(&mut self, input: PeerInput) {
         self.take(input);
         self.commit();

@@ -61,6 +61,7 @@ pub async fn raw_receiver() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     };
     tokio::select! {
+        biased;
         result = serve => result,
         () = stdin_closed() => Ok(()),
     }
@@ -175,6 +176,7 @@ pub async fn raw_registry() -> Result<()> {
         Ok::<(), anyhow::Error>(())
     };
     tokio::select! {
+        biased;
         result = serve => result,
         () = stdin_closed() => Ok(()),
     }

@@ -446,6 +446,7 @@ async fn member(
     };
     let _ = report.send(Ok(()));
     tokio::select! {
+        biased;
         _ = leave => {}
         result = client.idle() => {
             let _ = report.send(result);

@@ -86,6 +86,9 @@ struct Talk {
     next_wire: u64,
     /// Number expected on the next message received.
     next_in: u64,
+    /// Messages received whose receipt has not gone out yet: the sender's
+    /// window bounds them, so a sender that ignores it is cut.
+    unreceipted: usize,
     /// Every message of ours without receipt, in flight or waiting.
     unacked: BTreeMap<u64, String>,
 }
@@ -254,7 +257,9 @@ impl Chat {
         let phase = match &self.phase {
             Phase::Dialing { ring_until, .. } => return Some((*ring_until, ChatTimer::Ring)),
             Phase::Calling { ring_until, .. } => Some((*ring_until, ChatTimer::Ring)),
-            Phase::Greeting { until } => Some((*until, ChatTimer::Greeting)),
+            // A stranger who has not said hello is not pinged: it gets
+            // nothing from us before its hello, and only that deadline.
+            Phase::Greeting { until } => return Some((*until, ChatTimer::Greeting)),
             Phase::Ringing { until, .. } => Some((*until, ChatTimer::Answer)),
             Phase::Talking(_) => None,
             Phase::Leaving { until, .. } => Some((*until, ChatTimer::Leave)),
@@ -358,6 +363,14 @@ impl Chat {
                     return Some(self.protocol_error(ctx, problem));
                 }
                 talk.next_in += 1;
+                talk.unreceipted += 1;
+                if talk.unreceipted > ctx.config.window {
+                    let problem = format!(
+                        "more than {} messages without receipt: the window was ignored",
+                        ctx.config.window
+                    );
+                    return Some(self.protocol_error(ctx, problem));
+                }
                 let chars = text.chars().count();
                 if chars > ctx.config.max_message {
                     // A sender that ignores the limit our hello announced:
@@ -383,23 +396,15 @@ impl Chat {
                     .push_back(PeerOutput::Event(Event::Message { peer, n, text, at }));
                 None
             }
-            (Phase::Talking(talk), PeerMsg::Ack { n }) => {
+            (Phase::Talking(talk), PeerMsg::Ack { n })
+            | (Phase::Leaving { talk, .. }, PeerMsg::Ack { n }) => {
                 if n < talk.next_wire && talk.unacked.remove(&n).is_some() {
                     record(ctx, &talk.transcript, &Entry::Delivered { n }, None);
                     let peer = talk.partner.clone();
                     ctx.out
                         .push_back(PeerOutput::Event(Event::Delivered { peer, n }));
-                    self.flush(ctx);
-                }
-                None
-            }
-            (Phase::Leaving { talk, .. }, PeerMsg::Ack { n }) => {
-                if n < talk.next_wire && talk.unacked.remove(&n).is_some() {
-                    record(ctx, &talk.transcript, &Entry::Delivered { n }, None);
-                    let peer = talk.partner.clone();
-                    ctx.out
-                        .push_back(PeerOutput::Event(Event::Delivered { peer, n }));
-                    if talk.unacked.is_empty() {
+                    let last = talk.unacked.is_empty();
+                    if last && matches!(self.phase, Phase::Leaving { .. }) {
                         return Some(Signal::Ended(End::Left));
                     }
                     self.flush(ctx);
@@ -541,6 +546,7 @@ impl Chat {
             next_out: 1,
             next_wire: 1,
             next_in: 1,
+            unreceipted: 0,
             unacked: BTreeMap::new(),
         });
     }
@@ -658,7 +664,7 @@ impl Chat {
             Phase::Greeting { until } if now >= *until => return Some(End::Quiet),
             Phase::Ringing { until, .. } if now >= *until => return Some(End::NoAnswer),
             Phase::Leaving { until, .. } if now >= *until => return Some(End::Left),
-            Phase::Dialing { .. } => return None,
+            Phase::Dialing { .. } | Phase::Greeting { .. } => return None,
             _ => {}
         }
         match self.heartbeat.check(now) {
@@ -673,6 +679,9 @@ impl Chat {
 
     /// A received message was recorded (or not): send its receipt.
     pub(super) fn recorded(&mut self, ctx: &mut Ctx<'_>, n: u64, result: Result<(), String>) {
+        if let Phase::Talking(talk) | Phase::Leaving { talk, .. } = &mut self.phase {
+            talk.unreceipted = talk.unreceipted.saturating_sub(1);
+        }
         match result {
             Ok(()) => self.send(ctx, &PeerMsg::Ack { n }),
             Err(reason) => {
@@ -739,14 +748,18 @@ impl Chat {
                     undelivered: talk.unacked.keys().copied().collect(),
                 }));
             }
-            Phase::Dialing { .. } | Phase::Calling { .. } => {
+            phase @ (Phase::Dialing { .. } | Phase::Calling { .. }) => {
                 let addr = self.addr;
                 let outcome = match end {
                     End::Rejected => event(Event::Rejected { peer }),
                     End::Busy => event(Event::Busy { peer }),
                     End::NoAnswer => event(Event::NoAnswer { peer }),
                     End::Left => {
-                        goodbye(ctx, PeerMsg::Bye);
+                        // A connected caller says why it hangs up; a
+                        // connection still being opened just closes.
+                        if matches!(phase, Phase::Calling { .. }) {
+                            goodbye(ctx, PeerMsg::Bye);
+                        }
                         event(Event::Cancelled { peer })
                     }
                     End::Refused(problem) => event(problem.into()),

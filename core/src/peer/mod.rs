@@ -204,7 +204,7 @@ impl Peer {
     /// A peer that starts by connecting to its server.
     pub fn new(config: PeerConfig, now: Now) -> Self {
         let mut peer = Self {
-            server: ServerLink::new(&config, now.mono),
+            server: ServerLink::new(&config),
             config,
             next_link: 0,
             outputs: VecDeque::new(),
@@ -450,7 +450,11 @@ impl Peer {
 
     fn closed(&mut self, link: LinkId, end: End) {
         if self.server.owns(link) {
-            return self.server_down("the server closed the connection");
+            let reason = match end {
+                End::Cut => "the server stopped reading",
+                _ => "the server closed the connection",
+            };
+            return self.server_down(reason);
         }
         self.finish(link, end);
     }
@@ -511,11 +515,13 @@ impl Peer {
     fn fatal(&mut self, problem: Problem) {
         self.event(problem.into());
         self.server_close();
-        for link in self.chats.keys().copied().collect::<Vec<_>>() {
-            self.chats.remove(&link);
-            self.outputs.push_back(PeerOutput::Close { link });
-        }
+        // Chats end as if the user left (a `/connect IP:PORT` works
+        // before registering): reported, recorded, partner told. Marked
+        // exited first, so ending them does not exit a second time.
         self.exited = true;
+        for link in self.chats.keys().copied().collect::<Vec<_>>() {
+            self.finish(link, End::Left);
+        }
         self.outputs.push_back(PeerOutput::Exit { code: 1 });
     }
 

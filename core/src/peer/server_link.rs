@@ -33,8 +33,6 @@ pub(super) struct ServerLink {
     /// Requests sent and not yet answered, by id, oldest first.
     pending: VecDeque<(u64, Pending)>,
     next_request: u64,
-    /// Chunks of the list answer being received (for the request id).
-    list_chunks: Vec<PeerInfo>,
     /// Whether our name was already found held by our own earlier session
     /// (waited out once per registration).
     name_waits: u32,
@@ -70,12 +68,17 @@ struct Conn {
 
 #[derive(Debug)]
 enum Pending {
-    List,
-    Lookup { name: String },
+    /// A list, with the chunks received so far.
+    List {
+        chunks: Vec<PeerInfo>,
+    },
+    Lookup {
+        name: String,
+    },
 }
 
 impl ServerLink {
-    pub(super) fn new(config: &PeerConfig, _now: Instant) -> Self {
+    pub(super) fn new(config: &PeerConfig) -> Self {
         Self {
             phase: Phase::Gone,
             ever_registered: false,
@@ -83,7 +86,6 @@ impl ServerLink {
             jitter: Jitter(config.seed),
             pending: VecDeque::new(),
             next_request: 0,
-            list_chunks: Vec::new(),
             name_waits: 0,
             own_addr: None,
             heartbeat_config: config.heartbeat,
@@ -198,19 +200,26 @@ impl Peer {
                 addr, reachable, ..
             } => self.registered(addr, reachable),
             ServerMsg::Peers { id, peers, more } => {
-                if !self.is_pending(id, |p| matches!(p, Pending::List)) {
+                let max_list = self.config.max_list;
+                let Some(chunks) =
+                    self.server
+                        .pending
+                        .iter_mut()
+                        .find_map(|(pending, p)| match p {
+                            Pending::List { chunks } if Some(*pending) == id => Some(chunks),
+                            _ => None,
+                        })
+                else {
                     return; // an answer nobody asked for
-                }
-                let room = self
-                    .config
-                    .max_list
-                    .saturating_sub(self.server.list_chunks.len());
-                self.server.list_chunks.extend(peers.into_iter().take(room));
+                };
+                let room = max_list.saturating_sub(chunks.len());
+                chunks.extend(peers.into_iter().take(room));
                 if more {
                     return;
                 }
-                self.take_pending(id);
-                let mut peers = std::mem::take(&mut self.server.list_chunks);
+                let Some(Pending::List { chunks: mut peers }) = self.take_pending(id) else {
+                    return;
+                };
                 for p in &mut peers {
                     p.name = sanitize(&p.name, MAX_NAME);
                 }
@@ -233,8 +242,8 @@ impl Peer {
                 if matches!(self.server.phase, Phase::Registering(_)) {
                     return self.server_refused(problem, retry_after_ms);
                 }
-                if id.is_some() && self.take_pending(id).is_some() {
-                    self.server.list_chunks.clear();
+                if id.is_some() {
+                    self.take_pending(id);
                 }
                 self.event(problem.into());
             }
@@ -246,6 +255,9 @@ impl Peer {
     }
 
     fn registered(&mut self, addr: SocketAddr, reachable: bool) {
+        if !matches!(self.server.phase, Phase::Registering(_)) {
+            return; // a second `registered`: nothing to do
+        }
         let Phase::Registering(conn) = std::mem::replace(&mut self.server.phase, Phase::Gone)
         else {
             return;
@@ -326,14 +338,19 @@ impl Peer {
             // make the user pick another name.
             self.server.name_waits += 1;
             self.server_close();
-            let wait = Duration::from_millis(ms) + NAME_RETRY_MARGIN;
+            // Never longer than the server's own heartbeat could need: a
+            // server cannot park us for ages.
+            let most = self.config.heartbeat.lost_after;
+            let wait = Duration::from_millis(ms).min(most) + NAME_RETRY_MARGIN;
             self.server.phase = Phase::Down {
                 retry_at: self.clock.mono + wait,
             };
-            let retry_in_ms = wait.as_millis() as u64;
+            let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
             return self.error(ErrorCode::NameTaken, ErrorDetail::NameHeld { retry_in_ms });
         }
-        if !passing && !self.server.ever_registered {
+        // With input at end, the user is gone: do not retry forever.
+        let give_up = !self.server.ever_registered && (!passing || self.quitting);
+        if give_up {
             return self.fatal(problem);
         }
         self.server_close();
@@ -380,10 +397,9 @@ impl Peer {
             self.outputs.push_back(PeerOutput::Close { link });
         }
         self.server.phase = Phase::Gone;
-        self.server.list_chunks.clear();
         for (_, pending) in std::mem::take(&mut self.server.pending) {
             let request = match pending {
-                Pending::List => Request::List,
+                Pending::List { .. } => Request::List,
                 Pending::Lookup { .. } => Request::Lookup,
             };
             self.error(
@@ -431,14 +447,6 @@ impl Peer {
         }
     }
 
-    /// Whether request `id` is pending and `what` it is.
-    fn is_pending(&self, id: Option<u64>, what: impl Fn(&Pending) -> bool) -> bool {
-        self.server
-            .pending
-            .iter()
-            .any(|(pending, p)| Some(*pending) == id && what(p))
-    }
-
     /// The request answered by a frame repeating `id`, if it is pending.
     fn take_pending(&mut self, id: Option<u64>) -> Option<Pending> {
         let at = self
@@ -457,8 +465,8 @@ impl Peer {
     pub(super) fn request_list(&mut self) {
         let id = self.request_id();
         if self.send_server(&ClientMsg::List { id: Some(id) }) {
-            self.server.list_chunks.clear();
-            self.server.pending.push_back((id, Pending::List));
+            let list = Pending::List { chunks: Vec::new() };
+            self.server.pending.push_back((id, list));
         } else {
             self.error(
                 ErrorCode::ServerUnreachable,
