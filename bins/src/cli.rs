@@ -28,6 +28,9 @@ pub enum Command {
     /// against a raw-TCP baseline taken in the same run (use a release
     /// build: cargo run --release -p natter -- bench).
     Bench(crate::bench::BenchArgs),
+    /// Print the fingerprint of a name's identity (its key is created on
+    /// first use), to compare with what others see.
+    Id(IdArgs),
     /// One process of `natter bench` (internal).
     #[command(hide = true)]
     BenchChild(crate::bench::BenchChildArgs),
@@ -58,6 +61,8 @@ pub struct ServerArgs {
     /// Limits against misbehaving clients (docs/LIMITS.md).
     #[command(flatten)]
     pub limits: ServerLimits,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 /// The server's limits; the defaults are those of docs/LIMITS.md.
@@ -128,6 +133,34 @@ pub struct PeerArgs {
     /// Limits of a peer (docs/LIMITS.md).
     #[command(flatten)]
     pub limits: PeerLimits,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// Where an identity is kept (the layout is in src/data_dir.rs).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Identity")]
+pub struct IdentityArgs {
+    /// Where natter keeps identities and pins [default: the platform data
+    /// directory, e.g. ~/.local/share/natter].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The key file to use instead of the data directory's (created if
+    /// missing).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The name whose identity to show: 1-32 characters of A-Z a-z 0-9 _ -.
+    #[arg(long)]
+    pub name: String,
+    /// One JSON line: {"event":"identity","name":…,"fingerprint":…}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 /// A peer's limits; the defaults are those of docs/LIMITS.md.

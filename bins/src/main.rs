@@ -6,8 +6,10 @@
 
 mod bench;
 mod cli;
+mod data_dir;
 mod demo;
 mod draft;
+mod id_cmd;
 mod input;
 mod peer_cmd;
 mod plain;
@@ -36,6 +38,7 @@ fn main() {
             cli::Command::Demo(args) => demo::run(args).await,
             cli::Command::Bench(args) => on_worker(bench::run(args)).await,
             cli::Command::BenchChild(args) => on_worker(bench::run_child(args)).await,
+            cli::Command::Id(args) => id_cmd::run(&args),
         }
     });
     // Exit without dropping the runtime: a blocking read of standard input

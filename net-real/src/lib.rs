@@ -6,6 +6,8 @@
 //!   through channels, so a terminal, a JSON pipe, the demo and the
 //!   simulation all drive the same code; its transcripts go through a
 //!   [`Disk`] ([`Transcripts`]).
+//! - [`keyfile`]: a peer's or server's identity, loaded from its key file
+//!   or created there on first use.
 //! - [`harness`]: the one way to start either in-process and talk to it
 //!   (a builder and a handle), on tokio or inside a turmoil host.
 //!
@@ -17,6 +19,7 @@
 pub mod bindings;
 pub mod disk;
 pub mod harness;
+pub mod keyfile;
 pub mod link;
 pub mod net;
 pub mod peer;
@@ -26,6 +29,7 @@ pub mod transcripts;
 pub use bindings::{BindingsError, NameBindings};
 pub use disk::{Disk, StdDisk};
 pub use harness::{PeerBuilder, PeerHandle, ServerBuilder, ServerHandle};
+pub use keyfile::{KeyFileError, LoadedIdentity};
 pub use net::{Clock, Listener, Net, Stream, TokioNet};
 pub use peer::{run_peer, EventSink, EXIT_STARTUP_FAILED, MAX_TYPED_AHEAD};
 pub use server::{run_server, LogHook};
