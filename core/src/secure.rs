@@ -695,6 +695,13 @@ mod tests {
     }
 
     #[test]
+    fn a_link_can_move_between_threads_with_its_connection() {
+        fn assert_send<T: Send>() {}
+        assert_send::<SecureLink>();
+        assert_send::<Identity>();
+    }
+
+    #[test]
     fn handshake_messages_have_the_documented_lengths() {
         let (mut a, mut b) = pair(LinkKind::Peer);
         let msg1 = a.poll_transmit().unwrap();
