@@ -49,11 +49,6 @@ pub struct ServerArgs {
     /// How the log is written to standard output.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Where the server keeps its state: the names bound to keys, in
-    /// DIR/server/names.sqlite [default: the platform data directory, e.g.
-    /// ~/.local/share/natter].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
     /// How long a name stays bound to the key that registered it after its
     /// last use (e.g. 30d, 12h); meanwhile another key gets name_taken.
     #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_duration)]
@@ -141,7 +136,8 @@ pub struct PeerArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Identity")]
 pub struct IdentityArgs {
-    /// Where natter keeps identities and pins [default: the platform data
+    /// Where natter keeps identities and pins, and the server its name
+    /// bindings (DIR/server/names.sqlite) [default: the platform data
     /// directory, e.g. ~/.local/share/natter].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -301,6 +297,15 @@ pub struct DemoArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every subcommand's flags are consistent (no flag defined twice,
+    /// e.g. by two flattened groups): clap checks it in debug builds only
+    /// when the command runs, so check it here once for all.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     fn ip(text: &str) -> ServerAddr {
         ServerAddr::Ip(text.parse().unwrap())

@@ -9,7 +9,7 @@
 //! DIR/peers/NAME/known_peers     its pins of other peers' keys (to come)
 //! DIR/peers/NAME/known_servers   its pins of servers' keys (to come)
 //! DIR/server/identity            the server's key file
-//! DIR/server/...                 the server's name bindings (to come)
+//! DIR/server/names.sqlite        the server's name bindings
 //! ```
 //!
 //! NAME is the peer's name in lower case: names are unique regardless of

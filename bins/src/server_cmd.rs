@@ -59,10 +59,8 @@ pub async fn run(args: ServerArgs) -> i32 {
 /// `DIR/server/names.sqlite`, DIR being `--data-dir` or the platform data
 /// directory (`~/.local/share/natter` on Linux).
 fn bindings_path(args: &ServerArgs) -> Option<PathBuf> {
-    let dir = args.data_dir.clone().or_else(|| {
-        directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().to_path_buf())
-    })?;
-    Some(dir.join("server").join("names.sqlite"))
+    let dir = crate::data_dir::DataDir::from_flag(args.identity.data_dir.as_deref()).ok()?;
+    Some(dir.server().join("names.sqlite"))
 }
 
 /// The registry's settings from the flags.
