@@ -1,11 +1,12 @@
 //! `natter peer`: one chat peer on real sockets, in a terminal or a pipe.
 
 use crate::cli::{is_privileged, PeerArgs, ServerAddr};
+use crate::data_dir::Owner;
 use crate::input::{self, Interrupt};
 use crate::{plain, render, terminal};
 use natter_core::command::Command;
 use natter_core::{ErrorCode, ErrorDetail, Event, PeerConfig};
-use natter_net_real::{run_peer, Net, TokioNet, Transcripts};
+use natter_net_real::{keyfile, run_peer, Net, TokioNet, Transcripts};
 use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -111,6 +112,22 @@ pub async fn run(args: PeerArgs) -> i32 {
     }
 
     let mut config = PeerConfig::new(args.name.clone(), server, port);
+    // A name that is no name is refused by the peer itself, first thing.
+    if natter_core::text::is_valid_name(&args.name) {
+        let loaded = crate::data_dir::identity_path(&args.identity, Owner::Peer(&args.name))
+            .map_err(|_| "no data directory (is HOME set?)".to_string())
+            .and_then(|path| keyfile::load_or_create(&path).map_err(|e| e.to_string()));
+        match loaded.and_then(|l| Ok((l, keyfile::random_seed().map_err(|e| e.to_string())?))) {
+            Ok((loaded, seed)) => {
+                config.identity = loaded.identity;
+                config.seed = seed;
+            }
+            Err(reason) => {
+                let detail = ErrorDetail::IdentityUnusable { reason };
+                return report.fatal(ErrorCode::BadInput, detail);
+            }
+        }
+    }
     config.max_message = args.max_message;
     config.ring_timeout = args.limits.ring_timeout;
     config.handshake_timeout = args.limits.handshake_timeout;

@@ -16,9 +16,10 @@ pub fn human(event: &Event) -> String {
             addr,
             server,
             reachable,
+            fingerprint,
         } => {
             let mut out = format!(
-                "registered as {name} at {addr} with the server at {server}; /list shows who is online, /help the commands"
+                "registered as {name} at {addr} with the server at {server}; your key is {fingerprint}; /list shows who is online, /help the commands"
             );
             if !*reachable {
                 out.push_str(&format!(
@@ -42,12 +43,19 @@ pub fn human(event: &Event) -> String {
         Event::Calling { peer } => {
             format!("calling {peer}… (/cancel to stop)")
         }
-        Event::Incoming { peer, addr } => {
-            format!("{peer} ({addr}) wants to chat — /accept or /reject")
+        Event::Incoming {
+            peer,
+            addr,
+            fingerprint,
+        } => {
+            format!("{peer} ({addr}, key {fingerprint}) wants to chat — /accept or /reject")
         }
-        Event::ChatStarted { peer } => {
-            format!("chatting with {peer} — type to send, /leave to end")
+        Event::ChatStarted { peer, fingerprint } => {
+            format!("chatting with {peer} (key {fingerprint}; /verify compares) — type to send, /leave to end")
         }
+        Event::SafetyNumber { peer, number } => format!(
+            "safety number with {peer}: {number}\n(the same on {peer}'s screen means nobody sits between you; compare by voice or in person)"
+        ),
         Event::Rejected { peer } => format!("{peer} rejected your request"),
         Event::Busy { peer } => format!("{peer} is busy; try again later"),
         Event::NoAnswer { peer } => format!("{peer} did not answer"),
@@ -122,6 +130,7 @@ fn help(commands: &[String]) -> String {
             "/leave" => "end the chat (or cancel your ringing call)",
             "exit()" => "the same as /leave",
             "/quit" => "leave, deregister and exit (Ctrl-D too)",
+            "/verify" => "the safety number of your chat, to compare with your partner",
             "/help" => "this list",
             "//text" => "send a message that starts with /",
             _ => "",
@@ -156,6 +165,9 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         D::BadArguments { problem } => {
             format!("{problem}; `natter peer --help` lists the flags")
         }
+        D::IdentityUnusable { reason } => format!(
+            "cannot use this name's key: {reason}; give another --identity FILE or --data-dir DIR"
+        ),
         D::Terminal { reason } => format!("cannot use the terminal: {reason}; try --plain"),
         D::UnknownCommand { command } => format!(
             "unknown command {command}; /help lists the commands, // sends a message starting with /"

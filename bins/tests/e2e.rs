@@ -176,10 +176,17 @@ fn three_peers_chat_over_real_sockets() {
     ]);
 
     // Transcripts on disk, both directions, receipts, start and end.
+    let alice_side = transcript(&alice_dir, "_alice_bob.log");
+    // The first line names the key bob's handshake proved.
+    assert!(
+        alice_side[0].starts_with(&format!(
+            "chat started: alice called bob at {bob_addr} (key "
+        )),
+        "{alice_side:?}"
+    );
     assert_eq!(
-        transcript(&alice_dir, "_alice_bob.log"),
+        alice_side[1..],
         vec![
-            format!("chat started: alice called bob at {bob_addr}"),
             "sent #1: hello bob".to_string(),
             "delivered #1".to_string(),
             format!("received #1 (sent {bob_at}): hi alice, how are you"),

@@ -292,6 +292,22 @@ mod hostile {
         String::from_utf8_lossy(&reply).contains("bad_frame")
     }
 
+    /// Garbage at a peer's chat port, which speaks Noise: closed at once,
+    /// with not one byte in answer (there is no channel to answer on).
+    pub async fn garbage_at_peer(to: SocketAddr) -> bool {
+        let Ok(mut s) = tokio::net::TcpStream::connect(to).await else {
+            return false;
+        };
+        let _ = s
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x1b[2J\xff\n")
+            .await;
+        let mut reply = Vec::new();
+        let closed = tokio::time::timeout(HANG_GUARD, s.read_to_end(&mut reply))
+            .await
+            .is_ok();
+        closed && reply.is_empty()
+    }
+
     pub async fn endless_line(to: SocketAddr) -> bool {
         let Ok(mut s) = tokio::net::TcpStream::connect(to).await else {
             return false;
@@ -451,7 +467,7 @@ fn soak_many_peers_with_kills_restarts_and_hostile_clients() {
                         // must drop it without bothering its user.
                         let port = peer_ports[(n as usize / 5) % peer_ports.len()];
                         let to = SocketAddr::from(([127, 0, 0, 1], port));
-                        hostile::garbage(to).await
+                        hostile::garbage_at_peer(to).await
                     }
                     3 => {
                         // A few slowloris at a time, not awaited here.
@@ -651,7 +667,7 @@ fn soak_many_peers_with_kills_restarts_and_hostile_clients() {
     assert_eq!(outcomes[3], attempts[3], "every slowloris got timeout");
     assert_eq!(
         outcomes[2], attempts[2],
-        "every garbage call at a peer got bad_frame"
+        "every garbage call at a peer was closed without an answer"
     );
     assert_eq!(outcomes[4], attempts[4], "every non-reader was cut off");
     // Memory: what the load and the attacks took is given back, within an

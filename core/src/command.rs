@@ -32,6 +32,9 @@ pub enum Command {
     /// `/quit`, or the end of standard input.
     Quit,
     Help,
+    /// `/verify [NAME]`: the safety number of the chat (with NAME, or the
+    /// one going on), to compare with the partner out of band.
+    Verify(Option<String>),
     /// Any other line: a chat message (`//x` sends `/x`).
     Say(String),
 }
@@ -55,6 +58,7 @@ pub const HELP: &[&str] = &[
     "/leave",
     "exit()",
     "/quit",
+    "/verify",
     "/help",
     "//text",
 ];
@@ -95,6 +99,16 @@ pub fn parse(line: &str) -> Result<Command, Problem> {
         "leave" => no_args(Command::Leave),
         "quit" => no_args(Command::Quit),
         "help" => no_args(Command::Help),
+        "verify" => match args.as_slice() {
+            [] => Ok(Command::Verify(None)),
+            [name] if is_valid_name(name) => Ok(Command::Verify(Some(name.to_string()))),
+            _ => Err(Problem::new(
+                ErrorCode::BadInput,
+                ErrorDetail::Usage {
+                    usage: "/verify [NAME]".to_string(),
+                },
+            )),
+        },
         "connect" => match args.as_slice() {
             [target] => parse_target(target).map(Command::Connect),
             _ => Err(Problem::new(

@@ -5,6 +5,7 @@
 //! shared by the line mode, the terminal UI and the `message` field that
 //! `--json` adds to every `error` event.
 
+use crate::identity::Fingerprint;
 use crate::protocol::{ErrorCode, PeerInfo};
 use serde::Serialize;
 use std::fmt;
@@ -93,55 +94,42 @@ pub enum Event {
         addr: SocketAddr,
         server: SocketAddr,
         reachable: bool,
+        /// Of this peer's own key: what partners see.
+        fingerprint: Fingerprint,
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
-    Peers {
-        peers: Vec<PeerInfo>,
-    },
+    Peers { peers: Vec<PeerInfo> },
     /// Our call to `peer` is ringing there (`/cancel` or `/leave` stops it).
-    Calling {
-        peer: String,
-    },
-    /// Someone asks to chat: `/accept` or `/reject`.
+    Calling { peer: String },
+    /// Someone asks to chat: `/accept` or `/reject`. `fingerprint`: of
+    /// the key the caller's handshake proved.
     Incoming {
         peer: String,
         addr: SocketAddr,
+        fingerprint: Fingerprint,
     },
+    /// The chat is on; `fingerprint` of the key the partner's handshake
+    /// proved (compare it out of band to be sure who it is).
     ChatStarted {
         peer: String,
+        fingerprint: Fingerprint,
     },
     /// Our request was rejected.
-    Rejected {
-        peer: String,
-    },
+    Rejected { peer: String },
     /// The peer we called has no room for another chat.
-    Busy {
-        peer: String,
-    },
+    Busy { peer: String },
     /// The peer we called did not answer within the ring timeout.
-    NoAnswer {
-        peer: String,
-    },
+    NoAnswer { peer: String },
     /// We cancelled our own ringing call.
-    Cancelled {
-        peer: String,
-    },
+    Cancelled { peer: String },
     /// A caller gave up, went away or rang too long before we answered,
     /// or called while we had no room.
-    Missed {
-        peer: String,
-    },
+    Missed { peer: String },
     /// We rejected a request (the answer to `/reject`).
-    Declined {
-        peer: String,
-    },
+    Declined { peer: String },
     /// Our message `n` is taken: on its way, or waiting for the window
     /// (see `window_full`).
-    Sent {
-        peer: String,
-        n: u64,
-        text: String,
-    },
+    Sent { peer: String, n: u64, text: String },
     /// `peer` has `in_flight` of our messages without receipt, the most
     /// the window allows: `waiting` more wait to be sent. Commands still
     /// work; typed messages wait (up to a bound, then input pauses).
@@ -158,10 +146,7 @@ pub enum Event {
         at: String,
     },
     /// Our message `n` is recorded in the partner's transcript.
-    Delivered {
-        peer: String,
-        n: u64,
-    },
+    Delivered { peer: String, n: u64 },
     /// The chat is over; `undelivered` lists our messages without
     /// receipt (they may or may not have reached the partner).
     ChatEnded {
@@ -170,15 +155,16 @@ pub enum Event {
         cause: EndCause,
         undelivered: Vec<u64>,
     },
+    /// The answer to `/verify`: the same `number` shows on both sides of
+    /// an honest chat; a different one means someone sits in between.
+    SafetyNumber { peer: String, number: String },
     /// The link to the directory server broke; chats go on, natter
     /// reconnects by itself.
     ServerLost,
     /// Registered again after `server_lost`.
     Reregistered,
     /// The answer to `/help`: the commands, as typed.
-    Help {
-        commands: Vec<String>,
-    },
+    Help { commands: Vec<String> },
     Error {
         code: ErrorCode,
         #[serde(flatten)]
@@ -228,6 +214,10 @@ pub enum ErrorDetail {
     /// `--name`): `problem` is what the argument parser said.
     BadArguments {
         problem: String,
+    },
+    /// This peer's key file cannot be read or created.
+    IdentityUnusable {
+        reason: String,
     },
     /// The terminal cannot be used for the line editor.
     Terminal {

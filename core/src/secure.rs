@@ -191,6 +191,23 @@ impl SecureLink {
             if self.incoming.len() == 2 && self.incoming_wanted() == 0 {
                 return self.fail(SecureError::EmptyFrame);
             }
+            // A handshake message has one size: a header announcing
+            // another (an HTTP request, plain JSON, any stranger) is
+            // refused at once, not after waiting for kilobytes.
+            if self.incoming.len() == 2 {
+                if let Phase::Handshake { messages, .. } = &self.phase {
+                    let expected = HANDSHAKE_LENGTHS[*messages];
+                    let got = usize::from(u16::from_be_bytes([self.incoming[0], self.incoming[1]]));
+                    if got != expected {
+                        let index = *messages;
+                        return self.fail(SecureError::BadHandshake {
+                            index,
+                            expected,
+                            got,
+                        });
+                    }
+                }
+            }
             if self.incoming.len() > 2 && self.incoming_wanted() == 0 {
                 let frame = std::mem::take(&mut self.incoming);
                 let result = self.on_frame(&frame[2..]);

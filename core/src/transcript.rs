@@ -24,6 +24,8 @@ pub enum Entry<'a> {
         peer: &'a str,
         addr: SocketAddr,
         direction: Direction,
+        /// Of the key the partner's handshake proved.
+        fingerprint: &'a str,
     },
     Sent {
         n: u64,
@@ -55,12 +57,13 @@ pub fn line(now: &Now, entry: &Entry<'_>) -> String {
             peer,
             addr,
             direction,
+            fingerprint,
         } => {
             let how = match direction {
                 Direction::Outgoing => "called",
                 Direction::Incoming => "was called by",
             };
-            format!("{stamp} chat started: {me} {how} {peer} at {addr}")
+            format!("{stamp} chat started: {me} {how} {peer} at {addr} (key {fingerprint})")
         }
         Entry::Sent { n, text } => format!("{stamp} sent #{n}: {text}"),
         Entry::Received { n, text, at } => format!("{stamp} received #{n} (sent {at}): {text}"),
@@ -95,10 +98,11 @@ mod tests {
             peer: "zuzu",
             addr: "10.0.0.2:4000".parse().unwrap(),
             direction: Direction::Outgoing,
+            fingerprint: "abcd-efgh-ijkl-mnop",
         };
         assert_eq!(
             line(&now, &started),
-            "2025-11-25T11:08:54.005Z chat started: alice called zuzu at 10.0.0.2:4000"
+            "2025-11-25T11:08:54.005Z chat started: alice called zuzu at 10.0.0.2:4000 (key abcd-efgh-ijkl-mnop)"
         );
         assert_eq!(
             line(

@@ -102,12 +102,18 @@ fn peer_info() -> PeerInfo {
 
 fn events() -> Vec<Event> {
     let peer = || "zuzu".to_string();
+    let fingerprint = || {
+        natter_core::Identity::from_seed(&[7; 32])
+            .public()
+            .fingerprint()
+    };
     vec![
         Event::Registered {
             name: "alice".into(),
             addr: addr(),
             server: addr(),
             reachable: true,
+            fingerprint: fingerprint(),
         },
         Event::Peers {
             peers: vec![peer_info()],
@@ -116,8 +122,12 @@ fn events() -> Vec<Event> {
         Event::Incoming {
             peer: peer(),
             addr: addr(),
+            fingerprint: fingerprint(),
         },
-        Event::ChatStarted { peer: peer() },
+        Event::ChatStarted {
+            peer: peer(),
+            fingerprint: fingerprint(),
+        },
         Event::Rejected { peer: peer() },
         Event::Busy { peer: peer() },
         Event::NoAnswer { peer: peer() },
@@ -147,6 +157,10 @@ fn events() -> Vec<Event> {
             cause: EndCause::Closed,
             undelivered: vec![2],
         },
+        Event::SafetyNumber {
+            peer: peer(),
+            number: "12345 67890".into(),
+        },
         Event::ServerLost,
         Event::Reregistered,
         Event::Help {
@@ -175,6 +189,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::Message { .. } => "message",
         Event::Delivered { .. } => "delivered",
         Event::ChatEnded { .. } => "chat_ended",
+        Event::SafetyNumber { .. } => "safety_number",
         Event::ServerLost => "server_lost",
         Event::Reregistered => "reregistered",
         Event::Help { .. } => "help",
@@ -211,6 +226,7 @@ fn details() -> Vec<ErrorDetail> {
         D::TakesNoArguments { command: text() },
         D::Usage { usage: text() },
         D::BadArguments { problem: text() },
+        D::IdentityUnusable { reason: text() },
         D::BadTarget { word: text() },
         D::Quitting,
         D::CallingYourself,
@@ -303,6 +319,7 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::TakesNoArguments { .. } => "takes_no_arguments",
         D::Usage { .. } => "usage",
         D::BadArguments { .. } => "bad_arguments",
+        D::IdentityUnusable { .. } => "identity_unusable",
         D::BadTarget { .. } => "bad_target",
         D::Quitting => "quitting",
         D::CallingYourself => "calling_yourself",

@@ -6,11 +6,13 @@
 //! character and no bidi control; a link that starts wrong is closed; an
 //! address is never taken from what a client claims.
 
+mod noise_wire;
 mod world;
 
 use natter_core::peer::{PeerConfig, PeerInput, PeerOutput};
 use natter_core::protocol::ServerMsg;
 use natter_core::{ErrorCode, Event, LinkId, Now, Peer, PeerStatus};
+use noise_wire::{feed, sent_bytes, Wire};
 use std::net::SocketAddr;
 use std::time::Duration;
 use world::{World, LISTEN_PORT, SERVER};
@@ -159,27 +161,28 @@ fn callee() -> (Peer, LinkId) {
     (bob, link)
 }
 
-fn feed(peer: &mut Peer, at: Now, link: LinkId, bytes: &[u8]) -> Vec<PeerOutput> {
-    peer.handle_input(
-        at,
-        PeerInput::Bytes {
-            link,
-            bytes: bytes.to_vec(),
-        },
+/// bob with one incoming connection `link` whose caller (the test, as a
+/// real peer would) has completed the Noise handshake and said nothing
+/// yet. The handshake alone shows nothing, records nothing, closes nothing.
+fn callee_after_handshake() -> (Peer, LinkId, Wire) {
+    let (mut bob, link) = callee();
+    let (wire, outputs) = Wire::call(&mut bob, Now::at_unix(0), link);
+    assert!(
+        outputs
+            .iter()
+            .all(|o| matches!(o, PeerOutput::Send { link: l, .. } if *l == link)),
+        "the handshake did more than answer: {outputs:?}"
     );
-    std::iter::from_fn(|| peer.poll_output()).collect()
-}
-
-fn sent_text(outputs: &[PeerOutput], link: LinkId) -> String {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            PeerOutput::Send { link: l, bytes } if *l == link => {
-                Some(String::from_utf8_lossy(bytes).into_owned())
-            }
-            _ => None,
-        })
-        .collect()
+    assert_eq!(
+        wire.remote_key(),
+        Some(
+            PeerConfig::new("bob", SERVER, LISTEN_PORT)
+                .identity
+                .public()
+        ),
+        "the handshake proved bob's key"
+    );
+    (bob, link, wire)
 }
 
 #[test]
@@ -216,9 +219,11 @@ fn a_peer_link_that_does_not_start_with_a_valid_hello_is_closed() {
         ),
     ];
     for (what, bytes, code) in cases {
-        let (mut bob, link) = callee();
-        let outputs = feed(&mut bob, Now::at_unix(0), link, bytes);
-        let reply = sent_text(&outputs, link);
+        // Sent inside an established Noise session: the frames, not the
+        // cryptography, are what is wrong.
+        let (mut bob, link, mut wire) = callee_after_handshake();
+        let outputs = feed(&mut bob, Now::at_unix(0), link, &wire.seal(bytes));
+        let reply = wire.open(&outputs, link);
         assert!(
             reply.contains(&format!("\"code\":\"{code}\"")),
             "{what}: replied {reply:?}"
@@ -242,16 +247,66 @@ fn a_peer_link_that_does_not_start_with_a_valid_hello_is_closed() {
     }
 }
 
+/// Bytes that are not Noise at all (a stray HTTP client, a natter of
+/// another version speaking plain JSON) never reach the protocol: nothing
+/// is shown, nothing recorded, nothing sent back (not even an error frame
+/// in plaintext), and the link is closed.
+#[test]
+fn a_peer_link_that_does_not_start_with_a_noise_handshake_is_closed_without_a_word() {
+    let short_request = b"GET / HTTP/1.1\r\n".to_vec();
+    // Long enough to complete the frame its first two bytes announce.
+    let mut long_request = b"GET / HTTP/1.1\r\nX-Filler: ".to_vec();
+    long_request.resize(20_000, b'a');
+    long_request.extend_from_slice(b"\r\n\r\n");
+    let plain_hello = b"{\"type\":\"hello\",\"version\":2,\"name\":\"eve\"}\n".to_vec();
+    let cases = [
+        ("an http request line", short_request),
+        ("a whole http request", long_request),
+        ("a hello in plaintext", plain_hello),
+    ];
+    for (what, bytes) in cases {
+        let (mut bob, link) = callee();
+        let t0 = Now::at_unix(0);
+        let mut outputs = feed(&mut bob, t0, link, &bytes);
+        // If the bytes do not even make a whole frame, the handshake
+        // timeout ends the link: no later than 10 s after connecting.
+        if !outputs.contains(&PeerOutput::Close { link }) {
+            let t10 = t0.advanced(Duration::from_secs(10));
+            assert!(
+                bob.poll_timeout().is_some_and(|at| at <= t10.mono),
+                "{what}: no deadline"
+            );
+            bob.handle_timeout(t10);
+            outputs.extend(std::iter::from_fn(|| bob.poll_output()));
+        }
+        assert!(
+            outputs.contains(&PeerOutput::Close { link }),
+            "{what}: link not closed: {outputs:?}"
+        );
+        assert_eq!(
+            sent_bytes(&outputs, link),
+            b"",
+            "{what}: answered: {outputs:?}"
+        );
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, PeerOutput::Event(_) | PeerOutput::Transcript(_))),
+            "{what}: shown or recorded: {outputs:?}"
+        );
+    }
+}
+
 #[test]
 fn a_caller_that_only_pings_is_still_cut_at_the_handshake_timeout() {
-    let (mut bob, link) = callee();
+    let (mut bob, link, mut wire) = callee_after_handshake();
     let t0 = Now::at_unix(0);
     // A ping before hello is answered (heartbeats are always answered)…
-    let outputs = feed(&mut bob, t0, link, b"{\"type\":\"ping\"}\n");
-    assert_eq!(sent_text(&outputs, link), "{\"type\":\"pong\"}\n");
+    let outputs = feed(&mut bob, t0, link, &wire.seal("{\"type\":\"ping\"}\n"));
+    assert_eq!(wire.open(&outputs, link), "{\"type\":\"pong\"}\n");
     // …but does not buy time: the hello is still due 10 s after connecting.
     let t9 = t0.advanced(Duration::from_secs(9));
-    feed(&mut bob, t9, link, b"{\"type\":\"ping\"}\n");
+    feed(&mut bob, t9, link, &wire.seal("{\"type\":\"ping\"}\n"));
     let t10 = t0.advanced(Duration::from_secs(10));
     assert!(bob.poll_timeout().is_some_and(|at| at <= t10.mono));
     bob.handle_timeout(t10);
@@ -276,13 +331,18 @@ fn a_callee_that_answers_with_another_name_or_a_bad_one_is_refused() {
             _ => None,
         })
         .expect("dials");
-    alice.handle_input(now, PeerInput::Connected { link });
-    while alice.poll_output().is_some() {}
+    let sent = noise_wire::feed_input(&mut alice, now, PeerInput::Connected { link });
+    // The test answers as a real peer would: the Noise handshake, then a
+    // hello (sealed) with a hostile name.
+    let (mut wire, hello, _) = Wire::answer(&mut alice, now, link, &sent);
+    assert!(hello.contains("\"name\":\"alice\""), "{hello:?}");
     let outputs = feed(
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":2,\"name\":\"\\u001b]0;pwned\\u0007\"}\n{\"type\":\"accept\"}\n",
+        &wire.seal(
+            "{\"type\":\"hello\",\"version\":2,\"name\":\"\\u001b]0;pwned\\u0007\"}\n{\"type\":\"accept\"}\n",
+        ),
     );
     assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
     let errors: Vec<&Event> = outputs
@@ -310,29 +370,25 @@ fn a_callee_that_answers_with_another_name_or_a_bad_one_is_refused() {
 // the peer link during a chat: injection in messages
 // ---------------------------------------------------------------------------
 
-/// bob in an accepted chat with mallory on `link`.
-fn chatting_with_mallory() -> (Peer, LinkId, Now) {
-    let (mut bob, link) = callee();
+/// bob in an accepted chat with mallory on `link`; `wire` is mallory's
+/// end of the Noise session, up to date with all bob sent.
+fn chatting_with_mallory() -> (Peer, LinkId, Now, Wire) {
+    let (mut bob, link, mut wire) = callee_after_handshake();
     let now = Now::at_unix(0);
-    feed(
-        &mut bob,
-        now,
-        link,
-        b"{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n",
-    );
-    bob.handle_input(
-        now,
-        PeerInput::Command(natter_core::command::parse("/accept").unwrap()),
-    );
-    while bob.poll_output().is_some() {}
-    (bob, link, now)
+    let hello = "{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n";
+    let outputs = feed(&mut bob, now, link, &wire.seal(hello));
+    assert!(wire.open(&outputs, link).contains("\"type\":\"hello\""));
+    let accept = natter_core::command::parse("/accept").unwrap();
+    let outputs = noise_wire::feed_input(&mut bob, now, PeerInput::Command(accept));
+    assert!(wire.open(&outputs, link).contains("\"type\":\"accept\""));
+    (bob, link, now, wire)
 }
 
 #[test]
 fn nul_bidi_and_escapes_in_a_message_are_shown_and_recorded_escaped() {
-    let (mut bob, link, now) = chatting_with_mallory();
+    let (mut bob, link, now, mut wire) = chatting_with_mallory();
     let hostile = "{\"type\":\"msg\",\"n\":1,\"text\":\"a\\u0000b\\u2066c\\u200fd\\u061ce\\nforged line\\r\\u001b[1;1H\\u009bf\\u007f\",\"at\":\"2026\\u202e\\u0000\"}\n";
-    let outputs = feed(&mut bob, now, link, hostile.as_bytes());
+    let outputs = feed(&mut bob, now, link, &wire.seal(hostile));
     let message = outputs
         .iter()
         .find_map(|o| match o {
@@ -363,15 +419,15 @@ fn nul_bidi_and_escapes_in_a_message_are_shown_and_recorded_escaped() {
 
 #[test]
 fn invalid_utf8_in_a_chat_ends_it_with_bad_frame_and_records_nothing_raw() {
-    let (mut bob, link, now) = chatting_with_mallory();
+    let (mut bob, link, now, mut wire) = chatting_with_mallory();
     let outputs = feed(
         &mut bob,
         now,
         link,
-        b"{\"type\":\"msg\",\"n\":1,\"text\":\"\xff\x1b[2J\",\"at\":\"x\"}\n",
+        &wire.seal(b"{\"type\":\"msg\",\"n\":1,\"text\":\"\xff\x1b[2J\",\"at\":\"x\"}\n"),
     );
     assert!(
-        sent_text(&outputs, link).contains("\"code\":\"bad_frame\""),
+        wire.open(&outputs, link).contains("\"code\":\"bad_frame\""),
         "{outputs:?}"
     );
     assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
@@ -395,12 +451,14 @@ fn invalid_utf8_in_a_chat_ends_it_with_bad_frame_and_records_nothing_raw() {
 
 #[test]
 fn an_error_frame_from_the_partner_is_shown_escaped() {
-    let (mut bob, link, now) = chatting_with_mallory();
+    let (mut bob, link, now, mut wire) = chatting_with_mallory();
     let outputs = feed(
         &mut bob,
         now,
         link,
-        b"{\"type\":\"error\",\"code\":\"bad_frame\",\"message\":\"\\u001b[2Jgotcha\\u202e\"}\n",
+        &wire.seal(
+            "{\"type\":\"error\",\"code\":\"bad_frame\",\"message\":\"\\u001b[2Jgotcha\\u202e\"}\n",
+        ),
     );
     let events: Vec<&Event> = outputs
         .iter()
@@ -415,7 +473,7 @@ fn an_error_frame_from_the_partner_is_shown_escaped() {
 
 #[test]
 fn a_typed_message_with_nul_or_bidi_is_refused_before_sending() {
-    let (mut bob, link, now) = chatting_with_mallory();
+    let (mut bob, link, now, mut wire) = chatting_with_mallory();
     for text in ["nul\u{0}", "rtl\u{202e}x", "iso\u{2066}x", "del\u{7f}"] {
         bob.handle_input(
             now,
@@ -432,7 +490,8 @@ fn a_typed_message_with_nul_or_bidi_is_refused_before_sending() {
             ),
             "{text:?}: {outputs:?}"
         );
-        assert_eq!(sent_text(&outputs, link), "");
+        assert_eq!(sent_bytes(&outputs, link), b"");
+        assert_eq!(wire.open(&outputs, link), "");
     }
 }
 
@@ -596,7 +655,8 @@ fn a_silent_stranger_is_never_pinged_before_its_hello() {
             bob.handle_timeout(at);
         }
         let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
-        assert_eq!(sent_text(&outputs, link), "", "at {secs} s: {outputs:?}");
+        // Not even a handshake message: the caller speaks first.
+        assert_eq!(sent_bytes(&outputs, link), b"", "at {secs} s: {outputs:?}");
     }
 }
 
@@ -604,16 +664,18 @@ fn a_silent_stranger_is_never_pinged_before_its_hello() {
 /// receipt) is cut with `bad_frame` instead of filling memory.
 #[test]
 fn a_partner_that_ignores_the_window_is_cut() {
-    let (mut bob, link, now) = chatting_with_mallory();
+    let (mut bob, link, now, mut wire) = chatting_with_mallory();
     let mut last = Vec::new();
+    let mut reply = String::new();
     // No `Recorded` comes back (the driver is not writing): no receipt.
     for n in 1..=65 {
         let frame = format!("{{\"type\":\"msg\",\"n\":{n},\"text\":\"x\",\"at\":\"t\"}}\n");
-        last = feed(&mut bob, now, link, frame.as_bytes());
+        last = feed(&mut bob, now, link, &wire.seal(frame));
+        reply = wire.open(&last, link);
     }
     assert!(
-        sent_text(&last, link).contains("\"code\":\"bad_frame\""),
-        "{last:?}"
+        reply.contains("\"code\":\"bad_frame\""),
+        "{reply:?} {last:?}"
     );
     assert!(last.contains(&PeerOutput::Close { link }), "{last:?}");
     assert!(

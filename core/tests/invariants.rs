@@ -676,7 +676,7 @@ impl Accounting {
         let one_chat = self.checks.one_chat_at_a_time;
         let forged = self.forged.contains(me);
         match event {
-            Event::ChatStarted { peer } => {
+            Event::ChatStarted { peer, .. } => {
                 let life = self.current(me);
                 assert!(
                     !life.sessions.contains_key(&peer),

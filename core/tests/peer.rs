@@ -1,6 +1,7 @@
 //! Peers, a registry and the links between them, all in memory: every
 //! behaviour of SPEC.md that does not need a real socket.
 
+mod noise_wire;
 mod world;
 
 use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event};
@@ -14,6 +15,14 @@ fn error_code(event: &Event) -> Option<ErrorCode> {
         Event::Error { code, .. } => Some(*code),
         _ => None,
     }
+}
+
+/// The fingerprint of the key a test peer named `name` has.
+fn key_of(name: &str) -> natter_core::Fingerprint {
+    PeerConfig::new(name, SERVER, LISTEN_PORT)
+        .identity
+        .public()
+        .fingerprint()
 }
 
 /// alice and bob registered, alice called bob and bob accepted.
@@ -40,6 +49,10 @@ fn registration_reports_the_address_the_server_sees() {
             addr: world.addr_of("alice"),
             server: SERVER,
             reachable: true,
+            fingerprint: PeerConfig::new("alice", SERVER, LISTEN_PORT)
+                .identity
+                .public()
+                .fingerprint(),
         }]
     );
     assert!(world.peer("alice").is_registered());
@@ -126,14 +139,18 @@ fn connect_and_accept_start_a_chat_on_both_sides() {
     assert_eq!(
         world.take_events("bob"),
         vec![Event::ChatStarted {
-            peer: "alice".into()
+            peer: "alice".into(),
+            fingerprint: key_of("alice"),
         }]
     );
     assert_eq!(
         world.take_events("alice"),
         vec![
             Event::Calling { peer: "bob".into() },
-            Event::ChatStarted { peer: "bob".into() }
+            Event::ChatStarted {
+                peer: "bob".into(),
+                fingerprint: key_of("bob"),
+            }
         ]
     );
     assert_eq!(world.peer("alice").chat_partner(), Some("bob".to_string()));
@@ -268,7 +285,10 @@ fn transcripts_hold_start_messages_receipts_and_end_on_both_sides() {
     assert_eq!(
         world.transcripts[&files[0]],
         vec![
-            "2025-11-25T11:08:54.000Z chat started: alice called bob at 10.0.0.3:4000",
+            &format!(
+                "2025-11-25T11:08:54.000Z chat started: alice called bob at 10.0.0.3:4000 (key {})",
+                key_of("bob").as_str()
+            ),
             "2025-11-25T11:08:54.000Z sent #1: hi zuzu",
             "2025-11-25T11:08:54.000Z delivered #1",
             "2025-11-25T11:08:55.500Z received #1 (sent 2025-11-25T11:08:55.500Z): how are you",
@@ -278,7 +298,10 @@ fn transcripts_hold_start_messages_receipts_and_end_on_both_sides() {
     assert_eq!(
         world.transcripts[&files[1]],
         vec![
-            "2025-11-25T11:08:54.000Z chat started: bob was called by alice at 10.0.0.2:50002",
+            &format!(
+                "2025-11-25T11:08:54.000Z chat started: bob was called by alice at 10.0.0.2:50002 (key {})",
+                key_of("alice").as_str()
+            ),
             "2025-11-25T11:08:54.000Z received #1 (sent 2025-11-25T11:08:54.000Z): hi zuzu",
             "2025-11-25T11:08:55.500Z sent #1: how are you",
             "2025-11-25T11:08:55.500Z delivered #1",
@@ -656,13 +679,12 @@ fn escape_sequences_from_the_network_are_shown_escaped() {
             addr: "10.0.0.66:5000".parse().unwrap(),
         },
     );
-    bob.handle_input(
-        now,
-        PeerInput::Bytes {
-            link,
-            bytes: b"{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n".to_vec(),
-        },
-    );
+    // mallory calls as a real peer would: the Noise handshake, then frames
+    // sealed in it.
+    let (mut wire, _) = noise_wire::Wire::call(&mut bob, now, link);
+    let hello = "{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n";
+    let outputs = noise_wire::feed(&mut bob, now, link, &wire.seal(hello));
+    wire.open(&outputs, link);
     bob.handle_input(now, PeerInput::Command(natter_core::Command::Accept));
     let hostile =
         "{\"type\":\"msg\",\"n\":1,\"text\":\"hi\\u001b[2J\\u202eevil\",\"at\":\"x\\u0007\"}\n";
@@ -670,7 +692,7 @@ fn escape_sequences_from_the_network_are_shown_escaped() {
         now,
         PeerInput::Bytes {
             link,
-            bytes: hostile.as_bytes().to_vec(),
+            bytes: wire.seal(hostile),
         },
     );
     let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();

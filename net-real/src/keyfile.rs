@@ -60,6 +60,17 @@ pub struct LoadedIdentity {
 
 /// The identity in `path`, created there (with its directories) if the
 /// file does not exist yet.
+/// A fresh seed for a peer's random choices (the ephemeral keys of its
+/// links): from the operating system, never reused across runs.
+pub fn random_seed() -> Result<[u8; KEY_SEED], KeyFileError> {
+    let mut seed = [0u8; KEY_SEED];
+    getrandom::fill(&mut seed).map_err(KeyFileError::Random)?;
+    Ok(seed)
+}
+
+/// Length of a seed.
+const KEY_SEED: usize = 32;
+
 pub fn load_or_create(path: &Path) -> Result<LoadedIdentity, KeyFileError> {
     match File::open(path) {
         Ok(file) => Ok(LoadedIdentity {

@@ -118,7 +118,15 @@ mod tests {
         assert_eq!(registry_status(log, "bob"), None);
         assert_eq!(registry_status(log, "al"), None);
         let ended = [
-            (Duration::ZERO, Event::ChatStarted { peer: "bob".into() }),
+            (
+                Duration::ZERO,
+                Event::ChatStarted {
+                    peer: "bob".into(),
+                    fingerprint: natter_core::Identity::from_seed(&[1; 32])
+                        .public()
+                        .fingerprint(),
+                },
+            ),
             (
                 Duration::ZERO,
                 Event::ChatEnded {

@@ -13,8 +13,10 @@ use super::{Ctx, PeerOutput, TranscriptWrite};
 use crate::codec::{encode, FrameDecoder};
 use crate::event::{EndCause, ErrorDetail, Event, Problem};
 use crate::heartbeat::{Beat, Heartbeat};
+use crate::identity::{PublicKey, KEY_LEN};
 use crate::link::LinkId;
 use crate::protocol::{negotiate, ErrorCode, PeerMsg, Versions};
+use crate::secure::{LinkKind, SecureLink};
 use crate::text::{check_message, is_valid_name, same_name, sanitize, MessageProblem};
 use crate::time::Instant;
 use crate::transcript::{self, Direction, Entry};
@@ -29,6 +31,9 @@ const MAX_REMOTE_MESSAGE: usize = 256;
 pub(super) struct Chat {
     pub(super) link: LinkId,
     pub(super) addr: SocketAddr,
+    /// The Noise XX session every byte of the link goes through: the
+    /// frames below are its plaintext.
+    secure: SecureLink,
     decoder: FrameDecoder<PeerMsg>,
     heartbeat: Heartbeat,
     phase: Phase,
@@ -66,6 +71,8 @@ pub(super) struct Partner {
     pub(super) name: String,
     /// The longest message it takes, in characters.
     pub(super) max_message: usize,
+    /// The key its handshake proved.
+    pub(super) key: PublicKey,
 }
 
 /// What a partner takes when its hello does not say (SPEC's default).
@@ -75,6 +82,8 @@ const DEFAULT_MAX_MESSAGE: usize = 256;
 #[derive(Debug)]
 struct Talk {
     partner: String,
+    /// The key the partner's handshake proved.
+    key: PublicKey,
     /// The longest message the partner takes.
     partner_max: usize,
     /// The transcript file of this conversation.
@@ -135,6 +144,9 @@ pub(super) enum End {
     /// The handshake failed in a way not worth showing (a stranger's
     /// malformed hello, before any request reached the user).
     Quiet,
+    /// The link's cryptography failed: a tampered, truncated or forged
+    /// Noise message, or bytes that are not Noise at all.
+    Insecure { problem: String },
 }
 
 /// What a chat needs the [`Peer`](super::Peer) to decide or know.
@@ -184,30 +196,41 @@ impl Chat {
         link: LinkId,
         addr: SocketAddr,
         dialled: Option<String>,
+        seed: [u8; KEY_LEN],
     ) -> Self {
         ctx.out.push_back(PeerOutput::Connect { link, addr });
         let ring_until = ctx.now.mono + ctx.config.ring_timeout;
-        Self::new(
-            ctx,
-            link,
-            addr,
-            Phase::Dialing {
-                dialled,
-                ring_until,
-            },
-        )
+        let secure = SecureLink::initiator(&ctx.config.identity, LinkKind::Peer, seed);
+        let phase = Phase::Dialing {
+            dialled,
+            ring_until,
+        };
+        Self::new(ctx, link, addr, secure, phase)
     }
 
     /// A connection someone opened to us.
-    pub(super) fn accepted(ctx: &Ctx<'_>, link: LinkId, addr: SocketAddr) -> Self {
+    pub(super) fn accepted(
+        ctx: &Ctx<'_>,
+        link: LinkId,
+        addr: SocketAddr,
+        seed: [u8; KEY_LEN],
+    ) -> Self {
         let until = ctx.now.mono + ctx.config.handshake_timeout;
-        Self::new(ctx, link, addr, Phase::Greeting { until })
+        let secure = SecureLink::responder(&ctx.config.identity, LinkKind::Peer, seed);
+        Self::new(ctx, link, addr, secure, Phase::Greeting { until })
     }
 
-    fn new(ctx: &Ctx<'_>, link: LinkId, addr: SocketAddr, phase: Phase) -> Self {
+    fn new(
+        ctx: &Ctx<'_>,
+        link: LinkId,
+        addr: SocketAddr,
+        secure: SecureLink,
+        phase: Phase,
+    ) -> Self {
         Self {
             link,
             addr,
+            secure,
             decoder: FrameDecoder::new(ctx.config.max_frame),
             heartbeat: Heartbeat::new(ctx.config.heartbeat, ctx.now.mono),
             phase,
@@ -242,6 +265,16 @@ impl Chat {
             Phase::Talking(talk) | Phase::Leaving { talk, .. } => Some(talk.partner.as_str()),
         };
         name.map_or_else(|| self.addr.to_string(), str::to_string)
+    }
+
+    /// The partner of a conversation and the key its handshake proved.
+    pub(super) fn talking_with(&self) -> Option<(String, PublicKey)> {
+        match &self.phase {
+            Phase::Talking(talk) | Phase::Leaving { talk, .. } => {
+                Some((talk.partner.clone(), talk.key))
+            }
+            _ => None,
+        }
     }
 
     /// Our messages waiting for room in the window.
@@ -292,11 +325,23 @@ impl Chat {
         }));
     }
 
-    /// Bytes arrived: the frames are then taken one at a time with
-    /// [`Chat::next_frame`], so the peer can act on each signal.
-    pub(super) fn push_bytes(&mut self, now: Instant, bytes: &[u8]) {
-        self.heartbeat.received(now);
-        self.decoder.push(bytes);
+    /// Bytes arrived: they go through the Noise session (answering its
+    /// handshake), and its plaintext to the frame decoder; the frames are
+    /// then taken one at a time with [`Chat::next_frame`], so the peer can
+    /// act on each signal. An error means the link cannot be trusted.
+    pub(super) fn push_bytes(&mut self, ctx: &mut Ctx<'_>, bytes: &[u8]) -> Result<(), String> {
+        self.heartbeat.received(ctx.now.mono);
+        self.secure.push(bytes).map_err(|e| e.to_string())?;
+        while let Some(plaintext) = self.secure.poll_plaintext() {
+            self.decoder.push(&plaintext);
+        }
+        self.transmit(ctx);
+        Ok(())
+    }
+
+    /// The partner's key, once its handshake proved it.
+    fn remote_key(&self) -> Option<PublicKey> {
+        self.secure.remote_key()
     }
 
     /// The next frame received, decoded and acted on.
@@ -438,10 +483,14 @@ impl Chat {
             self.send_error(ctx, ErrorCode::InvalidName, problem);
             return Some(Signal::Ended(End::Quiet));
         }
+        let Some(key) = self.remote_key() else {
+            return Some(Signal::Ended(End::Quiet));
+        };
         Some(Signal::Greeted {
             caller: Partner {
                 name,
                 max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
+                key,
             },
         })
     }
@@ -454,6 +503,7 @@ impl Chat {
         name: String,
         max_message: Option<usize>,
     ) -> Option<Signal> {
+        let key = self.remote_key();
         let Phase::Calling {
             dialled, callee, ..
         } = &mut self.phase
@@ -482,11 +532,24 @@ impl Chat {
             let problem = format!("this call is for {expected}, not {name}");
             Some((ErrorCode::WrongPeer, detail, problem))
         } else {
-            *callee = Some(Partner {
-                name,
-                max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
-            });
-            None
+            match key {
+                Some(key) => {
+                    *callee = Some(Partner {
+                        name,
+                        max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
+                        key,
+                    });
+                    None
+                }
+                None => {
+                    let detail = ErrorDetail::PeerBadFrame {
+                        peer: name,
+                        problem: "a hello before the handshake".to_string(),
+                    };
+                    let problem = "a hello before the handshake".to_string();
+                    Some((ErrorCode::BadFrame, detail, problem))
+                }
+            }
         };
         let (code, detail, problem) = refusal?;
         self.send_error(ctx, code, problem);
@@ -499,10 +562,14 @@ impl Chat {
         self.send(ctx, &hello);
         let until = ctx.now.mono + ctx.config.ring_timeout;
         let peer = caller.name.clone();
+        let fingerprint = caller.key.fingerprint();
         self.phase = Phase::Ringing { caller, until };
         let addr = self.addr;
-        ctx.out
-            .push_back(PeerOutput::Event(Event::Incoming { peer, addr }));
+        ctx.out.push_back(PeerOutput::Event(Event::Incoming {
+            peer,
+            addr,
+            fingerprint,
+        }));
     }
 
     /// There is no room for the caller: say hello, then `busy`.
@@ -526,21 +593,26 @@ impl Chat {
         let Partner {
             name: partner,
             max_message: partner_max,
+            key,
         } = partner;
         let me = &ctx.config.name;
+        let fingerprint = key.fingerprint();
         let transcript = transcript::file_name(&ctx.now, me, &partner);
         let entry = Entry::Started {
             me,
             peer: &partner,
             addr: self.addr,
             direction,
+            fingerprint: fingerprint.as_str(),
         };
         record(ctx, &transcript, &entry, None);
         ctx.out.push_back(PeerOutput::Event(Event::ChatStarted {
             peer: partner.clone(),
+            fingerprint,
         }));
         self.phase = Phase::Talking(Talk {
             partner,
+            key,
             partner_max,
             transcript,
             next_out: 1,
@@ -703,21 +775,26 @@ impl Chat {
     pub(super) fn finish(self, ctx: &mut Ctx<'_>, end: End) {
         let peer = self.partner();
         let link = self.link;
+        let addr = self.addr;
+        let Chat {
+            mut secure, phase, ..
+        } = self;
         let event = |e: Event| PeerOutput::Event(e);
-        let goodbye = |ctx: &mut Ctx<'_>, frame: PeerMsg| {
-            ctx.out.push_back(PeerOutput::Send {
-                link,
-                bytes: encode(&frame),
-            })
+        let mut goodbye = |ctx: &mut Ctx<'_>, frame: PeerMsg| {
+            if secure.send(&encode(&frame)).is_ok() {
+                while let Some(bytes) = secure.poll_transmit() {
+                    ctx.out.push_back(PeerOutput::Send { link, bytes });
+                }
+            }
         };
-        match self.phase {
+        match phase {
             Phase::Talking(talk) | Phase::Leaving { talk, .. } => {
                 let cause = match &end {
                     End::Left => EndCause::Left,
                     End::Bye => EndCause::Bye,
                     End::Silent => EndCause::Silent,
                     End::Cut => EndCause::Cut,
-                    End::BadFrame { problem } => {
+                    End::BadFrame { problem } | End::Insecure { problem } => {
                         let detail = ErrorDetail::PeerBadFrame {
                             peer: peer.clone(),
                             problem: problem.clone(),
@@ -749,7 +826,6 @@ impl Chat {
                 }));
             }
             phase @ (Phase::Dialing { .. } | Phase::Calling { .. }) => {
-                let addr = self.addr;
                 let outcome = match end {
                     End::Rejected => event(Event::Rejected { peer }),
                     End::Busy => event(Event::Busy { peer }),
@@ -771,7 +847,7 @@ impl Chat {
                         ErrorCode::PeerUnreachable,
                         ErrorDetail::StoppedAnswering { peer },
                     )),
-                    End::BadFrame { problem } => event(Event::error(
+                    End::BadFrame { problem } | End::Insecure { problem } => event(Event::error(
                         ErrorCode::BadFrame,
                         ErrorDetail::PeerBadFrame { peer, problem },
                     )),
@@ -802,12 +878,29 @@ impl Chat {
 
     // ---- sending ----
 
+    /// Sends a frame through the Noise session (queued there until the
+    /// handshake is done, which bounds it; a frame beyond that bound is
+    /// dropped, and the heartbeat or the window sorts the link out).
     fn send(&mut self, ctx: &mut Ctx<'_>, frame: &PeerMsg) {
         self.heartbeat.sent(ctx.now.mono);
-        ctx.out.push_back(PeerOutput::Send {
-            link: self.link,
-            bytes: encode(frame),
-        });
+        let _ = self.secure.send(&encode(frame));
+        self.transmit(ctx);
+    }
+
+    /// Hands the driver whatever the Noise session has ready to go out:
+    /// handshake messages and sealed frames. Nothing goes out before the
+    /// connection is open (a dialled link's first handshake message waits
+    /// for `connected`).
+    fn transmit(&mut self, ctx: &mut Ctx<'_>) {
+        if matches!(self.phase, Phase::Dialing { .. }) {
+            return;
+        }
+        while let Some(bytes) = self.secure.poll_transmit() {
+            ctx.out.push_back(PeerOutput::Send {
+                link: self.link,
+                bytes,
+            });
+        }
     }
 
     /// An `error` frame; the link closes right after it (the chat ends).

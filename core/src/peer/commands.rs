@@ -25,6 +25,7 @@ impl Peer {
             Command::Help => self.event(Event::Help {
                 commands: HELP.iter().map(|s| s.to_string()).collect(),
             }),
+            Command::Verify(name) => self.verify(name),
             Command::Say(text) => self.say(&text),
         }
     }
@@ -95,8 +96,9 @@ impl Peer {
 
     pub(super) fn dial(&mut self, addr: SocketAddr, name: Option<String>) {
         let link = self.allocate_link();
+        let seed = self.seeds.next_seed();
         let (mut ctx, chats) = self.split();
-        chats.insert(link, Chat::dial(&mut ctx, link, addr, name));
+        chats.insert(link, Chat::dial(&mut ctx, link, addr, name, seed));
         self.update_status();
     }
 
@@ -157,6 +159,23 @@ impl Peer {
             self.leave_chat(link);
         }
         self.exit_if_done();
+    }
+
+    /// `/verify [NAME]`: the safety number of a conversation.
+    fn verify(&mut self, name: Option<String>) {
+        let own = self.config.identity.public();
+        let found = self.chats.values().find_map(|chat| {
+            let (peer, key) = chat.talking_with()?;
+            let wanted = name.as_deref().is_none_or(|n| same_name(n, &peer));
+            wanted.then_some((peer, key))
+        });
+        match found {
+            Some((peer, key)) => {
+                let number = crate::identity::safety_number(&own, &key);
+                self.event(Event::SafetyNumber { peer, number });
+            }
+            None => self.error(ErrorCode::NotInChat, ErrorDetail::NotInChat),
+        }
     }
 
     fn say(&mut self, text: &str) {

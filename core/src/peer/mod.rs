@@ -20,8 +20,10 @@ mod server_link;
 use crate::command::Command;
 use crate::event::{ErrorDetail, Event, Problem};
 use crate::heartbeat::HeartbeatConfig;
+use crate::identity::{derive_seed, Identity, KEY_LEN};
 use crate::link::LinkId;
 use crate::protocol::{ErrorCode, PeerMsg, PeerStatus, Versions, MAX_FRAME};
+use crate::secure::LinkSeeds;
 use crate::time::{Instant, Now};
 use chat::{Chat, End, Partner, Signal, Stage};
 use server_link::ServerLink;
@@ -68,17 +70,32 @@ pub struct PeerConfig {
     /// Incoming connections that have not said hello yet, at most; more
     /// are closed at once (a flood of half-open calls).
     pub max_pending_incoming: usize,
-    /// Seed of the jitter of reconnection delays (so that peers cut off
-    /// together do not all come back at the same instant, and a
-    /// simulation stays reproducible).
-    pub seed: u64,
+    /// This peer's long-term key: its chat links are Noise XX handshakes
+    /// proving it, and partners see its fingerprint.
+    pub identity: Identity,
+    /// Every random choice of the peer comes from here: the ephemeral
+    /// keys of its links and the jitter of reconnection delays. A real
+    /// peer takes it from the operating system; a simulation passes a
+    /// fixed one, and stays reproducible, ciphertext included.
+    pub seed: [u8; KEY_LEN],
 }
 
 impl PeerConfig {
-    /// The defaults of SPEC.md for a peer named `name`.
+    /// The defaults of SPEC.md for a peer named `name`, with an identity
+    /// and a seed derived from the name: reproducible, for tests and
+    /// simulations only. A real peer sets `identity` (from its key file)
+    /// and `seed` (from the operating system).
     pub fn new(name: impl Into<String>, server: SocketAddr, listen_port: u16) -> Self {
+        let name = name.into();
+        let mut base = [0u8; KEY_LEN];
+        let bytes = name.as_bytes();
+        base[..bytes.len().min(KEY_LEN)].copy_from_slice(&bytes[..bytes.len().min(KEY_LEN)]);
+        let identity = Identity::from_seed(&derive_seed(&base, b"test identity", 0));
+        let seed = derive_seed(&base, b"test seed", 0);
         Self {
-            name: name.into(),
+            identity,
+            seed,
+            name,
             server,
             listen_port,
             max_message: 256,
@@ -93,7 +110,6 @@ impl PeerConfig {
             max_frame: MAX_FRAME,
             max_list: 100_000,
             max_pending_incoming: 16,
-            seed: 0,
         }
     }
 }
@@ -194,6 +210,8 @@ pub struct Peer {
     chats: BTreeMap<LinkId, Chat>,
     /// The status the server was last told, so it is told only changes.
     status_sent: Option<PeerStatus>,
+    /// The seeds of the links' ephemeral keys, one per link.
+    seeds: LinkSeeds,
     quitting: bool,
     exited: bool,
     /// The monotonic time of the `handle_*` call in progress.
@@ -203,6 +221,7 @@ pub struct Peer {
 impl Peer {
     /// A peer that starts by connecting to its server.
     pub fn new(config: PeerConfig, now: Now) -> Self {
+        let seeds = LinkSeeds::new(derive_seed(&config.seed, b"links", 0));
         let mut peer = Self {
             server: ServerLink::new(&config),
             config,
@@ -210,6 +229,7 @@ impl Peer {
             outputs: VecDeque::new(),
             chats: BTreeMap::new(),
             status_sent: None,
+            seeds,
             quitting: false,
             exited: false,
             clock: now,
@@ -399,19 +419,24 @@ impl Peer {
         if self.quitting || opening >= self.config.max_pending_incoming {
             return self.outputs.push_back(PeerOutput::Close { link });
         }
+        let seed = self.seeds.next_seed();
         let (ctx, chats) = self.split();
-        chats.insert(link, Chat::accepted(&ctx, link, addr));
+        chats.insert(link, Chat::accepted(&ctx, link, addr, seed));
     }
 
     fn receive(&mut self, link: LinkId, bytes: &[u8]) {
         if self.server.owns(link) {
             return self.server_bytes(bytes);
         }
-        let now = self.clock.mono;
-        let Some(chat) = self.chats.get_mut(&link) else {
+        let (mut ctx, chats) = self.split();
+        let Some(chat) = chats.get_mut(&link) else {
             return;
         };
-        chat.push_bytes(now, bytes);
+        if let Err(problem) = chat.push_bytes(&mut ctx, bytes) {
+            // The link's cryptography failed (tampered, truncated, not
+            // Noise at all): nothing more can be said on it.
+            return self.finish(link, End::Insecure { problem });
+        }
         loop {
             let (mut ctx, chats) = self.split();
             let Some(chat) = chats.get_mut(&link) else {

@@ -83,7 +83,11 @@ impl ServerLink {
             phase: Phase::Gone,
             ever_registered: false,
             backoff: config.reconnect_min,
-            jitter: Jitter(config.seed),
+            jitter: Jitter(u64::from_le_bytes(
+                crate::identity::derive_seed(&config.seed, b"jitter", 0)[..8]
+                    .try_into()
+                    .expect("8 bytes"),
+            )),
             pending: VecDeque::new(),
             next_request: 0,
             name_waits: 0,
@@ -274,11 +278,13 @@ impl Peer {
             // put text of its choosing on our screen here.
             let name = self.config.name.clone();
             let server = self.config.server;
+            let fingerprint = self.config.identity.public().fingerprint();
             self.event(Event::Registered {
                 name,
                 addr,
                 server,
                 reachable,
+                fingerprint,
             });
         }
         self.status_sent = None;
