@@ -113,11 +113,11 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
         Some(Goal::AtMost(SENDER_BOUND_MIB)),
     ));
     section.figures.push(Figure::lower(
-        "sender in flight, max",
+        "sender, taken without receipt, max",
         "msgs",
         vec![max_in_flight as f64],
         None,
-        Some(Goal::AtMost(plan.window as f64)),
+        Some(Goal::AtMost((plan.window + plan.max_waiting) as f64)),
     ));
     section.figures.push(Figure::lower(
         "acknowledged, not yet printed",
@@ -135,10 +135,11 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
     ));
     section.check(
         "backpressure reaches the sender",
-        max_in_flight <= plan.window as u64 && tx_growth <= SENDER_BOUND_MIB,
+        max_in_flight <= (plan.window + plan.max_waiting) as u64 && tx_growth <= SENDER_BOUND_MIB,
         format!(
-            "in flight never above {max_in_flight} (window {}), sender RSS {:.1} → {:.1} MiB",
+            "taken without receipt never above {max_in_flight} (window {} + {} waiting), sender RSS {:.1} → {:.1} MiB",
             plan.window,
+            plan.max_waiting,
             mib(tx_start),
             mib(tx_max)
         ),

@@ -83,6 +83,11 @@ pub struct Plan {
     pub message_size: usize,
     pub burst: usize,
     pub window: usize,
+    /// Messages a peer numbers and keeps waiting beyond its window before
+    /// it stops taking more (`PeerConfig::max_waiting`): what a sender can
+    /// have without receipt is `window + max_waiting`, of which at most
+    /// `window` are on the wire (a receiver cuts a sender with more).
+    pub max_waiting: usize,
     pub registry_peers: usize,
     pub registry_lists: usize,
     pub registry_reps: usize,
@@ -101,6 +106,7 @@ impl Plan {
             message_size: 100,
             burst: if quick { 5_000 } else { 100_000 },
             window: 64,
+            max_waiting: 64,
             registry_peers: if quick { 1_000 } else { 10_000 },
             registry_lists: if quick { 10 } else { 100 },
             registry_reps: reps.min(3),
