@@ -67,6 +67,7 @@ fn piped_into_head(args: &[&str], after_first_line: impl FnOnce(&str)) -> (ExitS
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("RUST_LOG")
+        .env("XDG_DATA_HOME", support::data_home())
         .spawn()
         .expect("start natter");
     let mut first = String::new();

@@ -25,6 +25,13 @@ use std::time::Duration;
 /// is only reached when something is broken.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the natter processes of the tests keep their keys and state
+/// (`XDG_DATA_HOME`, which natter's default data directory follows): in
+/// cargo's scratch directory for tests, never the user's own.
+pub fn data_home() -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-home")
+}
+
 const NATTER: &str = env!("CARGO_BIN_EXE_natter");
 
 /// What the reader thread saw.
@@ -55,6 +62,7 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("RUST_LOG")
+            .env("XDG_DATA_HOME", data_home())
             .spawn()
             .expect("start natter");
         let stdout = child.stdout.take().expect("piped stdout");

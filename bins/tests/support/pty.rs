@@ -57,7 +57,10 @@ impl Term {
     /// says otherwise.
     pub fn natter(args: &[&str], env: &[(&str, &str)], columns: u16, rows: u16) -> Term {
         let mut command = Command::new(NATTER);
-        command.args(args).env("TERM", "xterm-256color");
+        command
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .env("XDG_DATA_HOME", super::support::data_home());
         command.envs(env.iter().copied());
         Term::spawn(command, columns, rows)
     }
@@ -68,7 +71,8 @@ impl Term {
         command
             .args(["--norc", "--noprofile", "-i"])
             .env("PS1", "$ ")
-            .env("TERM", "xterm-256color");
+            .env("TERM", "xterm-256color")
+            .env("XDG_DATA_HOME", super::support::data_home());
         Term::spawn(command, columns, rows)
     }
 
