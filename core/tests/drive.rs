@@ -7,19 +7,7 @@ mod world;
 
 use natter_core::event::{ErrorDetail, Event};
 use natter_core::protocol::ErrorCode;
-use world::World;
-
-/// alice and bob registered, alice called bob and bob accepted.
-fn chatting() -> World {
-    let mut world = World::new();
-    world.add_peer("alice");
-    world.add_peer("bob");
-    world.type_line("alice", "/connect bob");
-    world.type_line("bob", "/accept");
-    world.take_events("alice");
-    world.take_events("bob");
-    world
-}
+use world::{chatting, World};
 
 fn delivered(events: &[Event]) -> Vec<u64> {
     events

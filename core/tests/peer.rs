@@ -8,7 +8,7 @@ use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event};
 use natter_core::peer::PeerConfig;
 use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use std::time::Duration;
-use world::{World, LISTEN_PORT, SERVER};
+use world::{chatting, World, LISTEN_PORT, SERVER};
 
 fn error_code(event: &Event) -> Option<ErrorCode> {
     match event {
@@ -23,19 +23,6 @@ fn key_of(name: &str) -> natter_core::Fingerprint {
         .identity
         .public()
         .fingerprint()
-}
-
-/// alice and bob registered, alice called bob and bob accepted.
-fn chatting() -> World {
-    let mut world = World::new();
-    world.add_peer("alice");
-    world.add_peer("bob");
-    world.type_line("alice", "/connect bob");
-    world.type_line("bob", "/accept");
-    world.take_events("alice");
-    world.take_events("bob");
-    world.take_logs();
-    world
 }
 
 #[test]

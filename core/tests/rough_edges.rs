@@ -9,7 +9,7 @@ use natter_core::peer::{ChatTimer, PeerConfig, Timer};
 use natter_core::protocol::ErrorCode;
 use natter_core::registry::RegistryConfig;
 use std::time::Duration;
-use world::{World, LISTEN_PORT, SERVER};
+use world::{chatting, ringing, World, LISTEN_PORT, SERVER};
 
 fn errors(events: &[Event]) -> Vec<(ErrorCode, ErrorDetail)> {
     events
@@ -19,28 +19,6 @@ fn errors(events: &[Event]) -> Vec<(ErrorCode, ErrorDetail)> {
             _ => None,
         })
         .collect()
-}
-
-/// alice called bob and bob has not answered yet.
-fn ringing() -> World {
-    let mut world = World::new();
-    world.add_peer("alice");
-    world.add_peer("bob");
-    world.type_line("alice", "/connect bob");
-    world.take_events("alice");
-    world.take_events("bob");
-    world.take_logs();
-    world
-}
-
-/// alice and bob chatting.
-fn chatting() -> World {
-    let mut world = ringing();
-    world.type_line("bob", "/accept");
-    world.take_events("alice");
-    world.take_events("bob");
-    world.take_logs();
-    world
 }
 
 /// Item 5: a partner that never acknowledges froze the client after 64

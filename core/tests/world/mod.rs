@@ -72,6 +72,30 @@ pub struct World {
     pub backed_up: BTreeSet<String>,
 }
 
+/// alice and bob registered and alice's call ringing at bob; everything
+/// seen so far taken.
+pub fn ringing() -> World {
+    let mut world = World::new();
+    world.add_peer("alice");
+    world.add_peer("bob");
+    world.type_line("alice", "/connect bob");
+    world.take_events("alice");
+    world.take_events("bob");
+    world.take_logs();
+    world
+}
+
+/// alice and bob chatting (alice called, bob accepted); everything seen
+/// so far taken.
+pub fn chatting() -> World {
+    let mut world = ringing();
+    world.type_line("bob", "/accept");
+    world.take_events("alice");
+    world.take_events("bob");
+    world.take_logs();
+    world
+}
+
 impl World {
     pub fn new() -> Self {
         Self::with_registry(RegistryConfig::default())
