@@ -6,6 +6,7 @@ use crate::input::{self, Interrupt};
 use crate::{plain, render, terminal};
 use natter_core::command::Command;
 use natter_core::{ErrorCode, ErrorDetail, Event, PeerConfig};
+use natter_net_real::pins::PinFile;
 use natter_net_real::{keyfile, run_peer, Net, TokioNet, Transcripts};
 use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -113,14 +114,14 @@ pub async fn run(args: PeerArgs) -> i32 {
 
     let mut config = PeerConfig::new(args.name.clone(), server, port);
     // A name that is no name is refused by the peer itself, first thing.
+    let mut pins = None;
     if natter_core::text::is_valid_name(&args.name) {
-        let loaded = crate::data_dir::identity_path(&args.identity, Owner::Peer(&args.name))
-            .map_err(|_| "no data directory (is HOME set?)".to_string())
-            .and_then(|path| keyfile::load_or_create(&path).map_err(|e| e.to_string()));
-        match loaded.and_then(|l| Ok((l, keyfile::random_seed().map_err(|e| e.to_string())?))) {
-            Ok((loaded, seed)) => {
-                config.identity = loaded.identity;
-                config.seed = seed;
+        match own_keys(&args) {
+            Ok(keys) => {
+                config.identity = keys.identity;
+                config.seed = keys.seed;
+                config.known_peers = keys.known;
+                pins = Some(keys.pin_file);
             }
             Err(reason) => {
                 let detail = ErrorDetail::IdentityUnusable { reason };
@@ -158,6 +159,7 @@ pub async fn run(args: PeerArgs) -> i32 {
         listener,
         config,
         transcripts,
+        pins,
         command_rx,
         event_tx,
     )
@@ -166,6 +168,34 @@ pub async fn run(args: PeerArgs) -> i32 {
     // must be able to run meanwhile and drop it.
     let _ = tokio::task::spawn_blocking(move || printer.join()).await;
     code
+}
+
+/// This name's key (created on first use), a fresh seed from the system,
+/// and the keys it pinned at earlier chats (`DATA/peers/NAME/known_peers`).
+fn own_keys(args: &PeerArgs) -> Result<OwnKeys, String> {
+    let no_dir = |_| "no data directory (is HOME set?); give --data-dir DIR".to_string();
+    let key_path =
+        crate::data_dir::identity_path(&args.identity, Owner::Peer(&args.name)).map_err(no_dir)?;
+    let loaded = keyfile::load_or_create(&key_path).map_err(|e| e.to_string())?;
+    let seed = keyfile::random_seed().map_err(|e| e.to_string())?;
+    let dir =
+        crate::data_dir::DataDir::from_flag(args.identity.data_dir.as_deref()).map_err(no_dir)?;
+    let pin_file = PinFile::new(dir.peer(&args.name).join("known_peers"));
+    let known = pin_file.load()?;
+    Ok(OwnKeys {
+        identity: loaded.identity,
+        seed,
+        pin_file,
+        known,
+    })
+}
+
+/// What [`own_keys`] finds.
+struct OwnKeys {
+    identity: natter_core::Identity,
+    seed: [u8; 32],
+    pin_file: PinFile,
+    known: std::collections::BTreeMap<String, natter_core::PublicKey>,
 }
 
 /// How start-up failures are shown: an `error` event on standard output in

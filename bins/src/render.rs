@@ -50,8 +50,17 @@ pub fn human(event: &Event) -> String {
         } => {
             format!("{peer} ({addr}, key {fingerprint}) wants to chat — /accept or /reject")
         }
-        Event::ChatStarted { peer, fingerprint } => {
-            format!("chatting with {peer} (key {fingerprint}; /verify compares) — type to send, /leave to end")
+        Event::ChatStarted {
+            peer,
+            fingerprint,
+            new_contact,
+        } => {
+            let first = if *new_contact {
+                "; a first chat: the key is pinned now, /verify compares it"
+            } else {
+                ", the one pinned at your first chat"
+            };
+            format!("chatting with {peer} (key {fingerprint}{first}) — type to send, /leave to end")
         }
         Event::SafetyNumber { peer, number } => format!(
             "safety number with {peer}: {number}\n(the same on {peer}'s screen means nobody sits between you; compare by voice or in person)"
@@ -231,6 +240,13 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         }
         D::MessageTooLongForPeer { peer, chars, max } => format!(
             "message not sent: {chars} characters, {peer} takes at most {max}"
+        ),
+        D::KeyChanged {
+            peer,
+            expected,
+            presented,
+        } => format!(
+            "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may be using the name, or {peer} has a new key: ask {peer} another way, and if so delete {peer}'s line in your known_peers file (beside your key)"
         ),
         D::ControlCharacters => "message not sent: it contains control characters".to_string(),
         D::PeerBadFrame { peer, problem } => {

@@ -113,6 +113,9 @@ pub enum Event {
     ChatStarted {
         peer: String,
         fingerprint: Fingerprint,
+        /// True when the partner's key was pinned just now, on first
+        /// contact; from then on another key for that name is refused.
+        new_contact: bool,
     },
     /// Our request was rejected.
     Rejected { peer: String },
@@ -320,6 +323,14 @@ pub enum ErrorDetail {
         peer: String,
         chars: usize,
         max: usize,
+    },
+    /// The other side's key differs from the one pinned for its name at
+    /// an earlier chat: someone else may be using the name, or the
+    /// partner has a new key (reinstalled); the chat is refused.
+    KeyChanged {
+        peer: String,
+        expected: Fingerprint,
+        presented: Fingerprint,
     },
     /// A typed message with control characters in it.
     ControlCharacters,

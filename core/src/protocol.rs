@@ -218,6 +218,9 @@ error_codes! {
     /// A newer session with the same key registered the name; this one
     /// is closed.
     Replaced = "replaced",
+    /// The other side's key is not the one pinned for its name (trust on
+    /// first use): the chat is refused.
+    KeyChanged = "key_changed",
 }
 
 impl fmt::Display for ErrorCode {

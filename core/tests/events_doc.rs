@@ -127,6 +127,7 @@ fn events() -> Vec<Event> {
         Event::ChatStarted {
             peer: peer(),
             fingerprint: fingerprint(),
+            new_contact: true,
         },
         Event::Rejected { peer: peer() },
         Event::Busy { peer: peer() },
@@ -227,6 +228,15 @@ fn details() -> Vec<ErrorDetail> {
         D::Usage { usage: text() },
         D::BadArguments { problem: text() },
         D::IdentityUnusable { reason: text() },
+        D::KeyChanged {
+            peer: peer(),
+            expected: natter_core::Identity::from_seed(&[1; 32])
+                .public()
+                .fingerprint(),
+            presented: natter_core::Identity::from_seed(&[2; 32])
+                .public()
+                .fingerprint(),
+        },
         D::BadTarget { word: text() },
         D::Quitting,
         D::CallingYourself,
@@ -320,6 +330,7 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::Usage { .. } => "usage",
         D::BadArguments { .. } => "bad_arguments",
         D::IdentityUnusable { .. } => "identity_unusable",
+        D::KeyChanged { .. } => "key_changed",
         D::BadTarget { .. } => "bad_target",
         D::Quitting => "quitting",
         D::CallingYourself => "calling_yourself",

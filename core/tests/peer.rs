@@ -128,6 +128,7 @@ fn connect_and_accept_start_a_chat_on_both_sides() {
         vec![Event::ChatStarted {
             peer: "alice".into(),
             fingerprint: key_of("alice"),
+            new_contact: true,
         }]
     );
     assert_eq!(
@@ -137,6 +138,7 @@ fn connect_and_accept_start_a_chat_on_both_sides() {
             Event::ChatStarted {
                 peer: "bob".into(),
                 fingerprint: key_of("bob"),
+                new_contact: true,
             }
         ]
     );

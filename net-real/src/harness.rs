@@ -233,6 +233,7 @@ impl<N: Net, D: Disk> PeerTask<N, D> {
             listener,
             self.config,
             self.transcripts,
+            None,
             self.lines,
             self.sink,
         )

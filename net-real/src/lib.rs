@@ -23,6 +23,7 @@ pub mod keyfile;
 pub mod link;
 pub mod net;
 pub mod peer;
+pub mod pins;
 pub mod server;
 pub mod transcripts;
 

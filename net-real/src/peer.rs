@@ -10,6 +10,7 @@
 use crate::disk::Disk;
 use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
+use crate::pins::PinFile;
 use crate::transcripts::Transcripts;
 use natter_core::drive::{Drive, Effects, Sent};
 use natter_core::{Command, ErrorCode, ErrorDetail, Event, LinkId, Peer, PeerConfig, PeerInput};
@@ -63,6 +64,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
     listener: N::Listener,
     config: PeerConfig,
     mut transcripts: Transcripts<D>,
+    pins: Option<PinFile>,
     mut lines: mpsc::Receiver<Command>,
     events: E,
 ) -> i32 {
@@ -85,6 +87,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
         io: Io {
             links,
             transcripts,
+            pins,
             events,
             held: VecDeque::new(),
             exit: None,
@@ -225,6 +228,8 @@ struct Driver<N: Net, D: Disk, E: EventSink> {
 struct Io<N: Net, D: Disk, E: EventSink> {
     links: Links<N>,
     transcripts: Transcripts<D>,
+    /// Where pins of names met for the first time are kept, if anywhere.
+    pins: Option<PinFile>,
     events: E,
     /// Events the sink had no room for, in order.
     held: VecDeque<Event>,
@@ -404,6 +409,22 @@ impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
 
     fn exit(&mut self, code: i32) {
         self.exit = Some(code);
+    }
+
+    fn pin(&mut self, name: &str, key: natter_core::PublicKey) {
+        let Some(pins) = &self.pins else {
+            return;
+        };
+        if let Err(e) = pins.append(name, key) {
+            // The pin holds for this run; the user learns it will not
+            // survive it.
+            tracing::warn!(file = %pins.path().display(), error = %e, "pin not saved");
+            let detail = ErrorDetail::TranscriptWrite {
+                file: pins.path().display().to_string(),
+                reason: e.to_string(),
+            };
+            self.event(Event::error(ErrorCode::TranscriptFailed, detail));
+        }
     }
 
     fn events_backed_up(&self) -> bool {

@@ -125,6 +125,7 @@ mod tests {
                     fingerprint: natter_core::Identity::from_seed(&[1; 32])
                         .public()
                         .fingerprint(),
+                    new_contact: true,
                 },
             ),
             (

@@ -147,6 +147,9 @@ pub(super) enum End {
     /// The link's cryptography failed: a tampered, truncated or forged
     /// Noise message, or bytes that are not Noise at all.
     Insecure { problem: String },
+    /// The other side's key is not the one pinned for its name: shown to
+    /// the user in every phase (an `error` frame went to the other side).
+    KeyChanged(Problem),
 }
 
 /// What a chat needs the [`Peer`](super::Peer) to decide or know.
@@ -486,6 +489,9 @@ impl Chat {
         let Some(key) = self.remote_key() else {
             return Some(Signal::Ended(End::Quiet));
         };
+        if let Some(refusal) = self.pin_refusal(ctx, &name, key) {
+            return Some(refusal);
+        }
         Some(Signal::Greeted {
             caller: Partner {
                 name,
@@ -533,6 +539,17 @@ impl Chat {
             Some((ErrorCode::WrongPeer, detail, problem))
         } else {
             match key {
+                Some(key) if pin_mismatch(ctx, &name, key).is_some() => {
+                    let expected = pin_mismatch(ctx, &name, key).expect("checked");
+                    let detail = ErrorDetail::KeyChanged {
+                        peer: name.clone(),
+                        expected: expected.fingerprint(),
+                        presented: key.fingerprint(),
+                    };
+                    let problem =
+                        format!("{name}'s key is not the one pinned at an earlier chat; refused");
+                    Some((ErrorCode::KeyChanged, detail, problem))
+                }
                 Some(key) => {
                     *callee = Some(Partner {
                         name,
@@ -554,6 +571,21 @@ impl Chat {
         let (code, detail, problem) = refusal?;
         self.send_error(ctx, code, problem);
         Some(Signal::Ended(End::Refused(Problem::new(code, detail))))
+    }
+
+    /// A caller presenting another key than the one pinned for its name
+    /// is refused: told why, and the user is shown both fingerprints.
+    fn pin_refusal(&mut self, ctx: &mut Ctx<'_>, name: &str, key: PublicKey) -> Option<Signal> {
+        let expected = pin_mismatch(ctx, name, key)?;
+        let message = format!("{name}'s key is not the one pinned at an earlier chat; refused");
+        self.send_error(ctx, ErrorCode::KeyChanged, message);
+        let detail = ErrorDetail::KeyChanged {
+            peer: name.to_string(),
+            expected: expected.fingerprint(),
+            presented: key.fingerprint(),
+        };
+        let problem = Problem::new(ErrorCode::KeyChanged, detail);
+        Some(Signal::Ended(End::KeyChanged(problem)))
     }
 
     /// There is room for the caller: show the request.
@@ -595,6 +627,15 @@ impl Chat {
             max_message: partner_max,
             key,
         } = partner;
+        let pinned_name = partner.to_ascii_lowercase();
+        let new_contact = !ctx.pins.contains_key(&pinned_name);
+        if new_contact {
+            ctx.pins.insert(pinned_name.clone(), key);
+            ctx.out.push_back(PeerOutput::Pin {
+                name: pinned_name,
+                key,
+            });
+        }
         let me = &ctx.config.name;
         let fingerprint = key.fingerprint();
         let transcript = transcript::file_name(&ctx.now, me, &partner);
@@ -609,6 +650,7 @@ impl Chat {
         ctx.out.push_back(PeerOutput::Event(Event::ChatStarted {
             peer: partner.clone(),
             fingerprint,
+            new_contact,
         }));
         self.phase = Phase::Talking(Talk {
             partner,
@@ -838,7 +880,7 @@ impl Chat {
                         }
                         event(Event::Cancelled { peer })
                     }
-                    End::Refused(problem) => event(problem.into()),
+                    End::Refused(problem) | End::KeyChanged(problem) => event(problem.into()),
                     End::Unreachable { reason } => event(Event::error(
                         ErrorCode::PeerUnreachable,
                         ErrorDetail::ConnectFailed { peer, addr, reason },
@@ -867,11 +909,11 @@ impl Chat {
                 }
                 _ => ctx.out.push_back(event(Event::Missed { peer })),
             },
-            Phase::Greeting { .. } => {
-                if let End::NoRoom { caller } = end {
-                    ctx.out.push_back(event(Event::Missed { peer: caller }));
-                }
-            }
+            Phase::Greeting { .. } => match end {
+                End::NoRoom { caller } => ctx.out.push_back(event(Event::Missed { peer: caller })),
+                End::KeyChanged(problem) => ctx.out.push_back(event(problem.into())),
+                _ => {}
+            },
         }
         ctx.out.push_back(PeerOutput::Close { link });
     }
@@ -921,6 +963,14 @@ impl Chat {
         }
         Signal::Ended(End::BadFrame { problem })
     }
+}
+
+/// The key pinned for `name` when `key` is another one.
+fn pin_mismatch(ctx: &Ctx<'_>, name: &str, key: PublicKey) -> Option<PublicKey> {
+    ctx.pins
+        .get(&name.to_ascii_lowercase())
+        .copied()
+        .filter(|pinned| *pinned != key)
 }
 
 /// Appends a line to a conversation's transcript.

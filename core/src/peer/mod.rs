@@ -20,7 +20,7 @@ mod server_link;
 use crate::command::Command;
 use crate::event::{ErrorDetail, Event, Problem};
 use crate::heartbeat::HeartbeatConfig;
-use crate::identity::{derive_seed, Identity, KEY_LEN};
+use crate::identity::{derive_seed, Identity, PublicKey, KEY_LEN};
 use crate::link::LinkId;
 use crate::protocol::{ErrorCode, PeerMsg, PeerStatus, Versions, MAX_FRAME};
 use crate::secure::LinkSeeds;
@@ -73,6 +73,10 @@ pub struct PeerConfig {
     /// This peer's long-term key: its chat links are Noise XX handshakes
     /// proving it, and partners see its fingerprint.
     pub identity: Identity,
+    /// Keys pinned at earlier chats, by name in lower case (trust on first
+    /// use, like SSH's known_hosts): a partner presenting another key for
+    /// a pinned name is refused (`key_changed`).
+    pub known_peers: BTreeMap<String, PublicKey>,
     /// Every random choice of the peer comes from here: the ephemeral
     /// keys of its links and the jitter of reconnection delays. A real
     /// peer takes it from the operating system; a simulation passes a
@@ -94,6 +98,7 @@ impl PeerConfig {
         let seed = derive_seed(&base, b"test seed", 0);
         Self {
             identity,
+            known_peers: BTreeMap::new(),
             seed,
             name,
             server,
@@ -174,6 +179,12 @@ pub enum PeerOutput {
     },
     Event(Event),
     Transcript(TranscriptWrite),
+    /// Pin `key` for `name` (lower case): it was met for the first time.
+    /// The driver keeps it (the known_peers file) for later runs.
+    Pin {
+        name: String,
+        key: PublicKey,
+    },
     /// The peer is done; exit the process with this code.
     Exit {
         code: i32,
@@ -198,6 +209,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: Now,
     pub(crate) config: &'a PeerConfig,
     pub(crate) out: &'a mut VecDeque<PeerOutput>,
+    /// Keys pinned for names: those from earlier runs and those met now.
+    pub(crate) pins: &'a mut BTreeMap<String, PublicKey>,
 }
 
 /// One chat peer's state machine.
@@ -212,6 +225,8 @@ pub struct Peer {
     status_sent: Option<PeerStatus>,
     /// The seeds of the links' ephemeral keys, one per link.
     seeds: LinkSeeds,
+    /// Keys pinned for names (see [`PeerConfig::known_peers`]).
+    pins: BTreeMap<String, PublicKey>,
     quitting: bool,
     exited: bool,
     /// The monotonic time of the `handle_*` call in progress.
@@ -222,6 +237,7 @@ impl Peer {
     /// A peer that starts by connecting to its server.
     pub fn new(config: PeerConfig, now: Now) -> Self {
         let seeds = LinkSeeds::new(derive_seed(&config.seed, b"links", 0));
+        let pins = config.known_peers.clone();
         let mut peer = Self {
             server: ServerLink::new(&config),
             config,
@@ -229,6 +245,7 @@ impl Peer {
             outputs: VecDeque::new(),
             chats: BTreeMap::new(),
             status_sent: None,
+            pins,
             seeds,
             quitting: false,
             exited: false,
@@ -382,6 +399,7 @@ impl Peer {
             now: self.clock,
             config: &self.config,
             out: &mut self.outputs,
+            pins: &mut self.pins,
         };
         (ctx, &mut self.chats)
     }
