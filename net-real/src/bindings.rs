@@ -21,7 +21,7 @@
 
 use natter_core::registry::{Binding, StoreOp};
 use rusqlite::{params, Connection};
-use std::fs::{DirBuilder, OpenOptions};
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,9 +80,14 @@ impl NameBindings {
             source,
         };
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            private_dir().create(dir).map_err(create)?;
+            crate::private::dir().create(dir).map_err(create)?;
         }
-        private_file().open(path).map_err(create)?;
+        crate::private::file()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(create)?;
         let db = Connection::open(path).map_err(|source| BindingsError::Database {
             path: path.to_path_buf(),
             source,
@@ -181,24 +186,6 @@ impl NameBindings {
             source,
         }
     }
-}
-
-/// Opens (creating) a file only its owner may read.
-fn private_file() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-}
-
-/// Creates a directory (and its parents) only its owner may enter.
-fn private_dir() -> DirBuilder {
-    let mut builder = DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! decides what to do with it.
 
 use natter_core::identity::{Identity, KEY_LEN};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -125,15 +125,15 @@ fn create(path: &Path) -> Result<LoadedIdentity, KeyFileError> {
     let mut secret = [0; KEY_LEN];
     getrandom::fill(&mut secret).map_err(KeyFileError::Random)?;
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        private_dir_builder().create(dir).map_err(failed)?;
+        crate::private::dir().create(dir).map_err(failed)?;
     }
-    let mut options = OpenOptions::new();
     // `create_new`: never replace a file, even one another process
     // creates between our open and this one.
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = match options.open(path) {
+    let mut file = match crate::private::file()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
             // Another process got there first: its key is the key.
@@ -153,17 +153,10 @@ fn create(path: &Path) -> Result<LoadedIdentity, KeyFileError> {
     })
 }
 
-fn private_dir_builder() -> fs::DirBuilder {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[cfg(unix)]
     fn mode(path: &Path) -> u32 {

@@ -24,6 +24,7 @@ pub mod link;
 pub mod net;
 pub mod peer;
 pub mod pins;
+mod private;
 pub mod server;
 pub mod transcripts;
 

@@ -7,7 +7,6 @@
 
 use natter_core::PublicKey;
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -60,13 +59,12 @@ impl PinFile {
     /// Appends a pin and makes it durable (file mode 0600 when created).
     pub fn append(&self, name: &str, key: PublicKey) -> io::Result<()> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::private::dir().create(dir)?;
         }
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&self.path)?;
+        let mut file = crate::private::file()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         file.write_all(format!("{name} {key}\n").as_bytes())?;
         file.sync_data()
     }
@@ -85,6 +83,13 @@ mod tests {
         let bob = Identity::from_seed(&[2; 32]).public();
         file.append("bob", bob).unwrap();
         assert_eq!(file.load().unwrap().get("bob"), Some(&bob));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(file.path()), 0o600);
+            assert_eq!(mode(file.path().parent().unwrap()), 0o700);
+        }
         std::fs::write(file.path(), "bob not-a-key\n").unwrap();
         assert!(file.load().unwrap_err().contains("line 1"));
     }
