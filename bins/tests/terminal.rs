@@ -47,6 +47,15 @@ fn wait_prompt(term: &Term, name: &str) {
     });
 }
 
+/// alice in an 80-column terminal, at her prompt, then chatting with
+/// bob (who runs with `--json`).
+fn chatting_in_terminal(server: &Server, dir: &Path, bob: &mut Proc) -> Term {
+    let alice = peer_in_terminal("alice", server.addr, &dir.join("alice"), &[], &[], 80);
+    wait_prompt(&alice, "alice");
+    chat(&alice, bob);
+    alice
+}
+
 /// alice (in the terminal) calls bob, who accepts.
 fn chat(alice: &Term, bob: &mut Proc) {
     alice.send("/connect bob\r");
@@ -61,16 +70,7 @@ fn a_bracketed_paste_of_three_lines_sends_three_messages_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start();
     let (mut bob, _) = registered_peer("bob", server.addr, &dir.path().join("bob"));
-    let alice = peer_in_terminal(
-        "alice",
-        server.addr,
-        &dir.path().join("alice"),
-        &[],
-        &[],
-        80,
-    );
-    wait_prompt(&alice, "alice");
-    chat(&alice, &mut bob);
+    let alice = chatting_in_terminal(&server, dir.path(), &mut bob);
 
     alice.send("\x1b[200~one\ntwo\r\nthree\n\x1b[201~");
     for (n, text) in [(1, "one"), (2, "two"), (3, "three")] {
@@ -90,16 +90,7 @@ fn resizing_keeps_messages_and_one_draft(width: Width) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start();
     let (mut bob, _) = registered_peer("bob", server.addr, &dir.path().join("bob"));
-    let alice = peer_in_terminal(
-        "alice",
-        server.addr,
-        &dir.path().join("alice"),
-        &[],
-        &[],
-        80,
-    );
-    wait_prompt(&alice, "alice");
-    chat(&alice, &mut bob);
+    let alice = chatting_in_terminal(&server, dir.path(), &mut bob);
     bob.send("first message");
     alice.wait_text("[bob #1] first message");
 
@@ -189,16 +180,7 @@ fn ctrl_c_clears_the_draft_and_a_second_ctrl_c_quits() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start();
     let (mut bob, _) = registered_peer("bob", server.addr, &dir.path().join("bob"));
-    let mut alice = peer_in_terminal(
-        "alice",
-        server.addr,
-        &dir.path().join("alice"),
-        &[],
-        &[],
-        80,
-    );
-    wait_prompt(&alice, "alice");
-    chat(&alice, &mut bob);
+    let mut alice = chatting_in_terminal(&server, dir.path(), &mut bob);
 
     alice.send("half typed");
     alice.wait_text("alice> half typed");
