@@ -510,6 +510,9 @@ impl Chat {
         max_message: Option<usize>,
     ) -> Option<Signal> {
         let key = self.remote_key();
+        if let Some(refusal) = key.and_then(|key| self.pin_refusal(ctx, &name, key)) {
+            return Some(refusal);
+        }
         let Phase::Calling {
             dialled, callee, ..
         } = &mut self.phase
@@ -539,17 +542,6 @@ impl Chat {
             Some((ErrorCode::WrongPeer, detail, problem))
         } else {
             match key {
-                Some(key) if pin_mismatch(ctx, &name, key).is_some() => {
-                    let expected = pin_mismatch(ctx, &name, key).expect("checked");
-                    let detail = ErrorDetail::KeyChanged {
-                        peer: name.clone(),
-                        expected: expected.fingerprint(),
-                        presented: key.fingerprint(),
-                    };
-                    let problem =
-                        format!("{name}'s key is not the one pinned at an earlier chat; refused");
-                    Some((ErrorCode::KeyChanged, detail, problem))
-                }
                 Some(key) => {
                     *callee = Some(Partner {
                         name,
@@ -573,8 +565,9 @@ impl Chat {
         Some(Signal::Ended(End::Refused(Problem::new(code, detail))))
     }
 
-    /// A caller presenting another key than the one pinned for its name
-    /// is refused: told why, and the user is shown both fingerprints.
+    /// A partner (caller or callee) presenting another key than the one
+    /// pinned for its name is refused: told why, and the user is shown
+    /// both fingerprints.
     fn pin_refusal(&mut self, ctx: &mut Ctx<'_>, name: &str, key: PublicKey) -> Option<Signal> {
         let expected = pin_mismatch(ctx, name, key)?;
         let message = format!("{name}'s key is not the one pinned at an earlier chat; refused");
