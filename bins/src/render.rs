@@ -248,6 +248,16 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         } => format!(
             "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may be using the name, or {peer} has a new key: ask {peer} another way, and if so delete {peer}'s line in your known_peers file (beside your key)"
         ),
+        D::ServerKeyChanged {
+            server,
+            expected,
+            presented,
+        } => format!(
+            "refused: the server at {server} proved the key {presented}, but the key pinned for that address at your first run is {expected}; another machine may be answering there. natter told it nothing. If the server's operator gave it a new key (its first log line shows it), delete the line for {server} in your known_servers file (beside your key)"
+        ),
+        D::Replaced { name } => format!(
+            "another natter with your key registered {name} at the server; that one is listed now, and this one stops using the server (your chats go on)"
+        ),
         D::ControlCharacters => "message not sent: it contains control characters".to_string(),
         D::PeerBadFrame { peer, problem } => {
             format!("{peer} sent something natter does not understand ({problem})")
@@ -267,10 +277,6 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             min_version,
         } => format!(
             "the server speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
-        ),
-        D::NameHeld { retry_in_ms } => format!(
-            "your name is still held by your earlier session (the server has not noticed it is gone); trying again in {:.1} s, no need to pick another name",
-            *retry_in_ms as f64 / 1000.0
         ),
         D::Retrying {
             server_message,

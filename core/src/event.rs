@@ -332,6 +332,20 @@ pub enum ErrorDetail {
         expected: Fingerprint,
         presented: Fingerprint,
     },
+    /// The server at `server` proved another key than the one pinned for
+    /// that address at an earlier run: another machine may be answering
+    /// there (or the operator gave the server a new key).
+    ServerKeyChanged {
+        server: SocketAddr,
+        expected: Fingerprint,
+        presented: Fingerprint,
+    },
+    /// Another session with our key (the same identity started elsewhere)
+    /// registered our name: the server dropped this one, which stops
+    /// registering so the two do not take turns.
+    Replaced {
+        name: String,
+    },
     /// A typed message with control characters in it.
     ControlCharacters,
     /// The partner sent a frame that breaks the protocol.
@@ -364,11 +378,6 @@ pub enum ErrorDetail {
     ServerVersion {
         version: u32,
         min_version: u32,
-    },
-    /// Our name is still held by an earlier session of ours (same
-    /// address) that the server has not yet dropped; natter retries.
-    NameHeld {
-        retry_in_ms: u64,
     },
     /// The server refused the connection for now (too many from this
     /// address); natter retries.

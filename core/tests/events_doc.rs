@@ -237,6 +237,16 @@ fn details() -> Vec<ErrorDetail> {
                 .public()
                 .fingerprint(),
         },
+        D::ServerKeyChanged {
+            server: addr(),
+            expected: natter_core::Identity::from_seed(&[1; 32])
+                .public()
+                .fingerprint(),
+            presented: natter_core::Identity::from_seed(&[2; 32])
+                .public()
+                .fingerprint(),
+        },
+        D::Replaced { name: peer() },
         D::BadTarget { word: text() },
         D::Quitting,
         D::CallingYourself,
@@ -296,7 +306,6 @@ fn details() -> Vec<ErrorDetail> {
             version: 3,
             min_version: 3,
         },
-        D::NameHeld { retry_in_ms: 1_000 },
         D::Retrying {
             server_message: text(),
             retry_in_ms: 500,
@@ -331,6 +340,8 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::BadArguments { .. } => "bad_arguments",
         D::IdentityUnusable { .. } => "identity_unusable",
         D::KeyChanged { .. } => "key_changed",
+        D::ServerKeyChanged { .. } => "server_key_changed",
+        D::Replaced { .. } => "replaced",
         D::BadTarget { .. } => "bad_target",
         D::Quitting => "quitting",
         D::CallingYourself => "calling_yourself",
@@ -358,7 +369,6 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::RequestLost { .. } => "request_lost",
         D::ServerSaid { .. } => "server_said",
         D::ServerVersion { .. } => "server_version",
-        D::NameHeld { .. } => "name_held",
         D::Retrying { .. } => "retrying",
         D::TranscriptWrite { .. } => "transcript_write",
         D::NotRecorded { .. } => "not_recorded",

@@ -49,8 +49,9 @@ fn registration_reports_the_address_the_server_sees() {
 fn duplicate_name_is_refused_and_the_peer_exits_non_zero() {
     let mut world = World::new();
     world.add_peer("alice");
+    // Someone else, with a key of their own, picks the same name.
     let mut second = PeerConfig::new("alice", SERVER, LISTEN_PORT);
-    second.name = "alice".into();
+    second.identity = natter_core::Identity::from_seed(&[9; 32]);
     world.add_peer_at(second, "10.0.0.9".parse().unwrap());
     let events = world.take_events("alice");
     assert_eq!(

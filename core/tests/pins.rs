@@ -32,13 +32,19 @@ fn key_changed(events: &[Event]) -> bool {
 }
 
 /// alice and bob chatted once, then left; bob's name now comes back with
-/// another key (someone else, or bob reinstalled).
+/// another key (someone else, or bob reinstalled) at a directory that
+/// does not know bob's key (a new one: the old one would refuse the name
+/// to another key).
 fn met_then_impostor() -> World {
     let mut world = chatting();
     world.type_line("alice", "/leave");
     world.take_events("alice");
     world.take_events("bob");
     world.crash_peer("bob");
+    world.crash_server();
+    world.restart_server();
+    world.advance(std::time::Duration::from_secs(5));
+    assert!(world.peer("alice").is_registered(), "alice is back");
     let mut impostor = PeerConfig::new("bob", SERVER, LISTEN_PORT);
     impostor.identity = Identity::from_seed(&[66; 32]);
     world.add_peer_at(impostor, "10.0.0.66".parse().unwrap());

@@ -9,7 +9,9 @@
 #![allow(dead_code)]
 
 use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::identity::{derive_seed, Identity};
 use natter_core::peer::{PeerConfig, PeerInput};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
 use natter_core::{Event, LinkId, Now, Peer, Registry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -67,6 +69,8 @@ pub struct World {
     pub failing_disk: Option<String>,
     /// When set, this peer's lines are written but never made durable.
     pub failing_sync: Option<String>,
+    /// Raw clients' sessions, by server-side link.
+    raw: BTreeMap<LinkId, InProcessClient>,
     /// Peers whose user does not read their events: the drain loop then
     /// withholds receipts (call [`World::settle`] after removing one).
     pub backed_up: BTreeSet<String>,
@@ -124,6 +128,7 @@ impl World {
             failing_disk: None,
             failing_sync: None,
             backed_up: BTreeSet::new(),
+            raw: BTreeMap::new(),
         }
     }
 
@@ -310,51 +315,61 @@ impl World {
         self.registry = Some(Registry::new(self.registry_config.clone(), self.now));
     }
 
-    /// A raw client connects to the server from `client` (for hostile
-    /// input tests); returns the server-side link. What the server answers
-    /// at once stays queued for [`World::drain_raw`].
+    /// A raw client connects to the server from `client` and completes
+    /// the encrypted handshake, with a key of its own (for hostile input
+    /// tests); returns the server-side link. What the server answers at
+    /// once stays queued for [`World::drain_raw`].
     pub fn raw_client(&mut self, client: SocketAddr) -> LinkId {
+        let identity =
+            Identity::from_seed(&derive_seed(&[7; 32], b"raw client", self.next_server_link));
+        self.raw_client_with(client, &identity)
+    }
+
+    /// [`World::raw_client`] holding `identity`.
+    pub fn raw_client_with(&mut self, client: SocketAddr, identity: &Identity) -> LinkId {
         self.next_server_link += 1;
         let link = LinkId(1_000_000 + self.next_server_link);
         let now = self.now;
-        self.registry()
-            .handle_input(now, RegistryInput::Opened { link, addr: client });
+        let seed = derive_seed(&[8; 32], b"raw client seed", self.next_server_link);
+        let registry = self.registry.as_mut().expect("server running");
+        let (raw, others) = InProcessClient::connect(registry, now, link, client, identity, seed);
+        self.raw.insert(link, raw);
+        for out in others {
+            self.registry_output(out);
+        }
         link
     }
 
-    /// Bytes from a raw client to the server; returns what the server
-    /// answered on that link and whether it closed it.
+    /// Frames (plaintext) from a raw client to the server, sealed in its
+    /// session; returns what the server answered on that link and whether
+    /// it closed it.
     pub fn raw_send(&mut self, link: LinkId, bytes: &[u8]) -> (String, bool) {
+        let raw = self.raw.get_mut(&link).expect("a raw client");
+        raw.send(bytes).expect("the session is open");
+        let bytes = raw.outgoing().unwrap_or_default();
+        self.raw_send_unsealed(link, &bytes)
+    }
+
+    /// Bytes from a raw client to the server as they are, not through its
+    /// session (garbage on the wire).
+    pub fn raw_send_unsealed(&mut self, link: LinkId, bytes: &[u8]) -> (String, bool) {
         let now = self.now;
-        self.registry().handle_input(
-            now,
-            RegistryInput::Bytes {
-                link,
-                bytes: bytes.to_vec(),
-            },
-        );
+        let bytes = bytes.to_vec();
+        self.registry()
+            .handle_input(now, RegistryInput::Bytes { link, bytes });
         self.drain_raw(link)
     }
 
+    /// What the server said to raw client `link` so far (decrypted) and
+    /// whether it closed the link; everything else the server did is
+    /// carried out.
     pub fn drain_raw(&mut self, link: LinkId) -> (String, bool) {
-        let mut text = String::new();
-        let mut closed = false;
-        let mut rest = VecDeque::new();
         while let Some(out) = self.registry().poll_output() {
-            match out {
-                RegistryOutput::Send { link: l, bytes } if l == link => {
-                    text.push_str(&String::from_utf8_lossy(&bytes))
-                }
-                RegistryOutput::Close { link: l } if l == link => closed = true,
-                RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
-                other => rest.push_back(other),
-            }
-        }
-        for out in rest {
             self.registry_output(out);
         }
         self.settle();
-        (text, closed)
+        let raw = self.raw.get_mut(&link).expect("a raw client");
+        (raw.received(), raw.is_closed())
     }
 
     pub fn registry(&mut self) -> &mut Registry {
@@ -470,6 +485,12 @@ impl World {
     }
 
     fn registry_output(&mut self, out: RegistryOutput) {
+        if let RegistryOutput::Send { link, .. } | RegistryOutput::Close { link } = &out {
+            if let Some(raw) = self.raw.get_mut(link) {
+                raw.take(&out);
+                return;
+            }
+        }
         match out {
             RegistryOutput::Send { link, bytes } => self.transmit(End::Server(link), bytes),
             RegistryOutput::Close { link } => self.hang_up(End::Server(link)),
