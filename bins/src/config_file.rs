@@ -64,8 +64,8 @@ pub struct Source {
 
 /// The file for this command line (`args` as the process got them, the
 /// program's name first): the one `--config FILE` (or `--config=FILE`)
-/// names, else `NATTER_CONFIG` (`env`, ignored when empty, as clap does),
-/// else the platform's; `None` when the command reads no config file or
+/// names, else `NATTER_CONFIG` (`env`, ignored when empty), else the
+/// platform's; `None` when the command reads no config file or
 /// there is no platform config directory.
 ///
 /// This looks at the arguments before clap does, because the file's
@@ -176,12 +176,12 @@ fn parse(path: PathBuf, text: &str) -> Result<Settings, ConfigError> {
     for (key, value) in table.get_ref() {
         let value = match value.get_ref() {
             toml::de::DeValue::String(text) => Value::Text(text.to_string()),
-            toml::de::DeValue::Integer(number) => {
-                match i64::from_str_radix(number.as_str(), number.radix()) {
-                    Ok(number) => Value::Text(number.to_string()),
-                    Err(_) => Value::Other("an integer out of range"),
-                }
-            }
+            // In decimal, as a flag takes it (TOML also has 0x…, 1_000);
+            // one too large for any flag is left for the flag to refuse.
+            toml::de::DeValue::Integer(number) => Value::Text(
+                i128::from_str_radix(number.as_str(), number.radix())
+                    .map_or_else(|_| number.as_str().to_string(), |n| n.to_string()),
+            ),
             other => Value::Other(other.type_str()),
         };
         let start = key.span().start;
@@ -191,20 +191,22 @@ fn parse(path: PathBuf, text: &str) -> Result<Settings, ConfigError> {
             value,
             line: line_of(start),
         };
-        if let Some((_, first)) = entries.iter().find(|(_, e)| e.flag == entry.flag) {
+        entries.push((start, entry));
+    }
+    entries.sort_by_key(|(start, _)| *start);
+    let entries: Vec<Entry> = entries.into_iter().map(|(_, entry)| entry).collect();
+    // TOML refuses a key given twice; `data_dir` and `data-dir` are
+    // different keys to it, and one flag here.
+    for (index, entry) in entries.iter().enumerate() {
+        if let Some(first) = entries[..index].iter().find(|e| e.flag == entry.flag) {
             return Err(ConfigError {
                 path,
                 line: Some(entry.line),
                 problem: format!("`{}` is given twice (line {})", entry.key, first.line),
             });
         }
-        entries.push((start, entry));
     }
-    entries.sort_by_key(|(start, _)| *start);
-    Ok(Settings {
-        path,
-        entries: entries.into_iter().map(|(_, entry)| entry).collect(),
-    })
+    Ok(Settings { path, entries })
 }
 
 /// Makes each value in `settings` the default of the flag it names, in
@@ -238,7 +240,7 @@ pub fn apply(mut cli: Command, settings: &Settings) -> Result<Command, ConfigErr
                 Value::Text(text) => expand_home(arg, text),
                 Value::Other(kind) => {
                     return Err(error(format!(
-                        "`{}` must be a string or a number, not {kind}",
+                        "`{}` must be a string or an integer; this is a TOML {kind}",
                         entry.key
                     )))
                 }
@@ -411,7 +413,9 @@ mod tests {
 
     #[test]
     fn a_key_sets_the_default_of_its_flag_in_every_command_that_has_it() {
-        let cli = applied("name = \"alice\"\ndata_dir = \"/d\"\nmax-message = 100\n").unwrap();
+        let text = "name = \"alice\"\ndata_dir = \"/d\"\nmax-message = 100\nmax-peers = 0x10\n";
+        let cli = applied(text).unwrap();
+        assert_eq!(default_of(&cli, "server", "max-peers"), ["16"]);
         assert_eq!(default_of(&cli, "peer", "name"), ["alice"]);
         assert_eq!(default_of(&cli, "id", "name"), ["alice"]);
         assert_eq!(default_of(&cli, "peer", "data-dir"), ["/d"]);
@@ -441,7 +445,12 @@ mod tests {
             (
                 "name = \"a\"\nport = 1.5\n",
                 2,
-                "must be a string or a number, not float",
+                "must be a string or an integer; this is a TOML float",
+            ),
+            (
+                "max-peers = 0x10\nport = 99999999999999999999\n",
+                2,
+                "invalid value '99999999999999999999' for '--port <PORT>'",
             ),
             (
                 "name = \"a\"\n[peer]\nname = \"b\"\n",
@@ -450,7 +459,7 @@ mod tests {
             ),
             ("name = \"a\"\nname_x = \n", 2, "not TOML"),
             (
-                "data-dir = \"/a\"\ndata_dir = \"/b\"\n",
+                "data_dir = \"/a\"\ndata-dir = \"/b\"\n",
                 2,
                 "given twice (line 1)",
             ),
