@@ -184,10 +184,11 @@ impl Peer {
         if let Err(e) = conn.secure.push(bytes) {
             return self.server_down(&format!("the encrypted link failed: {e}"));
         }
-        conn.transmit(&mut self.outputs);
         if let Phase::Handshaking(conn) = &self.server.phase {
+            // Message 2 proves the server's key. It is checked before our
+            // message 3 goes out: an impostor does not even learn our key.
             let Some(key) = conn.secure.remote_key() else {
-                return; // the handshake goes on
+                return; // message 2 is not complete yet
             };
             if !self.server_key_accepted(key) {
                 return;
@@ -248,7 +249,8 @@ impl Peer {
         false
     }
 
-    /// The server is who we think: hello and register go out.
+    /// The server is who we think: our last handshake message, hello and
+    /// register go out.
     fn start_registering(&mut self) {
         let Phase::Handshaking(conn) = std::mem::replace(&mut self.server.phase, Phase::Gone)
         else {

@@ -69,6 +69,8 @@ pub struct World {
     pub failing_disk: Option<String>,
     /// When set, this peer's lines are written but never made durable.
     pub failing_sync: Option<String>,
+    /// The server keys each peer pinned, in order (known_servers).
+    pub server_pins: BTreeMap<String, Vec<(SocketAddr, natter_core::PublicKey)>>,
     /// Raw clients' sessions, by server-side link.
     raw: BTreeMap<LinkId, InProcessClient>,
     /// Peers whose user does not read their events: the drain loop then
@@ -129,6 +131,7 @@ impl World {
             failing_sync: None,
             backed_up: BTreeSet::new(),
             raw: BTreeMap::new(),
+            server_pins: BTreeMap::new(),
         }
     }
 
@@ -313,6 +316,13 @@ impl World {
 
     pub fn restart_server(&mut self) {
         self.registry = Some(Registry::new(self.registry_config.clone(), self.now));
+    }
+
+    /// A fresh server on the same address with another configuration
+    /// (e.g. another key) from now on.
+    pub fn restart_server_with(&mut self, config: RegistryConfig) {
+        self.registry_config = config;
+        self.restart_server();
     }
 
     /// A raw client connects to the server from `client` and completes
@@ -629,6 +639,11 @@ impl Effects for PeerEffects<'_> {
     fn exit(&mut self, code: i32) {
         self.done += 1;
         self.world.exits.insert(self.name.to_string(), code);
+    }
+
+    fn pin_server(&mut self, addr: SocketAddr, key: natter_core::PublicKey) {
+        let pins = self.world.server_pins.entry(self.name.to_string());
+        pins.or_default().push((addr, key));
     }
 
     fn events_backed_up(&self) -> bool {
