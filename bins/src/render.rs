@@ -34,6 +34,10 @@ pub fn human(event: &Event) -> String {
             let mut out = format!("online ({}):", peers.len());
             for p in peers {
                 out.push_str(&format!("\n  {:width$}  {:<9}  {}", p.name, p.status, p.addr));
+                match &p.fingerprint {
+                    Some(fingerprint) => out.push_str(&format!("  key {fingerprint}")),
+                    None => out.push_str("  (no key listed: an older natter, cannot be verified)"),
+                }
                 if !p.reachable {
                     out.push_str("  (cannot be called; it can call you)");
                 }

@@ -6,7 +6,7 @@
 //! `--json` adds to every `error` event.
 
 use crate::identity::Fingerprint;
-use crate::protocol::{ErrorCode, PeerInfo};
+use crate::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -98,7 +98,7 @@ pub enum Event {
         fingerprint: Fingerprint,
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
-    Peers { peers: Vec<PeerInfo> },
+    Peers { peers: Vec<ListedPeer> },
     /// Our call to `peer` is ringing there (`/cancel` or `/leave` stops it).
     Calling { peer: String },
     /// Someone asks to chat: `/accept` or `/reject`. `fingerprint`: of
@@ -173,6 +173,33 @@ pub enum Event {
         #[serde(flatten)]
         detail: ErrorDetail,
     },
+}
+
+/// One entry of `peers`: the directory's entry, with the fingerprint of
+/// the key it lists instead of the key itself (people compare
+/// fingerprints; natter compares the whole key when it calls).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListedPeer {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub status: PeerStatus,
+    pub reachable: bool,
+    /// Of the key the directory lists; absent for a peer registered
+    /// without one (an older natter), which cannot be verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl From<PeerInfo> for ListedPeer {
+    fn from(info: PeerInfo) -> Self {
+        Self {
+            fingerprint: info.key.map(|key| key.fingerprint()),
+            name: info.name,
+            addr: info.addr,
+            status: info.status,
+            reachable: info.reachable,
+        }
+    }
 }
 
 /// The typed facts of an `error` event: which situation it is (`detail`)

@@ -9,7 +9,7 @@
 //! here, which is the moment to give it a sample and a line in the page.
 
 use natter_core::command::HELP;
-use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, Request};
+use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer, Request};
 use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use serde::Serialize;
 use serde_json::Value;
@@ -91,13 +91,15 @@ fn addr() -> SocketAddr {
     "127.0.0.1:4000".parse().unwrap()
 }
 
-fn peer_info() -> PeerInfo {
+fn listed_peer() -> ListedPeer {
     PeerInfo {
         name: "zuzu".into(),
         addr: addr(),
         status: PeerStatus::Available,
         reachable: true,
+        key: Some(natter_core::Identity::from_seed(&[7; 32]).public()),
     }
+    .into()
 }
 
 fn events() -> Vec<Event> {
@@ -116,7 +118,7 @@ fn events() -> Vec<Event> {
             fingerprint: fingerprint(),
         },
         Event::Peers {
-            peers: vec![peer_info()],
+            peers: vec![listed_peer()],
         },
         Event::Calling { peer: peer() },
         Event::Incoming {
@@ -435,7 +437,7 @@ fn every_event_is_documented_with_each_of_its_fields() {
                 fields = vec!["code".into(), "detail".into(), "message".into()];
             }
             Event::Peers { .. } => {
-                let entry = serialized(&peer_info());
+                let entry = serialized(&listed_peer());
                 fields.extend(entry.as_object().unwrap().keys().cloned());
             }
             _ => {}

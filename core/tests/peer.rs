@@ -4,9 +4,9 @@
 mod noise_wire;
 mod world;
 
-use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event};
+use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer};
 use natter_core::peer::PeerConfig;
-use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
+use natter_core::protocol::{ErrorCode, PeerStatus};
 use std::time::Duration;
 use world::{chatting, World, LISTEN_PORT, SERVER};
 
@@ -49,8 +49,10 @@ fn registration_reports_the_address_the_server_sees() {
 fn duplicate_name_is_refused_and_the_peer_exits_non_zero() {
     let mut world = World::new();
     world.add_peer("alice");
+    // Someone else: another key (the same key would replace the first
+    // session, as a restart of alice's own natter does).
     let mut second = PeerConfig::new("alice", SERVER, LISTEN_PORT);
-    second.name = "alice".into();
+    second.identity = natter_core::Identity::from_seed(&[9; 32]);
     world.add_peer_at(second, "10.0.0.9".parse().unwrap());
     let events = world.take_events("alice");
     assert_eq!(
@@ -91,17 +93,19 @@ fn list_shows_every_other_peer_with_its_status() {
         world.take_events("carol"),
         vec![Event::Peers {
             peers: vec![
-                PeerInfo {
+                ListedPeer {
                     name: "alice".into(),
                     addr: world.addr_of("alice"),
                     status: PeerStatus::Chatting,
                     reachable: true,
+                    fingerprint: Some(world.key_of("alice").fingerprint()),
                 },
-                PeerInfo {
+                ListedPeer {
                     name: "bob".into(),
                     addr: world.addr_of("bob"),
                     status: PeerStatus::Chatting,
                     reachable: true,
+                    fingerprint: Some(world.key_of("bob").fingerprint()),
                 },
             ]
         }]

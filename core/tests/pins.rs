@@ -9,8 +9,10 @@ mod world;
 use natter_core::event::{ErrorDetail, Event};
 use natter_core::peer::PeerConfig;
 use natter_core::protocol::ErrorCode;
+use natter_core::registry::RegistryConfig;
 use natter_core::Identity;
-use world::{chatting, World, LISTEN_PORT, SERVER};
+use std::time::Duration;
+use world::{World, LISTEN_PORT, SERVER};
 
 fn started(events: &[Event]) -> Option<bool> {
     events.iter().find_map(|e| match e {
@@ -31,14 +33,27 @@ fn key_changed(events: &[Event]) -> bool {
     })
 }
 
+/// How long the server keeps a name bound to its key here: a minute, so
+/// a name can change hands within a test.
+const NAME_TTL: Duration = Duration::from_secs(60);
+
 /// alice and bob chatted once, then left; bob's name now comes back with
-/// another key (someone else, or bob reinstalled).
+/// another key (someone else, or bob reinstalled), which the directory
+/// lists: the old binding expired.
 fn met_then_impostor() -> World {
-    let mut world = chatting();
+    let mut world = World::with_registry(RegistryConfig {
+        name_ttl: NAME_TTL,
+        ..RegistryConfig::default()
+    });
+    world.add_peer("alice");
+    world.add_peer("bob");
+    world.type_line("alice", "/connect bob");
+    world.type_line("bob", "/accept");
     world.type_line("alice", "/leave");
     world.take_events("alice");
     world.take_events("bob");
     world.crash_peer("bob");
+    world.advance(NAME_TTL * 2);
     let mut impostor = PeerConfig::new("bob", SERVER, LISTEN_PORT);
     impostor.identity = Identity::from_seed(&[66; 32]);
     world.add_peer_at(impostor, "10.0.0.66".parse().unwrap());

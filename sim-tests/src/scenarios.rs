@@ -5,7 +5,7 @@
 use crate::invariants::every_message_accounted_for;
 use crate::{chat, observed, registered, say, LIMIT};
 use natter_core::{
-    ChatEndReason, EndCause, ErrorCode, ErrorDetail, Event, PeerInfo, PeerStatus, RegistryConfig,
+    ChatEndReason, EndCause, ErrorCode, ErrorDetail, Event, ListedPeer, PeerStatus, RegistryConfig,
 };
 use natter_net_sim::scenario::{builder, Scenario, LATENCY, SERVER_PORT};
 use std::collections::BTreeMap;
@@ -480,9 +480,9 @@ pub fn thousand_messages(seed: u64) -> String {
 fn list_soon(
     s: &mut Scenario<'_>,
     peer: &str,
-    wanted: impl Fn(&[PeerInfo]) -> bool,
+    wanted: impl Fn(&[ListedPeer]) -> bool,
     within: Duration,
-) -> Vec<PeerInfo> {
+) -> Vec<ListedPeer> {
     let give_up = s.elapsed() + within;
     loop {
         s.type_line(peer, "/list");

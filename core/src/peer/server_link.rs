@@ -227,6 +227,7 @@ impl Peer {
                 for p in &mut peers {
                     p.name = sanitize(&p.name, MAX_NAME);
                 }
+                let peers = peers.into_iter().map(Into::into).collect();
                 self.event(Event::Peers { peers });
             }
             ServerMsg::Found { id, name, peer } => {

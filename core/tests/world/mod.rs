@@ -11,7 +11,7 @@
 use natter_core::drive::{Drive, Effects, Sent};
 use natter_core::peer::{PeerConfig, PeerInput};
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
-use natter_core::{Event, LinkId, Now, Peer, Registry};
+use natter_core::{Event, LinkId, Now, Peer, PublicKey, Registry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -47,6 +47,12 @@ pub struct World {
     /// Each peer's drain loop, the same as the real driver's.
     drives: BTreeMap<String, Drive>,
     ips: BTreeMap<String, IpAddr>,
+    /// The key each peer's identity holds.
+    keys: BTreeMap<String, PublicKey>,
+    /// What the server is told a peer's server link proved, when it is not
+    /// the peer's own key: a lying directory (another key), or an older
+    /// client without a handshake (none). See [`World::directory_lists`].
+    directory_keys: BTreeMap<String, Option<PublicKey>>,
     pub events: BTreeMap<String, Vec<Event>>,
     pub exits: BTreeMap<String, i32>,
     pub logs: Vec<RegistryLog>,
@@ -111,6 +117,8 @@ impl World {
             peers: BTreeMap::new(),
             drives: BTreeMap::new(),
             ips: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            directory_keys: BTreeMap::new(),
             events: BTreeMap::new(),
             exits: BTreeMap::new(),
             logs: Vec::new(),
@@ -144,6 +152,7 @@ impl World {
     pub fn add_peer_at(&mut self, config: PeerConfig, ip: IpAddr) {
         let name = config.name.clone();
         self.ips.insert(name.clone(), ip);
+        self.keys.insert(name.clone(), config.identity.public());
         let peer = Peer::new(config, self.now);
         self.peers.insert(name.clone(), peer);
         self.drives.insert(name.clone(), Drive::new());
@@ -157,6 +166,7 @@ impl World {
         let config = PeerConfig::new(name, SERVER, LISTEN_PORT);
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + self.ips.len() as u8));
         self.ips.insert(name.to_string(), ip);
+        self.keys.insert(name.to_string(), config.identity.public());
         self.peers
             .insert(name.to_string(), Peer::new(config, self.now));
         self.drives.insert(name.to_string(), Drive::new());
@@ -165,6 +175,19 @@ impl World {
 
     pub fn addr_of(&self, name: &str) -> SocketAddr {
         SocketAddr::new(self.ips[name], LISTEN_PORT)
+    }
+
+    /// The key peer `name`'s identity holds (what its handshakes prove).
+    pub fn key_of(&self, name: &str) -> PublicKey {
+        self.keys[name]
+    }
+
+    /// From `name`'s next connection to the server on, the server takes
+    /// `key` as the key that connection proved, and lists it: another key
+    /// than the peer's own is a lying directory, `None` an older client
+    /// that made no handshake.
+    pub fn directory_lists(&mut self, name: &str, key: Option<PublicKey>) {
+        self.directory_keys.insert(name.to_string(), key);
     }
 
     /// The user `name` types `line`.
@@ -434,6 +457,22 @@ impl World {
                     addr: client,
                 },
             );
+            // What an authenticated server link tells the server: the
+            // key the peer proved (or what a lying directory claims).
+            let key = match self.directory_keys.get(name) {
+                Some(listed) => *listed,
+                None => self.keys.get(name).copied(),
+            };
+            if let Some(key) = key {
+                let key = *key.as_bytes();
+                self.registry().handle_input(
+                    now,
+                    RegistryInput::Authenticated {
+                        link: server_link,
+                        key,
+                    },
+                );
+            }
             self.peer(name)
                 .handle_input(now, PeerInput::Connected { link });
             return;
