@@ -69,6 +69,9 @@ pub fn human(event: &Event) -> String {
         Event::SafetyNumber { peer, number } => format!(
             "safety number with {peer}: {number}\n(the same on {peer}'s screen means nobody sits between you; compare by voice or in person)"
         ),
+        Event::Trusted { peer, fingerprint } => format!(
+            "{peer}'s key is now {fingerprint}: pinned, replacing any older one; chats with {peer} with this key are taken from now on"
+        ),
         Event::Rejected { peer } => format!("{peer} rejected your request"),
         Event::Busy { peer } => format!("{peer} is busy; try again later"),
         Event::NoAnswer { peer } => format!("{peer} did not answer"),
@@ -144,6 +147,9 @@ fn help(commands: &[String]) -> String {
             "exit()" => "the same as /leave",
             "/quit" => "leave, deregister and exit (Ctrl-D too)",
             "/verify" => "the safety number of your chat, to compare with your partner",
+            "/trust NAME" => {
+                "accept the key the directory lists for NAME now (after a key change you checked)"
+            }
             "/help" => "this list",
             "//text" => "send a message that starts with /",
             _ => "",
@@ -250,7 +256,26 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             expected,
             presented,
         } => format!(
-            "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may be using the name, or {peer} has a new key: ask {peer} another way, and if so delete {peer}'s line in your known_peers file (beside your key)"
+            "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may have the name now, or {peer} has a new key: ask {peer} another way, and if so type /trust {peer}"
+        ),
+        D::IdentityMismatch {
+            peer,
+            expected,
+            presented,
+        } => format!(
+            "refused: the directory lists the key {expected} for {peer}, but the other side proved {presented}; someone else is using the name {peer}, or the directory lies; no message went to it"
+        ),
+        D::NotListed { peer, presented } => format!(
+            "refused a call from someone claiming to be {peer} (key {presented}): the directory has nobody of that name"
+        ),
+        D::ListedWithoutKey { peer, presented } => format!(
+            "refused: the directory lists {peer} without a key (an older natter?), so the key {presented} cannot be checked"
+        ),
+        D::CannotVerify { peer, presented } => format!(
+            "refused a call from {peer} (key {presented}): {peer} is not a known contact here and the directory cannot be asked now; {peer} can call again once natter is connected to the server"
+        ),
+        D::NoKeyToTrust { peer } => format!(
+            "nothing to trust: the directory lists {peer} without a key (an older natter?)"
         ),
         D::ControlCharacters => "message not sent: it contains control characters".to_string(),
         D::PeerBadFrame { peer, problem } => {
@@ -296,6 +321,7 @@ fn request_name(request: Request) -> &'static str {
     match request {
         Request::List => "/list",
         Request::Lookup => "/connect NAME",
+        Request::Trust => "/trust NAME",
     }
 }
 

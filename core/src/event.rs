@@ -161,6 +161,13 @@ pub enum Event {
     /// The answer to `/verify`: the same `number` shows on both sides of
     /// an honest chat; a different one means someone sits in between.
     SafetyNumber { peer: String, number: String },
+    /// The answer to `/trust NAME`: the key the directory lists for
+    /// `peer` now is pinned (replacing any older pin); chats with that
+    /// key are accepted from now on.
+    Trusted {
+        peer: String,
+        fingerprint: Fingerprint,
+    },
     /// The link to the directory server broke; chats go on, natter
     /// reconnects by itself.
     ServerLost,
@@ -359,6 +366,39 @@ pub enum ErrorDetail {
         expected: Fingerprint,
         presented: Fingerprint,
     },
+    /// The other side proved another key than the one the directory
+    /// lists for its name: someone else answers (or calls) under that
+    /// name, or the directory lies; the chat is refused.
+    IdentityMismatch {
+        peer: String,
+        /// Of the key the directory lists.
+        expected: Fingerprint,
+        /// Of the key the other side proved.
+        presented: Fingerprint,
+    },
+    /// A caller claims a name the directory does not have: it cannot be
+    /// who it says; the call is refused.
+    NotListed {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// The directory lists the name without a key (registered by an
+    /// older natter, without a handshake): nothing to check the other
+    /// side against; the chat is refused.
+    ListedWithoutKey {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// A caller whose key is not pinned, while the directory cannot be
+    /// asked (not connected, or no answer in time): the call is refused.
+    CannotVerify {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// `/trust NAME` for a name the directory lists without a key.
+    NoKeyToTrust {
+        peer: String,
+    },
     /// A typed message with control characters in it.
     ControlCharacters,
     /// The partner sent a frame that breaks the protocol.
@@ -424,6 +464,8 @@ pub enum ErrorDetail {
 pub enum Request {
     List,
     Lookup,
+    /// The lookup of `/trust NAME`.
+    Trust,
 }
 
 /// A refused command or a failure: the code and its typed detail.

@@ -229,6 +229,13 @@ error_codes! {
     /// The other side's key is not the one pinned for its name (trust on
     /// first use): the chat is refused.
     KeyChanged = "key_changed",
+    /// The other side's key is not the one the directory lists for its
+    /// name (or the directory lists no key, or nobody, under that name):
+    /// the chat is refused.
+    IdentityMismatch = "identity_mismatch",
+    /// A caller whose key is not pinned, and no directory to check it
+    /// against (not connected, or no answer in time): the call is refused.
+    CannotVerify = "cannot_verify",
 }
 
 impl fmt::Display for ErrorCode {

@@ -164,6 +164,10 @@ fn events() -> Vec<Event> {
             peer: peer(),
             number: "12345 67890".into(),
         },
+        Event::Trusted {
+            peer: peer(),
+            fingerprint: fingerprint(),
+        },
         Event::ServerLost,
         Event::Reregistered,
         Event::Help {
@@ -193,6 +197,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::Delivered { .. } => "delivered",
         Event::ChatEnded { .. } => "chat_ended",
         Event::SafetyNumber { .. } => "safety_number",
+        Event::Trusted { .. } => "trusted",
         Event::ServerLost => "server_lost",
         Event::Reregistered => "reregistered",
         Event::Help { .. } => "help",
@@ -204,6 +209,11 @@ fn details() -> Vec<ErrorDetail> {
     use ErrorDetail as D;
     let peer = || "zuzu".to_string();
     let text = || "why".to_string();
+    let fingerprint = |seed: u8| {
+        natter_core::Identity::from_seed(&[seed; 32])
+            .public()
+            .fingerprint()
+    };
     vec![
         D::OwnNameInvalid { name: text() },
         D::MessageLimitOutOfRange {
@@ -232,13 +242,27 @@ fn details() -> Vec<ErrorDetail> {
         D::IdentityUnusable { reason: text() },
         D::KeyChanged {
             peer: peer(),
-            expected: natter_core::Identity::from_seed(&[1; 32])
-                .public()
-                .fingerprint(),
-            presented: natter_core::Identity::from_seed(&[2; 32])
-                .public()
-                .fingerprint(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
         },
+        D::IdentityMismatch {
+            peer: peer(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
+        },
+        D::NotListed {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::ListedWithoutKey {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::CannotVerify {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::NoKeyToTrust { peer: peer() },
         D::BadTarget { word: text() },
         D::Quitting,
         D::CallingYourself,
@@ -333,6 +357,11 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::BadArguments { .. } => "bad_arguments",
         D::IdentityUnusable { .. } => "identity_unusable",
         D::KeyChanged { .. } => "key_changed",
+        D::IdentityMismatch { .. } => "identity_mismatch",
+        D::NotListed { .. } => "not_listed",
+        D::ListedWithoutKey { .. } => "listed_without_key",
+        D::CannotVerify { .. } => "cannot_verify",
+        D::NoKeyToTrust { .. } => "no_key_to_trust",
         D::BadTarget { .. } => "bad_target",
         D::Quitting => "quitting",
         D::CallingYourself => "calling_yourself",
@@ -401,10 +430,10 @@ fn statuses() -> Vec<PeerStatus> {
 }
 
 fn requests() -> Vec<Request> {
-    let all = vec![Request::List, Request::Lookup];
+    let all = vec![Request::List, Request::Lookup, Request::Trust];
     for request in &all {
         match request {
-            Request::List | Request::Lookup => {}
+            Request::List | Request::Lookup | Request::Trust => {}
         }
     }
     all

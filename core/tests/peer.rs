@@ -663,7 +663,13 @@ fn escape_sequences_from_the_network_are_shown_escaped() {
     use natter_core::peer::{PeerInput, PeerOutput};
     use natter_core::{LinkId, Now, Peer};
     let now = Now::at_unix(0);
-    let mut bob = Peer::new(PeerConfig::new("bob", SERVER, LISTEN_PORT), now);
+    // bob met mallory before: her call rings without asking a directory
+    // (this bob has none).
+    let mut config = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    config
+        .known_peers
+        .insert("mallory".into(), noise_wire::Wire::identity().public());
+    let mut bob = Peer::new(config, now);
     let link = LinkId(100);
     bob.handle_input(
         now,

@@ -3,6 +3,7 @@
 //! lost. Every request gets an answer or an error: one pending when the
 //! link breaks fails with `request_lost`.
 
+use super::chat::{Dialled, Directory};
 use super::{Peer, PeerConfig, PeerOutput, Timer};
 use crate::codec::{encode, FrameDecoder};
 use crate::event::{ErrorDetail, Event, Problem, Request};
@@ -69,12 +70,14 @@ struct Conn {
 #[derive(Debug)]
 enum Pending {
     /// A list, with the chunks received so far.
-    List {
-        chunks: Vec<PeerInfo>,
-    },
-    Lookup {
-        name: String,
-    },
+    List { chunks: Vec<PeerInfo> },
+    /// For `/connect NAME`.
+    Lookup { name: String },
+    /// Which key the directory lists for the name a caller claims: the
+    /// answer goes to the chat on `link` (if it is still there).
+    Caller { link: LinkId, name: String },
+    /// For `/trust NAME`.
+    Trust { name: String },
 }
 
 impl ServerLink {
@@ -230,11 +233,18 @@ impl Peer {
                 let peers = peers.into_iter().map(Into::into).collect();
                 self.event(Event::Peers { peers });
             }
-            ServerMsg::Found { id, name, peer } => {
-                if let Some(Pending::Lookup { name: asked }) = self.take_pending(id) {
-                    self.found(asked, name, peer);
+            ServerMsg::Found { id, name, peer } => match self.take_pending(id) {
+                Some(Pending::Lookup { name: asked }) => self.found(asked, name, peer),
+                Some(Pending::Caller { link, name: asked }) => {
+                    let entry = entry_for(&asked, &name, peer);
+                    self.caller_listed(link, Directory::from_entry(entry.map(|e| e.key)));
                 }
-            }
+                Some(Pending::Trust { name: asked }) => {
+                    let entry = entry_for(&asked, &name, peer);
+                    self.trust_answered(asked, entry);
+                }
+                Some(Pending::List { .. }) | None => {}
+            },
             ServerMsg::Error {
                 id,
                 code,
@@ -247,10 +257,15 @@ impl Peer {
                 if matches!(self.server.phase, Phase::Registering(_)) {
                     return self.server_refused(problem, retry_after_ms);
                 }
-                if id.is_some() {
-                    self.take_pending(id);
-                }
+                let refused = if id.is_some() {
+                    self.take_pending(id)
+                } else {
+                    None
+                };
                 self.event(problem.into());
+                if let Some(Pending::Caller { link, .. }) = refused {
+                    self.caller_listed(link, Directory::Unreachable);
+                }
             }
             ServerMsg::Ping => {
                 self.send_server(&ClientMsg::Pong);
@@ -295,7 +310,7 @@ impl Peer {
 
     /// The answer to a lookup made for `/connect NAME`.
     fn found(&mut self, asked: String, name: String, peer: Option<PeerInfo>) {
-        let Some(info) = peer.filter(|_| same_name(&asked, &name)) else {
+        let Some(info) = entry_for(&asked, &name, peer) else {
             return self.error(
                 ErrorCode::UnknownPeer,
                 ErrorDetail::NoSuchPeer { name: asked },
@@ -316,7 +331,9 @@ impl Peer {
         if let Some((code, detail)) = self.dial_refusal() {
             return self.error(code, detail);
         }
-        self.dial(info.addr, Some(name));
+        // The key listed now is the one the callee must prove.
+        let listed = Directory::from_entry(Some(info.key));
+        self.dial(info.addr, Some(Dialled { name, listed }));
     }
 
     /// The server refused us while registering. Some refusals pass by
@@ -408,6 +425,11 @@ impl Peer {
             let request = match pending {
                 Pending::List { .. } => Request::List,
                 Pending::Lookup { .. } => Request::Lookup,
+                Pending::Trust { .. } => Request::Trust,
+                Pending::Caller { link, .. } => {
+                    self.caller_listed(link, Directory::Unreachable);
+                    continue;
+                }
             };
             self.error(
                 ErrorCode::ServerUnreachable,
@@ -475,33 +497,48 @@ impl Peer {
             let list = Pending::List { chunks: Vec::new() };
             self.server.pending.push_back((id, list));
         } else {
-            self.error(
-                ErrorCode::ServerUnreachable,
-                ErrorDetail::ServerNotConnected {
-                    request: Request::List,
-                },
-            );
+            self.not_connected(Request::List);
         }
     }
 
+    /// `/connect NAME`: where NAME is, and its key.
     pub(super) fn lookup(&mut self, name: String) {
-        let id = self.request_id();
-        let frame = ClientMsg::Lookup {
-            id: Some(id),
-            name: name.clone(),
-        };
-        if self.send_server(&frame) {
-            self.server
-                .pending
-                .push_back((id, Pending::Lookup { name }));
-        } else {
-            self.error(
-                ErrorCode::ServerUnreachable,
-                ErrorDetail::ServerNotConnected {
-                    request: Request::Lookup,
-                },
-            );
+        if !self.ask(name.clone(), Pending::Lookup { name }) {
+            self.not_connected(Request::Lookup);
         }
+    }
+
+    /// `/trust NAME`: the key NAME has now.
+    pub(super) fn lookup_to_trust(&mut self, name: String) {
+        if !self.ask(name.clone(), Pending::Trust { name }) {
+            self.not_connected(Request::Trust);
+        }
+    }
+
+    /// Which key the directory lists for the name a caller claims; the
+    /// chat on `link` gets the answer (at once if it cannot be asked).
+    pub(super) fn verify_caller(&mut self, link: LinkId, name: String) {
+        if !self.ask(name.clone(), Pending::Caller { link, name }) {
+            self.caller_listed(link, Directory::Unreachable);
+        }
+    }
+
+    /// Sends a lookup of `name`, answered through `pending`; false if the
+    /// server cannot be asked now.
+    fn ask(&mut self, name: String, pending: Pending) -> bool {
+        let id = self.request_id();
+        let sent = self.send_server(&ClientMsg::Lookup { id: Some(id), name });
+        if sent {
+            self.server.pending.push_back((id, pending));
+        }
+        sent
+    }
+
+    fn not_connected(&mut self, request: Request) {
+        self.error(
+            ErrorCode::ServerUnreachable,
+            ErrorDetail::ServerNotConnected { request },
+        );
     }
 
     /// Sends to the server if the link can carry `frame` now; false if not.
@@ -529,6 +566,12 @@ impl Peer {
         });
         true
     }
+}
+
+/// The entry of a `found` answer, if it is about the name asked: an
+/// answer about another name counts as none.
+fn entry_for(asked: &str, name: &str, peer: Option<PeerInfo>) -> Option<PeerInfo> {
+    peer.filter(|info| same_name(asked, name) && same_name(asked, &info.name))
 }
 
 /// Spreads reconnection delays: peers cut off by one server restart come

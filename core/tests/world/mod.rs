@@ -11,7 +11,7 @@
 use natter_core::drive::{Drive, Effects, Sent};
 use natter_core::peer::{PeerConfig, PeerInput};
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
-use natter_core::{Event, LinkId, Now, Peer, PublicKey, Registry};
+use natter_core::{Event, Identity, LinkId, Now, Peer, PublicKey, Registry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -60,6 +60,9 @@ pub struct World {
     pub transcripts: BTreeMap<String, Vec<String>>,
     /// How many times each peer made its transcript lines durable.
     pub syncs: BTreeMap<String, u64>,
+    /// What each peer's known_peers file would hold: the last key pinned
+    /// for each name.
+    pub pins: BTreeMap<String, BTreeMap<String, PublicKey>>,
     /// Both directions of every open connection.
     wires: BTreeMap<End, End>,
     /// Wires whose bytes vanish (one entry per direction).
@@ -102,6 +105,40 @@ pub fn chatting() -> World {
     world
 }
 
+/// How long the server keeps a name bound to its key in
+/// [`bob_with_a_new_key`]: a minute, so a name changes hands within a test.
+pub const SHORT_NAME_TTL: Duration = Duration::from_secs(60);
+
+/// The key of bob's second identity in [`bob_with_a_new_key`].
+pub fn bobs_new_identity() -> Identity {
+    Identity::from_seed(&[66; 32])
+}
+
+/// alice and bob chatted once (each pinned the other's key), then left;
+/// bob's name now comes back with another key (bob reinstalled, or
+/// someone else took the name once its binding expired), and the
+/// directory lists that key. Everything seen so far taken.
+pub fn bob_with_a_new_key() -> World {
+    let mut world = World::with_registry(RegistryConfig {
+        name_ttl: SHORT_NAME_TTL,
+        ..RegistryConfig::default()
+    });
+    world.add_peer("alice");
+    world.add_peer("bob");
+    world.type_line("alice", "/connect bob");
+    world.type_line("bob", "/accept");
+    world.type_line("alice", "/leave");
+    world.crash_peer("bob");
+    world.advance(SHORT_NAME_TTL * 2);
+    let mut new_bob = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    new_bob.identity = bobs_new_identity();
+    world.add_peer_at(new_bob, "10.0.0.66".parse().unwrap());
+    world.take_events("alice");
+    world.take_events("bob");
+    world.take_logs();
+    world
+}
+
 impl World {
     pub fn new() -> Self {
         Self::with_registry(RegistryConfig::default())
@@ -124,6 +161,7 @@ impl World {
             logs: Vec::new(),
             transcripts: BTreeMap::new(),
             syncs: BTreeMap::new(),
+            pins: BTreeMap::new(),
             wires: BTreeMap::new(),
             cut: Vec::new(),
             jobs: VecDeque::new(),
@@ -642,6 +680,15 @@ impl Effects for PeerEffects<'_> {
             return Err("fsync failed".to_string());
         }
         Ok(())
+    }
+
+    fn pin(&mut self, name: &str, key: PublicKey) {
+        self.done += 1;
+        self.world
+            .pins
+            .entry(self.name.to_string())
+            .or_default()
+            .insert(name.to_string(), key);
     }
 
     fn exit(&mut self, code: i32) {
