@@ -36,7 +36,7 @@ pub fn human(event: &Event) -> String {
                 out.push_str(&format!("\n  {:width$}  {:<9}  {}", p.name, p.status, p.addr));
                 match &p.fingerprint {
                     Some(fingerprint) => out.push_str(&format!("  key {fingerprint}")),
-                    None => out.push_str("  (no key listed: an older natter, cannot be verified)"),
+                    None => out.push_str("  (no key listed: an older server? cannot be verified)"),
                 }
                 if !p.reachable {
                     out.push_str("  (cannot be called; it can call you)");
@@ -269,13 +269,23 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             "refused a call from someone claiming to be {peer} (key {presented}): the directory has nobody of that name"
         ),
         D::ListedWithoutKey { peer, presented } => format!(
-            "refused: the directory lists {peer} without a key (an older natter?), so the key {presented} cannot be checked"
+            "refused: the directory lists {peer} without a key (an older server?), so the key {presented} cannot be checked"
         ),
         D::CannotVerify { peer, presented } => format!(
             "refused a call from {peer} (key {presented}): {peer} is not a known contact here and the directory cannot be asked now; {peer} can call again once natter is connected to the server"
         ),
         D::NoKeyToTrust { peer } => format!(
-            "nothing to trust: the directory lists {peer} without a key (an older natter?)"
+            "nothing to trust: the directory lists {peer} without a key (an older server?)"
+        ),
+        D::ServerKeyChanged {
+            server,
+            expected,
+            presented,
+        } => format!(
+            "refused: the server at {server} proved the key {presented}, but the key pinned for that address at your first run is {expected}; another machine may be answering there. natter told it nothing. If the server's operator gave it a new key (its first log line shows it), delete the line for {server} in your known_servers file (beside your key)"
+        ),
+        D::Replaced { name } => format!(
+            "another natter with your key registered {name} at the server; that one is listed now, and this one stops using the server (your chats go on)"
         ),
         D::ControlCharacters => "message not sent: it contains control characters".to_string(),
         D::PeerBadFrame { peer, problem } => {
@@ -296,10 +306,6 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             min_version,
         } => format!(
             "the server speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
-        ),
-        D::NameHeld { retry_in_ms } => format!(
-            "your name is still held by your earlier session (the server has not noticed it is gone); trying again in {:.1} s, no need to pick another name",
-            *retry_in_ms as f64 / 1000.0
         ),
         D::Retrying {
             server_message,

@@ -229,12 +229,16 @@ fn a_taken_name_or_port_is_a_clear_error_and_a_failed_exit() {
     let mut server = Server::start();
     let (mut alice, reg) = registered_peer("alice", server.addr, dirs.path());
 
-    // The holder is on the same machine and still answering: not a stale
-    // session of ours to wait for, so the user is told at once.
-    let mut again = peer("alice", server.addr, dirs.path(), &[]);
+    // Someone else (another key: another data directory) asks for the
+    // name: told at once, and natter exits.
+    let elsewhere = dirs.path().join("someone-else");
+    let elsewhere = ["--data-dir", elsewhere.to_str().unwrap()];
+    let mut again = peer("alice", server.addr, dirs.path(), &elsewhere);
     let error = again.expect_error("name_taken");
     assert_eq!(error["detail"], "server_said", "{error}");
-    assert!(error["message"].as_str().unwrap().contains("--name"));
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("owned by another key"), "{message}");
+    assert!(message.contains("--name"), "{message}");
     assert!(!again.wait_exit().success());
 
     let port = reg["addr"]

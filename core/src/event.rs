@@ -191,8 +191,8 @@ pub struct ListedPeer {
     pub addr: SocketAddr,
     pub status: PeerStatus,
     pub reachable: bool,
-    /// Of the key the directory lists; absent for a peer registered
-    /// without one (an older natter), which cannot be verified.
+    /// Of the key the directory lists; absent when it lists none (a
+    /// server too old to list keys): such a peer cannot be verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Fingerprint>,
 }
@@ -382,9 +382,9 @@ pub enum ErrorDetail {
         peer: String,
         presented: Fingerprint,
     },
-    /// The directory lists the name without a key (registered by an
-    /// older natter, without a handshake): nothing to check the other
-    /// side against; the chat is refused.
+    /// The directory lists the name without a key (a server too old to
+    /// list keys): nothing to check the other side against; the chat is
+    /// refused.
     ListedWithoutKey {
         peer: String,
         presented: Fingerprint,
@@ -398,6 +398,20 @@ pub enum ErrorDetail {
     /// `/trust NAME` for a name the directory lists without a key.
     NoKeyToTrust {
         peer: String,
+    },
+    /// The server at `server` proved another key than the one pinned for
+    /// that address at an earlier run: another machine may be answering
+    /// there (or the operator gave the server a new key).
+    ServerKeyChanged {
+        server: SocketAddr,
+        expected: Fingerprint,
+        presented: Fingerprint,
+    },
+    /// Another session with our key (the same identity started elsewhere)
+    /// registered our name: the server dropped this one, which stops
+    /// registering so the two do not take turns.
+    Replaced {
+        name: String,
     },
     /// A typed message with control characters in it.
     ControlCharacters,
@@ -431,11 +445,6 @@ pub enum ErrorDetail {
     ServerVersion {
         version: u32,
         min_version: u32,
-    },
-    /// Our name is still held by an earlier session of ours (same
-    /// address) that the server has not yet dropped; natter retries.
-    NameHeld {
-        retry_in_ms: u64,
     },
     /// The server refused the connection for now (too many from this
     /// address); natter retries.

@@ -151,9 +151,9 @@ pub struct PeerInfo {
     pub reachable: bool,
     /// The key the peer proved on its server link (64 hex digits): the
     /// one its chat handshakes must prove too, compared in full (never
-    /// by fingerprint). Absent for a peer registered without a handshake
-    /// (an older client, or an older server): such a peer cannot be
-    /// verified, and natter refuses chats with it (`identity_mismatch`).
+    /// by fingerprint). Absent from a server too old to list keys: such a
+    /// peer cannot be verified, and natter refuses chats with it
+    /// (`identity_mismatch`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PublicKey>,
 }
@@ -229,6 +229,9 @@ error_codes! {
     /// The other side's key is not the one pinned for its name (trust on
     /// first use): the chat is refused.
     KeyChanged = "key_changed",
+    /// The server's key is not the one pinned for its address: the peer
+    /// does not talk to it.
+    ServerKeyChanged = "server_key_changed",
     /// The other side's key is not the one the directory lists for its
     /// name (or the directory lists no key, or nobody, under that name):
     /// the chat is refused.
@@ -334,12 +337,6 @@ pub enum ServerMsg {
         /// Whether the server closes the connection right after this frame.
         #[serde(default)]
         close: bool,
-        /// With `name_taken`: the name is held by a session from the
-        /// requester's own IP address (most likely its own earlier session,
-        /// cut off silently), which the server drops for silence in this
-        /// many milliseconds unless it is heard from; retry after that.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retry_after_ms: Option<u64>,
     },
     Ping,
     Pong,
@@ -511,11 +508,10 @@ mod tests {
             code: ErrorCode::NameTaken,
             message: "m".into(),
             close: false,
-            retry_after_ms: Some(4_200),
         };
         assert_eq!(
             serde_json::to_string(&error).unwrap(),
-            r#"{"type":"error","code":"name_taken","message":"m","close":false,"retry_after_ms":4200}"#
+            r#"{"type":"error","code":"name_taken","message":"m","close":false}"#
         );
         let parsed: PeerMsg =
             serde_json::from_str(r#"{"type":"error","code":"bad_frame","message":"m"}"#).unwrap();
@@ -598,7 +594,6 @@ mod tests {
                 code: ErrorCode::Unknown,
                 message: "x".into(),
                 close: false,
-                retry_after_ms: None,
             }
         );
     }

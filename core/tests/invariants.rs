@@ -11,8 +11,10 @@
 
 mod world;
 
+use natter_core::identity::{derive_seed, Identity};
 use natter_core::peer::{PeerConfig, PeerInput};
 use natter_core::protocol::{ClientMsg, PeerStatus, ServerMsg};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryOutput};
 use natter_core::{Event, FrameDecoder, LinkId, Now, Peer, Registry};
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,6 +114,9 @@ pub fn small_registry_config() -> RegistryConfig {
 struct LinkModel {
     id: LinkId,
     client: SocketAddr,
+    /// The client's end of the link's Noise session: every payload is
+    /// sealed in it, everything the registry sends is opened with it.
+    session: InProcessClient,
     /// Neither closed by the driver nor closed by the registry.
     open: bool,
     /// What the registry sent on it, decoded.
@@ -139,9 +144,12 @@ pub fn check_registry(ops: &[RegOp]) {
                 let id = LinkId(links.len() as u64 + 1);
                 let ip = Ipv4Addr::new(10, 0, 0, 10 + ip % REG_IPS);
                 let client = SocketAddr::new(IpAddr::V4(ip), 50_000 + links.len() as u16);
+                let seed = derive_seed(&[5; 32], b"invariants client", id.0);
+                let identity = Identity::from_seed(&seed);
                 links.push(LinkModel {
                     id,
                     client,
+                    session: InProcessClient::new(id, &identity, seed),
                     open: true,
                     decoder: FrameDecoder::new(usize::MAX),
                     registered: None,
@@ -154,13 +162,33 @@ pub fn check_registry(ops: &[RegOp]) {
                     },
                 );
                 drain_registry(&mut registry, &mut links, now);
+                // The handshake: our message 1, its answer, our message 3.
+                for _ in 0..2 {
+                    let model = model_of(&mut links, id);
+                    if let Some(bytes) = model.session.outgoing().filter(|_| model.open) {
+                        registry.handle_input(now, RegistryInput::Bytes { link: id, bytes });
+                        drain_registry(&mut registry, &mut links, now);
+                    }
+                }
+                assert!(
+                    model_of(&mut links, id).session.is_established(),
+                    "the handshake completes"
+                );
             }
             RegOp::Bytes { link, payload } => {
                 let Some(i) = pick(*link, links.len()) else {
                     continue;
                 };
                 let link = links[i].id;
-                for bytes in payload.pieces() {
+                for piece in payload.pieces() {
+                    let model = &mut links[i];
+                    if !model.open {
+                        break;
+                    }
+                    model.session.send(&piece).expect("the session is up");
+                    let Some(bytes) = model.session.outgoing() else {
+                        continue; // an empty piece
+                    };
                     registry.handle_input(now, RegistryInput::Bytes { link, bytes });
                     drain_registry(&mut registry, &mut links, now);
                     check_directory(&registry, &links);
@@ -224,10 +252,11 @@ fn pick(choice: u8, len: usize) -> Option<usize> {
 fn drain_registry(registry: &mut Registry, links: &mut [LinkModel], now: Now) {
     while let Some(out) = registry.poll_output() {
         match out {
-            RegistryOutput::Send { link, bytes } => {
+            RegistryOutput::Send { link, .. } => {
                 let model = model_of(links, link);
                 assert!(model.open, "the registry sent on closed {link}");
-                model.decoder.push(&bytes);
+                model.session.take(&out);
+                model.decoder.push(model.session.received().as_bytes());
                 while let Some(frame) = model.decoder.next_frame() {
                     let frame = frame.unwrap_or_else(|e| panic!("registry sent a bad frame: {e}"));
                     if let ServerMsg::Registered { name, addr, .. } = frame {

@@ -49,8 +49,7 @@ fn registration_reports_the_address_the_server_sees() {
 fn duplicate_name_is_refused_and_the_peer_exits_non_zero() {
     let mut world = World::new();
     world.add_peer("alice");
-    // Someone else: another key (the same key would replace the first
-    // session, as a restart of alice's own natter does).
+    // Someone else, with a key of their own, picks the same name.
     let mut second = PeerConfig::new("alice", SERVER, LISTEN_PORT);
     second.identity = natter_core::Identity::from_seed(&[9; 32]);
     world.add_peer_at(second, "10.0.0.9".parse().unwrap());

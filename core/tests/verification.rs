@@ -8,8 +8,9 @@
 //! pins the key the directory lists now. Issue "Identity and end-to-end
 //! encryption", item 4.
 //!
-//! A lying directory is played by the world: it tells the server that a
-//! peer's server link proved another key than the peer's own.
+//! A lying directory is played by the world (see `world/lying.rs`): a
+//! relay holding the server's key that lists another key (or none) for a
+//! name than the one its owner proved.
 
 mod world;
 

@@ -10,7 +10,7 @@
 use crate::disk::Disk;
 use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
-use crate::pins::PinFile;
+use crate::pins::{PinFile, Pins};
 use crate::transcripts::Transcripts;
 use natter_core::drive::{Drive, Effects, Sent};
 use natter_core::{Command, ErrorCode, ErrorDetail, Event, LinkId, Peer, PeerConfig, PeerInput};
@@ -64,7 +64,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
     listener: N::Listener,
     config: PeerConfig,
     mut transcripts: Transcripts<D>,
-    pins: Option<PinFile>,
+    pins: Option<Pins>,
     mut lines: mpsc::Receiver<Command>,
     events: E,
 ) -> i32 {
@@ -228,8 +228,9 @@ struct Driver<N: Net, D: Disk, E: EventSink> {
 struct Io<N: Net, D: Disk, E: EventSink> {
     links: Links<N>,
     transcripts: Transcripts<D>,
-    /// Where pins of names met for the first time are kept, if anywhere.
-    pins: Option<PinFile>,
+    /// Where pins of names and servers met for the first time are kept,
+    /// if anywhere.
+    pins: Option<Pins>,
     events: E,
     /// Events the sink had no room for, in order.
     held: VecDeque<Event>,
@@ -412,12 +413,27 @@ impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
     }
 
     fn pin(&mut self, name: &str, key: natter_core::PublicKey) {
-        let Some(pins) = &self.pins else {
-            return;
-        };
-        if let Err(e) = pins.append(name, key) {
-            // The pin holds for this run; the user learns it will not
-            // survive it.
+        if let Some(pins) = self.pins.as_ref().map(|p| p.peers.clone()) {
+            self.keep_pin(&pins, name, key);
+        }
+    }
+
+    fn pin_server(&mut self, addr: std::net::SocketAddr, key: natter_core::PublicKey) {
+        if let Some(pins) = self.pins.as_ref().map(|p| p.servers.clone()) {
+            self.keep_pin(&pins, &addr.to_string(), key);
+        }
+    }
+
+    fn events_backed_up(&self) -> bool {
+        !self.held.is_empty()
+    }
+}
+
+impl<N: Net, D: Disk, E: EventSink> Io<N, D, E> {
+    /// Appends a pin to `pins`. If that fails, the pin holds for this run
+    /// only, and the user learns it will not survive it.
+    fn keep_pin(&mut self, pins: &PinFile, label: &str, key: natter_core::PublicKey) {
+        if let Err(e) = pins.append(label, key) {
             tracing::warn!(file = %pins.path().display(), error = %e, "pin not saved");
             let detail = ErrorDetail::TranscriptWrite {
                 file: pins.path().display().to_string(),
@@ -425,9 +441,5 @@ impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
             };
             self.event(Event::error(ErrorCode::TranscriptFailed, detail));
         }
-    }
-
-    fn events_backed_up(&self) -> bool {
-        !self.held.is_empty()
     }
 }

@@ -216,7 +216,6 @@ async fn registry_conn(
                         code: ErrorCode::NameTaken,
                         message: format!("{name} is taken"),
                         close: false,
-                        retry_after_ms: None,
                     })
                 } else {
                     map.insert(name.clone(), info);

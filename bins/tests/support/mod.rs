@@ -34,6 +34,19 @@ pub fn data_home() -> std::path::PathBuf {
 
 const NATTER: &str = env!("CARGO_BIN_EXE_natter");
 
+/// The key every test server holds. The peers of the tests share their
+/// data directory ([`data_home`]), so they pin a server's key per address
+/// (`known_servers`) across tests and runs; servers on ports the system
+/// picks must then all be the same server to them.
+pub fn server_identity() -> std::path::PathBuf {
+    static MADE: std::sync::Once = std::sync::Once::new();
+    let path = data_home().join("test-server").join("identity");
+    MADE.call_once(|| {
+        natter_net_real::keyfile::load_or_create(&path).expect("the test server's key");
+    });
+    path
+}
+
 /// What the reader thread saw.
 enum Line {
     Json(Value),
@@ -238,8 +251,10 @@ impl Server {
     pub fn start_with(extra: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("a data directory");
         let data_dir = data.path().to_str().expect("a UTF-8 temporary path");
+        let identity = server_identity();
+        let identity = identity.to_str().expect("a UTF-8 path");
         let mut args = vec!["server", "--listen", "127.0.0.1:0", "--log-format", "json"];
-        args.extend_from_slice(&["--data-dir", data_dir]);
+        args.extend_from_slice(&["--data-dir", data_dir, "--identity", identity]);
         args.extend_from_slice(extra);
         let mut proc = Proc::spawn("server", &args);
         let listening = proc.expect("the listening line", |v| {

@@ -92,7 +92,7 @@ pub(super) struct Dialled {
 pub(super) enum Directory {
     /// It lists this key for the name.
     Key(PublicKey),
-    /// It lists the name without a key (registered without a handshake).
+    /// It lists the name without a key (a server too old to list keys).
     NoKey,
     /// It has nobody of that name.
     NoSuchName,

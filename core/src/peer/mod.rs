@@ -77,6 +77,10 @@ pub struct PeerConfig {
     /// use, like SSH's known_hosts): a partner presenting another key for
     /// a pinned name is refused (`key_changed`).
     pub known_peers: BTreeMap<String, PublicKey>,
+    /// The key pinned for `server` at an earlier run (known_servers), if
+    /// any: a server proving another key is refused (`server_key_changed`).
+    /// Without one, the key the server proves now is pinned.
+    pub server_key: Option<PublicKey>,
     /// Every random choice of the peer comes from here: the ephemeral
     /// keys of its links and the jitter of reconnection delays. A real
     /// peer takes it from the operating system; a simulation passes a
@@ -99,6 +103,7 @@ impl PeerConfig {
         Self {
             identity,
             known_peers: BTreeMap::new(),
+            server_key: None,
             seed,
             name,
             server,
@@ -185,6 +190,12 @@ pub enum PeerOutput {
     /// name wins) for later runs.
     Pin {
         name: String,
+        key: PublicKey,
+    },
+    /// Pin `key` for the server at `addr`: its first handshake proved it.
+    /// The driver keeps it (the known_servers file) for later runs.
+    PinServer {
+        addr: SocketAddr,
         key: PublicKey,
     },
     /// The peer is done; exit the process with this code.

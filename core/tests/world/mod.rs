@@ -8,10 +8,14 @@
 
 #![allow(dead_code)]
 
+mod lying;
+
 use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::identity::{derive_seed, Identity};
 use natter_core::peer::{PeerConfig, PeerInput};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
-use natter_core::{Event, Identity, LinkId, Now, Peer, PublicKey, Registry};
+use natter_core::{Event, LinkId, Now, Peer, PublicKey, Registry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -47,12 +51,13 @@ pub struct World {
     /// Each peer's drain loop, the same as the real driver's.
     drives: BTreeMap<String, Drive>,
     ips: BTreeMap<String, IpAddr>,
-    /// The key each peer's identity holds.
-    keys: BTreeMap<String, PublicKey>,
-    /// What the server is told a peer's server link proved, when it is not
-    /// the peer's own key: a lying directory (another key), or an older
-    /// client without a handshake (none). See [`World::directory_lists`].
-    directory_keys: BTreeMap<String, Option<PublicKey>>,
+    /// Each peer's identity.
+    identities: BTreeMap<String, Identity>,
+    /// What the directory says about names instead of the truth (see
+    /// [`World::directory_lists`]).
+    lies: lying::Lies,
+    /// Server links carried by the lying directory, by the server's link.
+    relays: BTreeMap<LinkId, lying::Relay>,
     pub events: BTreeMap<String, Vec<Event>>,
     pub exits: BTreeMap<String, i32>,
     pub logs: Vec<RegistryLog>,
@@ -76,6 +81,10 @@ pub struct World {
     pub failing_disk: Option<String>,
     /// When set, this peer's lines are written but never made durable.
     pub failing_sync: Option<String>,
+    /// The server keys each peer pinned, in order (known_servers).
+    pub server_pins: BTreeMap<String, Vec<(SocketAddr, natter_core::PublicKey)>>,
+    /// Raw clients' sessions, by server-side link.
+    raw: BTreeMap<LinkId, InProcessClient>,
     /// Peers whose user does not read their events: the drain loop then
     /// withholds receipts (call [`World::settle`] after removing one).
     pub backed_up: BTreeSet<String>,
@@ -154,8 +163,9 @@ impl World {
             peers: BTreeMap::new(),
             drives: BTreeMap::new(),
             ips: BTreeMap::new(),
-            keys: BTreeMap::new(),
-            directory_keys: BTreeMap::new(),
+            identities: BTreeMap::new(),
+            lies: lying::Lies::new(),
+            relays: BTreeMap::new(),
             events: BTreeMap::new(),
             exits: BTreeMap::new(),
             logs: Vec::new(),
@@ -170,6 +180,8 @@ impl World {
             failing_disk: None,
             failing_sync: None,
             backed_up: BTreeSet::new(),
+            raw: BTreeMap::new(),
+            server_pins: BTreeMap::new(),
         }
     }
 
@@ -190,7 +202,8 @@ impl World {
     pub fn add_peer_at(&mut self, config: PeerConfig, ip: IpAddr) {
         let name = config.name.clone();
         self.ips.insert(name.clone(), ip);
-        self.keys.insert(name.clone(), config.identity.public());
+        self.identities
+            .insert(name.clone(), config.identity.clone());
         let peer = Peer::new(config, self.now);
         self.peers.insert(name.clone(), peer);
         self.drives.insert(name.clone(), Drive::new());
@@ -204,7 +217,8 @@ impl World {
         let config = PeerConfig::new(name, SERVER, LISTEN_PORT);
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + self.ips.len() as u8));
         self.ips.insert(name.to_string(), ip);
-        self.keys.insert(name.to_string(), config.identity.public());
+        self.identities
+            .insert(name.to_string(), config.identity.clone());
         self.peers
             .insert(name.to_string(), Peer::new(config, self.now));
         self.drives.insert(name.to_string(), Drive::new());
@@ -217,15 +231,15 @@ impl World {
 
     /// The key peer `name`'s identity holds (what its handshakes prove).
     pub fn key_of(&self, name: &str) -> PublicKey {
-        self.keys[name]
+        self.identities[name].public()
     }
 
-    /// From `name`'s next connection to the server on, the server takes
-    /// `key` as the key that connection proved, and lists it: another key
-    /// than the peer's own is a lying directory, `None` an older client
-    /// that made no handshake.
+    /// The directory lies about `name` from now on: to every peer whose
+    /// server link opens after this, it lists `key` for that name (`None`:
+    /// no key, as for a client that made no handshake), whatever key the
+    /// peer of that name proved. See [`lying`].
     pub fn directory_lists(&mut self, name: &str, key: Option<PublicKey>) {
-        self.directory_keys.insert(name.to_string(), key);
+        self.lies.insert(name.to_ascii_lowercase(), key);
     }
 
     /// The user `name` types `line`.
@@ -351,6 +365,7 @@ impl World {
     /// fresh, empty one on the same address.
     pub fn crash_server(&mut self) {
         self.registry = None;
+        self.relays.clear();
         self.hang_up_all(|e| matches!(e, End::Server(_)));
     }
 
@@ -371,51 +386,68 @@ impl World {
         self.registry = Some(Registry::new(self.registry_config.clone(), self.now));
     }
 
-    /// A raw client connects to the server from `client` (for hostile
-    /// input tests); returns the server-side link. What the server answers
-    /// at once stays queued for [`World::drain_raw`].
+    /// A fresh server on the same address with another configuration
+    /// (e.g. another key) from now on.
+    pub fn restart_server_with(&mut self, config: RegistryConfig) {
+        self.registry_config = config;
+        self.restart_server();
+    }
+
+    /// A raw client connects to the server from `client` and completes
+    /// the encrypted handshake, with a key of its own (for hostile input
+    /// tests); returns the server-side link. What the server answers at
+    /// once stays queued for [`World::drain_raw`].
     pub fn raw_client(&mut self, client: SocketAddr) -> LinkId {
+        let identity =
+            Identity::from_seed(&derive_seed(&[7; 32], b"raw client", self.next_server_link));
+        self.raw_client_with(client, &identity)
+    }
+
+    /// [`World::raw_client`] holding `identity`.
+    pub fn raw_client_with(&mut self, client: SocketAddr, identity: &Identity) -> LinkId {
         self.next_server_link += 1;
         let link = LinkId(1_000_000 + self.next_server_link);
         let now = self.now;
-        self.registry()
-            .handle_input(now, RegistryInput::Opened { link, addr: client });
+        let seed = derive_seed(&[8; 32], b"raw client seed", self.next_server_link);
+        let registry = self.registry.as_mut().expect("server running");
+        let (raw, others) = InProcessClient::connect(registry, now, link, client, identity, seed);
+        self.raw.insert(link, raw);
+        for out in others {
+            self.registry_output(out);
+        }
         link
     }
 
-    /// Bytes from a raw client to the server; returns what the server
-    /// answered on that link and whether it closed it.
+    /// Frames (plaintext) from a raw client to the server, sealed in its
+    /// session; returns what the server answered on that link and whether
+    /// it closed it.
     pub fn raw_send(&mut self, link: LinkId, bytes: &[u8]) -> (String, bool) {
+        let raw = self.raw.get_mut(&link).expect("a raw client");
+        raw.send(bytes).expect("the session is open");
+        let bytes = raw.outgoing().unwrap_or_default();
+        self.raw_send_unsealed(link, &bytes)
+    }
+
+    /// Bytes from a raw client to the server as they are, not through its
+    /// session (garbage on the wire).
+    pub fn raw_send_unsealed(&mut self, link: LinkId, bytes: &[u8]) -> (String, bool) {
         let now = self.now;
-        self.registry().handle_input(
-            now,
-            RegistryInput::Bytes {
-                link,
-                bytes: bytes.to_vec(),
-            },
-        );
+        let bytes = bytes.to_vec();
+        self.registry()
+            .handle_input(now, RegistryInput::Bytes { link, bytes });
         self.drain_raw(link)
     }
 
+    /// What the server said to raw client `link` so far (decrypted) and
+    /// whether it closed the link; everything else the server did is
+    /// carried out.
     pub fn drain_raw(&mut self, link: LinkId) -> (String, bool) {
-        let mut text = String::new();
-        let mut closed = false;
-        let mut rest = VecDeque::new();
         while let Some(out) = self.registry().poll_output() {
-            match out {
-                RegistryOutput::Send { link: l, bytes } if l == link => {
-                    text.push_str(&String::from_utf8_lossy(&bytes))
-                }
-                RegistryOutput::Close { link: l } if l == link => closed = true,
-                RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
-                other => rest.push_back(other),
-            }
-        }
-        for out in rest {
             self.registry_output(out);
         }
         self.settle();
-        (text, closed)
+        let raw = self.raw.get_mut(&link).expect("a raw client");
+        (raw.received(), raw.is_closed())
     }
 
     pub fn registry(&mut self) -> &mut Registry {
@@ -488,28 +520,25 @@ impl World {
             let to = End::Server(server_link);
             self.wires.insert(from.clone(), to.clone());
             self.wires.insert(to, from);
-            self.registry().handle_input(
-                now,
-                RegistryInput::Opened {
-                    link: server_link,
-                    addr: client,
-                },
-            );
-            // What an authenticated server link tells the server: the
-            // key the peer proved (or what a lying directory claims).
-            let key = match self.directory_keys.get(name) {
-                Some(listed) => *listed,
-                None => self.keys.get(name).copied(),
-            };
-            if let Some(key) = key {
-                let key = *key.as_bytes();
+            if self.lies.is_empty() {
                 self.registry().handle_input(
                     now,
-                    RegistryInput::Authenticated {
+                    RegistryInput::Opened {
                         link: server_link,
-                        key,
+                        addr: client,
                     },
                 );
+            } else {
+                let peer = self.identities[name].clone();
+                let server = self.registry_config.identity.clone();
+                let seed = derive_seed(&[9; 32], b"lying relay", server_link.0);
+                let registry = self.registry.as_mut().expect("server running");
+                let (relay, others) =
+                    lying::Relay::connect(registry, now, server_link, client, &peer, &server, seed);
+                self.relays.insert(server_link, relay);
+                for out in others {
+                    self.registry_output(out);
+                }
             }
             self.peer(name)
                 .handle_input(now, PeerInput::Connected { link });
@@ -547,6 +576,21 @@ impl World {
     }
 
     fn registry_output(&mut self, out: RegistryOutput) {
+        if let RegistryOutput::Send { link, .. } | RegistryOutput::Close { link } = &out {
+            if let Some(raw) = self.raw.get_mut(link) {
+                raw.take(&out);
+                return;
+            }
+        }
+        if let RegistryOutput::Send { link, .. } = &out {
+            if let Some(relay) = self.relays.get_mut(link) {
+                let to_peer = relay.from_registry(&out, &self.lies).unwrap_or_default();
+                for bytes in to_peer {
+                    self.transmit(End::Server(*link), bytes);
+                }
+                return;
+            }
+        }
         match out {
             RegistryOutput::Send { link, bytes } => self.transmit(End::Server(link), bytes),
             RegistryOutput::Close { link } => self.hang_up(End::Server(link)),
@@ -591,9 +635,29 @@ impl World {
         }
     }
 
+    /// Bytes a peer sent on a server link the lying directory carries.
+    fn relay_from_peer(&mut self, link: LinkId, bytes: &[u8]) {
+        let now = self.now;
+        let relay = self.relays.get_mut(&link).expect("a relayed link");
+        let Some((to_peer, to_registry)) = relay.from_peer(bytes) else {
+            return self.hang_up(End::Server(link));
+        };
+        for bytes in to_peer {
+            self.transmit(End::Server(link), bytes);
+        }
+        if let Some(registry) = &mut self.registry {
+            for bytes in to_registry {
+                registry.handle_input(now, RegistryInput::Bytes { link, bytes });
+            }
+        }
+    }
+
     fn run_job(&mut self, job: Job) {
         let now = self.now;
         match job {
+            Job::Bytes(End::Server(link), bytes) if self.relays.contains_key(&link) => {
+                self.relay_from_peer(link, &bytes)
+            }
             Job::Bytes(End::Server(link), bytes) => {
                 if let Some(r) = &mut self.registry {
                     r.handle_input(now, RegistryInput::Bytes { link, bytes })
@@ -694,6 +758,11 @@ impl Effects for PeerEffects<'_> {
     fn exit(&mut self, code: i32) {
         self.done += 1;
         self.world.exits.insert(self.name.to_string(), code);
+    }
+
+    fn pin_server(&mut self, addr: SocketAddr, key: natter_core::PublicKey) {
+        let pins = self.world.server_pins.entry(self.name.to_string());
+        pins.or_default().push((addr, key));
     }
 
     fn events_backed_up(&self) -> bool {
