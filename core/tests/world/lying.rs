@@ -18,6 +18,14 @@ use std::net::SocketAddr;
 /// key at all (as for a client that made no handshake).
 pub type Lies = BTreeMap<String, Option<PublicKey>>;
 
+/// What the relay sends on after bytes from the peer.
+pub struct Onward {
+    /// Back to the peer: its handshake's answer.
+    pub to_peer: Vec<Vec<u8>>,
+    /// On to the registry, sealed as the peer.
+    pub to_registry: Vec<Vec<u8>>,
+}
+
 /// One relayed server link.
 pub struct Relay {
     /// The peer's session, ended here as the server.
@@ -50,22 +58,22 @@ impl Relay {
         (relay, others)
     }
 
-    /// Bytes the peer sent: what goes back to it (its handshake's answer)
-    /// and what goes on to the registry; `None` if the peer's session
-    /// failed (the link is then closed).
-    pub fn from_peer(&mut self, bytes: &[u8]) -> Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+    /// Bytes the peer sent, and where they lead; `None` if the peer's
+    /// session failed (the link is then closed).
+    pub fn carry_up(&mut self, bytes: &[u8]) -> Option<Onward> {
         self.facing_peer.push(bytes).ok()?;
         while let Some(plaintext) = self.facing_peer.poll_plaintext() {
             self.facing_registry.send(&plaintext).ok()?;
         }
-        let back = std::iter::from_fn(|| self.facing_peer.poll_transmit()).collect();
-        let on = std::iter::from_fn(|| self.facing_registry.outgoing()).collect();
-        Some((back, on))
+        Some(Onward {
+            to_peer: std::iter::from_fn(|| self.facing_peer.poll_transmit()).collect(),
+            to_registry: std::iter::from_fn(|| self.facing_registry.outgoing()).collect(),
+        })
     }
 
     /// Reads `output` if it is the registry's bytes or close for this
     /// link (false if not); `Some` bytes for the peer, the lies told.
-    pub fn from_registry(&mut self, output: &RegistryOutput, lies: &Lies) -> Option<Vec<Vec<u8>>> {
+    pub fn carry_down(&mut self, output: &RegistryOutput, lies: &Lies) -> Option<Vec<Vec<u8>>> {
         if !self.facing_registry.take(output) {
             return None;
         }

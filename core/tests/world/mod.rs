@@ -584,7 +584,7 @@ impl World {
         }
         if let RegistryOutput::Send { link, .. } = &out {
             if let Some(relay) = self.relays.get_mut(link) {
-                let to_peer = relay.from_registry(&out, &self.lies).unwrap_or_default();
+                let to_peer = relay.carry_down(&out, &self.lies).unwrap_or_default();
                 for bytes in to_peer {
                     self.transmit(End::Server(*link), bytes);
                 }
@@ -639,14 +639,14 @@ impl World {
     fn relay_from_peer(&mut self, link: LinkId, bytes: &[u8]) {
         let now = self.now;
         let relay = self.relays.get_mut(&link).expect("a relayed link");
-        let Some((to_peer, to_registry)) = relay.from_peer(bytes) else {
+        let Some(onward) = relay.carry_up(bytes) else {
             return self.hang_up(End::Server(link));
         };
-        for bytes in to_peer {
+        for bytes in onward.to_peer {
             self.transmit(End::Server(link), bytes);
         }
         if let Some(registry) = &mut self.registry {
-            for bytes in to_registry {
+            for bytes in onward.to_registry {
                 registry.handle_input(now, RegistryInput::Bytes { link, bytes });
             }
         }
