@@ -301,3 +301,30 @@ fn trust_says_why_when_there_is_nothing_to_trust() {
     );
     assert!(!world.pins.contains_key("alice"), "nothing pinned");
 }
+
+#[test]
+fn a_flood_of_unknown_callers_cannot_get_the_callees_server_link_closed() {
+    let mut world = World::new();
+    world.add_peer("bob");
+    // More callers than the server's request budget (a burst of 20): each
+    // one bob does not know costs it a lookup.
+    let callers: Vec<String> = (0..25).map(|i| format!("caller{i}")).collect();
+    for caller in &callers {
+        world.add_peer(caller);
+    }
+    world.take_events("bob");
+    for caller in &callers {
+        world.type_line(caller, "/connect bob");
+    }
+    let bob = world.take_events("bob");
+    assert!(
+        !bob.iter().any(|e| matches!(e, Event::ServerLost)),
+        "bob keeps its server link: {bob:?}"
+    );
+    assert!(world.peer("bob").is_registered());
+    let refused = callers
+        .iter()
+        .filter(|caller| told(&world.take_events(caller), ErrorCode::CannotVerify, "bob"))
+        .count();
+    assert_eq!(refused, 15, "callers past bob's 10 lookups are refused");
+}

@@ -16,6 +16,7 @@ use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
 use crate::identity::PublicKey;
 use crate::link::LinkId;
 use crate::protocol::{negotiate, ClientMsg, ErrorCode, PeerInfo, ServerMsg, Versions};
+use crate::rate::{RateLimit, TokenBucket};
 use crate::secure::{LinkKind, SecureLink};
 use crate::text::{same_name, sanitize, MAX_NAME};
 use crate::time::Instant;
@@ -25,6 +26,16 @@ use std::time::Duration;
 
 /// Longest server error message shown, in characters.
 const MAX_SERVER_MESSAGE: usize = 512;
+
+/// Lookups of callers this peer does not know, at most: a burst of 10,
+/// then 2 a second. Half the server's default request budget (20, then 5
+/// a second), so that a flood of strangers' calls cannot use it up and
+/// get this peer's server link closed; callers beyond it are refused
+/// (`cannot_verify`).
+const CALLER_LOOKUPS: RateLimit = RateLimit {
+    burst: 10,
+    per_second: 2,
+};
 
 /// The server link's state and what it is waiting for.
 #[derive(Debug)]
@@ -36,6 +47,8 @@ pub(super) struct ServerLink {
     jitter: Jitter,
     /// Requests sent and not yet answered, by id, oldest first.
     pending: VecDeque<(u64, Pending)>,
+    /// What is left of [`CALLER_LOOKUPS`].
+    caller_lookups: TokenBucket,
     next_request: u64,
     /// Where the server says we listen.
     own_addr: Option<SocketAddr>,
@@ -98,6 +111,7 @@ impl ServerLink {
                     .expect("8 bytes"),
             )),
             pending: VecDeque::new(),
+            caller_lookups: TokenBucket::new(CALLER_LOOKUPS, Instant::from_origin(Duration::ZERO)),
             next_request: 0,
             own_addr: None,
             heartbeat_config: config.heartbeat,
@@ -581,9 +595,11 @@ impl Peer {
     }
 
     /// Which key the directory lists for the name a caller claims; the
-    /// chat on `link` gets the answer (at once if it cannot be asked).
+    /// chat on `link` gets the answer (at once if it cannot be asked, or
+    /// if unknown callers have used up their lookups for now).
     pub(super) fn verify_caller(&mut self, link: LinkId, name: String) {
-        if !self.ask(name.clone(), Pending::Caller { link, name }) {
+        let within = self.server.caller_lookups.take(self.clock.mono);
+        if !(within && self.ask(name.clone(), Pending::Caller { link, name })) {
             self.caller_listed(link, Directory::Unreachable);
         }
     }
