@@ -396,6 +396,27 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_mismatch_names_both_fingerprints() {
+        let fingerprint = |seed| {
+            natter_core::Identity::from_seed(&[seed; 32])
+                .public()
+                .fingerprint()
+        };
+        let (listed, proved) = (fingerprint(1), fingerprint(2));
+        let error = Event::error(
+            ErrorCode::IdentityMismatch,
+            ErrorDetail::IdentityMismatch {
+                peer: "zuzu".into(),
+                expected: listed.clone(),
+                presented: proved.clone(),
+            },
+        );
+        let text = human(&error);
+        assert!(text.contains(listed.as_str()), "{text}");
+        assert!(text.contains(proved.as_str()), "{text}");
+    }
+
+    #[test]
     fn errors_read_as_sentences_without_internal_codes() {
         let error = Event::error(ErrorCode::NoRequest, ErrorDetail::NoRequest);
         let text = human(&error);
