@@ -34,6 +34,10 @@ pub fn human(event: &Event) -> String {
             let mut out = format!("online ({}):", peers.len());
             for p in peers {
                 out.push_str(&format!("\n  {:width$}  {:<9}  {}", p.name, p.status, p.addr));
+                match &p.fingerprint {
+                    Some(fingerprint) => out.push_str(&format!("  key {fingerprint}")),
+                    None => out.push_str("  (no key listed: an older server? cannot be verified)"),
+                }
                 if !p.reachable {
                     out.push_str("  (cannot be called; it can call you)");
                 }
@@ -64,6 +68,9 @@ pub fn human(event: &Event) -> String {
         }
         Event::SafetyNumber { peer, number } => format!(
             "safety number with {peer}: {number}\n(the same on {peer}'s screen means nobody sits between you; compare by voice or in person)"
+        ),
+        Event::Trusted { peer, fingerprint } => format!(
+            "{peer}'s key is now {fingerprint}: pinned, replacing any older one; chats with {peer} with this key are taken from now on"
         ),
         Event::Rejected { peer } => format!("{peer} rejected your request"),
         Event::Busy { peer } => format!("{peer} is busy; try again later"),
@@ -140,6 +147,9 @@ fn help(commands: &[String]) -> String {
             "exit()" => "the same as /leave",
             "/quit" => "leave, deregister and exit (Ctrl-D too)",
             "/verify" => "the safety number of your chat, to compare with your partner",
+            "/trust NAME" => {
+                "accept the key the directory lists for NAME now (after a key change you checked)"
+            }
             "/help" => "this list",
             "//text" => "send a message that starts with /",
             _ => "",
@@ -246,7 +256,26 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             expected,
             presented,
         } => format!(
-            "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may be using the name, or {peer} has a new key: ask {peer} another way, and if so delete {peer}'s line in your known_peers file (beside your key)"
+            "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may have the name now, or {peer} has a new key: ask {peer} another way, and if so type /trust {peer}"
+        ),
+        D::IdentityMismatch {
+            peer,
+            expected,
+            presented,
+        } => format!(
+            "refused: the directory lists the key {expected} for {peer}, but the other side proved {presented}; someone else is using the name {peer}, or the directory lies; no message went to it"
+        ),
+        D::NotListed { peer, presented } => format!(
+            "refused a call from someone claiming to be {peer} (key {presented}): the directory has nobody of that name"
+        ),
+        D::ListedWithoutKey { peer, presented } => format!(
+            "refused: the directory lists {peer} without a key (an older server?), so the key {presented} cannot be checked"
+        ),
+        D::CannotVerify { peer, presented } => format!(
+            "refused a call from {peer} (key {presented}): {peer} is not a known contact here and the directory cannot be asked now; {peer} can call again once natter is connected to the server"
+        ),
+        D::NoKeyToTrust { peer } => format!(
+            "nothing to trust: the directory lists {peer} without a key (an older server?)"
         ),
         D::ServerKeyChanged {
             server,
@@ -298,6 +327,7 @@ fn request_name(request: Request) -> &'static str {
     match request {
         Request::List => "/list",
         Request::Lookup => "/connect NAME",
+        Request::Trust => "/trust NAME",
     }
 }
 
@@ -363,6 +393,27 @@ mod tests {
                 .map(|(_, w)| w.trim());
             assert!(words.is_some_and(|w| !w.is_empty()), "{line:?}");
         }
+    }
+
+    #[test]
+    fn an_identity_mismatch_names_both_fingerprints() {
+        let fingerprint = |seed| {
+            natter_core::Identity::from_seed(&[seed; 32])
+                .public()
+                .fingerprint()
+        };
+        let (listed, proved) = (fingerprint(1), fingerprint(2));
+        let error = Event::error(
+            ErrorCode::IdentityMismatch,
+            ErrorDetail::IdentityMismatch {
+                peer: "zuzu".into(),
+                expected: listed.clone(),
+                presented: proved.clone(),
+            },
+        );
+        let text = human(&error);
+        assert!(text.contains(listed.as_str()), "{text}");
+        assert!(text.contains(proved.as_str()), "{text}");
     }
 
     #[test]

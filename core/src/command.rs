@@ -35,6 +35,10 @@ pub enum Command {
     /// `/verify [NAME]`: the safety number of the chat (with NAME, or the
     /// one going on), to compare with the partner out of band.
     Verify(Option<String>),
+    /// `/trust NAME`: pin the key the directory lists for NAME now,
+    /// replacing an older pin (after checking with NAME that its key
+    /// really changed).
+    Trust(String),
     /// Any other line: a chat message (`//x` sends `/x`).
     Say(String),
 }
@@ -59,6 +63,7 @@ pub const HELP: &[&str] = &[
     "exit()",
     "/quit",
     "/verify",
+    "/trust NAME",
     "/help",
     "//text",
 ];
@@ -106,6 +111,15 @@ pub fn parse(line: &str) -> Result<Command, Problem> {
                 ErrorCode::BadInput,
                 ErrorDetail::Usage {
                     usage: "/verify [NAME]".to_string(),
+                },
+            )),
+        },
+        "trust" => match args.as_slice() {
+            [name] if is_valid_name(name) => Ok(Command::Trust(name.to_string())),
+            _ => Err(Problem::new(
+                ErrorCode::BadInput,
+                ErrorDetail::Usage {
+                    usage: "/trust NAME".to_string(),
                 },
             )),
         },
@@ -157,6 +171,7 @@ mod tests {
         assert_eq!(parse("exit()"), Ok(Command::Leave));
         assert_eq!(parse("/leave\r\n"), Ok(Command::Leave));
         assert_eq!(parse("/cancel"), Ok(Command::Cancel));
+        assert_eq!(parse("/trust bob"), Ok(Command::Trust("bob".into())));
         assert_eq!(parse("//etc/hosts"), Ok(Command::Say("/etc/hosts".into())));
         assert_eq!(
             parse("/connect bob"),
@@ -178,5 +193,7 @@ mod tests {
         assert_eq!(code("/connect b o"), ErrorCode::BadInput);
         assert_eq!(code("/connect bad!name"), ErrorCode::BadInput);
         assert_eq!(code("/list now"), ErrorCode::BadInput);
+        assert_eq!(code("/trust"), ErrorCode::BadInput);
+        assert_eq!(code("/trust bad!name"), ErrorCode::BadInput);
     }
 }

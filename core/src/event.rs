@@ -6,7 +6,7 @@
 //! `--json` adds to every `error` event.
 
 use crate::identity::Fingerprint;
-use crate::protocol::{ErrorCode, PeerInfo};
+use crate::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -98,7 +98,7 @@ pub enum Event {
         fingerprint: Fingerprint,
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
-    Peers { peers: Vec<PeerInfo> },
+    Peers { peers: Vec<ListedPeer> },
     /// Our call to `peer` is ringing there (`/cancel` or `/leave` stops it).
     Calling { peer: String },
     /// Someone asks to chat: `/accept` or `/reject`. `fingerprint`: of
@@ -161,6 +161,13 @@ pub enum Event {
     /// The answer to `/verify`: the same `number` shows on both sides of
     /// an honest chat; a different one means someone sits in between.
     SafetyNumber { peer: String, number: String },
+    /// The answer to `/trust NAME`: the key the directory lists for
+    /// `peer` now is pinned (replacing any older pin); chats with that
+    /// key are accepted from now on.
+    Trusted {
+        peer: String,
+        fingerprint: Fingerprint,
+    },
     /// The link to the directory server broke; chats go on, natter
     /// reconnects by itself.
     ServerLost,
@@ -173,6 +180,33 @@ pub enum Event {
         #[serde(flatten)]
         detail: ErrorDetail,
     },
+}
+
+/// One entry of `peers`: the directory's entry, with the fingerprint of
+/// the key it lists instead of the key itself (people compare
+/// fingerprints; natter compares the whole key when it calls).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListedPeer {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub status: PeerStatus,
+    pub reachable: bool,
+    /// Of the key the directory lists; absent when it lists none (a
+    /// server too old to list keys): such a peer cannot be verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl From<PeerInfo> for ListedPeer {
+    fn from(info: PeerInfo) -> Self {
+        Self {
+            fingerprint: info.key.map(|key| key.fingerprint()),
+            name: info.name,
+            addr: info.addr,
+            status: info.status,
+            reachable: info.reachable,
+        }
+    }
 }
 
 /// The typed facts of an `error` event: which situation it is (`detail`)
@@ -332,6 +366,39 @@ pub enum ErrorDetail {
         expected: Fingerprint,
         presented: Fingerprint,
     },
+    /// The other side proved another key than the one the directory
+    /// lists for its name: someone else answers (or calls) under that
+    /// name, or the directory lies; the chat is refused.
+    IdentityMismatch {
+        peer: String,
+        /// Of the key the directory lists.
+        expected: Fingerprint,
+        /// Of the key the other side proved.
+        presented: Fingerprint,
+    },
+    /// A caller claims a name the directory does not have: it cannot be
+    /// who it says; the call is refused.
+    NotListed {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// The directory lists the name without a key (a server too old to
+    /// list keys): nothing to check the other side against; the chat is
+    /// refused.
+    ListedWithoutKey {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// A caller whose key is not pinned, while the directory cannot be
+    /// asked (not connected, or no answer in time): the call is refused.
+    CannotVerify {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// `/trust NAME` for a name the directory lists without a key.
+    NoKeyToTrust {
+        peer: String,
+    },
     /// The server at `server` proved another key than the one pinned for
     /// that address at an earlier run: another machine may be answering
     /// there (or the operator gave the server a new key).
@@ -406,6 +473,8 @@ pub enum ErrorDetail {
 pub enum Request {
     List,
     Lookup,
+    /// The lookup of `/trust NAME`.
+    Trust,
 }
 
 /// A refused command or a failure: the code and its typed detail.

@@ -288,6 +288,9 @@ struct Entry {
     /// What the probe found; `None` while it has not answered (the name
     /// and address are claimed, but the peer is not registered yet).
     reachable: Option<bool>,
+    /// The key the connection proved when it registered: listed, so that
+    /// callers can check whom they reach.
+    key: Option<[u8; 32]>,
 }
 
 impl Conn {
@@ -629,6 +632,7 @@ impl Registry {
             addr,
             status: PeerStatus::Available,
             reachable: None,
+            key,
         });
         self.claims.insert(name_key(&name), link);
         self.addrs.insert(addr, link);
@@ -986,6 +990,7 @@ impl Entry {
             addr: self.addr,
             status: self.status,
             reachable: self.reachable.unwrap_or(false),
+            key: self.key.map(crate::identity::PublicKey::from_bytes),
         }
     }
 }

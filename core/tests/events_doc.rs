@@ -9,7 +9,7 @@
 //! here, which is the moment to give it a sample and a line in the page.
 
 use natter_core::command::HELP;
-use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, Request};
+use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer, Request};
 use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use serde::Serialize;
 use serde_json::Value;
@@ -91,13 +91,15 @@ fn addr() -> SocketAddr {
     "127.0.0.1:4000".parse().unwrap()
 }
 
-fn peer_info() -> PeerInfo {
+fn listed_peer() -> ListedPeer {
     PeerInfo {
         name: "zuzu".into(),
         addr: addr(),
         status: PeerStatus::Available,
         reachable: true,
+        key: Some(natter_core::Identity::from_seed(&[7; 32]).public()),
     }
+    .into()
 }
 
 fn events() -> Vec<Event> {
@@ -116,7 +118,7 @@ fn events() -> Vec<Event> {
             fingerprint: fingerprint(),
         },
         Event::Peers {
-            peers: vec![peer_info()],
+            peers: vec![listed_peer()],
         },
         Event::Calling { peer: peer() },
         Event::Incoming {
@@ -162,6 +164,10 @@ fn events() -> Vec<Event> {
             peer: peer(),
             number: "12345 67890".into(),
         },
+        Event::Trusted {
+            peer: peer(),
+            fingerprint: fingerprint(),
+        },
         Event::ServerLost,
         Event::Reregistered,
         Event::Help {
@@ -191,6 +197,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::Delivered { .. } => "delivered",
         Event::ChatEnded { .. } => "chat_ended",
         Event::SafetyNumber { .. } => "safety_number",
+        Event::Trusted { .. } => "trusted",
         Event::ServerLost => "server_lost",
         Event::Reregistered => "reregistered",
         Event::Help { .. } => "help",
@@ -202,6 +209,11 @@ fn details() -> Vec<ErrorDetail> {
     use ErrorDetail as D;
     let peer = || "zuzu".to_string();
     let text = || "why".to_string();
+    let fingerprint = |seed: u8| {
+        natter_core::Identity::from_seed(&[seed; 32])
+            .public()
+            .fingerprint()
+    };
     vec![
         D::OwnNameInvalid { name: text() },
         D::MessageLimitOutOfRange {
@@ -230,21 +242,31 @@ fn details() -> Vec<ErrorDetail> {
         D::IdentityUnusable { reason: text() },
         D::KeyChanged {
             peer: peer(),
-            expected: natter_core::Identity::from_seed(&[1; 32])
-                .public()
-                .fingerprint(),
-            presented: natter_core::Identity::from_seed(&[2; 32])
-                .public()
-                .fingerprint(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
         },
+        D::IdentityMismatch {
+            peer: peer(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
+        },
+        D::NotListed {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::ListedWithoutKey {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::CannotVerify {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::NoKeyToTrust { peer: peer() },
         D::ServerKeyChanged {
             server: addr(),
-            expected: natter_core::Identity::from_seed(&[1; 32])
-                .public()
-                .fingerprint(),
-            presented: natter_core::Identity::from_seed(&[2; 32])
-                .public()
-                .fingerprint(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
         },
         D::Replaced { name: peer() },
         D::BadTarget { word: text() },
@@ -340,6 +362,11 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::BadArguments { .. } => "bad_arguments",
         D::IdentityUnusable { .. } => "identity_unusable",
         D::KeyChanged { .. } => "key_changed",
+        D::IdentityMismatch { .. } => "identity_mismatch",
+        D::NotListed { .. } => "not_listed",
+        D::ListedWithoutKey { .. } => "listed_without_key",
+        D::CannotVerify { .. } => "cannot_verify",
+        D::NoKeyToTrust { .. } => "no_key_to_trust",
         D::ServerKeyChanged { .. } => "server_key_changed",
         D::Replaced { .. } => "replaced",
         D::BadTarget { .. } => "bad_target",
@@ -409,10 +436,10 @@ fn statuses() -> Vec<PeerStatus> {
 }
 
 fn requests() -> Vec<Request> {
-    let all = vec![Request::List, Request::Lookup];
+    let all = vec![Request::List, Request::Lookup, Request::Trust];
     for request in &all {
         match request {
-            Request::List | Request::Lookup => {}
+            Request::List | Request::Lookup | Request::Trust => {}
         }
     }
     all
@@ -445,7 +472,7 @@ fn every_event_is_documented_with_each_of_its_fields() {
                 fields = vec!["code".into(), "detail".into(), "message".into()];
             }
             Event::Peers { .. } => {
-                let entry = serialized(&peer_info());
+                let entry = serialized(&listed_peer());
                 fields.extend(entry.as_object().unwrap().keys().cloned());
             }
             _ => {}

@@ -148,7 +148,13 @@ const CALLER: &str = "10.0.0.66:5000";
 /// bob, registered nowhere, with one incoming connection `link` open.
 fn callee() -> (Peer, LinkId) {
     let now = Now::at_unix(0);
-    let mut bob = Peer::new(PeerConfig::new("bob", SERVER, LISTEN_PORT), now);
+    // bob met mallory before (her key is pinned), so her calls ring
+    // without asking a directory: this bob has none.
+    let mut config = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    config
+        .known_peers
+        .insert("mallory".into(), Wire::identity().public());
+    let mut bob = Peer::new(config, now);
     while bob.poll_output().is_some() {}
     let link = LinkId(100);
     bob.handle_input(

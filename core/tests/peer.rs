@@ -4,9 +4,9 @@
 mod noise_wire;
 mod world;
 
-use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event};
+use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer};
 use natter_core::peer::PeerConfig;
-use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
+use natter_core::protocol::{ErrorCode, PeerStatus};
 use std::time::Duration;
 use world::{chatting, World, LISTEN_PORT, SERVER};
 
@@ -92,17 +92,19 @@ fn list_shows_every_other_peer_with_its_status() {
         world.take_events("carol"),
         vec![Event::Peers {
             peers: vec![
-                PeerInfo {
+                ListedPeer {
                     name: "alice".into(),
                     addr: world.addr_of("alice"),
                     status: PeerStatus::Chatting,
                     reachable: true,
+                    fingerprint: Some(world.key_of("alice").fingerprint()),
                 },
-                PeerInfo {
+                ListedPeer {
                     name: "bob".into(),
                     addr: world.addr_of("bob"),
                     status: PeerStatus::Chatting,
                     reachable: true,
+                    fingerprint: Some(world.key_of("bob").fingerprint()),
                 },
             ]
         }]
@@ -660,7 +662,13 @@ fn escape_sequences_from_the_network_are_shown_escaped() {
     use natter_core::peer::{PeerInput, PeerOutput};
     use natter_core::{LinkId, Now, Peer};
     let now = Now::at_unix(0);
-    let mut bob = Peer::new(PeerConfig::new("bob", SERVER, LISTEN_PORT), now);
+    // bob met mallory before: her call rings without asking a directory
+    // (this bob has none).
+    let mut config = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    config
+        .known_peers
+        .insert("mallory".into(), noise_wire::Wire::identity().public());
+    let mut bob = Peer::new(config, now);
     let link = LinkId(100);
     bob.handle_input(
         now,

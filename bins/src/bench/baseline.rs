@@ -207,6 +207,7 @@ async fn registry_conn(
                     addr,
                     status: PeerStatus::Available,
                     reachable: true,
+                    key: None,
                 };
                 let mut map = names.lock().expect("not poisoned");
                 if map.contains_key(&name) {

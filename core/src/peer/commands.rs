@@ -1,12 +1,12 @@
 //! What the user asks for: the typed commands of a user interface.
 
-use super::chat::{Chat, End, Stage};
-use super::Peer;
+use super::chat::{Chat, Dialled, End, Stage};
+use super::{Peer, PeerOutput};
 use crate::command::{Command, Target, HELP};
 use crate::event::{ErrorDetail, Event};
 use crate::link::LinkId;
-use crate::protocol::ErrorCode;
-use crate::text::{prepare_message, same_name};
+use crate::protocol::{ErrorCode, PeerInfo};
+use crate::text::{prepare_message, same_name, sanitize, MAX_NAME};
 use std::net::SocketAddr;
 
 impl Peer {
@@ -26,6 +26,7 @@ impl Peer {
                 commands: HELP.iter().map(|s| s.to_string()).collect(),
             }),
             Command::Verify(name) => self.verify(name),
+            Command::Trust(name) => self.lookup_to_trust(name),
             Command::Say(text) => self.say(&text),
         }
     }
@@ -94,11 +95,13 @@ impl Peer {
             || self.server.own_addr().is_some_and(|own| own.ip() == ip)
     }
 
-    pub(super) fn dial(&mut self, addr: SocketAddr, name: Option<String>) {
+    /// Calls `addr`: a name the directory gave it for (`dialled`), or an
+    /// address typed as is.
+    pub(super) fn dial(&mut self, addr: SocketAddr, dialled: Option<Dialled>) {
         let link = self.allocate_link();
         let seed = self.seeds.next_seed();
         let (mut ctx, chats) = self.split();
-        chats.insert(link, Chat::dial(&mut ctx, link, addr, name, seed));
+        chats.insert(link, Chat::dial(&mut ctx, link, addr, dialled, seed));
         self.update_status();
     }
 
@@ -176,6 +179,28 @@ impl Peer {
             }
             None => self.error(ErrorCode::NotInChat, ErrorDetail::NotInChat),
         }
+    }
+
+    /// The directory's answer to `/trust NAME`: its key is pinned for
+    /// the name, replacing any older pin, so the next chat with that key
+    /// is taken (and one with the old key refused).
+    pub(super) fn trust_answered(&mut self, asked: String, entry: Option<PeerInfo>) {
+        let Some(info) = entry else {
+            return self.error(
+                ErrorCode::UnknownPeer,
+                ErrorDetail::NoSuchPeer { name: asked },
+            );
+        };
+        let peer = sanitize(&info.name, MAX_NAME);
+        let Some(key) = info.key else {
+            return self.error(ErrorCode::CannotVerify, ErrorDetail::NoKeyToTrust { peer });
+        };
+        let name = asked.to_ascii_lowercase();
+        if self.pins.insert(name.clone(), key) != Some(key) {
+            self.outputs.push_back(PeerOutput::Pin { name, key });
+        }
+        let fingerprint = key.fingerprint();
+        self.event(Event::Trusted { peer, fingerprint });
     }
 
     fn say(&mut self, text: &str) {

@@ -25,7 +25,7 @@ use crate::link::LinkId;
 use crate::protocol::{ErrorCode, PeerMsg, PeerStatus, Versions, MAX_FRAME};
 use crate::secure::LinkSeeds;
 use crate::time::{Instant, Now};
-use chat::{Chat, End, Partner, Signal, Stage};
+use chat::{Chat, Directory, End, Partner, Signal, Stage};
 use server_link::ServerLink;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -184,8 +184,10 @@ pub enum PeerOutput {
     },
     Event(Event),
     Transcript(TranscriptWrite),
-    /// Pin `key` for `name` (lower case): it was met for the first time.
-    /// The driver keeps it (the known_peers file) for later runs.
+    /// Pin `key` for `name` (lower case): it was met for the first time,
+    /// or the user trusted it (`/trust`), replacing an older pin. The
+    /// driver keeps it (the known_peers file, where the last line for a
+    /// name wins) for later runs.
     Pin {
         name: String,
         key: PublicKey,
@@ -474,12 +476,30 @@ impl Peer {
             let Some(signal) = chat.next_frame(&mut ctx) else {
                 return;
             };
-            match signal {
-                None => {}
-                Some(Signal::Greeted { caller }) => self.greeted(link, caller),
-                Some(Signal::Started) => self.update_status(),
-                Some(Signal::Ended(end)) => self.finish(link, end),
+            if let Some(signal) = signal {
+                self.signal(link, signal);
             }
+        }
+    }
+
+    /// Acts on what a chat reported.
+    fn signal(&mut self, link: LinkId, signal: Signal) {
+        match signal {
+            Signal::Greeted { caller } => self.greeted(link, caller),
+            Signal::Verify { name } => self.verify_caller(link, name),
+            Signal::Started => self.update_status(),
+            Signal::Ended(end) => self.finish(link, end),
+        }
+    }
+
+    /// The directory's answer about the caller on `link`.
+    fn caller_listed(&mut self, link: LinkId, directory: Directory) {
+        let (mut ctx, chats) = self.split();
+        let Some(chat) = chats.get_mut(&link) else {
+            return; // the caller went away meanwhile
+        };
+        if let Some(signal) = chat.listed(&mut ctx, directory) {
+            self.signal(link, signal);
         }
     }
 

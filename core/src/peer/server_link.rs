@@ -8,6 +8,7 @@
 //! has been checked against the one pinned for the server's address
 //! (trust on first use, like SSH's known_hosts): not even our name.
 
+use super::chat::{Dialled, Directory};
 use super::{Peer, PeerConfig, PeerOutput, Timer};
 use crate::codec::{encode, FrameDecoder};
 use crate::event::{ErrorDetail, Event, Problem, Request};
@@ -15,6 +16,7 @@ use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
 use crate::identity::PublicKey;
 use crate::link::LinkId;
 use crate::protocol::{negotiate, ClientMsg, ErrorCode, PeerInfo, ServerMsg, Versions};
+use crate::rate::{RateLimit, TokenBucket};
 use crate::secure::{LinkKind, SecureLink};
 use crate::text::{same_name, sanitize, MAX_NAME};
 use crate::time::Instant;
@@ -24,6 +26,16 @@ use std::time::Duration;
 
 /// Longest server error message shown, in characters.
 const MAX_SERVER_MESSAGE: usize = 512;
+
+/// Lookups of callers this peer does not know, at most: a burst of 10,
+/// then 2 a second. Half the server's default request budget (20, then 5
+/// a second), so that a flood of strangers' calls cannot use it up and
+/// get this peer's server link closed; callers beyond it are refused
+/// (`cannot_verify`).
+const CALLER_LOOKUPS: RateLimit = RateLimit {
+    burst: 10,
+    per_second: 2,
+};
 
 /// The server link's state and what it is waiting for.
 #[derive(Debug)]
@@ -35,6 +47,8 @@ pub(super) struct ServerLink {
     jitter: Jitter,
     /// Requests sent and not yet answered, by id, oldest first.
     pending: VecDeque<(u64, Pending)>,
+    /// What is left of [`CALLER_LOOKUPS`].
+    caller_lookups: TokenBucket,
     next_request: u64,
     /// Where the server says we listen.
     own_addr: Option<SocketAddr>,
@@ -75,12 +89,14 @@ struct Conn {
 #[derive(Debug)]
 enum Pending {
     /// A list, with the chunks received so far.
-    List {
-        chunks: Vec<PeerInfo>,
-    },
-    Lookup {
-        name: String,
-    },
+    List { chunks: Vec<PeerInfo> },
+    /// For `/connect NAME`.
+    Lookup { name: String },
+    /// Which key the directory lists for the name a caller claims: the
+    /// answer goes to the chat on `link` (if it is still there).
+    Caller { link: LinkId, name: String },
+    /// For `/trust NAME`.
+    Trust { name: String },
 }
 
 impl ServerLink {
@@ -95,6 +111,7 @@ impl ServerLink {
                     .expect("8 bytes"),
             )),
             pending: VecDeque::new(),
+            caller_lookups: TokenBucket::new(CALLER_LOOKUPS, Instant::from_origin(Duration::ZERO)),
             next_request: 0,
             own_addr: None,
             heartbeat_config: config.heartbeat,
@@ -305,13 +322,21 @@ impl Peer {
                 for p in &mut peers {
                     p.name = sanitize(&p.name, MAX_NAME);
                 }
+                let peers = peers.into_iter().map(Into::into).collect();
                 self.event(Event::Peers { peers });
             }
-            ServerMsg::Found { id, name, peer } => {
-                if let Some(Pending::Lookup { name: asked }) = self.take_pending(id) {
-                    self.found(asked, name, peer);
+            ServerMsg::Found { id, name, peer } => match self.take_pending(id) {
+                Some(Pending::Lookup { name: asked }) => self.found(asked, name, peer),
+                Some(Pending::Caller { link, name: asked }) => {
+                    let entry = entry_for(&asked, &name, peer);
+                    self.caller_listed(link, Directory::from_entry(entry.map(|e| e.key)));
                 }
-            }
+                Some(Pending::Trust { name: asked }) => {
+                    let entry = entry_for(&asked, &name, peer);
+                    self.trust_answered(asked, entry);
+                }
+                Some(Pending::List { .. }) | None => {}
+            },
             ServerMsg::Error {
                 id, code, message, ..
             } => {
@@ -323,10 +348,15 @@ impl Peer {
                 if matches!(self.server.phase, Phase::Registering(_)) {
                     return self.server_refused(problem);
                 }
-                if id.is_some() {
-                    self.take_pending(id);
-                }
+                let refused = if id.is_some() {
+                    self.take_pending(id)
+                } else {
+                    None
+                };
                 self.event(problem.into());
+                if let Some(Pending::Caller { link, .. }) = refused {
+                    self.caller_listed(link, Directory::Unreachable);
+                }
             }
             ServerMsg::Ping => {
                 self.send_server(&ClientMsg::Pong);
@@ -381,7 +411,7 @@ impl Peer {
 
     /// The answer to a lookup made for `/connect NAME`.
     fn found(&mut self, asked: String, name: String, peer: Option<PeerInfo>) {
-        let Some(info) = peer.filter(|_| same_name(&asked, &name)) else {
+        let Some(info) = entry_for(&asked, &name, peer) else {
             return self.error(
                 ErrorCode::UnknownPeer,
                 ErrorDetail::NoSuchPeer { name: asked },
@@ -402,7 +432,9 @@ impl Peer {
         if let Some((code, detail)) = self.dial_refusal() {
             return self.error(code, detail);
         }
-        self.dial(info.addr, Some(name));
+        // The key listed now is the one the callee must prove.
+        let listed = Directory::from_entry(Some(info.key));
+        self.dial(info.addr, Some(Dialled { name, listed }));
     }
 
     /// The server refused us while registering. Some refusals pass by
@@ -469,6 +501,11 @@ impl Peer {
             let request = match pending {
                 Pending::List { .. } => Request::List,
                 Pending::Lookup { .. } => Request::Lookup,
+                Pending::Trust { .. } => Request::Trust,
+                Pending::Caller { link, .. } => {
+                    self.caller_listed(link, Directory::Unreachable);
+                    continue;
+                }
             };
             self.error(
                 ErrorCode::ServerUnreachable,
@@ -539,33 +576,50 @@ impl Peer {
             let list = Pending::List { chunks: Vec::new() };
             self.server.pending.push_back((id, list));
         } else {
-            self.error(
-                ErrorCode::ServerUnreachable,
-                ErrorDetail::ServerNotConnected {
-                    request: Request::List,
-                },
-            );
+            self.not_connected(Request::List);
         }
     }
 
+    /// `/connect NAME`: where NAME is, and its key.
     pub(super) fn lookup(&mut self, name: String) {
-        let id = self.request_id();
-        let frame = ClientMsg::Lookup {
-            id: Some(id),
-            name: name.clone(),
-        };
-        if self.send_server(&frame) {
-            self.server
-                .pending
-                .push_back((id, Pending::Lookup { name }));
-        } else {
-            self.error(
-                ErrorCode::ServerUnreachable,
-                ErrorDetail::ServerNotConnected {
-                    request: Request::Lookup,
-                },
-            );
+        if !self.ask(name.clone(), Pending::Lookup { name }) {
+            self.not_connected(Request::Lookup);
         }
+    }
+
+    /// `/trust NAME`: the key NAME has now.
+    pub(super) fn lookup_to_trust(&mut self, name: String) {
+        if !self.ask(name.clone(), Pending::Trust { name }) {
+            self.not_connected(Request::Trust);
+        }
+    }
+
+    /// Which key the directory lists for the name a caller claims; the
+    /// chat on `link` gets the answer (at once if it cannot be asked, or
+    /// if unknown callers have used up their lookups for now).
+    pub(super) fn verify_caller(&mut self, link: LinkId, name: String) {
+        let within = self.server.caller_lookups.take(self.clock.mono);
+        if !(within && self.ask(name.clone(), Pending::Caller { link, name })) {
+            self.caller_listed(link, Directory::Unreachable);
+        }
+    }
+
+    /// Sends a lookup of `name`, answered through `pending`; false if the
+    /// server cannot be asked now.
+    fn ask(&mut self, name: String, pending: Pending) -> bool {
+        let id = self.request_id();
+        let sent = self.send_server(&ClientMsg::Lookup { id: Some(id), name });
+        if sent {
+            self.server.pending.push_back((id, pending));
+        }
+        sent
+    }
+
+    fn not_connected(&mut self, request: Request) {
+        self.error(
+            ErrorCode::ServerUnreachable,
+            ErrorDetail::ServerNotConnected { request },
+        );
     }
 
     /// Sends to the server if the link can carry `frame` now; false if not.
@@ -605,6 +659,12 @@ impl Conn {
             });
         }
     }
+}
+
+/// The entry of a `found` answer, if it is about the name asked: an
+/// answer about another name counts as none.
+fn entry_for(asked: &str, name: &str, peer: Option<PeerInfo>) -> Option<PeerInfo> {
+    peer.filter(|info| same_name(asked, name) && same_name(asked, &info.name))
 }
 
 /// Spreads reconnection delays: peers cut off by one server restart come

@@ -8,12 +8,14 @@
 
 #![allow(dead_code)]
 
+mod lying;
+
 use natter_core::drive::{Drive, Effects, Sent};
 use natter_core::identity::{derive_seed, Identity};
 use natter_core::peer::{PeerConfig, PeerInput};
 use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
-use natter_core::{Event, LinkId, Now, Peer, Registry};
+use natter_core::{Event, LinkId, Now, Peer, PublicKey, Registry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -49,6 +51,13 @@ pub struct World {
     /// Each peer's drain loop, the same as the real driver's.
     drives: BTreeMap<String, Drive>,
     ips: BTreeMap<String, IpAddr>,
+    /// Each peer's identity.
+    identities: BTreeMap<String, Identity>,
+    /// What the directory says about names instead of the truth (see
+    /// [`World::directory_lists`]).
+    lies: lying::Lies,
+    /// Server links carried by the lying directory, by the server's link.
+    relays: BTreeMap<LinkId, lying::Relay>,
     pub events: BTreeMap<String, Vec<Event>>,
     pub exits: BTreeMap<String, i32>,
     pub logs: Vec<RegistryLog>,
@@ -56,6 +65,9 @@ pub struct World {
     pub transcripts: BTreeMap<String, Vec<String>>,
     /// How many times each peer made its transcript lines durable.
     pub syncs: BTreeMap<String, u64>,
+    /// What each peer's known_peers file would hold: the last key pinned
+    /// for each name.
+    pub pins: BTreeMap<String, BTreeMap<String, PublicKey>>,
     /// Both directions of every open connection.
     wires: BTreeMap<End, End>,
     /// Wires whose bytes vanish (one entry per direction).
@@ -102,6 +114,40 @@ pub fn chatting() -> World {
     world
 }
 
+/// How long the server keeps a name bound to its key in
+/// [`bob_with_a_new_key`]: a minute, so a name changes hands within a test.
+pub const SHORT_NAME_TTL: Duration = Duration::from_secs(60);
+
+/// The key of bob's second identity in [`bob_with_a_new_key`].
+pub fn bobs_new_identity() -> Identity {
+    Identity::from_seed(&[66; 32])
+}
+
+/// alice and bob chatted once (each pinned the other's key), then left;
+/// bob's name now comes back with another key (bob reinstalled, or
+/// someone else took the name once its binding expired), and the
+/// directory lists that key. Everything seen so far taken.
+pub fn bob_with_a_new_key() -> World {
+    let mut world = World::with_registry(RegistryConfig {
+        name_ttl: SHORT_NAME_TTL,
+        ..RegistryConfig::default()
+    });
+    world.add_peer("alice");
+    world.add_peer("bob");
+    world.type_line("alice", "/connect bob");
+    world.type_line("bob", "/accept");
+    world.type_line("alice", "/leave");
+    world.crash_peer("bob");
+    world.advance(SHORT_NAME_TTL * 2);
+    let mut new_bob = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    new_bob.identity = bobs_new_identity();
+    world.add_peer_at(new_bob, "10.0.0.66".parse().unwrap());
+    world.take_events("alice");
+    world.take_events("bob");
+    world.take_logs();
+    world
+}
+
 impl World {
     pub fn new() -> Self {
         Self::with_registry(RegistryConfig::default())
@@ -117,11 +163,15 @@ impl World {
             peers: BTreeMap::new(),
             drives: BTreeMap::new(),
             ips: BTreeMap::new(),
+            identities: BTreeMap::new(),
+            lies: lying::Lies::new(),
+            relays: BTreeMap::new(),
             events: BTreeMap::new(),
             exits: BTreeMap::new(),
             logs: Vec::new(),
             transcripts: BTreeMap::new(),
             syncs: BTreeMap::new(),
+            pins: BTreeMap::new(),
             wires: BTreeMap::new(),
             cut: Vec::new(),
             jobs: VecDeque::new(),
@@ -152,6 +202,8 @@ impl World {
     pub fn add_peer_at(&mut self, config: PeerConfig, ip: IpAddr) {
         let name = config.name.clone();
         self.ips.insert(name.clone(), ip);
+        self.identities
+            .insert(name.clone(), config.identity.clone());
         let peer = Peer::new(config, self.now);
         self.peers.insert(name.clone(), peer);
         self.drives.insert(name.clone(), Drive::new());
@@ -165,6 +217,8 @@ impl World {
         let config = PeerConfig::new(name, SERVER, LISTEN_PORT);
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + self.ips.len() as u8));
         self.ips.insert(name.to_string(), ip);
+        self.identities
+            .insert(name.to_string(), config.identity.clone());
         self.peers
             .insert(name.to_string(), Peer::new(config, self.now));
         self.drives.insert(name.to_string(), Drive::new());
@@ -173,6 +227,19 @@ impl World {
 
     pub fn addr_of(&self, name: &str) -> SocketAddr {
         SocketAddr::new(self.ips[name], LISTEN_PORT)
+    }
+
+    /// The key peer `name`'s identity holds (what its handshakes prove).
+    pub fn key_of(&self, name: &str) -> PublicKey {
+        self.identities[name].public()
+    }
+
+    /// The directory lies about `name` from now on: to every peer whose
+    /// server link opens after this, it lists `key` for that name (`None`:
+    /// no key, as for a client that made no handshake), whatever key the
+    /// peer of that name proved. See [`lying`].
+    pub fn directory_lists(&mut self, name: &str, key: Option<PublicKey>) {
+        self.lies.insert(name.to_ascii_lowercase(), key);
     }
 
     /// The user `name` types `line`.
@@ -298,6 +365,7 @@ impl World {
     /// fresh, empty one on the same address.
     pub fn crash_server(&mut self) {
         self.registry = None;
+        self.relays.clear();
         self.hang_up_all(|e| matches!(e, End::Server(_)));
     }
 
@@ -452,13 +520,26 @@ impl World {
             let to = End::Server(server_link);
             self.wires.insert(from.clone(), to.clone());
             self.wires.insert(to, from);
-            self.registry().handle_input(
-                now,
-                RegistryInput::Opened {
-                    link: server_link,
-                    addr: client,
-                },
-            );
+            if self.lies.is_empty() {
+                self.registry().handle_input(
+                    now,
+                    RegistryInput::Opened {
+                        link: server_link,
+                        addr: client,
+                    },
+                );
+            } else {
+                let peer = self.identities[name].clone();
+                let server = self.registry_config.identity.clone();
+                let seed = derive_seed(&[9; 32], b"lying relay", server_link.0);
+                let registry = self.registry.as_mut().expect("server running");
+                let (relay, others) =
+                    lying::Relay::connect(registry, now, server_link, client, &peer, &server, seed);
+                self.relays.insert(server_link, relay);
+                for out in others {
+                    self.registry_output(out);
+                }
+            }
             self.peer(name)
                 .handle_input(now, PeerInput::Connected { link });
             return;
@@ -498,6 +579,15 @@ impl World {
         if let RegistryOutput::Send { link, .. } | RegistryOutput::Close { link } = &out {
             if let Some(raw) = self.raw.get_mut(link) {
                 raw.take(&out);
+                return;
+            }
+        }
+        if let RegistryOutput::Send { link, .. } = &out {
+            if let Some(relay) = self.relays.get_mut(link) {
+                let to_peer = relay.carry_down(&out, &self.lies).unwrap_or_default();
+                for bytes in to_peer {
+                    self.transmit(End::Server(*link), bytes);
+                }
                 return;
             }
         }
@@ -545,9 +635,29 @@ impl World {
         }
     }
 
+    /// Bytes a peer sent on a server link the lying directory carries.
+    fn relay_from_peer(&mut self, link: LinkId, bytes: &[u8]) {
+        let now = self.now;
+        let relay = self.relays.get_mut(&link).expect("a relayed link");
+        let Some(onward) = relay.carry_up(bytes) else {
+            return self.hang_up(End::Server(link));
+        };
+        for bytes in onward.to_peer {
+            self.transmit(End::Server(link), bytes);
+        }
+        if let Some(registry) = &mut self.registry {
+            for bytes in onward.to_registry {
+                registry.handle_input(now, RegistryInput::Bytes { link, bytes });
+            }
+        }
+    }
+
     fn run_job(&mut self, job: Job) {
         let now = self.now;
         match job {
+            Job::Bytes(End::Server(link), bytes) if self.relays.contains_key(&link) => {
+                self.relay_from_peer(link, &bytes)
+            }
             Job::Bytes(End::Server(link), bytes) => {
                 if let Some(r) = &mut self.registry {
                     r.handle_input(now, RegistryInput::Bytes { link, bytes })
@@ -634,6 +744,15 @@ impl Effects for PeerEffects<'_> {
             return Err("fsync failed".to_string());
         }
         Ok(())
+    }
+
+    fn pin(&mut self, name: &str, key: PublicKey) {
+        self.done += 1;
+        self.world
+            .pins
+            .entry(self.name.to_string())
+            .or_default()
+            .insert(name.to_string(), key);
     }
 
     fn exit(&mut self, code: i32) {
