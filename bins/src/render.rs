@@ -292,6 +292,10 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             format!("{peer} sent something natter does not understand ({problem})")
         }
         D::PeerSaid { peer, text } => format!("{peer} says: {text}"),
+        D::ServerStopped { request } => format!(
+            "{} needs the server, which this natter no longer uses (see the error above); start natter again to use it",
+            request_name(*request)
+        ),
         D::ServerNotConnected { request } => format!(
             "{} needs the server, and natter is reconnecting to it; try again in a few seconds",
             request_name(*request)

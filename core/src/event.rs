@@ -432,6 +432,11 @@ pub enum ErrorDetail {
     ServerNotConnected {
         request: Request,
     },
+    /// A request that needs the server after natter stopped using it
+    /// (`replaced`, `server_key_changed`): only a restart brings it back.
+    ServerStopped {
+        request: Request,
+    },
     /// The server link broke before the request was answered.
     RequestLost {
         request: Request,

@@ -320,6 +320,9 @@ fn details() -> Vec<ErrorDetail> {
         D::ServerNotConnected {
             request: Request::List,
         },
+        D::ServerStopped {
+            request: Request::List,
+        },
         D::RequestLost {
             request: Request::Lookup,
         },
@@ -393,6 +396,7 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::PeerBadFrame { .. } => "peer_bad_frame",
         D::PeerSaid { .. } => "peer_said",
         D::ServerNotConnected { .. } => "server_not_connected",
+        D::ServerStopped { .. } => "server_stopped",
         D::RequestLost { .. } => "request_lost",
         D::ServerSaid { .. } => "server_said",
         D::ServerVersion { .. } => "server_version",

@@ -169,6 +169,17 @@ fn the_same_key_registering_again_replaces_the_old_session_which_stops() {
         world.take_events("alice").is_empty(),
         "the old session does not come back"
     );
+    world.type_line("alice", "/list");
+    assert_eq!(
+        errors(&world.take_events("alice")),
+        vec![(
+            ErrorCode::ServerUnreachable,
+            ErrorDetail::ServerStopped {
+                request: natter_core::event::Request::List
+            }
+        )],
+        "not 'reconnecting': it never will"
+    );
     let listed: Vec<String> = world
         .registry()
         .peers()
