@@ -7,6 +7,7 @@
 //! prove determinism, and sweep seeds asserting the invariants below.
 
 pub mod invariants;
+pub mod raw_client;
 pub mod scenarios;
 
 use natter_core::Event;
