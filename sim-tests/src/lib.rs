@@ -8,6 +8,7 @@
 
 pub mod identity;
 pub mod invariants;
+pub mod raw_client;
 pub mod scenarios;
 
 use natter_core::Event;
