@@ -398,7 +398,7 @@ pub fn hostile_client(seed: u64) -> String {
         "bad_frame: line is not valid JSON",
         "frame_too_long: ",
         "timeout: no hello within 10 s",
-        "timeout: no hello within 10 s",
+        "timeout: no encrypted handshake within 10 s",
     ];
     assert_eq!(refusals.len(), expected.len(), "{log}");
     for (refusal, expected) in refusals.iter().zip(expected) {
