@@ -116,6 +116,8 @@ fn events() -> Vec<Event> {
             server: addr(),
             reachable: true,
             fingerprint: fingerprint(),
+            server_fingerprint: fingerprint(),
+            new_server: true,
         },
         Event::Peers {
             peers: vec![listed_peer()],

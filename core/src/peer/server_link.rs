@@ -391,12 +391,15 @@ impl Peer {
             let name = self.config.name.clone();
             let server = self.config.server;
             let fingerprint = self.config.identity.public().fingerprint();
+            let server_key = self.server.server_key.expect("proved by the handshake");
             self.event(Event::Registered {
                 name,
                 addr,
                 server,
                 reachable,
                 fingerprint,
+                server_fingerprint: server_key.fingerprint(),
+                new_server: self.config.server_key.is_none(),
             });
         }
         self.status_sent = None;
