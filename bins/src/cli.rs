@@ -125,6 +125,51 @@ pub struct ServerLimits {
     /// frame_too_long and the connection is closed.
     #[arg(long, default_value_t = 65_536, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
     pub max_frame: u32,
+    /// Longest line accepted once a client has registered (no request
+    /// needs more); a longer one gets frame_too_long, closed.
+    #[arg(long, default_value_t = 4_096, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
+    pub max_request: u32,
+    /// Longest time a line may stay unfinished (bytes trickling in do not
+    /// count); then timeout, closed.
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
+    pub line_timeout: Duration,
+    /// Open connections at most, from everyone; lowered to fit the
+    /// open-file limit, which the first log lines report.
+    #[arg(long, default_value_t = 12_000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Names one source (IPv4 address, IPv6 /64) may hold registered; one
+    /// more gets too_many_connections, closed.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_registrations_per_source: u32,
+    /// New connections per second one source may open, after a burst of
+    /// twice --max-per-ip; past it, closed unanswered (a handshake costs
+    /// CPU).
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub handshake_rate: u32,
+    /// New connections per second from everyone, after a burst of twice
+    /// as many; past it, closed unanswered.
+    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub handshake_rate_total: u32,
+    /// Requests one source may make at once over all its connections,
+    /// reconnecting or not (pings excluded); past it and the rate,
+    /// rate_limited, closed.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub source_request_burst: u32,
+    /// Requests regained per second by each source.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub source_request_rate: u32,
+    /// Bytes of queued output and partial input the whole server may
+    /// hold; past it, the connection holding the most is cut.
+    #[arg(long, default_value_t = 32 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
+    pub memory_budget: u64,
+    /// Bytes queued for one client that does not read before it is cut
+    /// (room for a whole 10,000-peer list).
+    #[arg(long, default_value_t = 2 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64 << 10..))]
+    pub max_queue: u64,
+    /// Give loopback clients (users of this host) the per-source shares
+    /// too; by default they are exempt.
+    #[arg(long)]
+    pub limit_loopback: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

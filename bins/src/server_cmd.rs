@@ -47,6 +47,7 @@ pub async fn run(args: ServerArgs) -> i32 {
         }
     };
     let mut config = registry_config(&args);
+    fit_open_file_limit(&mut config);
     match server_keys(&args) {
         Ok((identity, seed)) => {
             config.identity = identity;
@@ -95,14 +96,100 @@ fn registry_config(args: &ServerArgs) -> RegistryConfig {
             ..defaults.heartbeat
         },
         max_frame: limits.max_frame as usize,
+        max_request: limits.max_request as usize,
+        line_timeout: limits.line_timeout,
         max_connections_per_ip: limits.max_per_ip as usize,
         requests: RateLimit {
             burst: limits.request_burst,
             per_second: limits.request_rate,
         },
+        max_connections: limits.max_connections as usize,
+        max_registrations_per_source: limits.max_registrations_per_source as usize,
+        // A host may open its whole share at once, and be told so for as
+        // many more.
+        handshakes_per_source: RateLimit {
+            burst: limits.max_per_ip.saturating_mul(2),
+            per_second: limits.handshake_rate,
+        },
+        handshakes_total: RateLimit {
+            burst: limits.handshake_rate_total.saturating_mul(2),
+            per_second: limits.handshake_rate_total,
+        },
+        source_requests: RateLimit {
+            burst: limits.source_request_burst,
+            per_second: limits.source_request_rate,
+        },
+        memory_budget: usize::try_from(limits.memory_budget).unwrap_or(usize::MAX),
+        max_queue: usize::try_from(limits.max_queue).unwrap_or(usize::MAX),
+        limit_loopback: limits.limit_loopback,
         name_ttl: args.name_ttl,
         ..defaults
     }
+}
+
+/// File descriptors kept besides the clients' connections: the listener,
+/// the bindings database, standard streams, the runtime's own.
+const SPARE_FILES: u64 = 64;
+
+/// Raises the open-file limit to what the system allows and lowers
+/// `max_connections` (and if need be `max_probes`, each probe being a
+/// socket) to fit under it, so that the server refuses connections
+/// itself, cheapest first, instead of failing to accept them: with
+/// every descriptor in use nobody at all could connect. Logged, so the
+/// operator sees what the server can hold.
+fn fit_open_file_limit(config: &mut RegistryConfig) {
+    let Some((before, limit)) = raise_open_file_limit() else {
+        return;
+    };
+    let probes = (config.max_probes as u64).min(limit / 4);
+    let room = limit.saturating_sub(SPARE_FILES + probes).max(1);
+    config.max_probes = probes.max(1) as usize;
+    config.max_connections = config.max_connections.min(room as usize);
+    let raised = if limit > before {
+        format!(" (raised from {before})")
+    } else {
+        String::new()
+    };
+    let connections = config.max_connections;
+    tracing::info!(
+        open_files = limit,
+        max_connections = connections,
+        max_probes = config.max_probes,
+        "open-file limit {limit}{raised}: at most {connections} connections and {} probes at once",
+        config.max_probes
+    );
+}
+
+/// The soft open-file limit before and after raising it to the hard one.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every system
+fn raise_open_file_limit() -> Option<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        let before = limit.rlim_cur;
+        if limit.rlim_max > limit.rlim_cur {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+        Some((before as u64, limit.rlim_cur as u64))
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> Option<(u64, u64)> {
+    None
 }
 
 /// `--listen` as a socket address; a host name is resolved.

@@ -71,7 +71,7 @@ fn line(frame: &str) -> String {
 
 #[test]
 fn max_per_ip_flag_limits_connections_from_one_address() {
-    let mut server = Server::start_with(&["--max-per-ip", "2"]);
+    let mut server = Server::start_with(&["--max-per-ip", "2", "--limit-loopback"]);
     let _a = Client::connect(server.addr);
     let _b = Client::connect(server.addr);
     // The third gets its handshake, then the refusal as its first and

@@ -146,9 +146,22 @@ struct Bench {
 
 impl Bench {
     fn build(size: usize) -> Self {
+        // Every peer connects at the same instant, from few addresses: the
+        // shares and budgets of the server would refuse most of them, and
+        // the bench measures the work, not the limits.
+        let unlimited = natter_core::rate::RateLimit {
+            burst: u32::MAX,
+            per_second: u32::MAX,
+        };
         let config = RegistryConfig {
             // Room for the registrations the `register` bench adds on top.
             max_peers: usize::MAX,
+            max_connections: usize::MAX,
+            max_connections_per_ip: usize::MAX,
+            max_registrations_per_source: usize::MAX,
+            handshakes_per_source: unlimited,
+            handshakes_total: unlimited,
+            source_requests: unlimited,
             ..RegistryConfig::default()
         };
         let mut bench = Self {

@@ -116,6 +116,12 @@ impl LineDecoder {
     pub fn buffered(&self) -> usize {
         self.partial.len()
     }
+
+    /// Changes the limit for the lines still to come (a server lowers it
+    /// once a client has registered: no later request needs as much).
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
+    }
 }
 
 /// Decodes a byte stream into frames of type `T`.
@@ -160,6 +166,11 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
     /// Bytes held for an unfinished line.
     pub fn buffered(&self) -> usize {
         self.lines.buffered()
+    }
+
+    /// See [`LineDecoder::set_max_line`].
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.lines.set_max_line(max_line);
     }
 
     /// Frames skipped so far because their `type` is unknown to this build.

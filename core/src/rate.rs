@@ -1,4 +1,5 @@
-//! A token bucket: how many requests a connection may make, and how fast.
+//! A token bucket: how many requests a connection (or a source, or the
+//! whole server) may make, and how fast.
 //!
 //! A client may burst up to `burst` requests, then one more every
 //! `1 / per_second`. A list of 10,000 peers costs the server ~700 KB of
@@ -48,14 +49,28 @@ impl TokenBucket {
     pub fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_since(self.updated);
         self.updated = self.updated.max(now);
-        let regained = elapsed.as_millis() as u64 * u64::from(self.limit.per_second);
-        self.millis = (self.millis + regained).min(u64::from(self.limit.burst) * 1000);
+        let regained =
+            (elapsed.as_millis() as u64).saturating_mul(u64::from(self.limit.per_second));
+        self.millis = self
+            .millis
+            .saturating_add(regained)
+            .min(u64::from(self.limit.burst) * 1000);
         if self.millis >= 1000 {
             self.millis -= 1000;
             true
         } else {
             false
         }
+    }
+
+    /// Whether the bucket would be full at `now`: a budget nobody has
+    /// drawn on for a while, which can be forgotten (and made anew, full,
+    /// when needed).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_since(self.updated);
+        let regained =
+            (elapsed.as_millis() as u64).saturating_mul(u64::from(self.limit.per_second));
+        self.millis.saturating_add(regained) >= u64::from(self.limit.burst) * 1000
     }
 
     /// How long until a token is available again (for error messages).
@@ -92,5 +107,19 @@ mod tests {
             !bucket.take(t0 + Duration::from_secs(60)),
             "never more than the burst"
         );
+    }
+
+    #[test]
+    fn a_bucket_is_full_again_once_the_burst_has_refilled() {
+        let t0 = Instant::default();
+        let limit = RateLimit {
+            burst: 4,
+            per_second: 2,
+        };
+        let mut bucket = TokenBucket::new(limit, t0);
+        assert!(bucket.is_full(t0));
+        assert!(bucket.take(t0) && bucket.take(t0));
+        assert!(!bucket.is_full(t0 + Duration::from_millis(999)));
+        assert!(bucket.is_full(t0 + Duration::from_secs(1)));
     }
 }

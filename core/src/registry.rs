@@ -41,14 +41,19 @@ use crate::text::is_valid_name;
 use crate::time::{Instant, Now};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub mod bindings;
 pub mod client;
+pub mod refusals;
+pub mod sources;
 
 use bindings::Bindings;
 pub use bindings::{Binding, StoreOp};
+use refusals::{thousands, RefusalLog};
+pub use sources::SourceKey;
+use sources::{ShareLimits, Sources};
 
 /// Limits and timings of a registry.
 #[derive(Clone, Debug)]
@@ -62,11 +67,52 @@ pub struct RegistryConfig {
     pub max_frame: usize,
     /// Peers per `peers` frame.
     pub list_chunk: usize,
-    /// Open connections from one IP address, registered or not. Bounds
-    /// what one machine can hold open (a slowloris, a script in a loop).
+    /// Open connections from one source (an IPv4 address, an IPv6 /64),
+    /// registered or not. Bounds what one machine can hold open (a
+    /// slowloris, a script in a loop).
     pub max_connections_per_ip: usize,
     /// Request budget of each connection (pings excluded).
     pub requests: RateLimit,
+    /// Open connections at most, from everyone: below the process's
+    /// open-file limit (the driver reads it). At the cap, a connection
+    /// from a source holding fewer than the heaviest source cuts one of
+    /// the heaviest's; otherwise it is closed unanswered.
+    pub max_connections: usize,
+    /// Registrations one source may hold (names claimed or listed).
+    pub max_registrations_per_source: usize,
+    /// New connections (each costs a handshake) one source may open: a
+    /// burst, then so many per second. Past it, closed unanswered.
+    pub handshakes_per_source: RateLimit,
+    /// New connections from everyone: bounds the CPU that unauthenticated
+    /// handshakes can take (~300 µs each). A host with no connection open
+    /// may also draw on a reserve of a quarter of it, so that a flood
+    /// from a few hosts does not keep every other host out.
+    pub handshakes_total: RateLimit,
+    /// Request budget of each source over all its connections, kept
+    /// across reconnects (pings excluded).
+    pub source_requests: RateLimit,
+    /// Longest line accepted from a registered client: what the largest
+    /// request needs (a lookup of a 32-character name is ~80 bytes), far
+    /// below [`RegistryConfig::max_frame`], which only `hello` and
+    /// `register` may use.
+    pub max_request: usize,
+    /// Longest time a line may stay unfinished: bytes that trickle in do
+    /// not keep a connection alive, whole lines do.
+    pub line_timeout: Duration,
+    /// Whether loopback clients (users of the same host) get the
+    /// per-source shares too; by default they are exempt.
+    pub limit_loopback: bool,
+    /// How often refusals beyond the first of each source and reason are
+    /// summed up in one log line.
+    pub refusal_log_interval: Duration,
+    /// Bytes of queued output (counted by the driver) plus partial input
+    /// (counted here) the whole server may hold; past it, the heaviest
+    /// connection is cut.
+    pub memory_budget: usize,
+    /// Bytes of output queued for one connection before it counts as not
+    /// reading and is cut (the driver enforces it): room for a whole
+    /// 10,000-peer list.
+    pub max_queue: usize,
     /// Reachability probes in flight at most; further registrations wait
     /// their turn, so a burst of registrations cannot make the server open
     /// thousands of connections at once.
@@ -97,6 +143,26 @@ impl Default for RegistryConfig {
             list_chunk: LIST_CHUNK,
             max_connections_per_ip: 64,
             requests: RateLimit::default(),
+            max_connections: 12_000,
+            max_registrations_per_source: 32,
+            handshakes_per_source: RateLimit {
+                burst: 128,
+                per_second: 16,
+            },
+            handshakes_total: RateLimit {
+                burst: 1_000,
+                per_second: 500,
+            },
+            source_requests: RateLimit {
+                burst: 256,
+                per_second: 32,
+            },
+            max_request: 4 * 1024,
+            line_timeout: Duration::from_secs(15),
+            limit_loopback: false,
+            refusal_log_interval: Duration::from_secs(10),
+            memory_budget: 32 << 20,
+            max_queue: 2 << 20,
             max_probes: 256,
             probe_timeout: Duration::from_secs(3),
             identity: Identity::from_seed(&derive_seed(&[0; KEY_LEN], b"test server identity", 0)),
@@ -122,6 +188,9 @@ pub enum RegistryInput {
     /// the address could be opened. Every probe gets exactly one answer,
     /// also when `link` has closed meanwhile.
     Probed { link: LinkId, reachable: bool },
+    /// The server is over its memory budget and this connection holds
+    /// the most partial input ([`Registry::heaviest_input`]): cut it.
+    OverBudget { link: LinkId },
 }
 
 /// What the registry asks the driver to do, in order.
@@ -181,6 +250,15 @@ pub enum RegistryLog {
         code: ErrorCode,
         detail: String,
     },
+    /// Refusals not logged one by one (see [`refusals`]): `count` of them
+    /// from `from` (a source, or "N other sources") in the last `secs`.
+    RefusedSummary {
+        from: String,
+        /// `None` when several reasons are summed up together.
+        code: Option<ErrorCode>,
+        count: u64,
+        secs: u64,
+    },
 }
 
 impl fmt::Display for RegistryLog {
@@ -218,6 +296,22 @@ impl fmt::Display for RegistryLog {
                 code,
                 detail,
             } => write!(f, "refused {client}: {code}: {detail}"),
+            RegistryLog::RefusedSummary {
+                from,
+                code,
+                count,
+                secs,
+            } => {
+                let count = thousands(*count);
+                write!(
+                    f,
+                    "refused {count} more connections from {from} in the last {secs} s"
+                )?;
+                match code {
+                    Some(code) => write!(f, ": {code}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -241,8 +335,22 @@ pub struct Registry {
     /// Probes asked of the driver and not answered yet, including those
     /// whose connection has closed meanwhile: the driver is still dialling.
     probing: BTreeSet<LinkId>,
-    /// Open connections per client IP.
-    per_ip: BTreeMap<IpAddr, usize>,
+    /// What each source holds, and its budgets.
+    sources: Sources,
+    /// New connections from everyone ([`RegistryConfig::handshakes_total`]).
+    handshakes: TokenBucket,
+    /// A quarter more, only for hosts with no connection open: a flood
+    /// from a few hosts that empties `handshakes` does not keep everyone
+    /// else out.
+    reserve: TokenBucket,
+    /// Refusals past the first of each source and reason, summed up.
+    refusals: RefusalLog,
+    /// `(bytes, link)` of every connection holding partial input.
+    partial: BTreeSet<(usize, LinkId)>,
+    /// Their sum.
+    partial_total: usize,
+    /// The monotonic time of the current call.
+    now: Instant,
     /// Wake-ups, earliest first. An entry may be earlier than its
     /// connection's real deadline (activity moves deadlines later, never
     /// earlier); it is then simply re-scheduled when it fires.
@@ -261,6 +369,13 @@ pub struct Registry {
 #[derive(Debug)]
 struct Conn {
     client: SocketAddr,
+    source: SourceKey,
+    /// Loopback, and loopback is not limited: no per-source share applies.
+    exempt: bool,
+    /// Partial input counted for it in [`Registry::partial`].
+    partial: usize,
+    /// While it holds an unfinished line: when that line must be done.
+    line_by: Option<Instant>,
     /// The connection's Noise session: every byte in and out goes
     /// through it.
     secure: SecureLink,
@@ -291,12 +406,16 @@ struct Entry {
     /// The key the connection proved when it registered: listed, so that
     /// callers can check whom they reach.
     key: Option<[u8; 32]>,
+    /// The entry as a list shows it (JSON), once registered: made once
+    /// per change of the entry, and copied into every list.
+    listed: String,
 }
 
 impl Conn {
     fn deadline(&self) -> Instant {
         let beat = self.heartbeat.deadline();
-        self.register_by.map_or(beat, |by| by.min(beat))
+        let by = self.register_by.map_or(beat, |by| by.min(beat));
+        self.line_by.map_or(by, |line| line.min(by))
     }
 }
 
@@ -313,7 +432,15 @@ impl Registry {
         now: Now,
         bindings: impl IntoIterator<Item = Binding>,
     ) -> Self {
+        let total = config.handshakes_total;
+        let reserve = RateLimit {
+            burst: total.burst.div_ceil(4),
+            per_second: total.per_second.div_ceil(4),
+        };
         Self {
+            handshakes: TokenBucket::new(total, now.mono),
+            reserve: TokenBucket::new(reserve, now.mono),
+            refusals: RefusalLog::new(config.refusal_log_interval),
             seeds: LinkSeeds::new(derive_seed(&config.seed, b"links", 0)),
             unix_now: now.wall.as_secs(),
             bindings: Bindings::new(config.name_ttl, bindings),
@@ -324,7 +451,10 @@ impl Registry {
             addrs: BTreeMap::new(),
             probe_queue: BTreeSet::new(),
             probing: BTreeSet::new(),
-            per_ip: BTreeMap::new(),
+            sources: Sources::default(),
+            partial: BTreeSet::new(),
+            partial_total: 0,
+            now: now.mono,
             timers: BTreeSet::new(),
             outputs: VecDeque::new(),
             ignored_frames: 0,
@@ -373,21 +503,53 @@ impl Registry {
         self.conns.len()
     }
 
+    /// Bytes of partial input held for every connection (unfinished Noise
+    /// frames and lines): the registry's part of the memory budget.
+    pub fn partial_input(&self) -> usize {
+        self.partial_total
+    }
+
+    /// The connection holding the most partial input, and how much: the
+    /// one to cut ([`RegistryInput::OverBudget`]) if the budget is short
+    /// and it outweighs every output queue.
+    pub fn heaviest_input(&self) -> Option<(LinkId, usize)> {
+        self.partial.last().map(|&(bytes, link)| (link, bytes))
+    }
+
+    /// Sources (hosts) the registry remembers: those with connections or
+    /// budgets not yet refilled.
+    pub fn sources(&self) -> usize {
+        self.sources.len()
+    }
+
     // ---- handle_* ----
 
     pub fn handle_input(&mut self, now: Now, input: RegistryInput) {
         self.unix_now = now.wall.as_secs();
+        self.now = self.now.max(now.mono);
         match input {
             RegistryInput::Opened { link, addr } => self.open(now.mono, link, addr),
             RegistryInput::Bytes { link, bytes } => self.receive(now.mono, link, &bytes),
             RegistryInput::Closed { link } => self.drop_conn(link, LeaveReason::Closed),
             RegistryInput::Stalled { link } => self.drop_conn(link, LeaveReason::NotReading),
             RegistryInput::Probed { link, reachable } => self.probed(now.mono, link, reachable),
+            RegistryInput::OverBudget { link } => {
+                let held = self.conns.get(&link).map_or(0, |conn| conn.partial);
+                let message = format!(
+                    "the server is short of memory and this connection holds the most unfinished input ({held} bytes); send whole lines"
+                );
+                self.refuse_and_close(link, None, ErrorCode::FrameTooLong, message);
+            }
         }
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
         self.unix_now = now.wall.as_secs();
+        self.now = self.now.max(now.mono);
+        for line in self.refusals.flush(now.mono) {
+            self.log(line);
+        }
+        self.sources.expire(now.mono);
         // Connected clients' timers fire every few seconds: often enough
         // to record that an online owner still uses its name.
         self.expire_bindings();
@@ -407,24 +569,62 @@ impl Registry {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|&(at, _)| at)
+        let conn = self.timers.first().map(|&(at, _)| at);
+        match (conn, self.refusals.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ---- internals ----
 
     fn open(&mut self, now: Instant, link: LinkId, client: SocketAddr) {
-        let from_ip = self.per_ip.entry(client.ip()).or_default();
+        let source = SourceKey::of(client.ip());
+        let exempt = !self.config.limit_loopback && client.ip().to_canonical().is_loopback();
+        let limits = ShareLimits {
+            handshakes: self.config.handshakes_per_source,
+            requests: self.config.source_requests,
+        };
+        // Before any handshake work: a source (then everyone) past its
+        // rate of new connections is closed unanswered, which costs the
+        // server next to nothing. Telling it would cost a handshake.
+        let share = self.sources.share(source, limits, now);
+        if !exempt && !share.handshakes.take(now) {
+            let rate = self.config.handshakes_per_source;
+            let message = format!(
+                "more than {} new connections at once or {} per second from {source}; closed unanswered",
+                rate.burst, rate.per_second
+            );
+            return self.refuse_unanswered(link, client, message);
+        }
+        let fresh = share.links.is_empty();
+        let admitted = self.handshakes.take(now) || (fresh && self.reserve.take(now));
+        if !admitted {
+            let rate = self.config.handshakes_total;
+            let message = format!(
+                "the server takes {} new connections per second; closed unanswered",
+                rate.per_second
+            );
+            return self.refuse_unanswered(link, client, message);
+        }
+        if self.conns.len() >= self.config.max_connections && !self.make_room_for(source) {
+            let message = format!(
+                "the server holds its maximum of {} connections; closed unanswered",
+                self.config.max_connections
+            );
+            return self.refuse_unanswered(link, client, message);
+        }
         // Counted while it lives, refused or not: a refused connection
         // lasts one handshake (or the register timeout, if it stalls).
-        let refusal = (*from_ip >= self.config.max_connections_per_ip).then(|| {
+        let from_source = self.sources.connections(&source);
+        let refusal = (!exempt && from_source >= self.config.max_connections_per_ip).then(|| {
             let message = format!(
-                "{} connections from {} already; close some first",
+                "{} connections from {source} already; close some first",
                 self.config.max_connections_per_ip,
-                client.ip()
             );
             (ErrorCode::TooManyConnections, message)
         });
-        *from_ip += 1;
+        self.sources.opened(source, link);
         let secure = SecureLink::responder(
             &self.config.identity,
             LinkKind::Server,
@@ -432,6 +632,10 @@ impl Registry {
         );
         let conn = Conn {
             client,
+            source,
+            exempt,
+            partial: 0,
+            line_by: None,
             secure,
             refusal,
             decoder: FrameDecoder::new(self.config.max_frame),
@@ -448,6 +652,44 @@ impl Registry {
         self.timers.insert((at, link));
     }
 
+    /// Closes a new connection before its handshake; the log says why
+    /// (at a bounded rate).
+    fn refuse_unanswered(&mut self, link: LinkId, client: SocketAddr, detail: String) {
+        self.refused(client, ErrorCode::TooManyConnections, detail);
+        self.outputs.push_back(RegistryOutput::Close { link });
+    }
+
+    /// The server holds its maximum of connections and one comes from
+    /// `source`: if another source holds more than one more than
+    /// `source` does, its newest connection (one not registered, if it
+    /// has any) is cut to make room. False if `source` is among the
+    /// heaviest itself.
+    fn make_room_for(&mut self, source: SourceKey) -> bool {
+        let ours = self.sources.connections(&source);
+        let Some((heaviest, held)) = self.sources.most_connections() else {
+            return false;
+        };
+        if held <= ours + 1 {
+            return false;
+        }
+        let links = &self.sources.get(&heaviest).expect("listed").links;
+        let victim = links
+            .iter()
+            .rev()
+            .find(|link| self.conns.get(link).is_some_and(|c| c.entry.is_none()))
+            .or_else(|| links.last())
+            .copied();
+        let Some(victim) = victim else {
+            return false;
+        };
+        let message = format!(
+            "the server holds its maximum of {} connections and {heaviest} holds the most ({held}); this one is closed to make room for another host",
+            self.config.max_connections
+        );
+        self.refuse_and_close(victim, None, ErrorCode::TooManyConnections, message);
+        true
+    }
+
     /// Ciphertext from a client: through its Noise session (answering the
     /// handshake), then the plaintext frames one at a time.
     fn receive(&mut self, now: Instant, link: LinkId, bytes: &[u8]) {
@@ -461,12 +703,7 @@ impl Registry {
             // log says why, the connection closes.
             let client = conn.client;
             let code = ErrorCode::BadFrame;
-            let detail = format!("the encrypted link failed: {e}");
-            self.log(RegistryLog::Refused {
-                client,
-                code,
-                detail,
-            });
+            self.refused(client, code, format!("the encrypted link failed: {e}"));
             self.outputs.push_back(RegistryOutput::Close { link });
             return self.drop_conn(link, LeaveReason::Refused(code));
         }
@@ -491,6 +728,47 @@ impl Registry {
                 Some(Err(e)) => self.refuse_frame(link, e),
             }
         }
+        self.count_partial(now, link);
+    }
+
+    /// Recounts what `link` holds of unfinished input (a Noise frame, a
+    /// line) after its bytes were taken: for the memory budget, and for
+    /// the line deadline, which starts when a line does and is not moved
+    /// by the bytes that trickle in after.
+    fn count_partial(&mut self, now: Instant, link: LinkId) {
+        let Some(conn) = self.conns.get_mut(&link) else {
+            return;
+        };
+        let held = conn.secure.buffered() + conn.decoder.buffered();
+        let over_request =
+            conn.entry.is_some() && conn.decoder.buffered() > self.config.max_request;
+        self.partial.remove(&(conn.partial, link));
+        self.partial_total -= conn.partial;
+        conn.partial = held;
+        if held > 0 {
+            self.partial.insert((held, link));
+            self.partial_total += held;
+        }
+        match (held, conn.line_by) {
+            (0, _) => conn.line_by = None,
+            (_, Some(_)) => {}
+            (_, None) => {
+                let by = now + self.config.line_timeout;
+                conn.line_by = Some(by);
+                if by < conn.timer {
+                    self.timers.remove(&(conn.timer, link));
+                    conn.timer = by;
+                    self.timers.insert((by, link));
+                }
+            }
+        }
+        if over_request {
+            let message = format!(
+                "line longer than {} bytes once registered; closing the connection",
+                self.config.max_request
+            );
+            self.refuse_and_close(link, None, ErrorCode::FrameTooLong, message);
+        }
     }
 
     fn handle_frame(&mut self, now: Instant, link: LinkId, frame: ClientMsg) {
@@ -504,6 +782,23 @@ impl Registry {
             let id = frame.request_id();
             return self.refuse_and_close(link, id, ErrorCode::RateLimited, message);
         }
+        if !is_heartbeat && !conn.exempt {
+            let source = conn.source;
+            let share = self
+                .sources
+                .get_mut(&source)
+                .expect("open connections have a share");
+            if !share.requests.take(now) {
+                let limit = self.config.source_requests;
+                let message = format!(
+                    "more than {} requests in a burst or {} per second from {source}, over all its connections; slow down",
+                    limit.burst, limit.per_second
+                );
+                let id = frame.request_id();
+                return self.refuse_and_close(link, id, ErrorCode::RateLimited, message);
+            }
+        }
+        let conn = self.conns.get_mut(&link).expect("caller checked");
         if !conn.greeted {
             match frame {
                 ClientMsg::Hello { versions } => match negotiate(&versions) {
@@ -546,6 +841,12 @@ impl Registry {
                 }
             }
             ClientMsg::Lookup { id, name } => {
+                if !is_valid_name(&name) {
+                    // Not echoed: the name may be 60 KB long.
+                    let message =
+                        "a name is 1-32 characters of A-Z a-z 0-9 _ -; nobody has this one";
+                    return self.reply_error(now, link, id, ErrorCode::InvalidName, message);
+                }
                 if self.require_registered(now, link, id) {
                     let peer = self
                         .names
@@ -571,6 +872,7 @@ impl Registry {
                         // Before its probe answers, the peer is not in the
                         // log yet: `Registered` will carry the status.
                         if entry.reachable.is_some() {
+                            entry.list();
                             let name = entry.name.clone();
                             self.log(RegistryLog::StatusChanged { name, status });
                         }
@@ -593,17 +895,31 @@ impl Registry {
             return self.reply_error(now, link, None, ErrorCode::BadInput, &message);
         }
         // Frames are read only once the handshake has proved the key.
-        let (client, key) = (conn.client, conn.key);
+        let (client, key, source, exempt) = (conn.client, conn.key, conn.source, conn.exempt);
         let addr = SocketAddr::new(client.ip(), port);
         self.expire_bindings();
-        let replaced = match self.registration_refusal(key, &name, addr) {
+        let mut refusal = self.registration_refusal(key, &name, addr);
+        if matches!(&refusal, Err(r) if r.code == ErrorCode::ServerFull)
+            && self.make_room_in_directory(source)
+        {
+            refusal = self.registration_refusal(key, &name, addr);
+        }
+        if let Ok(replaced) = refusal {
+            // A session of the same key from the same source leaves room.
+            let same_source = replaced
+                .is_some_and(|old| self.conns.get(&old).is_some_and(|c| c.source == source));
+            let held = self.sources.registrations(&source) - usize::from(same_source);
+            if !exempt && held >= self.config.max_registrations_per_source {
+                let message = format!(
+                    "{held} names registered from {source} already; leave with one of them first"
+                );
+                return self.refuse_and_close(link, None, ErrorCode::TooManyConnections, message);
+            }
+        }
+        let replaced = match refusal {
             Ok(replaced) => replaced,
             Err(Refusal { code, message }) => {
-                self.log(RegistryLog::Refused {
-                    client,
-                    code,
-                    detail: message.clone(),
-                });
+                self.refused(client, code, message.clone());
                 if code == ErrorCode::ServerFull {
                     self.error_and_close(link, None, code, message);
                     return self.drop_conn(link, LeaveReason::Refused(code));
@@ -625,19 +941,52 @@ impl Registry {
         if let Some(key) = key {
             self.use_name(&name, key);
         }
+        self.sources.registered(source, 1);
         let conn = self.conns.get_mut(&link).expect("exists");
         conn.register_by = None;
+        // No later request needs a long line.
+        conn.decoder
+            .set_max_line(self.config.max_request.min(self.config.max_frame));
         conn.entry = Some(Entry {
             name: name.clone(),
             addr,
             status: PeerStatus::Available,
             reachable: None,
             key,
+            listed: String::new(),
         });
         self.claims.insert(name_key(&name), link);
         self.addrs.insert(addr, link);
         self.probe_queue.insert(link);
         self.start_probes();
+    }
+
+    /// The directory is full and `source` registers: if another source
+    /// holds more than one more name than `source` does, its newest
+    /// registration is cut to make room (a few hosts cannot keep everyone
+    /// else out). False if `source` is among the heaviest itself.
+    fn make_room_in_directory(&mut self, source: SourceKey) -> bool {
+        let ours = self.sources.registrations(&source);
+        let Some((heaviest, held)) = self.sources.most_registrations() else {
+            return false;
+        };
+        if held <= ours + 1 {
+            return false;
+        }
+        let links = &self.sources.get(&heaviest).expect("listed").links;
+        let Some(&victim) = links
+            .iter()
+            .rev()
+            .find(|link| self.conns.get(link).is_some_and(|c| c.entry.is_some()))
+        else {
+            return false;
+        };
+        let message = format!(
+            "the server holds its maximum of {} peers and {heaviest} holds the most ({held}); this registration is cut to make room for another host",
+            self.config.max_peers
+        );
+        self.refuse_and_close(victim, None, ErrorCode::ServerFull, message);
+        true
     }
 
     /// Why `name` at `addr` cannot be registered with `key`; if it can,
@@ -759,6 +1108,7 @@ impl Registry {
         }
         if let Some(entry) = self.conns.get_mut(&link).and_then(|c| c.entry.as_mut()) {
             entry.reachable = Some(reachable);
+            entry.list();
             let (name, addr, status) = (entry.name.clone(), entry.addr, entry.status);
             let key = name_key(&name);
             self.claims.remove(&key);
@@ -779,8 +1129,10 @@ impl Registry {
         self.start_probes();
     }
 
-    /// Answers `list` in chunks, built one at a time from the directory so
-    /// that a list never holds a second copy of every entry.
+    /// Answers `list` in chunks of entries serialised beforehand (each
+    /// entry once per change of it, see [`Entry::list`]): a list is
+    /// copied together, not encoded, so asking for it again and again
+    /// costs the server a copy and the encryption only.
     fn send_list(&mut self, now: Instant, link: LinkId, id: Option<u64>) {
         let chunk = self.config.list_chunk.max(1);
         let mut others = self
@@ -788,12 +1140,13 @@ impl Registry {
             .values()
             .filter(|&&other| other != link)
             .filter_map(|other| self.conns[other].entry.as_ref())
+            .map(|entry| entry.listed.as_str())
             .peekable();
         let mut frames = Vec::new();
         loop {
-            let peers: Vec<PeerInfo> = others.by_ref().take(chunk).map(Entry::info).collect();
+            let peers: Vec<&str> = others.by_ref().take(chunk).collect();
             let more = others.peek().is_some();
-            frames.push(encode(&ServerMsg::Peers { id, peers, more }));
+            frames.push(peers_frame(id, &peers, more));
             if !more {
                 break;
             }
@@ -818,6 +1171,13 @@ impl Registry {
         let Some(conn) = self.conns.get_mut(&link) else {
             return;
         };
+        if conn.line_by.is_some_and(|by| now >= by) {
+            let message = format!(
+                "a line unfinished for {} s; send whole lines at once",
+                self.config.line_timeout.as_secs_f32()
+            );
+            return self.refuse_and_close(link, None, ErrorCode::Timeout, message);
+        }
         if conn.register_by.is_some_and(|by| now >= by) {
             let what = if conn.greeted {
                 "register"
@@ -867,11 +1227,7 @@ impl Registry {
         let Some(conn) = self.conns.get(&link) else {
             return;
         };
-        self.log(RegistryLog::Refused {
-            client: conn.client,
-            code,
-            detail: message.clone(),
-        });
+        self.refused(conn.client, code, message.clone());
         self.error_and_close(link, id, code, message);
         self.drop_conn(link, LeaveReason::Refused(code));
     }
@@ -945,13 +1301,12 @@ impl Registry {
             return;
         };
         self.timers.remove(&(conn.timer, link));
-        if let Some(count) = self.per_ip.get_mut(&conn.client.ip()) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_ip.remove(&conn.client.ip());
-            }
+        self.sources.closed(conn.source, link);
+        if self.partial.remove(&(conn.partial, link)) {
+            self.partial_total -= conn.partial;
         }
         if let Some(entry) = conn.entry {
+            self.sources.registered(conn.source, -1);
             if let Some(key) = conn.key {
                 self.use_name(&entry.name, key);
             }
@@ -974,6 +1329,46 @@ impl Registry {
     fn log(&mut self, log: RegistryLog) {
         self.outputs.push_back(RegistryOutput::Log(log));
     }
+
+    /// Logs a refusal, unless its source was refused the same way in this
+    /// interval already: then it is counted for the summary.
+    fn refused(&mut self, client: SocketAddr, code: ErrorCode, detail: String) {
+        let source = SourceKey::of(client.ip());
+        for line in self.refusals.flush(self.now) {
+            self.log(line);
+        }
+        if self.refusals.admit(self.now, source, code) {
+            self.log(RegistryLog::Refused {
+                client,
+                code,
+                detail,
+            });
+        }
+    }
+}
+
+/// One `peers` frame from entries serialised beforehand: the same bytes as
+/// encoding [`ServerMsg::Peers`] with those entries.
+fn peers_frame(id: Option<u64>, peers: &[&str], more: bool) -> Vec<u8> {
+    let size = peers.iter().map(|p| p.len() + 1).sum::<usize>() + 64;
+    let mut frame = Vec::with_capacity(size);
+    frame.extend_from_slice(b"{\"type\":\"peers\",");
+    if let Some(id) = id {
+        frame.extend_from_slice(format!("\"id\":{id},").as_bytes());
+    }
+    frame.extend_from_slice(b"\"peers\":[");
+    for (i, peer) in peers.iter().enumerate() {
+        if i > 0 {
+            frame.push(b',');
+        }
+        frame.extend_from_slice(peer.as_bytes());
+    }
+    frame.extend_from_slice(if more {
+        b"],\"more\":true}\n"
+    } else {
+        b"],\"more\":false}\n"
+    });
+    frame
 }
 
 /// A refused registration: what the client is told.
@@ -989,6 +1384,11 @@ fn name_key(name: &str) -> String {
 }
 
 impl Entry {
+    /// Serialises the entry for lists, after it changed.
+    fn list(&mut self) {
+        self.listed = serde_json::to_string(&self.info()).expect("a PeerInfo always serialises");
+    }
+
     /// The entry as listed; only called for registered entries.
     fn info(&self) -> PeerInfo {
         PeerInfo {
@@ -998,5 +1398,41 @@ impl Entry {
             reachable: self.reachable.unwrap_or(false),
             key: self.key.map(crate::identity::PublicKey::from_bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_chunk_copied_together_is_the_frame_encoding_would_give() {
+        let peer = |name: &str, key: Option<[u8; 32]>| PeerInfo {
+            name: name.to_string(),
+            addr: "[2001:db8::7]:4000".parse().unwrap(),
+            status: PeerStatus::Busy,
+            reachable: true,
+            key: key.map(PublicKey::from_bytes),
+        };
+        let peers = vec![peer("ann", Some([7; 32])), peer("bob", None)];
+        let listed: Vec<String> = peers
+            .iter()
+            .map(|p| serde_json::to_string(p).unwrap())
+            .collect();
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        for (id, more) in [(None, false), (Some(42), true), (Some(u64::MAX), false)] {
+            let encoded = encode(&ServerMsg::Peers {
+                id,
+                peers: peers.clone(),
+                more,
+            });
+            assert_eq!(peers_frame(id, &listed, more), encoded);
+        }
+        let empty = encode(&ServerMsg::Peers {
+            id: None,
+            peers: vec![],
+            more: false,
+        });
+        assert_eq!(peers_frame(None, &[], false), empty);
     }
 }

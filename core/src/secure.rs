@@ -59,6 +59,9 @@ pub const MAX_PLAINTEXT: usize = MAX_MESSAGE - TAG_LEN;
 /// little else in that time, so 64 KiB is generous, and bounded.
 pub const MAX_PENDING: usize = 64 * 1024;
 
+/// Capacity of the incoming-frame buffer kept between frames.
+const KEEP_INCOMING: usize = 4 * 1024;
+
 /// Lengths of the three XX messages with empty payloads: `e`; `e, ee, s,
 /// es` plus the tag of the payload; `s, se` plus the tag of the payload.
 const HANDSHAKE_LENGTHS: [usize; 3] = [32, 32 + 32 + TAG_LEN + TAG_LEN, 32 + TAG_LEN + TAG_LEN];
@@ -211,8 +214,13 @@ impl SecureLink {
             if self.incoming.len() > 2 && self.incoming_wanted() == 0 {
                 let frame = std::mem::take(&mut self.incoming);
                 let result = self.on_frame(&frame[2..]);
-                self.incoming = frame;
-                self.incoming.clear();
+                // The buffer is reused for the next frame, unless one big
+                // frame grew it: a server holds thousands of links, and
+                // each would keep up to 64 KiB for good.
+                if frame.capacity() <= KEEP_INCOMING {
+                    self.incoming = frame;
+                    self.incoming.clear();
+                }
                 if let Err(error) = result {
                     return self.fail(error);
                 }
@@ -273,6 +281,12 @@ impl SecureLink {
     /// The other side's static key, once the handshake has proven it.
     pub fn remote_key(&self) -> Option<PublicKey> {
         self.remote
+    }
+
+    /// Bytes held of an incoming frame not yet complete (at most 2 +
+    /// [`MAX_MESSAGE`]): what a server counts as a client's partial input.
+    pub fn buffered(&self) -> usize {
+        self.incoming.len()
     }
 
     /// Bytes of the incoming frame still missing: of the header, then of

@@ -223,6 +223,13 @@ pub fn check_registry(ops: &[RegOp]) {
         0,
         "31 s of silence leaves no connection"
     );
+    // The refusals of those timeouts are summed up when their interval
+    // ends; then nothing is due.
+    if let Some(at) = registry.poll_timeout() {
+        now = now.advanced(at.saturating_since(now.mono));
+        registry.handle_timeout(now);
+        drain_registry(&mut registry, &mut links, now);
+    }
     assert_eq!(registry.poll_timeout(), None);
 }
 
@@ -319,10 +326,11 @@ fn check_directory(registry: &Registry, links: &[LinkModel]) {
         open,
         "connections() counts open links"
     );
-    assert_eq!(
-        registry.poll_timeout().is_some(),
-        open > 0,
-        "every open connection has a deadline, and only they"
+    // With none open, a timer may still be due: the summary of refusals
+    // logged at a bounded rate (the end of the run checks it fires).
+    assert!(
+        open == 0 || registry.poll_timeout().is_some(),
+        "every open connection has a deadline"
     );
 }
 

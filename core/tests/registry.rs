@@ -4,6 +4,7 @@ mod world;
 
 use natter_core::identity::{derive_seed, Identity};
 use natter_core::protocol::{ErrorCode, PeerStatus, ServerMsg, LIST_CHUNK};
+use natter_core::rate::RateLimit;
 use natter_core::registry::client::InProcessClient;
 use natter_core::registry::RegistryConfig;
 use natter_core::{LinkId, Now, Registry, RegistryInput, RegistryOutput};
@@ -311,6 +312,11 @@ fn server_full_past_max_peers() {
 fn a_list_of_10000_peers_goes_out_in_chunks() {
     let config = RegistryConfig {
         max_peers: 10_001,
+        // All connect at the same instant.
+        handshakes_total: RateLimit {
+            burst: 10_001,
+            per_second: 1,
+        },
         ..RegistryConfig::default()
     };
     let mut direct = Direct::new(config);
@@ -724,4 +730,314 @@ fn a_client_may_send_requests_right_after_register_while_the_probe_runs() {
         .collect();
     assert_eq!(logs, ["bob registered at 10.0.0.2:4000 and is busy"]);
     assert_eq!(direct.registry.peers()[1].status, PeerStatus::Busy);
+}
+
+// ---------------------------------------------------------------------------
+// budgets and fair shares (issue 11)
+// ---------------------------------------------------------------------------
+
+/// A client from `ip` on its own port.
+fn from(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}
+
+const HOST_A: [u8; 4] = [10, 0, 0, 7];
+const HOST_B: [u8; 4] = [10, 0, 0, 8];
+const HOST_C: [u8; 4] = [10, 0, 0, 9];
+
+/// `hello` and `register` of `name` at `port`.
+fn register_line(name: &str, port: u16) -> Vec<u8> {
+    format!("{HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{port}}}\n").into_bytes()
+}
+
+/// A raw client from `addr` that registers `name` (on the client's own
+/// port); returns its link and what the server answered.
+fn registered(world: &mut World, addr: SocketAddr, name: &str) -> (LinkId, String, bool) {
+    let link = world.raw_client(addr);
+    let (reply, closed) = world.raw_send(link, &register_line(name, addr.port()));
+    (link, reply, closed)
+}
+
+#[test]
+fn a_lookup_of_a_huge_name_is_refused_without_echoing_it() {
+    let mut world = World::new();
+    let (link, _, _) = registered(&mut world, from(HOST_A, 4000), "carol");
+    let huge = format!(
+        "{{\"type\":\"lookup\",\"id\":3,\"name\":\"{}\"}}\n",
+        "x".repeat(3_000)
+    );
+    let (reply, closed) = world.raw_send(link, huge.as_bytes());
+    assert!(!closed, "a bad request, not a bad client");
+    assert!(
+        reply.starts_with("{\"type\":\"error\",\"id\":3,\"code\":\"invalid_name\""),
+        "{reply}"
+    );
+    assert!(reply.len() < 200, "the name is not echoed: {reply}");
+}
+
+#[test]
+fn once_registered_a_line_longer_than_any_request_is_refused() {
+    let mut world = World::new();
+    // Before registering, a long line is still read (the frame limit).
+    let link = world.raw_client(from(HOST_A, 4000));
+    let long_hello = format!(
+        "{{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[\"{}\"]}}\n",
+        "f".repeat(10_000)
+    );
+    let (reply, closed) = world.raw_send(link, long_hello.as_bytes());
+    assert_eq!((reply.as_str(), closed), (HELLO, false));
+    let (_, closed) = world.raw_send(
+        link,
+        b"{\"type\":\"register\",\"name\":\"carol\",\"port\":4000}\n",
+    );
+    assert!(!closed);
+    let long_lookup = format!(
+        "{{\"type\":\"lookup\",\"name\":\"{}\"}}\n",
+        "x".repeat(5_000)
+    );
+    let (reply, closed) = world.raw_send(link, long_lookup.as_bytes());
+    assert!(closed, "{reply}");
+    assert!(
+        reply.contains("\"code\":\"frame_too_long\",\"message\":\"line longer than 4096 bytes"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn an_unfinished_line_is_cut_after_the_line_timeout_though_bytes_trickle_in() {
+    let mut world = World::with_registry(RegistryConfig {
+        line_timeout: Duration::from_secs(2),
+        ..RegistryConfig::default()
+    });
+    let (trickler, _, _) = registered(&mut world, from(HOST_A, 4000), "slow");
+    let (pinger, _, _) = registered(&mut world, from(HOST_B, 4000), "steady");
+    world.raw_send(trickler, b"{\"type\":\"li");
+    let mut cut = None;
+    for step in 1..=8 {
+        world.advance(Duration::from_millis(500));
+        // One byte at a time: never a whole line.
+        let (reply, closed) = world.raw_send(trickler, b" ");
+        // Whole lines, as slowly: each one is done at once.
+        let (_, pinger_closed) = world.raw_send(pinger, b"{\"type\":\"ping\"}\n");
+        assert!(!pinger_closed, "whole lines keep a connection");
+        if closed {
+            cut = Some((step, reply));
+            break;
+        }
+    }
+    let (step, reply) = cut.expect("the trickler is cut");
+    assert_eq!(step, 4, "cut 2 s after its line began");
+    assert!(
+        reply.contains("\"code\":\"timeout\",\"message\":\"a line unfinished for 2 s"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn a_host_past_its_rate_of_new_connections_is_closed_unanswered() {
+    let limit = RateLimit {
+        burst: 3,
+        per_second: 1,
+    };
+    let mut world = World::with_registry(RegistryConfig {
+        handshakes_per_source: limit,
+        ..RegistryConfig::default()
+    });
+    for port in 0..3 {
+        let link = world.raw_client(from(HOST_A, 5000 + port));
+        assert_eq!(world.drain_raw(link), (String::new(), false));
+    }
+    let refused = world.raw_client(from(HOST_A, 5003));
+    assert_eq!(
+        world.drain_raw(refused),
+        (String::new(), true),
+        "closed before the handshake: nothing said, nothing spent"
+    );
+    let other_host = world.raw_client(from(HOST_B, 5000));
+    assert_eq!(world.drain_raw(other_host), (String::new(), false));
+    world.advance(Duration::from_secs(1));
+    let later = world.raw_client(from(HOST_A, 5004));
+    assert_eq!(world.drain_raw(later), (String::new(), false), "refilled");
+    // Users of the server's own host are not counted...
+    for port in 0..10 {
+        let link = world.raw_client(SocketAddr::from(([127, 0, 0, 1], 6000 + port)));
+        assert_eq!(world.drain_raw(link), (String::new(), false));
+    }
+    // ...unless the server is told to.
+    let mut world = World::with_registry(RegistryConfig {
+        handshakes_per_source: limit,
+        limit_loopback: true,
+        ..RegistryConfig::default()
+    });
+    let closed: Vec<bool> = (0..4)
+        .map(|port| {
+            let link = world.raw_client(SocketAddr::from(([127, 0, 0, 1], 6000 + port)));
+            world.drain_raw(link).1
+        })
+        .collect();
+    assert_eq!(closed, [false, false, false, true]);
+}
+
+#[test]
+fn the_request_budget_of_a_host_survives_reconnecting() {
+    let mut world = World::with_registry(RegistryConfig {
+        source_requests: RateLimit {
+            burst: 5,
+            per_second: 1,
+        },
+        ..RegistryConfig::default()
+    });
+    // hello, register, list, bye: four requests.
+    let (first, _, _) = registered(&mut world, from(HOST_A, 4000), "ann");
+    world.raw_send(first, b"{\"type\":\"list\"}\n{\"type\":\"bye\"}\n");
+    // A new connection: its own per-connection budget, not the host's.
+    let second = world.raw_client(from(HOST_A, 4001));
+    let (reply, closed) = world.raw_send(second, &register_line("ann", 4001));
+    assert!(closed, "{reply}");
+    assert!(
+        reply.contains("\"code\":\"rate_limited\",\"message\":\"more than 5 requests in a burst or 1 per second from 10.0.0.7, over all its connections"),
+        "{reply}"
+    );
+    // Another host has a budget of its own.
+    let (_, reply, closed) = registered(&mut world, from(HOST_B, 4000), "bob");
+    assert!(!closed && reply.contains("\"registered\""), "{reply}");
+}
+
+#[test]
+fn a_host_holds_only_its_share_of_names() {
+    let mut world = World::with_registry(RegistryConfig {
+        max_registrations_per_source: 2,
+        ..RegistryConfig::default()
+    });
+    let (ann, _, _) = registered(&mut world, from(HOST_A, 4000), "ann");
+    registered(&mut world, from(HOST_A, 4001), "amy");
+    let (_, reply, closed) = registered(&mut world, from(HOST_A, 4002), "abe");
+    assert!(closed, "{reply}");
+    assert!(
+        reply.contains("\"code\":\"too_many_connections\",\"message\":\"2 names registered from 10.0.0.7 already"),
+        "{reply}"
+    );
+    let (_, reply, _) = registered(&mut world, from(HOST_B, 4000), "bob");
+    assert!(reply.contains("\"registered\""), "{reply}");
+    world.raw_send(ann, b"{\"type\":\"bye\"}\n");
+    let (_, reply, _) = registered(&mut world, from(HOST_A, 4003), "abe");
+    assert!(
+        reply.contains("\"registered\""),
+        "a name given back is room again: {reply}"
+    );
+}
+
+#[test]
+fn a_full_directory_makes_room_for_a_new_host_by_cutting_the_heaviest() {
+    let mut world = World::with_registry(RegistryConfig {
+        max_peers: 4,
+        ..RegistryConfig::default()
+    });
+    let mut hogs = Vec::new();
+    for (i, name) in ["a1", "a2", "a3"].into_iter().enumerate() {
+        hogs.push(registered(&mut world, from(HOST_A, 4000 + i as u16), name).0);
+    }
+    registered(&mut world, from(HOST_B, 4000), "bob");
+    world.take_logs();
+    let (_, reply, _) = registered(&mut world, from(HOST_C, 4000), "cat");
+    assert!(reply.contains("\"registered\""), "{reply}");
+    let newest = hogs.pop().unwrap();
+    let (said, closed) = world.drain_raw(newest);
+    assert!(closed);
+    assert!(
+        said.contains("\"code\":\"server_full\",\"message\":\"the server holds its maximum of 4 peers and 10.0.0.7 holds the most (3)"),
+        "{said}"
+    );
+    let names: Vec<String> = world
+        .registry()
+        .peers()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["a1", "a2", "bob", "cat"]);
+    assert!(
+        world
+            .take_logs()
+            .iter()
+            .any(|l| l == "a3 has disconnected (refused: server_full)"),
+        "the log says who was cut"
+    );
+    // A host holding as much as the heaviest is refused, not served by
+    // cutting another.
+    let (_, reply, closed) = registered(&mut world, from(HOST_B, 4001), "bea");
+    assert!(reply.contains("\"server_full\""), "{reply}");
+    assert!(!closed || reply.contains("\"close\":true"));
+}
+
+#[test]
+fn at_the_connection_cap_the_heaviest_host_is_cut_for_a_new_one() {
+    let mut world = World::with_registry(RegistryConfig {
+        max_connections: 4,
+        ..RegistryConfig::default()
+    });
+    let a: Vec<LinkId> = (0..3)
+        .map(|port| world.raw_client(from(HOST_A, 5000 + port)))
+        .collect();
+    world.raw_client(from(HOST_B, 5000));
+    let newcomer = world.raw_client(from(HOST_C, 5000));
+    assert_eq!(world.drain_raw(newcomer), (String::new(), false));
+    let (said, closed) = world.drain_raw(a[2]);
+    assert!(closed);
+    assert!(
+        said.contains("\"code\":\"too_many_connections\",\"message\":\"the server holds its maximum of 4 connections and 10.0.0.7 holds the most (3)"),
+        "{said}"
+    );
+    assert_eq!(world.registry().connections(), 4);
+    // Host A, still the heaviest, gets no room.
+    let again = world.raw_client(from(HOST_A, 5009));
+    assert_eq!(world.drain_raw(again), (String::new(), true));
+}
+
+#[test]
+fn refusals_from_one_host_are_a_few_lines_then_a_summary() {
+    let mut world = World::with_registry(RegistryConfig {
+        max_connections_per_ip: 1,
+        register_timeout: Duration::from_secs(60),
+        ..RegistryConfig::default()
+    });
+    world.raw_client(from(HOST_A, 5000));
+    for port in 1..=30 {
+        let link = world.raw_client(from(HOST_A, 5000 + port));
+        let (said, closed) = world.drain_raw(link);
+        assert!(closed && said.contains("too_many_connections"), "{said}");
+    }
+    // The first three in full: an odd refusal or two always shows.
+    let logs = world.take_logs();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    assert!(logs[0].starts_with(
+        "refused 10.0.0.7:5001: too_many_connections: 1 connections from 10.0.0.7 already"
+    ));
+    world.advance(Duration::from_secs(10));
+    assert_eq!(
+        world.take_logs(),
+        ["refused 27 more connections from 10.0.0.7 in the last 10 s: too_many_connections"]
+    );
+}
+
+#[test]
+fn the_connection_holding_the_most_partial_input_is_the_one_cut_over_budget() {
+    let mut world = World::new();
+    let (big, _, _) = registered(&mut world, from(HOST_A, 4000), "big");
+    let (small, _, _) = registered(&mut world, from(HOST_B, 4000), "small");
+    world.raw_send(big, &[b'x'; 3_000]);
+    world.raw_send(small, &[b'y'; 100]);
+    assert_eq!(world.registry().partial_input(), 3_100);
+    assert_eq!(world.registry().heaviest_input(), Some((big, 3_000)));
+    world.registry().handle_input(
+        Now::at_unix(1_764_068_934),
+        RegistryInput::OverBudget { link: big },
+    );
+    let (said, closed) = world.drain_raw(big);
+    assert!(closed);
+    assert!(
+        said.contains("\"code\":\"frame_too_long\",\"message\":\"the server is short of memory and this connection holds the most unfinished input (3000 bytes)"),
+        "{said}"
+    );
+    assert_eq!(world.registry().partial_input(), 100);
+    assert!(!world.drain_raw(small).1, "the light one goes on");
 }

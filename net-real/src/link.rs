@@ -16,6 +16,8 @@ use natter_core::LinkId;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
@@ -34,6 +36,7 @@ pub const READ_BUFFER_MIN: usize = 512;
 /// Frames queued for one link before it counts as not reading. Frames are
 /// bounded by the codec's frame limit, so this bounds a link's memory; it
 /// is large enough for a 10,000-peer list (40 chunks) plus chat traffic.
+/// A server also bounds the queue in bytes ([`Links::with_queue_limit`]).
 pub const WRITE_QUEUE: usize = 256;
 
 /// Bytes of queued frames joined into one write.
@@ -89,9 +92,19 @@ pub enum Queued {
     /// Queued, or the link is already gone (the state machine will learn
     /// of that, or already has).
     Ok,
-    /// The link's queue was full: the link has been cut and the state
+    /// The link's queue was full (see [`Overflow`]): the link has been
+    /// cut and the state
     /// machine must be told it closed.
     Overflowed,
+}
+
+/// Which bound of a link's queue a send would have passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// [`WRITE_QUEUE`] frames waiting.
+    Frames,
+    /// More bytes waiting than the limit (the limit, in bytes).
+    Bytes(usize),
 }
 
 /// The open links of one driver and the channel their tasks report on.
@@ -106,6 +119,12 @@ pub struct Links<N: Net> {
     /// (bounded) when the driver stops, so a last `bye` is not lost.
     closing: Vec<JoinHandle<()>>,
     accept: Option<AbortHandle>,
+    /// Bytes queued on one link at most, not yet written to its socket.
+    max_queue: usize,
+    /// Bytes queued on the open links, not yet written. (A link leaves
+    /// the count when it is closed: what it still flushes is bounded by
+    /// its own limit and [`LINGER`].)
+    queued: Arc<AtomicUsize>,
 }
 
 /// The driver's grip on one connection's tasks. Dropping it is a graceful
@@ -113,6 +132,9 @@ pub struct Links<N: Net> {
 /// reader drains until the other side closes (bounded by [`LINGER`]).
 struct LinkHandle {
     queue: mpsc::Sender<Vec<u8>>,
+    /// Bytes queued on this link and not yet written; the writer counts
+    /// them down as it writes (see [`Written`]).
+    queued: Arc<AtomicUsize>,
     /// Never written; dropping it tells both tasks the link is closing.
     _alive: watch::Sender<()>,
     reader: AbortHandle,
@@ -120,8 +142,20 @@ struct LinkHandle {
 }
 
 impl<N: Net> Links<N> {
-    /// An empty set of links and the receiver of their events.
+    /// An empty set of links and the receiver of their events; each
+    /// link's queue is bounded in frames only ([`WRITE_QUEUE`]).
     pub fn new(net: N) -> (Self, mpsc::Receiver<LinkEvent<N::Stream>>) {
+        Self::with_queue_limit(net, usize::MAX)
+    }
+
+    /// As [`Links::new`], each link's queue also bounded to `max_queue`
+    /// bytes not yet written: a server's clients send small requests and
+    /// may be sent big lists, and one that does not read must not make
+    /// the server hold megabytes for it.
+    pub fn with_queue_limit(
+        net: N,
+        max_queue: usize,
+    ) -> (Self, mpsc::Receiver<LinkEvent<N::Stream>>) {
         let (events, rx) = mpsc::channel(EVENT_QUEUE);
         let links = Self {
             net,
@@ -130,8 +164,25 @@ impl<N: Net> Links<N> {
             dialing: BTreeMap::new(),
             closing: Vec::new(),
             accept: None,
+            max_queue,
+            queued: Arc::new(AtomicUsize::new(0)),
         };
         (links, rx)
+    }
+
+    /// Bytes queued on the open links and not yet written to the sockets.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The open link with the most bytes queued, and how many: the one a
+    /// server short of memory cuts first.
+    pub fn heaviest(&self) -> Option<(LinkId, usize)> {
+        self.open
+            .iter()
+            .map(|(&link, handle)| (link, handle.queued.load(Ordering::Relaxed)))
+            .filter(|&(_, bytes)| bytes > 0)
+            .max_by_key(|&(link, bytes)| (bytes, std::cmp::Reverse(link)))
     }
 
     /// Starts accepting connections on `listener`, reporting each as
@@ -199,11 +250,16 @@ impl<N: Net> Links<N> {
         let (read, write) = tokio::io::split(stream);
         let (queue, queued) = mpsc::channel(WRITE_QUEUE);
         let (alive, alive_rx) = watch::channel(());
+        let written = Written {
+            link: Arc::new(AtomicUsize::new(0)),
+            total: Arc::clone(&self.queued),
+        };
         let reader = tokio::spawn(read_loop(link, read, self.events.clone(), alive_rx.clone()));
         let writer = tokio::spawn(write_loop(
             link,
             write,
             queued,
+            written.clone(),
             self.events.clone(),
             alive_rx,
         ));
@@ -211,6 +267,7 @@ impl<N: Net> Links<N> {
             link,
             LinkHandle {
                 queue,
+                queued: written.link,
                 _alive: alive,
                 reader: reader.abort_handle(),
                 writer,
@@ -220,26 +277,66 @@ impl<N: Net> Links<N> {
 
     /// Queues bytes on a link without ever waiting.
     pub fn send(&mut self, link: LinkId, bytes: Vec<u8>) -> Queued {
-        let Some(handle) = self.open.get(&link) else {
-            return Queued::Ok;
-        };
-        match handle.queue.try_send(bytes) {
+        match self.send_checked(link, bytes) {
             Ok(()) => Queued::Ok,
-            // The writer already failed; its Closed event is on the way.
-            Err(mpsc::error::TrySendError::Closed(_)) => Queued::Ok,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    %link,
-                    queued = WRITE_QUEUE,
-                    "the other side stopped reading; closing the link"
-                );
-                if let Some(handle) = self.open.remove(&link) {
-                    handle.reader.abort();
-                    handle.writer.abort();
-                }
-                Queued::Overflowed
-            }
+            Err(_) => Queued::Overflowed,
         }
+    }
+
+    /// As [`Links::send`], saying which bound of the queue was hit when
+    /// the link had to be cut.
+    pub fn send_checked(&mut self, link: LinkId, bytes: Vec<u8>) -> Result<(), Overflow> {
+        let Some(handle) = self.open.get(&link) else {
+            return Ok(());
+        };
+        let size = bytes.len();
+        let overflow = if handle.queued.load(Ordering::Relaxed) + size > self.max_queue {
+            Some(Overflow::Bytes(self.max_queue))
+        } else {
+            // Counted before the writer can see them, so it never counts
+            // below zero.
+            handle.queued.fetch_add(size, Ordering::Relaxed);
+            self.queued.fetch_add(size, Ordering::Relaxed);
+            let sent = handle.queue.try_send(bytes);
+            if sent.is_err() {
+                handle.queued.fetch_sub(size, Ordering::Relaxed);
+                self.queued.fetch_sub(size, Ordering::Relaxed);
+            }
+            match sent {
+                Ok(()) => None,
+                // The writer already failed; its Closed event is on the way.
+                Err(mpsc::error::TrySendError::Closed(_)) => None,
+                Err(mpsc::error::TrySendError::Full(_)) => Some(Overflow::Frames),
+            }
+        };
+        let Some(overflow) = overflow else {
+            return Ok(());
+        };
+        tracing::warn!(
+            %link,
+            ?overflow,
+            "the other side stopped reading; closing the link"
+        );
+        self.cut(link);
+        Err(overflow)
+    }
+
+    /// Cuts a link at once: its tasks are aborted and what was queued on
+    /// it is dropped (and no longer counted). Unknown links are ignored.
+    pub fn cut(&mut self, link: LinkId) {
+        if let Some(handle) = self.open.remove(&link) {
+            handle.reader.abort();
+            handle.writer.abort();
+            self.uncount(&handle);
+        }
+    }
+
+    /// Takes a link that leaves the open set out of the count: nothing is
+    /// added to it any more, and its writer's later counting down stops
+    /// at zero.
+    fn uncount(&self, handle: &LinkHandle) {
+        let left = handle.queued.swap(0, Ordering::Relaxed);
+        self.queued.fetch_sub(left, Ordering::Relaxed);
     }
 
     /// Closes a link after what was queued on it is sent; cancels it if it
@@ -249,6 +346,7 @@ impl<N: Net> Links<N> {
             dial.abort();
         }
         if let Some(handle) = self.open.remove(&link) {
+            self.uncount(&handle);
             self.closing.retain(|w| !w.is_finished());
             self.closing.push(handle.writer);
             // Dropping the rest of the handle (queue sender, alive) starts
@@ -259,7 +357,11 @@ impl<N: Net> Links<N> {
     /// Forgets a link whose task reported it closed. True if it was open,
     /// i.e. the state machine has not been told yet.
     pub fn closed(&mut self, link: LinkId) -> bool {
-        self.open.remove(&link).is_some()
+        let Some(handle) = self.open.remove(&link) else {
+            return false;
+        };
+        self.uncount(&handle);
+        true
     }
 
     /// Closes every link gracefully and waits, at most [`LINGER`], for the
@@ -315,6 +417,10 @@ async fn read_loop<S: crate::net::Stream>(
                         let bytes = buf[..n].to_vec();
                         if n == buf.len() && buf.len() < READ_BUFFER {
                             buf.resize((buf.len() * 2).min(READ_BUFFER), 0);
+                        } else if n < READ_BUFFER_MIN && buf.len() > READ_BUFFER_MIN {
+                            // Quiet again after a burst: thousands of
+                            // idle links must not each keep 8 KiB.
+                            buf = vec![0; READ_BUFFER_MIN];
                         }
                         LinkEvent::Bytes { link, bytes }
                     }
@@ -337,6 +443,28 @@ async fn read_loop<S: crate::net::Stream>(
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
+/// The count of a link's bytes not yet written, and of all links': the
+/// writer counts both down as it writes.
+#[derive(Clone)]
+struct Written {
+    link: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+impl Written {
+    /// `bytes` left the queue (written, or dropped with the link). A link
+    /// cut meanwhile was counted down to 0 already: never below.
+    fn release(&self, bytes: usize) {
+        let before = self
+            .link
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(bytes))
+            })
+            .unwrap_or_else(|n| n);
+        self.total.fetch_sub(before.min(bytes), Ordering::Relaxed);
+    }
+}
+
 /// Writes queued frames in order. The queue closing (the driver dropped
 /// its end) means "close after what is queued": flush, then shut the write
 /// side down. Once closing, the rest is bounded by [`LINGER`] so a peer
@@ -345,6 +473,7 @@ async fn write_loop<S: crate::net::Stream>(
     link: LinkId,
     mut write: WriteHalf<S>,
     mut queued: mpsc::Receiver<Vec<u8>>,
+    written: Written,
     events: mpsc::Sender<LinkEvent<S>>,
     mut alive: watch::Receiver<()>,
 ) {
@@ -359,6 +488,7 @@ async fn write_loop<S: crate::net::Stream>(
                 }
             }
             write.write_all(&bytes).await?;
+            written.release(bytes.len());
             // Streams that buffer (any `Stream` may) must not sit on a
             // frame while the queue is idle.
             if queued.is_empty() {
@@ -458,6 +588,39 @@ mod tests {
         // The link is gone: later sends are dropped, not queued.
         assert_eq!(links.send(LINK, frame), Queued::Ok);
         assert!(!links.closed(LINK), "already forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_link_that_never_reads_is_cut_once_its_queue_passes_the_byte_limit() {
+        let (mut links, _events) = Links::with_queue_limit(DuplexNet, 10 * 1024);
+        let (ours, _theirs_never_read) = tokio::io::duplex(64);
+        links.open(LINK, ours);
+        let frame = vec![b'x'; 1024];
+        let outcomes: Vec<_> = (0..12)
+            .map(|_| links.send_checked(LINK, frame.clone()))
+            .collect();
+        let cut_at = outcomes.iter().position(Result::is_err).expect("bounded");
+        // Every byte counts until its write returns, which a socket that
+        // is never read does not let happen.
+        assert_eq!(cut_at, 10, "{outcomes:?}");
+        assert_eq!(outcomes[cut_at], Err(Overflow::Bytes(10 * 1024)));
+        assert_eq!(links.queued(), 0, "a cut link holds nothing any more");
+        assert_eq!(links.heaviest(), None);
+    }
+
+    #[tokio::test]
+    async fn queued_bytes_are_counted_until_written() {
+        let (mut links, _events) = Links::with_queue_limit(DuplexNet, 1 << 20);
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        links.open(LINK, ours);
+        assert_eq!(links.send_checked(LINK, vec![b'x'; 5_000]), Ok(()));
+        let mut got = vec![0; 5_000];
+        theirs.read_exact(&mut got).await.unwrap();
+        // The writer counts down after its write returns.
+        while links.queued() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(links.heaviest(), None);
     }
 
     #[tokio::test]

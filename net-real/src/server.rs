@@ -13,7 +13,7 @@
 //! after the reachability probe, in a later drain).
 
 use crate::bindings::{BindingsError, NameBindings};
-use crate::link::{LinkEvent, Links, Queued, WRITE_QUEUE};
+use crate::link::{LinkEvent, Links, Overflow, WRITE_QUEUE};
 use crate::net::{Clock, Listener, Net};
 use natter_core::registry::{LeaveReason, StoreOp};
 use natter_core::{LinkId, Registry, RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
@@ -64,8 +64,9 @@ pub async fn run_server<N: Net>(
         let count = bindings.len();
         tracing::info!(bindings = count, "{count} names bound to keys");
     }
-    let (links, mut events) = Links::new(net.clone());
+    let (links, mut events) = Links::with_queue_limit(net.clone(), config.max_queue);
     let mut server = Server {
+        memory_budget: config.memory_budget,
         probe_timeout: config.probe_timeout,
         probes: JoinSet::new(),
         registry: Registry::with_bindings(config, now, bindings),
@@ -117,6 +118,9 @@ struct Server<N: Net> {
     /// the registry bounds how many.
     probes: JoinSet<(LinkId, bool)>,
     probe_timeout: Duration,
+    /// Queued output (counted by `links`) plus partial input (counted by
+    /// the registry) allowed in all; past it, the heaviest is cut.
+    memory_budget: usize,
     /// The registry does not allocate link ids; the driver counts them,
     /// never reusing one.
     next_link: u64,
@@ -177,13 +181,75 @@ impl<N: Net> Server<N> {
         }
     }
 
-    /// Carries out every output of the last call, in order.
+    /// Carries out every output of the last call, in order, then holds
+    /// the memory budget (which may cut a connection, whose outputs are
+    /// carried out in turn).
     fn drain(&mut self) {
+        loop {
+            self.carry_out();
+            if !self.hold_budget() {
+                break;
+            }
+        }
+        self.write_store();
+    }
+
+    /// If the queued output and the partial input together pass the
+    /// memory budget, cuts the connection holding the most of either: a
+    /// client that does not read what it asked for, or one that sends a
+    /// line that never ends. True if it cut one.
+    fn hold_budget(&mut self) -> bool {
+        let output = self.links.queued();
+        let input = self.registry.partial_input();
+        if output + input <= self.memory_budget {
+            return false;
+        }
+        let heaviest_output = self.links.heaviest();
+        let heaviest_input = self.registry.heaviest_input();
+        let now = self.clock.now(&self.net);
+        let budget = self.memory_budget;
+        let output_first = match (heaviest_output, heaviest_input) {
+            (Some((_, queued)), Some((_, held))) => queued >= held,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return false,
+        };
+        if let (true, Some((link, queued))) = (output_first, heaviest_output) {
+            let why = format!(
+                "over the server's memory budget of {} KiB, with the most output queued ({} KiB unread)",
+                budget / 1024,
+                queued / 1024
+            );
+            self.links.cut(link);
+            self.dropped(link, &why);
+            self.registry
+                .handle_input(now, RegistryInput::Stalled { link });
+        } else if let Some((link, held)) = heaviest_input {
+            tracing::warn!(
+                %link, held, budget,
+                "over the memory budget: cutting the connection with the most partial input"
+            );
+            self.registry
+                .handle_input(now, RegistryInput::OverBudget { link });
+        }
+        true
+    }
+
+    /// Carries out every output of the registry so far, in order.
+    fn carry_out(&mut self) {
         while let Some(output) = self.registry.poll_output() {
             match output {
                 RegistryOutput::Send { link, bytes } => {
-                    if self.links.send(link, bytes) == Queued::Overflowed {
-                        self.dropped_not_reading(link);
+                    if let Err(overflow) = self.links.send_checked(link, bytes) {
+                        let why = match overflow {
+                            Overflow::Frames => {
+                                format!("not reading (write queue of {WRITE_QUEUE} frames full)")
+                            }
+                            Overflow::Bytes(limit) => {
+                                format!("not reading (write queue of {} KiB full)", limit / 1024)
+                            }
+                        };
+                        self.dropped(link, &why);
                         let now = self.clock.now(&self.net);
                         self.registry
                             .handle_input(now, RegistryInput::Stalled { link });
@@ -203,7 +269,6 @@ impl<N: Net> Server<N> {
                 }
             }
         }
-        self.write_store();
     }
 
     /// Writes the store operations of the last drain in one transaction.
@@ -225,16 +290,16 @@ impl<N: Net> Server<N> {
 }
 
 impl<N: Net> Server<N> {
-    /// Says in the server log why a client was cut off for not reading
-    /// (its write queue overflowed): the registry only learns that the
-    /// connection closed, so its own line cannot tell the reason.
-    fn dropped_not_reading(&mut self, link: LinkId) {
+    /// Says in the server log why a client was cut off (its write queue
+    /// overflowed, or it held the most of a memory budget passed): the
+    /// registry only learns that it stopped reading, so its own line
+    /// cannot tell the reason.
+    fn dropped(&mut self, link: LinkId, why: &str) {
         let client = self
             .clients
             .remove(&link)
             .map_or_else(|| link.to_string(), |addr| addr.to_string());
-        let line =
-            format!("dropped {client}: not reading (write queue of {WRITE_QUEUE} frames full)");
+        let line = format!("dropped {client}: {why}");
         tracing::warn!(change = "dropped", client = %client, reason = "not_reading", "{line}");
         if let Some(hook) = &self.logs {
             let _ = hook.send(line);
@@ -273,6 +338,12 @@ fn trace_log(log: &RegistryLog) {
             detail,
         } => {
             tracing::info!(change = "refused", client = %client, code = %code, detail = %detail, "{log}")
+        }
+        RegistryLog::RefusedSummary {
+            from, code, count, ..
+        } => {
+            let code = code.map_or_else(|| "several".to_string(), |code| code.to_string());
+            tracing::info!(change = "refused_summary", from = %from, code = %code, count, "{log}")
         }
     }
 }
