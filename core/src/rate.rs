@@ -47,6 +47,11 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
+        self.take_n(now, 1)
+    }
+
+    /// Takes `n` tokens (a costlier request) if there are as many.
+    pub fn take_n(&mut self, now: Instant, n: u32) -> bool {
         let elapsed = now.saturating_since(self.updated);
         self.updated = self.updated.max(now);
         let regained =
@@ -55,8 +60,9 @@ impl TokenBucket {
             .millis
             .saturating_add(regained)
             .min(u64::from(self.limit.burst) * 1000);
-        if self.millis >= 1000 {
-            self.millis -= 1000;
+        let cost = u64::from(n) * 1000;
+        if self.millis >= cost {
+            self.millis -= cost;
             true
         } else {
             false

@@ -89,7 +89,8 @@ pub struct RegistryConfig {
     /// from a few hosts does not keep every other host out.
     pub handshakes_total: RateLimit,
     /// Request budget of each source over all its connections, kept
-    /// across reconnects (pings excluded).
+    /// across reconnects (pings excluded). A list costs a token per chunk
+    /// of [`RegistryConfig::list_chunk`] peers in the directory.
     pub source_requests: RateLimit,
     /// Longest line accepted from a registered client: what the largest
     /// request needs (a lookup of a 32-character name is ~80 bytes), far
@@ -784,11 +785,20 @@ impl Registry {
         }
         if !is_heartbeat && !conn.exempt {
             let source = conn.source;
+            // A list costs its host a token per chunk: its cost to the
+            // server grows with the directory.
+            let cost = match frame {
+                ClientMsg::List { .. } => {
+                    let chunk = self.config.list_chunk.max(1);
+                    u32::try_from(self.names.len().div_ceil(chunk).max(1)).unwrap_or(u32::MAX)
+                }
+                _ => 1,
+            };
             let share = self
                 .sources
                 .get_mut(&source)
                 .expect("open connections have a share");
-            if !share.requests.take(now) {
+            if !share.requests.take_n(now, cost) {
                 let limit = self.config.source_requests;
                 let message = format!(
                     "more than {} requests in a burst or {} per second from {source}, over all its connections; slow down",

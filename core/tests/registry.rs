@@ -1041,3 +1041,28 @@ fn the_connection_holding_the_most_partial_input_is_the_one_cut_over_budget() {
     assert_eq!(world.registry().partial_input(), 100);
     assert!(!world.drain_raw(small).1, "the light one goes on");
 }
+
+#[test]
+fn a_list_costs_its_host_a_request_per_chunk() {
+    let mut world = World::with_registry(RegistryConfig {
+        list_chunk: 2,
+        source_requests: RateLimit {
+            burst: 8,
+            per_second: 1,
+        },
+        ..RegistryConfig::default()
+    });
+    for i in 0..5u8 {
+        registered(&mut world, from([10, 0, 1, i], 4000), &format!("p{i}"));
+    }
+    // hello and register: 2; each list of 6 entries (3 chunks): 3.
+    let (asker, _, _) = registered(&mut world, from(HOST_A, 4000), "asker");
+    let (reply, closed) = world.raw_send(asker, b"{\"type\":\"list\"}\n{\"type\":\"list\"}\n");
+    assert!(!closed, "{reply}");
+    let (reply, closed) = world.raw_send(asker, b"{\"type\":\"list\",\"id\":3}\n");
+    assert!(closed);
+    assert!(
+        reply.starts_with("{\"type\":\"error\",\"id\":3,\"code\":\"rate_limited\""),
+        "{reply}"
+    );
+}

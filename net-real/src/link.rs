@@ -289,7 +289,9 @@ impl<N: Net> Links<N> {
         let Some(handle) = self.open.get(&link) else {
             return Ok(());
         };
-        let size = bytes.len();
+        // What the buffer holds, not only what it says: an encrypted
+        // frame's buffer may be twice its length.
+        let size = bytes.capacity();
         let overflow = if handle.queued.load(Ordering::Relaxed) + size > self.max_queue {
             Some(Overflow::Bytes(self.max_queue))
         } else {
@@ -479,16 +481,21 @@ async fn write_loop<S: crate::net::Stream>(
 ) {
     let work = async {
         while let Some(mut bytes) = queued.recv().await {
+            // What the queued buffers held (see `Links::send_checked`).
+            let mut held = bytes.capacity();
             // Frames queued meanwhile (a burst of receipts, list chunks) go
             // out in one write: one syscall instead of one per frame.
             while bytes.len() < WRITE_BATCH {
                 match queued.try_recv() {
-                    Ok(more) => bytes.extend_from_slice(&more),
+                    Ok(more) => {
+                        held += more.capacity();
+                        bytes.extend_from_slice(&more);
+                    }
                     Err(_) => break,
                 }
             }
             write.write_all(&bytes).await?;
-            written.release(bytes.len());
+            written.release(held);
             // Streams that buffer (any `Stream` may) must not sit on a
             // frame while the queue is idle.
             if queued.is_empty() {
