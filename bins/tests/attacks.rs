@@ -1,0 +1,802 @@
+//! The server's attack suite (issue 11): each attack that once took the
+//! directory server down, run against a real `natter server` child process
+//! on loopback, while an honest client registers again and again.
+//!
+//! Every test prints one line of figures (the server's VmRSS before,
+//! at its peak and after the attack, and the honest client's registration
+//! latencies) and asserts generous bounds: at most 64 MiB of RSS over the
+//! baseline, every honest registration done within [`HONEST_BOUND`], and
+//! memory back near the baseline once the attackers are gone.
+//!
+//! Loopback is exempt from the per-source shares by default (the users of
+//! the same host), so the server runs with `--limit-loopback`, and each
+//! attacker stands for other hosts by binding its sockets to another
+//! loopback address (127.0.0.0/8 all reaches the server): 127.0.0.1 is the
+//! honest client's, 127.1.x.y the attackers'.
+//!
+//! Sizes fit CI (each test under 20 s in debug); `NATTER_ATTACK_SECS`
+//! (default 3) sets how long each attack lasts, for longer manual runs.
+//! Loopback only, bounded in count and time, stops by itself.
+
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use natter_net_real::secure_stream::{SecureReader, SecureStream, SecureWriter};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+/// Our hello; the server answers with the same line.
+const HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}\n";
+
+/// Longest an honest registration may take during an attack before the
+/// test fails: generous (a debug build on 2 shared cores); the figures
+/// printed are what to compare.
+const HONEST_BOUND: Duration = Duration::from_secs(3);
+
+/// RSS the server may grow by during an attack (issue 11).
+const RSS_BOUND: u64 = 64 << 20;
+
+/// How close to the baseline memory must come back once the attack ends
+/// (the server hands freed memory back every 5 s).
+const RSS_AFTER_BOUND: u64 = 16 << 20;
+
+/// Hang guard of one step of a client: only reached when broken.
+const STEP: Duration = Duration::from_secs(10);
+
+fn attack_time() -> Duration {
+    let secs = std::env::var("NATTER_ATTACK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    Duration::from_secs(secs)
+}
+
+/// A loopback address standing for attacking host `n` (never 127.0.0.1).
+fn attacker_ip(n: u32) -> IpAddr {
+    let [_, _, b, c] = (n + 1).to_be_bytes();
+    IpAddr::V4(Ipv4Addr::new(127, 1, b, c))
+}
+
+const HONEST_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+// ---- the server under attack ----
+
+/// `natter server` as a child process, its log counted as it comes.
+struct Target {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Log>>,
+    _data: tempfile::TempDir,
+}
+
+#[derive(Default)]
+struct Log {
+    lines: u64,
+    /// Lines per `change` field (refused, registered, dropped, …).
+    changes: BTreeMap<String, u64>,
+    /// Every line's message, for failure messages and figures.
+    messages: Vec<String>,
+}
+
+impl Target {
+    fn start(extra: &[&str]) -> Target {
+        Self::start_limited(extra, None)
+    }
+
+    /// With `nofile`, the server runs under that open-file limit (soft and
+    /// hard), as on a system whose default is 1,024.
+    fn start_limited(extra: &[&str], nofile: Option<u64>) -> Target {
+        let data = tempfile::tempdir().expect("a data directory");
+        let identity = support::server_identity();
+        // NATTER_ATTACK_BIN: another build to attack (a release build, or
+        // an older one for figures before a change).
+        let bin = std::env::var("NATTER_ATTACK_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_natter").to_string());
+        let mut command = Command::new(bin);
+        command
+            .args(["server", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--identity")
+            .arg(identity)
+            .arg("--limit-loopback")
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start natter server");
+        let stdout = child.stdout.take().expect("piped");
+        let log = Arc::new(Mutex::new(Log::default()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                let message = value["message"].as_str().unwrap_or_default().to_string();
+                if message.starts_with("listening on") {
+                    let _ = addr_tx.send(value["addr"].as_str().unwrap_or_default().to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.lines += 1;
+                if let Some(change) = value["change"].as_str() {
+                    *log.changes.entry(change.to_string()).or_default() += 1;
+                }
+                log.messages.push(message);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(STEP)
+            .expect("the listening line")
+            .parse()
+            .expect("a socket address");
+        Target {
+            child,
+            addr,
+            log,
+            _data: data,
+        }
+    }
+
+    fn rss(&self) -> u64 {
+        rss_of(self.child.id())
+    }
+
+    /// Total CPU time the server has used (user + system).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the server's /proc stat");
+        // Fields after the command name (which is in parentheses).
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+
+    fn changes(&self, change: &str) -> u64 {
+        self.log
+            .lock()
+            .unwrap()
+            .changes
+            .get(change)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn messages_containing(&self, text: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.messages
+            .iter()
+            .filter(|m| m.contains(text))
+            .cloned()
+            .collect()
+    }
+
+    fn lines(&self) -> u64 {
+        self.log.lock().unwrap().lines
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Samples the server's RSS every 20 ms until stopped; gives the peak.
+struct RssWatch {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssWatch {
+    fn start(pid: u32) -> RssWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(rss_of(pid)));
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_of(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssWatch {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    fn peak(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+// ---- clients ----
+
+/// A TCP connection from `ip` (another loopback address: another host to
+/// the server).
+///
+/// Attackers read as little as they can: a small receive buffer keeps the
+/// kernel from taking in for them what the server sends (on loopback it
+/// would grow to megabytes per socket), so the server's own queues fill.
+/// Everyone sends without delay (no Nagle): the honest client's timings
+/// are the server's, not 40 ms of delayed acknowledgements.
+async fn connect_from(ip: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    if ip != HONEST_IP {
+        socket.set_recv_buffer_size(4096)?;
+    }
+    socket.bind(SocketAddr::new(ip, 0))?;
+    let stream = socket.connect(to).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+type Session = SecureStream<TcpStream>;
+
+/// A Noise session from `ip`; `None` if the server refused or dropped it.
+async fn session_from(ip: IpAddr, to: SocketAddr) -> Option<Session> {
+    let stream = connect_from(ip, to).await.ok()?;
+    let identity = support::new_identity();
+    let handshake = support::secure_client(stream, &identity);
+    tokio::time::timeout(STEP, handshake).await.ok()?.ok()
+}
+
+/// The first line containing `want`, skipping the others; `None` if an
+/// error comes first, the session ends or it takes longer than [`STEP`].
+async fn line_with(reader: &mut SecureReader<ReadHalf<TcpStream>>, want: &str) -> Option<String> {
+    let wait = async {
+        loop {
+            match reader.recv_line().await {
+                Ok(Some(line)) if line.contains(want) => return Some(line),
+                Ok(Some(line)) if line.contains("\"type\":\"error\"") => return None,
+                Ok(Some(_)) => {}
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(STEP, wait).await.ok().flatten()
+}
+
+/// A port for the next registration: an address (IP and port) is
+/// registered once, and a host registers many names.
+fn next_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    1_024 + NEXT.fetch_add(1, Ordering::Relaxed) % 64_000
+}
+
+/// Registers `name` over a new session from `ip`: the halves of the
+/// session once `registered` has come, or `None` if it did not.
+async fn register_from(
+    ip: IpAddr,
+    to: SocketAddr,
+    name: &str,
+) -> Option<(
+    SecureReader<ReadHalf<TcpStream>>,
+    SecureWriter<WriteHalf<TcpStream>>,
+)> {
+    let session = session_from(ip, to).await?;
+    let (mut reader, mut writer) = session.into_split();
+    // Nobody listens on these ports of a loopback address: the probe
+    // answers "unreachable" at once, and the registration stands.
+    let port = next_port();
+    let register =
+        format!("{HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{port}}}\n");
+    writer.send(register.as_bytes()).await.ok()?;
+    line_with(&mut reader, "\"registered\"").await?;
+    Some((reader, writer))
+}
+
+/// Keeps a registered client alive: answers the server's pings until the
+/// session ends. (The server drops a client silent for 15 s.)
+fn keep_alive(
+    mut reader: SecureReader<ReadHalf<TcpStream>>,
+    mut writer: SecureWriter<WriteHalf<TcpStream>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = reader.recv_line().await {
+            if line.contains("\"type\":\"ping\"") {
+                let _ = writer.send(b"{\"type\":\"pong\"}\n").await;
+            }
+        }
+    })
+}
+
+/// Registers `count` peers from `sources` attacker addresses (counting
+/// from `first_source`), kept alive: a directory of that size. Each tries
+/// up to `tries` times: the server takes new connections at a bounded
+/// rate, and a set-up wants them all.
+async fn fill_directory(
+    to: SocketAddr,
+    count: u32,
+    first_source: u32,
+    sources: u32,
+    prefix: &str,
+    tries: u32,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut alive = Vec::new();
+    for i in 0..count {
+        let ip = attacker_ip(first_source + i % sources);
+        let name = format!("{prefix}{i:05}");
+        tasks.spawn(async move {
+            for _ in 0..tries {
+                if let Some(registered) = register_from(ip, to, &name).await {
+                    return Some(registered);
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            None
+        });
+        // A few at a time: the server takes handshakes at a bounded rate.
+        while tasks.len() >= 32 {
+            if let Some(Some((reader, writer))) =
+                tasks.join_next().await.map(|d| d.expect("no panic"))
+            {
+                alive.push(keep_alive(reader, writer));
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Some((reader, writer)) = done.expect("no panic") {
+            alive.push(keep_alive(reader, writer));
+        }
+    }
+    println!(
+        "  {} of {count} registered ({prefix}…) in {:.1} s",
+        alive.len(),
+        started.elapsed().as_secs_f64()
+    );
+    alive
+}
+
+/// The honest client: registers again and again (a new session and name
+/// each time, from 127.0.0.1) until `stop`, timing each registration from
+/// the connect to `registered`.
+struct Honest {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Option<Duration>>>,
+}
+
+impl Honest {
+    fn start(to: SocketAddr) -> Honest {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut took = Vec::new();
+            let mut n = 0;
+            while !flag.load(Ordering::Relaxed) {
+                n += 1;
+                let start = Instant::now();
+                let registered = register_from(HONEST_IP, to, &format!("honest{n}")).await;
+                took.push(registered.map(|(_, mut writer)| {
+                    let took = start.elapsed();
+                    tokio::spawn(async move { writer.send(b"{\"type\":\"bye\"}\n").await });
+                    took
+                }));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            took
+        });
+        Honest { stop, task }
+    }
+
+    async fn finish(self) -> Latencies {
+        self.stop.store(true, Ordering::Relaxed);
+        Latencies(self.task.await.expect("no panic"))
+    }
+}
+
+struct Latencies(Vec<Option<Duration>>);
+
+impl Latencies {
+    fn failed(&self) -> usize {
+        self.0.iter().filter(|t| t.is_none()).count()
+    }
+
+    fn sorted(&self) -> Vec<Duration> {
+        let mut ok: Vec<Duration> = self.0.iter().flatten().copied().collect();
+        ok.sort();
+        ok
+    }
+
+    fn max(&self) -> Duration {
+        self.sorted().last().copied().unwrap_or_default()
+    }
+
+    fn summary(&self) -> String {
+        let ok = self.sorted();
+        let at = |q: f64| {
+            ok.get(((ok.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        format!(
+            "honest registrations {} ok, {} failed, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ok.len(),
+            self.failed(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        )
+    }
+
+    fn assert_fine(&self, attack: &str) {
+        assert!(!self.0.is_empty(), "{attack}: the honest client never ran");
+        assert_eq!(self.failed(), 0, "{attack}: {}", self.summary());
+        assert!(self.max() <= HONEST_BOUND, "{attack}: {}", self.summary());
+    }
+}
+
+/// Runs `attack` against `target` while the honest client registers;
+/// prints the figures and asserts the bounds. `baseline` is the server's
+/// RSS before the attack (after any set-up).
+async fn measure<F>(name: &str, target: &Target, attack: F) -> (u64, u64, u64, Latencies)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let baseline = target.rss();
+    let cpu = target.cpu();
+    let started = Instant::now();
+    let watch = RssWatch::start(target.child.id());
+    let honest = Honest::start(target.addr);
+    attack.await;
+    let latencies = honest.finish().await;
+    let peak = watch.peak();
+    let busy = target.cpu() - cpu;
+    let wall = started.elapsed();
+    // Memory once the attackers are gone: given a few seconds to settle.
+    let settle = Instant::now();
+    let mut after = target.rss();
+    while after > baseline + RSS_AFTER_BOUND / 2 && settle.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = target.rss();
+    }
+    println!(
+        "attack {name}: server RSS baseline {:.1} MiB, peak {:.1} MiB (+{:.1}), after {:.1} MiB; CPU {:.0}% of a core over {:.1} s; {}; {} log lines",
+        mib(baseline),
+        mib(peak),
+        mib(peak.saturating_sub(baseline)),
+        mib(after),
+        busy.as_secs_f64() * 100.0 / wall.as_secs_f64(),
+        wall.as_secs_f64(),
+        latencies.summary(),
+        target.lines(),
+    );
+    assert!(
+        peak <= baseline + RSS_BOUND,
+        "{name}: RSS grew by {:.1} MiB",
+        mib(peak - baseline)
+    );
+    if latencies.failed() > 0 {
+        println!(
+            "  the server about 127.0.0.1: {:#?}",
+            target.messages_containing("127.0.0.1:")
+        );
+    }
+    assert!(
+        after <= baseline + RSS_AFTER_BOUND,
+        "{name}: RSS {:.1} MiB after the attack, baseline {:.1} MiB",
+        mib(after),
+        mib(baseline)
+    );
+    latencies.assert_fine(name);
+    (baseline, peak, after, latencies)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `n` attacker loops (`body(i)`) until the attack time is over.
+async fn for_attack_time<F, Fut>(n: u32, body: F)
+where
+    F: Fn(u32, Instant) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let until = Instant::now() + attack_time();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        tasks.spawn(body(i, until));
+    }
+    // Attackers that outlive the attack (a write blocked on a server that
+    // does not read) are dropped with their sockets.
+    let all = async { while tasks.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout_at(until + Duration::from_secs(2), all).await;
+}
+
+// ---- the attacks ----
+
+/// 64 connections from one host register and send lookups of a
+/// 65,000-character name without ever reading: each answer once echoed
+/// the name, 256 of them queued per connection.
+#[test]
+fn lookups_of_huge_names_that_are_never_read() {
+    let target = Target::start(&[]);
+    runtime().block_on(async {
+        let to = target.addr;
+        let attack = for_attack_time(64, move |i, until| async move {
+            let huge = format!(
+                "{{\"type\":\"lookup\",\"id\":1,\"name\":\"{}\"}}\n",
+                "x".repeat(65_000)
+            );
+            let mut n = 0;
+            while Instant::now() < until {
+                n += 1;
+                let Some(session) = session_from(attacker_ip(0), to).await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let (_never_read, mut writer) = session.into_split();
+                let port = next_port();
+                let register = format!(
+                    "{HELLO}{{\"type\":\"register\",\"name\":\"echo{i}x{n}\",\"port\":{port}}}\n"
+                );
+                let _ = writer.send(register.as_bytes()).await;
+                while Instant::now() < until {
+                    if writer.send(huge.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+            }
+        });
+        measure("lookup echo", &target, attack).await;
+    });
+}
+
+/// Registered clients ask for the whole list, six times, and never read.
+#[test]
+fn lists_that_are_never_read() {
+    let target = Target::start(&[]);
+    runtime().block_on(async {
+        let to = target.addr;
+        let _directory = fill_directory(to, 2_000, 0, 100, "dir", 5).await;
+        let attack = async move {
+            let mut readers = Vec::new();
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..200u32 {
+                let ip = attacker_ip(200 + i / 10);
+                tasks.spawn(async move {
+                    let (reader, mut writer) =
+                        register_from(ip, to, &format!("lazy{i:03}")).await?;
+                    let lists = "{\"type\":\"list\"}\n".repeat(6);
+                    let _ = writer.send(lists.as_bytes()).await;
+                    Some((reader, writer))
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                readers.push(done.expect("no panic"));
+            }
+            tokio::time::sleep(attack_time()).await;
+            drop(readers);
+        };
+        measure("lists never read", &target, attack).await;
+    });
+}
+
+/// Hosts connect, register, ask for six lists and reset the connection,
+/// in a loop: handshakes, probes and lists, never read, as fast as the
+/// server takes them.
+#[test]
+fn connect_register_list_reset_loops() {
+    let target = Target::start(&[]);
+    runtime().block_on(async {
+        let to = target.addr;
+        let _directory = fill_directory(to, 2_000, 0, 100, "dir", 5).await;
+        let attack = for_attack_time(32, move |i, until| async move {
+            let mut n = 0;
+            while Instant::now() < until {
+                n += 1;
+                let Some(mut session) = session_from(attacker_ip(1_000 + i % 4), to).await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let port = next_port();
+                let frames = format!(
+                    "{HELLO}{{\"type\":\"register\",\"name\":\"churn{i}x{n}\",\"port\":{port}}}\n{}",
+                    "{\"type\":\"list\"}\n".repeat(6)
+                );
+                let _ = session.send(frames.as_bytes()).await;
+                // Dropped unread: a reset.
+            }
+        });
+        measure("connect/register/list/reset", &target, attack).await;
+    });
+}
+
+/// Registered clients each hold an unfinished line of almost 64 KiB and
+/// trickle a byte now and then, to look alive.
+#[test]
+fn unfinished_lines_held_open() {
+    let target = Target::start(&["--line-timeout", "2s"]);
+    runtime().block_on(async {
+        let to = target.addr;
+        let attack = async move {
+            let mut held = tokio::task::JoinSet::new();
+            for i in 0..1_024u32 {
+                let ip = attacker_ip(i / 32);
+                held.spawn(async move {
+                    let (reader, mut writer) =
+                        register_from(ip, to, &format!("hold{i:04}")).await?;
+                    let partial =
+                        format!("{{\"type\":\"lookup\",\"name\":\"{}", "y".repeat(60_000));
+                    writer.send(partial.as_bytes()).await.ok()?;
+                    Some((reader, writer))
+                });
+            }
+            let mut holders = Vec::new();
+            while let Some(done) = held.join_next().await {
+                if let Some(pair) = done.expect("no panic") {
+                    holders.push(pair);
+                }
+            }
+            println!("  {} connections hold a line", holders.len());
+            let until = Instant::now() + attack_time();
+            while Instant::now() < until {
+                for (_, writer) in &mut holders {
+                    let _ = writer.send(b"y").await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        };
+        measure("unfinished lines", &target, attack).await;
+        let cut = target.messages_containing("line");
+        println!("  lines cut: {} log lines mention a line", cut.len());
+    });
+}
+
+/// Many hosts register as many names as they can: the directory is full
+/// for everyone else.
+#[test]
+fn a_few_hosts_fill_the_directory() {
+    let target = Target::start(&["--max-peers", "300"]);
+    runtime().block_on(async {
+        let to = target.addr;
+        let attack = async move {
+            // 20 hosts, 64 names each: four times the directory.
+            let alive = fill_directory(to, 1_280, 0, 20, "fill", 1).await;
+            tokio::time::sleep(attack_time()).await;
+            for task in alive {
+                task.abort();
+            }
+        };
+        measure("directory fill", &target, attack).await;
+        println!(
+            "  refused: {} log lines, server_full {}",
+            target.changes("refused"),
+            target.messages_containing("server_full").len()
+        );
+    });
+}
+
+/// 17 hosts open 64 connections each against a server whose open-file
+/// limit is 1,024: nobody else could connect.
+#[test]
+fn connections_up_to_the_open_file_limit() {
+    let target = Target::start_limited(&[], Some(1_024));
+    runtime().block_on(async {
+        let to = target.addr;
+        let attack = async move {
+            // Registered, and kept alive: past the register timeout too.
+            let alive = fill_directory(to, 17 * 64, 0, 17, "lock", 1).await;
+            tokio::time::sleep(attack_time()).await;
+            for task in alive {
+                task.abort();
+            }
+        };
+        measure("open-file limit", &target, attack).await;
+        let cap = target.messages_containing("open-file limit");
+        println!("  {cap:?}");
+    });
+}
+
+/// One host keeps connecting past its connection share: every refusal
+/// was once a log line.
+#[test]
+fn refused_connections_do_not_flood_the_log() {
+    let target = Target::start(&[]);
+    runtime().block_on(async {
+        let to = target.addr;
+        let attack = async move {
+            let mut share = Vec::new();
+            for _ in 0..64 {
+                share.push(session_from(attacker_ip(0), to).await);
+            }
+            for_attack_time(8, move |_, until| async move {
+                while Instant::now() < until {
+                    // Through the handshake: the refusal is then said,
+                    // and logged.
+                    let _ = session_from(attacker_ip(0), to).await;
+                }
+            })
+            .await;
+            drop(share);
+        };
+        let lines_before = target.lines();
+        measure("refusal log flood", &target, attack).await;
+        let refused = target.changes("refused");
+        println!(
+            "  {} log lines during the attack, {refused} of them refusals",
+            target.lines() - lines_before
+        );
+        assert!(
+            refused <= 40,
+            "refusals are logged at a bounded rate: {refused} lines"
+        );
+    });
+}
+
+/// Hosts open connections and complete handshakes as fast as they can,
+/// then hang up: each one costs the server a handshake's CPU.
+#[test]
+fn a_flood_of_handshakes() {
+    let target = Target::start(&[]);
+    runtime().block_on(async {
+        let to = target.addr;
+        let attack = for_attack_time(16, move |i, until| async move {
+            while Instant::now() < until {
+                if session_from(attacker_ip(i % 4), to).await.is_none() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        });
+        measure("handshake flood", &target, attack).await;
+    });
+}
