@@ -136,35 +136,23 @@ const SPARE_FILES: u64 = 64;
 /// `max_connections` (and if need be `max_probes`, each probe being a
 /// socket) to fit under it, so that the server refuses connections
 /// itself, cheapest first, instead of failing to accept them: with
-/// every descriptor in use nobody at all could connect. Logged, so the
-/// operator sees what the server can hold.
+/// every descriptor in use nobody at all could connect. The server's
+/// second log line gives the limit and what fits.
 fn fit_open_file_limit(config: &mut RegistryConfig) {
-    let Some((before, limit)) = raise_open_file_limit() else {
+    let Some(limit) = raise_open_file_limit() else {
         return;
     };
     let probes = (config.max_probes as u64).min(limit / 4);
     let room = limit.saturating_sub(SPARE_FILES + probes).max(1);
     config.max_probes = probes.max(1) as usize;
     config.max_connections = config.max_connections.min(room as usize);
-    let raised = if limit > before {
-        format!(" (raised from {before})")
-    } else {
-        String::new()
-    };
-    let connections = config.max_connections;
-    tracing::info!(
-        open_files = limit,
-        max_connections = connections,
-        max_probes = config.max_probes,
-        "open-file limit {limit}{raised}: at most {connections} connections and {} probes at once",
-        config.max_probes
-    );
+    config.open_file_limit = Some(limit);
 }
 
-/// The soft open-file limit before and after raising it to the hard one.
+/// The soft open-file limit, raised to the hard one if it was lower.
 #[cfg(unix)]
 #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every system
-fn raise_open_file_limit() -> Option<(u64, u64)> {
+fn raise_open_file_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -174,7 +162,6 @@ fn raise_open_file_limit() -> Option<(u64, u64)> {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return None;
         }
-        let before = limit.rlim_cur;
         if limit.rlim_max > limit.rlim_cur {
             let raised = libc::rlimit {
                 rlim_cur: limit.rlim_max,
@@ -184,12 +171,12 @@ fn raise_open_file_limit() -> Option<(u64, u64)> {
                 limit = raised;
             }
         }
-        Some((before as u64, limit.rlim_cur as u64))
+        Some(limit.rlim_cur as u64)
     }
 }
 
 #[cfg(not(unix))]
-fn raise_open_file_limit() -> Option<(u64, u64)> {
+fn raise_open_file_limit() -> Option<u64> {
     None
 }
 

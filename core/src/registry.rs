@@ -104,8 +104,12 @@ pub struct RegistryConfig {
     /// per-source shares too; by default they are exempt.
     pub limit_loopback: bool,
     /// How often refusals beyond the first of each source and reason are
-    /// summed up in one log line.
+    /// summed up in one log line (loopback, when exempt, is logged in
+    /// full).
     pub refusal_log_interval: Duration,
+    /// The process's open-file limit, if the driver knows it: logged with
+    /// [`RegistryConfig::max_connections`], which must fit under it.
+    pub open_file_limit: Option<u64>,
     /// Bytes of queued output (counted by the driver) plus partial input
     /// (counted here) the whole server may hold; past it, the heaviest
     /// connection is cut.
@@ -162,6 +166,7 @@ impl Default for RegistryConfig {
             line_timeout: Duration::from_secs(15),
             limit_loopback: false,
             refusal_log_interval: Duration::from_secs(10),
+            open_file_limit: None,
             memory_budget: 32 << 20,
             max_queue: 2 << 20,
             max_probes: 256,
@@ -579,9 +584,15 @@ impl Registry {
 
     // ---- internals ----
 
+    /// Whether `client` is on the server's own host and loopback is not
+    /// limited: no per-source share applies to it.
+    fn is_exempt(&self, client: SocketAddr) -> bool {
+        !self.config.limit_loopback && client.ip().to_canonical().is_loopback()
+    }
+
     fn open(&mut self, now: Instant, link: LinkId, client: SocketAddr) {
         let source = SourceKey::of(client.ip());
-        let exempt = !self.config.limit_loopback && client.ip().to_canonical().is_loopback();
+        let exempt = self.is_exempt(client);
         let limits = ShareLimits {
             handshakes: self.config.handshakes_per_source,
             requests: self.config.source_requests,
@@ -1343,6 +1354,15 @@ impl Registry {
     /// Logs a refusal, unless its source was refused the same way in this
     /// interval already: then it is counted for the summary.
     fn refused(&mut self, client: SocketAddr, code: ErrorCode, detail: String) {
+        // The server's own host is trusted with every line, as it is with
+        // every share (unless loopback is limited).
+        if self.is_exempt(client) {
+            return self.log(RegistryLog::Refused {
+                client,
+                code,
+                detail,
+            });
+        }
         let source = SourceKey::of(client.ip());
         for line in self.refusals.flush(self.now) {
             self.log(line);

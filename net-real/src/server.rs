@@ -60,6 +60,15 @@ pub async fn run_server<N: Net>(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, %fingerprint, "listening on {addr}, key fingerprint {fingerprint}");
     }
+    if let Some(limit) = config.open_file_limit {
+        let (connections, probes) = (config.max_connections, config.max_probes);
+        tracing::info!(
+            open_files = limit,
+            max_connections = connections,
+            max_probes = probes,
+            "open-file limit {limit}: at most {connections} connections and {probes} probes at once"
+        );
+    }
     if store.is_some() {
         let count = bindings.len();
         tracing::info!(bindings = count, "{count} names bound to keys");
