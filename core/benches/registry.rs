@@ -161,6 +161,7 @@ impl Bench {
             max_registrations_per_source: usize::MAX,
             handshakes_per_source: unlimited,
             handshakes_total: unlimited,
+            requests: unlimited,
             source_requests: unlimited,
             ..RegistryConfig::default()
         };
