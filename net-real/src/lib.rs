@@ -25,6 +25,7 @@ pub mod net;
 pub mod peer;
 pub mod pins;
 mod private;
+pub mod secure_stream;
 pub mod server;
 pub mod transcripts;
 
@@ -34,6 +35,7 @@ pub use harness::{PeerBuilder, PeerHandle, ServerBuilder, ServerHandle};
 pub use keyfile::{KeyFileError, LoadedIdentity};
 pub use net::{Clock, Listener, Net, Stream, TokioNet};
 pub use peer::{run_peer, EventSink, EXIT_STARTUP_FAILED, MAX_TYPED_AHEAD};
+pub use secure_stream::{SecureStream, SecureStreamError};
 pub use server::{run_server, LogHook};
 pub use transcripts::{Transcripts, TranscriptsError};
 
