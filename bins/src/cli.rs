@@ -211,6 +211,10 @@ pub struct PeerLimits {
     /// closed at once (a flood of half-open calls).
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_calls: u32,
+    /// Chats at once, calls ringing either way included; a caller beyond
+    /// it gets busy.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_chats: u32,
 }
 
 /// Server port when `--server` names none.

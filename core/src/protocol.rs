@@ -110,13 +110,15 @@ pub struct VersionMismatch {
     pub theirs: VersionRange,
 }
 
-/// What a registered peer says about taking a chat request.
+/// What a registered peer says about taking a chat request. A peer has
+/// room for `--max-chats` chats; a call ringing there, either way, takes
+/// one of them as a conversation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerStatus {
-    /// In no chat.
+    /// No chat and no call ringing.
     Available,
-    /// In a chat, still taking calls.
+    /// Some chats or calls, still taking calls.
     Chatting,
     /// No room for another chat: a call gets `busy`.
     Busy,
@@ -204,6 +206,9 @@ error_codes! {
     AlreadyInChat = "already_in_chat",
     /// A call is already ringing; wait for it or `/leave` to cancel it.
     RequestPending = "request_pending",
+    /// `/connect` with `--max-chats` chats open (calls ringing either way
+    /// count): leave one first.
+    ChatsFull = "chats_full",
     /// A name that is not 1–32 of `A-Z a-z 0-9 _ -`.
     InvalidName = "invalid_name",
     /// A line that is not a valid frame (bad JSON, bad fields, …).

@@ -429,7 +429,9 @@ impl Peer {
                 ErrorDetail::NotCallable { peer: name },
             );
         }
-        if let Some((code, detail)) = self.dial_refusal() {
+        // Rechecked with the name as listed: a call may have come from it,
+        // or the chats filled up, while the directory was asked.
+        if let Some((code, detail)) = self.dial_refusal(Some(&name)) {
             return self.error(code, detail);
         }
         // The key listed now is the one the callee must prove.
