@@ -8,6 +8,7 @@
 
 pub mod invariants;
 pub mod scenarios;
+pub mod several_chats;
 
 use natter_core::Event;
 use natter_net_sim::scenario::Scenario;
