@@ -375,6 +375,10 @@ pub enum UserLine {
     SayLong {
         long: bool,
     },
+    /// A command of several chats naming a peer (an index into
+    /// [`PEERS`]): `/accept`, `/reject`, `/cancel`, `/leave`, `/switch`
+    /// or `/msg` (by `verb`), or `/chats`.
+    Named { verb: u8, who: u8 },
     /// Anything at all.
     Raw(String),
 }
@@ -650,6 +654,18 @@ impl UserLine {
             UserLine::Help => "/help".into(),
             UserLine::Say(i) => TEXTS[usize::from(*i) % TEXTS.len()].into(),
             UserLine::SayLong { long } => "z".repeat(if *long { 257 } else { 256 }),
+            UserLine::Named { verb, who } => {
+                let name = PEERS.get(usize::from(*who)).unwrap_or(&"nobody");
+                match verb % 7 {
+                    0 => format!("/accept {name}"),
+                    1 => format!("/reject {name}"),
+                    2 => format!("/cancel {name}"),
+                    3 => format!("/leave {name}"),
+                    4 => format!("/switch {name}"),
+                    5 => format!("/msg {name} {}", TEXTS[usize::from(*verb) % TEXTS.len()]),
+                    _ => "/chats".into(),
+                }
+            }
             UserLine::Raw(text) => text.clone(),
         }
     }
@@ -979,6 +995,7 @@ mod properties {
             1 => Just(UserLine::Help),
             8 => any::<u8>().prop_map(UserLine::Say),
             1 => any::<bool>().prop_map(|long| UserLine::SayLong { long }),
+            4 => (any::<u8>(), 0..4u8).prop_map(|(verb, who)| UserLine::Named { verb, who }),
             1 => "[ -~]{0,12}".prop_map(UserLine::Raw),
         ]
     }
