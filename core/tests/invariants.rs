@@ -378,7 +378,10 @@ pub enum UserLine {
     /// A command of several chats naming a peer (an index into
     /// [`PEERS`]): `/accept`, `/reject`, `/cancel`, `/leave`, `/switch`
     /// or `/msg` (by `verb`), or `/chats`.
-    Named { verb: u8, who: u8 },
+    Named {
+        verb: u8,
+        who: u8,
+    },
     /// Anything at all.
     Raw(String),
 }
