@@ -60,10 +60,17 @@ pub fn human(event: &Event) -> String {
             server,
             reachable,
             fingerprint,
+            server_fingerprint,
+            new_server,
         } => {
             let mut out = format!(
                 "registered as {name} at {addr} with the server at {server}; your key is {fingerprint}; /list shows who is online, /help the commands"
             );
+            if *new_server {
+                out.push_str(&format!(
+                    "\nfirst time with this server: its key {server_fingerprint} is pinned now (its first log line shows its key; from now on natter refuses another key at {server})"
+                ));
+            }
             if !*reachable {
                 out.push_str(&format!(
                     "\nnote: the server could not connect to {addr}, so others cannot call you (a NAT or firewall?); you can still call them"
@@ -380,6 +387,10 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             format!("{peer} sent something natter does not understand ({problem})")
         }
         D::PeerSaid { peer, text } => format!("{peer} says: {text}"),
+        D::ServerStopped { request } => format!(
+            "{} needs the server, which this natter no longer uses (see the error above); start natter again to use it",
+            request_name(*request)
+        ),
         D::ServerNotConnected { request } => format!(
             "{} needs the server, and natter is reconnecting to it; try again in a few seconds",
             request_name(*request)

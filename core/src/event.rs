@@ -96,6 +96,12 @@ pub enum Event {
         reachable: bool,
         /// Of this peer's own key: what partners see.
         fingerprint: Fingerprint,
+        /// Of the server's key, which its first log line shows too.
+        server_fingerprint: Fingerprint,
+        /// True when the server's key was pinned just now, at our first
+        /// registration with that address (trust on first use): the
+        /// moment to compare `server_fingerprint` with the server's.
+        new_server: bool,
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
     Peers { peers: Vec<ListedPeer> },
@@ -475,6 +481,11 @@ pub enum ErrorDetail {
     // ---- the server ----
     /// A request that needs the server while natter is reconnecting.
     ServerNotConnected {
+        request: Request,
+    },
+    /// A request that needs the server after natter stopped using it
+    /// (`replaced`, `server_key_changed`): only a restart brings it back.
+    ServerStopped {
         request: Request,
     },
     /// The server link broke before the request was answered.

@@ -819,7 +819,13 @@ impl Registry {
             return;
         };
         if conn.register_by.is_some_and(|by| now >= by) {
-            let what = if conn.greeted { "register" } else { "hello" };
+            let what = if conn.greeted {
+                "register"
+            } else if conn.secure.is_established() {
+                "hello"
+            } else {
+                "encrypted handshake"
+            };
             let message = format!(
                 "no {what} within {} s; connect and register at once",
                 self.config.register_timeout.as_secs()

@@ -118,6 +118,8 @@ fn events() -> Vec<Event> {
             server: addr(),
             reachable: true,
             fingerprint: fingerprint(),
+            server_fingerprint: fingerprint(),
+            new_server: true,
         },
         Event::Peers {
             peers: vec![listed_peer()],
@@ -335,6 +337,9 @@ fn details() -> Vec<ErrorDetail> {
         D::ServerNotConnected {
             request: Request::List,
         },
+        D::ServerStopped {
+            request: Request::List,
+        },
         D::RequestLost {
             request: Request::Lookup,
         },
@@ -412,6 +417,7 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::PeerBadFrame { .. } => "peer_bad_frame",
         D::PeerSaid { .. } => "peer_said",
         D::ServerNotConnected { .. } => "server_not_connected",
+        D::ServerStopped { .. } => "server_stopped",
         D::RequestLost { .. } => "request_lost",
         D::ServerSaid { .. } => "server_said",
         D::ServerVersion { .. } => "server_version",

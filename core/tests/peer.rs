@@ -4,6 +4,8 @@
 mod noise_wire;
 mod world;
 
+use natter_core::registry::RegistryConfig;
+
 use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer};
 use natter_core::peer::PeerConfig;
 use natter_core::protocol::{ErrorCode, PeerStatus};
@@ -40,6 +42,8 @@ fn registration_reports_the_address_the_server_sees() {
                 .identity
                 .public()
                 .fingerprint(),
+            server_fingerprint: RegistryConfig::default().identity.public().fingerprint(),
+            new_server: true,
         }]
     );
     assert!(world.peer("alice").is_registered());

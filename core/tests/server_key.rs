@@ -41,6 +41,17 @@ fn the_first_registration_pins_the_servers_key_for_its_address() {
         world.server_pins["alice"],
         vec![(SERVER, server_identity().public())]
     );
+    let events = world.take_events("alice");
+    assert!(
+        matches!(
+            &events[0],
+            Event::Registered {
+                new_server: true,
+                ..
+            }
+        ),
+        "the user is told: {events:?}"
+    );
 }
 
 #[test]
@@ -51,6 +62,12 @@ fn a_server_proving_the_pinned_key_is_not_pinned_again() {
     world.add_peer_with(config);
     assert!(world.peer("alice").is_registered());
     assert!(!world.server_pins.contains_key("alice"));
+    let events = world.take_events("alice");
+    assert!(
+        matches!(&events[0], Event::Registered { new_server: false, server_fingerprint, .. }
+            if *server_fingerprint == server_identity().public().fingerprint()),
+        "{events:?}"
+    );
 }
 
 /// Another machine answers at the server's address (or the operator gave
@@ -168,6 +185,17 @@ fn the_same_key_registering_again_replaces_the_old_session_which_stops() {
     assert!(
         world.take_events("alice").is_empty(),
         "the old session does not come back"
+    );
+    world.type_line("alice", "/list");
+    assert_eq!(
+        errors(&world.take_events("alice")),
+        vec![(
+            ErrorCode::ServerUnreachable,
+            ErrorDetail::ServerStopped {
+                request: natter_core::event::Request::List
+            }
+        )],
+        "not 'reconnecting': it never will"
     );
     let listed: Vec<String> = world
         .registry()

@@ -24,8 +24,8 @@ pub mod link;
 pub mod net;
 pub mod peer;
 pub mod pins;
-pub mod secure_stream;
 mod private;
+pub mod secure_stream;
 pub mod server;
 pub mod transcripts;
 

@@ -158,7 +158,9 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
 /// while pings and pongs keep both links alive.
 pub trait EventSink: Send + 'static {
     /// Passes `event` on, or hands it back if there is no room now. An
-    /// event for a receiver that is gone is dropped (`Ok`).
+    /// event for a receiver that is gone is dropped (`Ok`). Events move by
+    /// value (about 150 bytes) on this path of every event: no box each.
+    #[allow(clippy::result_large_err)]
     fn offer(&self, event: Event) -> Result<(), Event>;
     /// Completes when there may be room again.
     fn room(&self) -> impl Future<Output = ()> + Send;

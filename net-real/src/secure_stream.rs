@@ -262,7 +262,8 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
         }
         link.push(&self.buffer)?;
         if read == self.buffer.capacity() && read < READ_BUFFER {
-            self.buffer.reserve_exact((2 * read).min(READ_BUFFER) - read);
+            self.buffer
+                .reserve_exact((2 * read).min(READ_BUFFER) - read);
         }
         Ok(true)
     }
@@ -398,7 +399,10 @@ mod tests {
         assert!(
             matches!(
                 refused,
-                Err(SecureStreamError::Secure(SecureError::BadHandshake { index: 0, .. }))
+                Err(SecureStreamError::Secure(SecureError::BadHandshake {
+                    index: 0,
+                    ..
+                }))
             ),
             "{refused:?}"
         );

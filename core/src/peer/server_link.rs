@@ -57,6 +57,10 @@ pub(super) struct ServerLink {
     /// The server's key: pinned at an earlier run, or proved by the first
     /// handshake of this one. Every later handshake must prove the same.
     server_key: Option<PublicKey>,
+    /// Whether natter stopped using the server for good (`replaced`, or
+    /// `server_key_changed` after a registration): requests then say so
+    /// rather than that it is reconnecting.
+    stopped: bool,
 }
 
 #[derive(Debug)]
@@ -117,6 +121,7 @@ impl ServerLink {
             heartbeat_config: config.heartbeat,
             max_frame: config.max_frame,
             server_key: config.server_key,
+            stopped: false,
         }
     }
 
@@ -251,6 +256,7 @@ impl Peer {
             return true;
         }
         self.server_close();
+        self.server.stopped = true;
         let detail = ErrorDetail::ServerKeyChanged {
             server: self.config.server,
             expected: pinned.fingerprint(),
@@ -385,12 +391,15 @@ impl Peer {
             let name = self.config.name.clone();
             let server = self.config.server;
             let fingerprint = self.config.identity.public().fingerprint();
+            let server_key = self.server.server_key.expect("proved by the handshake");
             self.event(Event::Registered {
                 name,
                 addr,
                 server,
                 reachable,
                 fingerprint,
+                server_fingerprint: server_key.fingerprint(),
+                new_server: self.config.server_key.is_none(),
             });
         }
         self.status_sent = None;
@@ -404,6 +413,7 @@ impl Peer {
     /// server and keeps its chats.
     fn replaced(&mut self) {
         self.server_close();
+        self.server.stopped = true;
         let name = self.config.name.clone();
         self.error(ErrorCode::Replaced, ErrorDetail::Replaced { name });
         self.exit_if_done();
@@ -618,10 +628,12 @@ impl Peer {
     }
 
     fn not_connected(&mut self, request: Request) {
-        self.error(
-            ErrorCode::ServerUnreachable,
-            ErrorDetail::ServerNotConnected { request },
-        );
+        let detail = if self.server.stopped {
+            ErrorDetail::ServerStopped { request }
+        } else {
+            ErrorDetail::ServerNotConnected { request }
+        };
+        self.error(ErrorCode::ServerUnreachable, detail);
     }
 
     /// Sends to the server if the link can carry `frame` now; false if not.
