@@ -1,16 +1,20 @@
 //! Command-line flags, exactly as SPEC.md lists them, plus the limits of
 //! docs/LIMITS.md.
+//!
+//! Where a flag's default comes from when it is not given (its environment
+//! variable, then the config file) is in src/config_file.rs.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, ValueHint};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// natter: peer-to-peer chat. A small directory server says who is online;
-/// peers then talk directly, with numbered messages, delivery receipts and
-/// a transcript on each side.
+/// Peer-to-peer chat with delivery receipts and transcripts.
+///
+/// A small directory server says who is online; peers then talk directly,
+/// with numbered messages, delivery receipts and a transcript on each side.
 #[derive(Debug, Parser)]
-#[command(name = "natter", version)]
+#[command(name = "natter", version, after_long_help = DEFAULTS_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,9 +35,43 @@ pub enum Command {
     /// Print the fingerprint of a name's identity (its key is created on
     /// first use), to compare with what others see.
     Id(IdArgs),
+    /// Print a completion script for a shell, e.g. `natter completions bash
+    /// > ~/.local/share/bash-completion/completions/natter`.
+    Completions(CompletionsArgs),
+    /// Print natter's manual page (roff), or one command's: `natter man |
+    /// man -l -`, `natter man peer`; `--dir DIR` writes them all.
+    Man(ManArgs),
     /// One process of `natter bench` (internal).
     #[command(hide = true)]
     BenchChild(crate::bench::BenchChildArgs),
+}
+
+/// Where defaults come from: the end of `natter --help`, of the `--help` of
+/// the commands that read the config file, and of their man pages.
+const DEFAULTS_HELP: &str = "\
+Defaults: a flag given on the command line wins over its environment \
+variable (NATTER_NAME, NATTER_SERVER), which wins over the config file, \
+which wins over natter's own default.
+
+The config file of `natter peer`, `natter server` and `natter id` is \
+config.toml in the platform config directory (~/.config/natter/config.toml \
+on Linux, or $XDG_CONFIG_HOME/natter/config.toml), or the one given with \
+--config FILE or NATTER_CONFIG. Each line `key = value` sets the default of \
+the flag --key, e.g. `server = \"chat.example.org\"`, `name = \"alice\"`, \
+`data-dir = \"~/natter\"`.";
+
+/// natter's whole command line: the definitions above, plus `--config` on
+/// the commands that read the config file (src/config_file.rs). The
+/// completions and the man pages are made from it.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommands(|command| {
+        if !crate::config_file::COMMANDS.contains(&command.get_name()) {
+            return command;
+        }
+        command
+            .arg(crate::config_file::flag())
+            .after_long_help(DEFAULTS_HELP)
+    })
 }
 
 #[derive(Debug, Args)]
@@ -100,18 +138,18 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct PeerArgs {
     /// Your name: 1-32 characters of A-Z a-z 0-9 _ -.
-    #[arg(long)]
+    #[arg(long, env = "NATTER_NAME")]
     pub name: String,
     /// The directory server: a host name or an IP address, with or without
     /// a port (default 4201); an IPv6 address with a port is [ADDR]:PORT.
-    #[arg(long, default_value = "127.0.0.1:4201", value_name = "HOST[:PORT]", value_parser = parse_server)]
+    #[arg(long, env = "NATTER_SERVER", default_value = "127.0.0.1:4201", value_name = "HOST[:PORT]", value_parser = parse_server, value_hint = ValueHint::Hostname)]
     pub server: ServerAddr,
     /// Port to listen on for chats; 0 lets the system choose.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
     /// Where conversations are recorded [default: the platform data
     /// directory, e.g. ~/.local/share/natter/transcripts].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub transcripts: Option<PathBuf>,
     /// One JSON event per line on standard output, no prompt (also the
     /// behaviour when standard input or output is not a terminal).
@@ -139,18 +177,18 @@ pub struct IdentityArgs {
     /// Where natter keeps identities and pins, and the server its name
     /// bindings (DIR/server/names.sqlite) [default: the platform data
     /// directory, e.g. ~/.local/share/natter].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub data_dir: Option<PathBuf>,
     /// The key file to use instead of the data directory's (created if
     /// missing).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub identity: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// The name whose identity to show: 1-32 characters of A-Z a-z 0-9 _ -.
-    #[arg(long)]
+    #[arg(long, env = "NATTER_NAME")]
     pub name: String,
     /// One JSON line: {"event":"identity","name":…,"fingerprint":…}.
     #[arg(long)]
@@ -173,6 +211,10 @@ pub struct PeerLimits {
     /// closed at once (a flood of half-open calls).
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_calls: u32,
+    /// Chats at once, calls ringing either way included; a caller beyond
+    /// it gets busy.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_chats: u32,
 }
 
 /// Server port when `--server` names none.
@@ -290,9 +332,40 @@ fn parse_idle_timeout(text: &str) -> Result<Duration, String> {
 pub struct DemoArgs {
     /// Where to write the two transcripts, kept after the demo [default: a
     /// new temporary directory, removed at the end].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub transcripts: Option<PathBuf>,
 }
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete natter's commands and flags in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (natter-peer(1), …) [default: the
+    /// page of natter itself, natter(1)].
+    #[arg(value_name = "COMMAND", value_parser = MAN_PAGES, conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write every page (natter.1, natter-peer.1, …) into DIR, e.g.
+    /// ~/.local/share/man/man1, instead of printing one.
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The commands that have a page of their own: every visible command (a
+/// test checks the list against the definitions).
+pub const MAN_PAGES: [&str; 7] = [
+    "server",
+    "peer",
+    "demo",
+    "bench",
+    "id",
+    "completions",
+    "man",
+];
 
 #[cfg(test)]
 mod tests {
@@ -303,8 +376,18 @@ mod tests {
     /// when the command runs, so check it here once for all.
     #[test]
     fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_visible_command_has_a_man_page_and_no_other_name_does() {
+        let natter = command();
+        let visible: Vec<&str> = natter
+            .get_subcommands()
+            .filter(|command| !command.is_hide_set())
+            .map(|command| command.get_name())
+            .collect();
+        assert_eq!(visible, MAN_PAGES);
     }
 
     fn ip(text: &str) -> ServerAddr {

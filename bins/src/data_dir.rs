@@ -66,8 +66,6 @@ pub enum Owner<'a> {
     /// The peer with this (valid) name.
     Peer(&'a str),
     /// The directory server.
-    // Until `natter server` loads its identity (issue 10, being wired).
-    #[allow(dead_code)]
     Server,
 }
 

@@ -6,21 +6,29 @@
 
 mod bench;
 mod cli;
+mod completions_cmd;
+mod config_file;
 mod data_dir;
 mod demo;
 mod draft;
 mod id_cmd;
 mod input;
+mod man_cmd;
 mod peer_cmd;
 mod plain;
 mod render;
 mod server_cmd;
 mod terminal;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() {
-    let cli = cli::Cli::try_parse().unwrap_or_else(|e| refuse_arguments(e));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = with_config_file(cli::command(), &args).unwrap_or_else(|e| refuse_config(&e));
+    let cli = command
+        .try_get_matches_from(&args)
+        .and_then(|matches| cli::Cli::from_arg_matches(&matches))
+        .unwrap_or_else(|e| refuse_arguments(e));
     if !matches!(cli.command, cli::Command::Peer(_)) {
         die_quietly_on_closed_output();
     }
@@ -39,12 +47,29 @@ fn main() {
             cli::Command::Bench(args) => on_worker(bench::run(args)).await,
             cli::Command::BenchChild(args) => on_worker(bench::run_child(args)).await,
             cli::Command::Id(args) => id_cmd::run(&args),
+            cli::Command::Completions(args) => completions_cmd::run(&args),
+            cli::Command::Man(args) => man_cmd::run(&args),
         }
     });
     // Exit without dropping the runtime: a blocking read of standard input
     // (tokio's stdin, the line editor's thread) would otherwise keep the
     // process alive after the peer has said goodbye.
     std::process::exit(code);
+}
+
+/// The command line with the config file's values as its defaults, when
+/// the command reads one (src/config_file.rs).
+fn with_config_file(
+    command: clap::Command,
+    args: &[std::ffi::OsString],
+) -> Result<clap::Command, config_file::ConfigError> {
+    let Some(source) = config_file::locate(args, std::env::var_os(config_file::ENV)) else {
+        return Ok(command);
+    };
+    match config_file::read(&source)? {
+        Some(settings) => config_file::apply(command, &settings),
+        None => Ok(command),
+    }
 }
 
 /// Bad arguments: clap's explanation on standard error and exit 2, as any
@@ -56,15 +81,28 @@ fn refuse_arguments(error: clap::Error) -> ! {
         error.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     );
-    if !shown && std::env::args().any(|a| a == "--json") {
-        let rendered = error.render().to_string();
-        let first = rendered.lines().next().unwrap_or_default();
-        let problem = first.trim_start_matches("error: ").to_string();
+    if !shown {
+        print_bad_arguments_event(config_file::clap_problem(&error));
+    }
+    error.exit()
+}
+
+/// A config file natter cannot use is a wrong command line written down:
+/// the same exit code 2 and, with `--json`, the same `error` event.
+fn refuse_config(error: &config_file::ConfigError) -> ! {
+    print_bad_arguments_event(error.to_string());
+    eprintln!("natter: {error}");
+    std::process::exit(2)
+}
+
+/// With `--json`, the `error` event (`bad_input`, `bad_arguments`) a
+/// program reading standard output waits for.
+fn print_bad_arguments_event(problem: String) {
+    if std::env::args_os().any(|a| a == "--json") {
         let detail = natter_core::ErrorDetail::BadArguments { problem };
         let event = natter_core::Event::error(natter_core::ErrorCode::BadInput, detail);
         println!("{}", render::json(&event));
     }
-    error.exit()
 }
 
 /// `natter demo | head -1`, `natter server | head -1`: once the reader has

@@ -6,7 +6,7 @@ use crate::input::{self, Interrupt};
 use crate::{plain, render, terminal};
 use natter_core::command::Command;
 use natter_core::{ErrorCode, ErrorDetail, Event, PeerConfig};
-use natter_net_real::pins::PinFile;
+use natter_net_real::pins::Pins;
 use natter_net_real::{keyfile, run_peer, Net, TokioNet, Transcripts};
 use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -116,12 +116,13 @@ pub async fn run(args: PeerArgs) -> i32 {
     // A name that is no name is refused by the peer itself, first thing.
     let mut pins = None;
     if natter_core::text::is_valid_name(&args.name) {
-        match own_keys(&args) {
+        match own_keys(&args, server) {
             Ok(keys) => {
                 config.identity = keys.identity;
                 config.seed = keys.seed;
                 config.known_peers = keys.known;
-                pins = Some(keys.pin_file);
+                config.server_key = keys.server_key;
+                pins = Some(keys.pins);
             }
             Err(reason) => {
                 let detail = ErrorDetail::IdentityUnusable { reason };
@@ -133,6 +134,7 @@ pub async fn run(args: PeerArgs) -> i32 {
     config.ring_timeout = args.limits.ring_timeout;
     config.handshake_timeout = args.limits.handshake_timeout;
     config.max_pending_incoming = args.limits.max_pending_calls as usize;
+    config.max_chats = args.limits.max_chats as usize;
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
     let (command_tx, command_rx) = mpsc::channel(LINE_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
@@ -171,8 +173,9 @@ pub async fn run(args: PeerArgs) -> i32 {
 }
 
 /// This name's key (created on first use), a fresh seed from the system,
-/// and the keys it pinned at earlier chats (`DATA/peers/NAME/known_peers`).
-fn own_keys(args: &PeerArgs) -> Result<OwnKeys, String> {
+/// the keys it pinned at earlier chats (`DATA/peers/NAME/known_peers`) and
+/// the key it pinned for this server's address (`known_servers`).
+fn own_keys(args: &PeerArgs, server: SocketAddr) -> Result<OwnKeys, String> {
     let no_dir = |_| "no data directory (is HOME set?); give --data-dir DIR".to_string();
     let key_path =
         crate::data_dir::identity_path(&args.identity, Owner::Peer(&args.name)).map_err(no_dir)?;
@@ -180,13 +183,15 @@ fn own_keys(args: &PeerArgs) -> Result<OwnKeys, String> {
     let seed = keyfile::random_seed().map_err(|e| e.to_string())?;
     let dir =
         crate::data_dir::DataDir::from_flag(args.identity.data_dir.as_deref()).map_err(no_dir)?;
-    let pin_file = PinFile::new(dir.peer(&args.name).join("known_peers"));
-    let known = pin_file.load()?;
+    let pins = Pins::in_dir(&dir.peer(&args.name));
+    let known = pins.peers.load()?;
+    let server_key = pins.servers.load_servers()?.get(&server).copied();
     Ok(OwnKeys {
         identity: loaded.identity,
         seed,
-        pin_file,
+        pins,
         known,
+        server_key,
     })
 }
 
@@ -194,8 +199,9 @@ fn own_keys(args: &PeerArgs) -> Result<OwnKeys, String> {
 struct OwnKeys {
     identity: natter_core::Identity,
     seed: [u8; 32],
-    pin_file: PinFile,
+    pins: Pins,
     known: std::collections::BTreeMap<String, natter_core::PublicKey>,
+    server_key: Option<natter_core::PublicKey>,
 }
 
 /// How start-up failures are shown: an `error` event on standard output in

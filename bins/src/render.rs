@@ -6,7 +6,50 @@
 //! here already sanitized by the core, so nothing printed can carry an
 //! escape sequence.
 
+use natter_core::event::{ChatEntry, ChatState};
 use natter_core::{EndCause, ErrorDetail, Event, Request};
+use std::collections::BTreeSet;
+
+/// [`human`] for a stream of events, as a screen shows them: while more
+/// than one chat is on, the lines that would not say which chat they
+/// belong to (your messages and their receipts) name the partner.
+/// `/chats` marks the chat plain lines go to.
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// The partners of the chats going on.
+    chats: BTreeSet<String>,
+    /// The chat plain lines go to (a new chat takes the focus).
+    focus: Option<String>,
+}
+
+impl Lines {
+    pub fn human(&mut self, event: &Event) -> String {
+        match event {
+            Event::ChatStarted { peer, .. } => {
+                self.chats.insert(peer.clone());
+                self.focus = Some(peer.clone());
+            }
+            Event::Focused { peer } => self.focus = Some(peer.clone()),
+            Event::ChatEnded { peer, .. } => {
+                self.chats.remove(peer);
+                if self.focus.as_ref() == Some(peer) {
+                    self.focus = None;
+                }
+            }
+            _ => {}
+        }
+        match event {
+            Event::Chats { chats } => chats_text(chats, self.focus.as_deref()),
+            Event::Sent { peer, n, text } if self.chats.len() > 1 => {
+                format!("[you to {peer} #{n}] {text}")
+            }
+            Event::Delivered { peer, n } if self.chats.len() > 1 => {
+                format!("✓ delivered #{n} to {peer}")
+            }
+            _ => human(event),
+        }
+    }
+}
 
 /// One event as one or more lines of text (no trailing newline).
 pub fn human(event: &Event) -> String {
@@ -17,10 +60,17 @@ pub fn human(event: &Event) -> String {
             server,
             reachable,
             fingerprint,
+            server_fingerprint,
+            new_server,
         } => {
             let mut out = format!(
                 "registered as {name} at {addr} with the server at {server}; your key is {fingerprint}; /list shows who is online, /help the commands"
             );
+            if *new_server {
+                out.push_str(&format!(
+                    "\nfirst time with this server: its key {server_fingerprint} is pinned now (its first log line shows its key; from now on natter refuses another key at {server})"
+                ));
+            }
             if !*reachable {
                 out.push_str(&format!(
                     "\nnote: the server could not connect to {addr}, so others cannot call you (a NAT or firewall?); you can still call them"
@@ -34,6 +84,10 @@ pub fn human(event: &Event) -> String {
             let mut out = format!("online ({}):", peers.len());
             for p in peers {
                 out.push_str(&format!("\n  {:width$}  {:<9}  {}", p.name, p.status, p.addr));
+                match &p.fingerprint {
+                    Some(fingerprint) => out.push_str(&format!("  key {fingerprint}")),
+                    None => out.push_str("  (no key listed: an older server? cannot be verified)"),
+                }
                 if !p.reachable {
                     out.push_str("  (cannot be called; it can call you)");
                 }
@@ -48,7 +102,9 @@ pub fn human(event: &Event) -> String {
             addr,
             fingerprint,
         } => {
-            format!("{peer} ({addr}, key {fingerprint}) wants to chat — /accept or /reject")
+            format!(
+                "{peer} ({addr}, key {fingerprint}) wants to chat — /accept {peer} or /reject {peer}"
+            )
         }
         Event::ChatStarted {
             peer,
@@ -64,6 +120,9 @@ pub fn human(event: &Event) -> String {
         }
         Event::SafetyNumber { peer, number } => format!(
             "safety number with {peer}: {number}\n(the same on {peer}'s screen means nobody sits between you; compare by voice or in person)"
+        ),
+        Event::Trusted { peer, fingerprint } => format!(
+            "{peer}'s key is now {fingerprint}: pinned, replacing any older one; chats with {peer} with this key are taken from now on"
         ),
         Event::Rejected { peer } => format!("{peer} rejected your request"),
         Event::Busy { peer } => format!("{peer} is busy; try again later"),
@@ -113,6 +172,10 @@ pub fn human(event: &Event) -> String {
         }
         Event::Reregistered => "connected to the server again".to_string(),
         Event::Help { commands } => help(commands),
+        Event::Focused { peer } => {
+            format!("typing to {peer} now (/switch NAME to type to another chat)")
+        }
+        Event::Chats { chats } => chats_text(chats, None),
         Event::Error { detail, .. } => format!("error: {}", error_sentence(detail)),
     }
 }
@@ -127,19 +190,49 @@ pub fn json(event: &Event) -> String {
     value.to_string()
 }
 
+/// The answer to `/chats`; the chat named `focus` is marked as the one
+/// plain lines go to.
+fn chats_text(chats: &[ChatEntry], focus: Option<&str>) -> String {
+    if chats.is_empty() {
+        return "no chats; /connect NAME starts one".to_string();
+    }
+    let width = chats.iter().map(|c| c.peer.len()).max().unwrap_or(0);
+    let mut out = format!("chats ({}):", chats.len());
+    for c in chats {
+        let peer = &c.peer;
+        let state = match c.state {
+            ChatState::Calling => format!("your call rings (/cancel {peer} stops it)"),
+            ChatState::Incoming => format!("wants to chat: /accept {peer} or /reject {peer}"),
+            ChatState::Talking if focus == Some(peer.as_str()) => {
+                "chatting; your lines go here".to_string()
+            }
+            ChatState::Talking => format!("chatting (/switch {peer}, or /msg {peer} TEXT)"),
+            ChatState::Leaving => "leaving: waiting for the last receipts".to_string(),
+        };
+        out.push_str(&format!("\n  {peer:width$}  {state}"));
+    }
+    out
+}
+
 fn help(commands: &[String]) -> String {
     let mut out = "commands:".to_string();
     for c in commands {
         let what = match c.as_str() {
             "/list" => "show who is online",
             "/connect NAME|IP:PORT" => "ask a peer to chat",
-            "/accept" => "accept the request you got",
-            "/reject" => "reject the request you got",
-            "/cancel" => "stop your own ringing call",
-            "/leave" => "end the chat (or cancel your ringing call)",
+            "/accept [NAME]" => "accept NAME's request (no NAME: the oldest)",
+            "/reject [NAME]" => "reject NAME's request (no NAME: the oldest)",
+            "/cancel [NAME]" => "stop your own ringing call (no NAME: the last)",
+            "/leave [NAME]" => "end the chat with NAME (no NAME: the one you type to)",
             "exit()" => "the same as /leave",
+            "/msg NAME TEXT" => "send TEXT to NAME's chat",
+            "/switch NAME" => "type to NAME's chat from now on",
+            "/chats" => "show your chats and calls",
             "/quit" => "leave, deregister and exit (Ctrl-D too)",
             "/verify" => "the safety number of your chat, to compare with your partner",
+            "/trust NAME" => {
+                "accept the key the directory lists for NAME now (after a key change you checked)"
+            }
             "/help" => "this list",
             "//text" => "send a message that starts with /",
             _ => "",
@@ -188,12 +281,17 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         }
         D::Quitting => "quitting; no more commands are taken".to_string(),
         D::CallingYourself => "that is you; call someone else (/list shows who is online)".to_string(),
-        D::AlreadyInChat { peer } => format!("you are already chatting with {peer}; /leave first"),
-        D::CallRinging { peer } => {
-            format!("your call to {peer} is still ringing; wait for the answer or /cancel it")
+        D::AlreadyInChat { peer } => {
+            format!("you are already chatting with {peer}; /switch {peer} to type there")
         }
+        D::CallRinging { peer } => format!(
+            "your call to {peer} is still ringing; wait for the answer or /cancel {peer}"
+        ),
+        D::ChatsFull { max } => format!(
+            "you have {max} chats and calls open, as many as --max-chats allows; /leave one first"
+        ),
         D::RequestWaiting { peer } => {
-            format!("{peer} is waiting for your answer: /accept or /reject first")
+            format!("{peer} is calling you: /accept {peer} or /reject {peer}")
         }
         D::NoSuchPeer { name } => format!("nobody named {name} is online; /list shows who is"),
         D::NotCallable { peer } => format!(
@@ -225,6 +323,13 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             "{peer} speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
         ),
         D::NoRequest => "nobody is asking to chat, and no call of yours is ringing".to_string(),
+        D::NoRequestFrom { peer } => {
+            format!("{peer} is not asking to chat; /chats shows who is")
+        }
+        D::NoCallTo { peer } => format!("no call of yours to {peer} is ringing"),
+        D::NotChattingWith { peer } => {
+            format!("you have no chat with {peer}; /chats shows yours")
+        }
         D::NotInChat => {
             "you are not in a chat: /connect NAME first (a line starting with / is a command)"
                 .to_string()
@@ -246,13 +351,46 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             expected,
             presented,
         } => format!(
-            "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may be using the name, or {peer} has a new key: ask {peer} another way, and if so delete {peer}'s line in your known_peers file (beside your key)"
+            "refused: {peer} presented the key {presented}, but the key pinned at your first chat with {peer} is {expected}; someone else may have the name now, or {peer} has a new key: ask {peer} another way, and if so type /trust {peer}"
+        ),
+        D::IdentityMismatch {
+            peer,
+            expected,
+            presented,
+        } => format!(
+            "refused: the directory lists the key {expected} for {peer}, but the other side proved {presented}; someone else is using the name {peer}, or the directory lies; no message went to it"
+        ),
+        D::NotListed { peer, presented } => format!(
+            "refused a call from someone claiming to be {peer} (key {presented}): the directory has nobody of that name"
+        ),
+        D::ListedWithoutKey { peer, presented } => format!(
+            "refused: the directory lists {peer} without a key (an older server?), so the key {presented} cannot be checked"
+        ),
+        D::CannotVerify { peer, presented } => format!(
+            "refused a call from {peer} (key {presented}): {peer} is not a known contact here and the directory cannot be asked now; {peer} can call again once natter is connected to the server"
+        ),
+        D::NoKeyToTrust { peer } => format!(
+            "nothing to trust: the directory lists {peer} without a key (an older server?)"
+        ),
+        D::ServerKeyChanged {
+            server,
+            expected,
+            presented,
+        } => format!(
+            "refused: the server at {server} proved the key {presented}, but the key pinned for that address at your first run is {expected}; another machine may be answering there. natter told it nothing. If the server's operator gave it a new key (its first log line shows it), delete the line for {server} in your known_servers file (beside your key)"
+        ),
+        D::Replaced { name } => format!(
+            "another natter with your key registered {name} at the server; that one is listed now, and this one stops using the server (your chats go on)"
         ),
         D::ControlCharacters => "message not sent: it contains control characters".to_string(),
         D::PeerBadFrame { peer, problem } => {
             format!("{peer} sent something natter does not understand ({problem})")
         }
         D::PeerSaid { peer, text } => format!("{peer} says: {text}"),
+        D::ServerStopped { request } => format!(
+            "{} needs the server, which this natter no longer uses (see the error above); start natter again to use it",
+            request_name(*request)
+        ),
         D::ServerNotConnected { request } => format!(
             "{} needs the server, and natter is reconnecting to it; try again in a few seconds",
             request_name(*request)
@@ -267,10 +405,6 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             min_version,
         } => format!(
             "the server speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
-        ),
-        D::NameHeld { retry_in_ms } => format!(
-            "your name is still held by your earlier session (the server has not noticed it is gone); trying again in {:.1} s, no need to pick another name",
-            *retry_in_ms as f64 / 1000.0
         ),
         D::Retrying {
             server_message,
@@ -292,6 +426,7 @@ fn request_name(request: Request) -> &'static str {
     match request {
         Request::List => "/list",
         Request::Lookup => "/connect NAME",
+        Request::Trust => "/trust NAME",
     }
 }
 
@@ -321,6 +456,39 @@ mod tests {
             n: 2,
         };
         assert_eq!(human(&delivered), "✓ delivered #2");
+    }
+
+    #[test]
+    fn with_several_chats_your_messages_and_receipts_name_the_partner() {
+        let started = |peer: &str| Event::ChatStarted {
+            peer: peer.into(),
+            fingerprint: natter_core::Identity::from_seed(&[1; 32])
+                .public()
+                .fingerprint(),
+            new_contact: false,
+        };
+        let sent = Event::Sent {
+            peer: "bob".into(),
+            n: 2,
+            text: "hi".into(),
+        };
+        let delivered = Event::Delivered {
+            peer: "bob".into(),
+            n: 2,
+        };
+        let mut lines = Lines::default();
+        lines.human(&started("bob"));
+        assert_eq!(lines.human(&sent), "[you #2] hi", "one chat: no name");
+        lines.human(&started("carol"));
+        assert_eq!(lines.human(&sent), "[you to bob #2] hi");
+        assert_eq!(lines.human(&delivered), "✓ delivered #2 to bob");
+        lines.human(&Event::ChatEnded {
+            peer: "carol".into(),
+            reason: ChatEndReason::PeerLeft,
+            cause: EndCause::Bye,
+            undelivered: vec![],
+        });
+        assert_eq!(lines.human(&delivered), "✓ delivered #2");
     }
 
     #[test]
@@ -357,6 +525,27 @@ mod tests {
                 .map(|(_, w)| w.trim());
             assert!(words.is_some_and(|w| !w.is_empty()), "{line:?}");
         }
+    }
+
+    #[test]
+    fn an_identity_mismatch_names_both_fingerprints() {
+        let fingerprint = |seed| {
+            natter_core::Identity::from_seed(&[seed; 32])
+                .public()
+                .fingerprint()
+        };
+        let (listed, proved) = (fingerprint(1), fingerprint(2));
+        let error = Event::error(
+            ErrorCode::IdentityMismatch,
+            ErrorDetail::IdentityMismatch {
+                peer: "zuzu".into(),
+                expected: listed.clone(),
+                presented: proved.clone(),
+            },
+        );
+        let text = human(&error);
+        assert!(text.contains(listed.as_str()), "{text}");
+        assert!(text.contains(proved.as_str()), "{text}");
     }
 
     #[test]

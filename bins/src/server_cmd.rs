@@ -3,7 +3,7 @@
 use crate::cli::{LogFormat, ServerArgs};
 use natter_core::rate::RateLimit;
 use natter_core::{HeartbeatConfig, RegistryConfig};
-use natter_net_real::{run_server, NameBindings, Net, TokioNet};
+use natter_net_real::{keyfile, run_server, NameBindings, Net, TokioNet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,7 +46,17 @@ pub async fn run(args: ServerArgs) -> i32 {
             return 1;
         }
     };
-    let config = registry_config(&args);
+    let mut config = registry_config(&args);
+    match server_keys(&args) {
+        Ok((identity, seed)) => {
+            config.identity = identity;
+            config.seed = seed;
+        }
+        Err(reason) => {
+            eprintln!("natter server: cannot use its key: {reason}");
+            return 1;
+        }
+    }
     match run_server(TokioNet, listener, config, Some(store), None, stop_signal()).await {
         Ok(()) => 0,
         Err(e) => {
@@ -54,6 +64,16 @@ pub async fn run(args: ServerArgs) -> i32 {
             1
         }
     }
+}
+
+/// The server's key (`DIR/server/identity`, or `--identity FILE`; created
+/// on first use) and a fresh seed from the system for its handshakes.
+fn server_keys(args: &ServerArgs) -> Result<(natter_core::Identity, [u8; 32]), String> {
+    let path = crate::data_dir::identity_path(&args.identity, crate::data_dir::Owner::Server)
+        .map_err(|_| "no data directory (is HOME set?); give --data-dir DIR".to_string())?;
+    let loaded = keyfile::load_or_create(&path).map_err(|e| e.to_string())?;
+    let seed = keyfile::random_seed().map_err(|e| e.to_string())?;
+    Ok((loaded.identity, seed))
 }
 
 /// `DIR/server/names.sqlite`, DIR being `--data-dir` or the platform data

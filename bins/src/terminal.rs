@@ -150,8 +150,10 @@ fn print_events(
     registered: std::sync::mpsc::Sender<()>,
 ) {
     let mut registered = Some(registered);
+    let mut lines = render::Lines::default();
     while let Some(event) = events.blocking_recv() {
-        screen.settled().print(&render::human(&event));
+        let text = lines.human(&event);
+        screen.settled().print(&text);
         if matches!(event, Event::Registered { .. }) {
             if let Some(start) = registered.take() {
                 let _ = start.send(());

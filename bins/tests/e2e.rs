@@ -44,7 +44,9 @@ fn three_peers_chat_over_real_sockets() {
     let (mut alice, reg) = registered_peer("alice", server.addr, &alice_dir);
     assert!(reg["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert_eq!(reg["server"], server.addr.to_string());
-    let (mut bob, _) = registered_peer("bob", server.addr, &bob_dir);
+    // bob has room for one chat: a second caller gets busy.
+    let mut bob = peer("bob", server.addr, &bob_dir, &["--max-chats", "1"]);
+    bob.expect_event("registered");
     let (mut carol, _) = registered_peer("carol", server.addr, &carol_dir);
 
     // List: everyone else, available.
@@ -104,28 +106,25 @@ fn three_peers_chat_over_real_sockets() {
     assert_eq!(bob.expect_event("message")["text"], "/slash is fine");
     assert_eq!(alice.expect_event("delivered")["n"], 2);
 
-    // Busy: carol calls bob, who is chatting, and hears so at once.
+    // Busy: carol calls bob, whose one chat is taken, and hears so at once.
     carol.send("/connect bob");
     assert_eq!(carol.expect_event("busy")["peer"], "bob");
 
-    // The directory shows both as chatting once they said so.
+    // The directory shows alice chatting (room for more) and bob busy
+    // (full), once they said so.
     server.expect_logs(&[
         &[
             ("change", "status"),
             ("name", "alice"),
             ("status", "chatting"),
         ],
-        &[
-            ("change", "status"),
-            ("name", "bob"),
-            ("status", "chatting"),
-        ],
+        &[("change", "status"), ("name", "bob"), ("status", "busy")],
     ]);
     carol.send("/list");
     let list = carol.expect_event("peers");
     assert_eq!(
         names(&list),
-        vec![pair("alice", "chatting"), pair("bob", "chatting")]
+        vec![pair("alice", "chatting"), pair("bob", "busy")]
     );
 
     // Leave: both sides are told, nothing left undelivered.
@@ -229,12 +228,16 @@ fn a_taken_name_or_port_is_a_clear_error_and_a_failed_exit() {
     let mut server = Server::start();
     let (mut alice, reg) = registered_peer("alice", server.addr, dirs.path());
 
-    // The holder is on the same machine and still answering: not a stale
-    // session of ours to wait for, so the user is told at once.
-    let mut again = peer("alice", server.addr, dirs.path(), &[]);
+    // Someone else (another key: another data directory) asks for the
+    // name: told at once, and natter exits.
+    let elsewhere = dirs.path().join("someone-else");
+    let elsewhere = ["--data-dir", elsewhere.to_str().unwrap()];
+    let mut again = peer("alice", server.addr, dirs.path(), &elsewhere);
     let error = again.expect_error("name_taken");
     assert_eq!(error["detail"], "server_said", "{error}");
-    assert!(error["message"].as_str().unwrap().contains("--name"));
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("owned by another key"), "{message}");
+    assert!(message.contains("--name"), "{message}");
     assert!(!again.wait_exit().success());
 
     let port = reg["addr"]
@@ -272,4 +275,94 @@ fn an_unreachable_server_is_a_clear_error_and_a_failed_exit() {
     let mut lonely = peer("erin", port, dirs.path(), &[]);
     lonely.expect_error("server_unreachable");
     assert!(!lonely.wait_exit().success());
+}
+
+#[test]
+fn the_same_identity_started_again_replaces_the_old_session() {
+    let dirs = tempfile::tempdir().unwrap();
+    // One data directory for both alices: one key. (bob's pins are kept
+    // there too: the shared one of the tests knows another alice.)
+    let data = dirs.path().join("data");
+    let data = ["--data-dir", data.to_str().unwrap()];
+    let mut server = Server::start();
+    let mut alice = peer("alice", server.addr, &dirs.path().join("alice"), &data);
+    let first = alice.expect_event("registered");
+    let mut bob = peer("bob", server.addr, &dirs.path().join("bob"), &data);
+    bob.expect_event("registered");
+    alice.send("/connect bob");
+    bob.expect_event("incoming");
+    bob.send("/accept");
+    alice.expect_event("chat_started");
+    bob.expect_event("chat_started");
+
+    // alice starts natter again while the first still runs: the name is
+    // hers (the same key), so she is registered at once, not refused.
+    let mut again = peer("alice", server.addr, &dirs.path().join("again"), &data);
+    let second = again.expect_event("registered");
+    assert_eq!(second["fingerprint"], first["fingerprint"]);
+    assert_ne!(second["addr"], first["addr"]);
+    let replaced = alice.expect_error("replaced");
+    assert_eq!(replaced["detail"], "replaced", "{replaced}");
+    server.expect_log(&[("change", "refused"), ("code", "replaced")]);
+
+    // The first natter stopped using the server, not chatting.
+    alice.send("still here");
+    assert_eq!(bob.expect_event("message")["text"], "still here");
+    alice.expect_event("delivered");
+    bob.send("/list");
+    let list = bob.expect_event("peers");
+    assert_eq!(list["peers"][0]["name"], "alice");
+    assert_eq!(list["peers"][0]["addr"], second["addr"]);
+    alice.send("/leave");
+    bob.expect_event("chat_ended");
+    alice.close_stdin();
+    assert!(alice.wait_exit().success(), "alice: {:#?}", alice.seen);
+    // Its exit takes nothing from the new session.
+    bob.send("/list");
+    let list = bob.expect_event("peers");
+    assert_eq!(list["peers"][0]["addr"], second["addr"]);
+
+    again.close_stdin();
+    bob.close_stdin();
+    assert!(again.wait_exit().success(), "again: {:#?}", again.seen);
+    assert!(bob.wait_exit().success());
+}
+
+#[test]
+fn a_server_with_another_key_at_a_pinned_address_is_refused_before_registering() {
+    let dirs = tempfile::tempdir().unwrap();
+    let data = dirs.path().join("data");
+    let data = ["--data-dir", data.to_str().unwrap()];
+    // A port nobody listens on: bound, then released, for two servers.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+
+    // dora meets the server with key A there, and pins it.
+    let mut a = Server::start_at(&listen, &dirs.path().join("key-a"), &[]);
+    let mut dora = peer("dora", a.addr, &dirs.path().join("dora"), &data);
+    dora.expect_event("registered");
+    dora.close_stdin();
+    assert!(dora.wait_exit().success(), "dora: {:#?}", dora.seen);
+    interrupt(a.proc.pid());
+    assert!(a.proc.wait_exit().success());
+
+    // Another server, with key B, answers at the same address.
+    let mut b = Server::start_at(&listen, &dirs.path().join("key-b"), &[]);
+    assert_ne!(a.fingerprint, b.fingerprint);
+    let mut again = peer("dora", b.addr, &dirs.path().join("dora"), &data);
+    let error = again.expect_error("server_key_changed");
+    assert_eq!(error["expected"], a.fingerprint, "{error}");
+    assert_eq!(error["presented"], b.fingerprint, "{error}");
+    assert_eq!(again.wait_exit().code(), Some(1), "{:#?}", again.seen);
+
+    // dora said nothing to B, not even her name.
+    interrupt(b.proc.pid());
+    assert!(b.proc.wait_exit().success());
+    for line in &b.proc.seen {
+        assert_ne!(line["change"], "registered", "{line}");
+        assert!(!line.to_string().contains("dora"), "{line}");
+    }
 }

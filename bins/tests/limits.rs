@@ -1,62 +1,82 @@
 //! The limit flags of `natter server` and `natter peer` reach the state
-//! machines: each limit, set low on the command line, is hit by a raw
-//! client over loopback, which gets the documented error while the server
-//! logs the refusal (docs/LIMITS.md).
+//! machines: each limit, set low on the command line, is hit by a client
+//! written by hand over loopback, which gets the documented error while
+//! the server logs the refusal (docs/LIMITS.md).
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use natter_net_real::secure_stream::SecureStream;
+use std::net::SocketAddr;
 use support::{Server, EVENT_TIMEOUT};
+use tokio::net::TcpStream;
 
-/// A raw client, as `nc` would be.
-struct Raw {
-    reader: BufReader<TcpStream>,
+/// A client written by hand, as one in another language would be: the
+/// Noise handshake of the server link, then JSON lines inside the
+/// session. Blocking, on a runtime of its own, so the tests read top to
+/// bottom; every read is hang-guarded.
+struct Client {
+    runtime: tokio::runtime::Runtime,
+    session: SecureStream<TcpStream>,
 }
 
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
-        Raw {
-            reader: BufReader::new(stream),
-        }
+impl Client {
+    /// Connects and completes the handshake: the server has opened (and
+    /// counted) the connection when this returns.
+    fn connect(addr: SocketAddr) -> Client {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let session = runtime.block_on(async {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let identity = support::new_identity();
+            support::secure_client(stream, &identity)
+                .await
+                .expect("the handshake")
+        });
+        Client { runtime, session }
     }
 
+    /// Sends `text` in the session; a server that already closed makes
+    /// this fail, which the reads that follow show.
     fn send(&mut self, text: &str) {
-        let _ = self.reader.get_mut().write_all(text.as_bytes());
+        let _ = self.runtime.block_on(self.session.send(text.as_bytes()));
     }
 
-    /// Lines until the server closes the connection (hang-guarded by the
-    /// read timeout).
+    /// Lines until the server closes the session.
     fn read_to_close(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) => return lines,
-                Ok(_) => lines.push(line),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return lines,
-                Err(e) => panic!("no close within {EVENT_TIMEOUT:?}: {e}; got {lines:?}"),
-            }
-        }
+        let read = support::lines_until_close(&mut self.session);
+        self.runtime
+            .block_on(async { tokio::time::timeout(EVENT_TIMEOUT, read).await })
+            .unwrap_or_else(|_| panic!("no close within {EVENT_TIMEOUT:?}"))
     }
 
     fn read_line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("a reply");
-        line
+        let read = self.session.recv_line();
+        let line = self
+            .runtime
+            .block_on(async { tokio::time::timeout(EVENT_TIMEOUT, read).await });
+        line.expect("a reply in time")
+            .expect("a line")
+            .expect("the session still open")
     }
 }
 
-const HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}\n";
+/// Our hello, and the server's answer to it: the same line.
+const HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}";
+
+fn line(frame: &str) -> String {
+    format!("{frame}\n")
+}
 
 #[test]
 fn max_per_ip_flag_limits_connections_from_one_address() {
     let mut server = Server::start_with(&["--max-per-ip", "2"]);
-    let _a = Raw::connect(server.addr);
-    let _b = Raw::connect(server.addr);
-    let mut third = Raw::connect(server.addr);
+    let _a = Client::connect(server.addr);
+    let _b = Client::connect(server.addr);
+    // The third gets its handshake, then the refusal as its first and
+    // only frame, before it said anything.
+    let mut third = Client::connect(server.addr);
     let lines = third.read_to_close();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
@@ -69,8 +89,8 @@ fn max_per_ip_flag_limits_connections_from_one_address() {
 #[test]
 fn register_timeout_flag_drops_a_client_that_never_registers() {
     let mut server = Server::start_with(&["--register-timeout", "300ms"]);
-    let mut silent = Raw::connect(server.addr);
-    silent.send(HELLO);
+    let mut silent = Client::connect(server.addr);
+    silent.send(&line(HELLO));
     let lines = silent.read_to_close();
     assert_eq!(lines[0], HELLO);
     assert!(
@@ -83,8 +103,8 @@ fn register_timeout_flag_drops_a_client_that_never_registers() {
 #[test]
 fn request_burst_and_rate_flags_limit_list_spam() {
     let mut server = Server::start_with(&["--request-burst", "3", "--request-rate", "1"]);
-    let mut spam = Raw::connect(server.addr);
-    spam.send(HELLO);
+    let mut spam = Client::connect(server.addr);
+    spam.send(&line(HELLO));
     spam.send("{\"type\":\"register\",\"name\":\"spam\",\"port\":4000}\n");
     spam.send("{\"type\":\"list\"}\n{\"type\":\"list\"}\n{\"type\":\"list\"}\n");
     let lines = spam.read_to_close();
@@ -101,7 +121,7 @@ fn request_burst_and_rate_flags_limit_list_spam() {
 #[test]
 fn max_frame_flag_bounds_the_line_a_client_may_send() {
     let mut server = Server::start_with(&["--max-frame", "256"]);
-    let mut long = Raw::connect(server.addr);
+    let mut long = Client::connect(server.addr);
     long.send(&"x".repeat(300));
     let lines = long.read_to_close();
     assert!(
@@ -110,8 +130,8 @@ fn max_frame_flag_bounds_the_line_a_client_may_send() {
     );
     server.expect_log(&[("change", "refused"), ("code", "frame_too_long")]);
     // A frame under the limit is still fine.
-    let mut ok = Raw::connect(server.addr);
-    ok.send(HELLO);
+    let mut ok = Client::connect(server.addr);
+    ok.send(&line(HELLO));
     assert_eq!(ok.read_line(), HELLO);
 }
 

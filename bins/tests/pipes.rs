@@ -122,11 +122,10 @@ fn the_server_piped_into_a_reader_that_stops_early_exits_quietly() {
     let data_dir = data_dir.to_str().unwrap();
     let args = ["server", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
     let (status, stderr) = piped_into_head(&args, |first| {
-        // "… listening on 127.0.0.1:PORT"
+        // "… listening on 127.0.0.1:PORT, key fingerprint FINGERPRINT"
         let addr = first
-            .trim_end()
-            .rsplit(' ')
-            .next()
+            .split_once("listening on ")
+            .and_then(|(_, rest)| rest.split(',').next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {first:?}"));
         // A peer coming makes the server log a line into the closed pipe

@@ -53,6 +53,7 @@ fn peers_chunk() -> ServerMsg {
                 PeerStatus::Available
             },
             reachable: i % 5 != 0,
+            key: Some(natter_core::PublicKey::from_bytes([i as u8; 32])),
         })
         .collect();
     ServerMsg::Peers {

@@ -2,11 +2,13 @@
 //! [`Registry`] holding 10,000, 100,000 and 1,000,000 registrations.
 //!
 //! Every operation goes through the same path a `natter server` uses: wire
-//! bytes into `handle_input`, then `poll_output` drained until `None`
-//! (encoded replies and log entries are built and dropped, as the driver
-//! would after writing them). Per size it measures
+//! bytes (sealed in each connection's Noise session) into `handle_input`,
+//! then `poll_output` drained until `None` (sealed replies and log entries
+//! are built and dropped, as the driver would after writing them). Per
+//! size it measures
 //!
-//! - `register`: a connection opens and sends `hello` + `register` in one
+//! - `register`: a connection opens, completes its Noise handshake (the
+//!   client's half is timed too) and sends `hello` + `register` in one
 //!   read (as a peer does), i.e. one more registration in a full registry;
 //! - `status`: a registered peer flips between available and chatting;
 //! - `lookup`: a registered peer looks up another by name;
@@ -23,10 +25,13 @@
 use criterion::measurement::{Measurement, WallTime};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode};
 use natter_core::codec::encode;
+use natter_core::identity::{derive_seed, Identity};
 use natter_core::protocol::{ClientMsg, PeerStatus, Versions};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryOutput};
 use natter_core::{LinkId, Now, Registry};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
@@ -126,12 +131,17 @@ fn peer(i: u64) -> (String, SocketAddr, u16) {
     )
 }
 
-/// The registry, the next unused peer number and the counters that give
-/// every connection a fresh link id.
+/// The registry, the next unused peer number (= link id), and the client
+/// sessions of the sampled peers (the only ones that send after
+/// registering; the others' are dropped, so the memory figures count the
+/// registry alone).
 struct Bench {
     registry: Registry,
     size: usize,
     next: u64,
+    /// The key every bench client proves (one key may own many names).
+    identity: Identity,
+    clients: BTreeMap<u64, InProcessClient>,
 }
 
 impl Bench {
@@ -145,35 +155,55 @@ impl Bench {
             registry: Registry::new(config, now()),
             size,
             next: 0,
+            identity: Identity::from_seed(&[0xbe; 32]),
+            clients: BTreeMap::new(),
         };
-        for _ in 0..size {
-            bench.register_next();
+        let samples: std::collections::BTreeSet<u64> = bench.sample_peers().into_iter().collect();
+        for i in 0..size as u64 {
+            bench.register_next(samples.contains(&i));
         }
         assert_eq!(bench.registry.registered(), size, "every peer registered");
         bench
     }
 
-    /// Opens a connection for the next peer number and registers it, the
-    /// way a peer does: `hello` and `register` in one write.
-    fn register_next(&mut self) -> LinkId {
+    /// Opens a connection for the next peer number, completes its
+    /// handshake and registers it, the way a peer does: `hello` and
+    /// `register` in one write. Its session is kept if `keep`.
+    fn register_next(&mut self, keep: bool) -> LinkId {
         let i = self.next;
         self.next += 1;
-        let (name, client, port) = peer(i);
+        let (name, addr, port) = peer(i);
         let link = LinkId(i);
+        let seed = derive_seed(&[0xbf; 32], b"bench client", i);
+        let (mut client, others) =
+            InProcessClient::connect(&mut self.registry, now(), link, addr, &self.identity, seed);
+        black_box(others);
         let mut bytes = encode(&ClientMsg::Hello {
             versions: Versions::ours(),
         });
         bytes.extend(encode(&ClientMsg::Register { name, port }));
-        self.registry
-            .handle_input(now(), RegistryInput::Opened { link, addr: client });
-        self.registry
-            .handle_input(now(), RegistryInput::Bytes { link, bytes });
+        client.send(&bytes).expect("the session is up");
+        let sealed = client.outgoing().expect("sealed");
+        self.registry.handle_input(
+            now(),
+            RegistryInput::Bytes {
+                link,
+                bytes: sealed,
+            },
+        );
         self.drain();
+        if keep {
+            self.clients.insert(i, client);
+        }
         link
     }
 
-    /// Feeds one read's worth of bytes on `link` and drains the outputs.
-    fn feed(&mut self, link: LinkId, bytes: Vec<u8>) -> usize {
+    /// Seals one read's worth of frames from sampled peer `link`, feeds
+    /// it and drains the outputs.
+    fn feed(&mut self, link: LinkId, frames: Vec<u8>) -> usize {
+        let client = self.clients.get_mut(&link.0).expect("a sampled peer");
+        client.send(&frames).expect("the session is up");
+        let bytes = client.outgoing().expect("sealed");
         self.registry
             .handle_input(now(), RegistryInput::Bytes { link, bytes });
         self.drain()
@@ -302,7 +332,7 @@ fn registry(c: &mut Criterion) {
                 let first = bench.next;
                 let started = wall_clock();
                 for _ in 0..iters {
-                    black_box(bench.register_next());
+                    black_box(bench.register_next(false));
                 }
                 let took = started.elapsed();
                 for i in first..bench.next {

@@ -55,10 +55,13 @@ pub trait Effects {
     fn sync(&mut self) -> Result<(), String>;
     /// The peer is done: the driver stops with this exit code.
     fn exit(&mut self, code: i32);
-    /// Keeps a key pinned for a name met for the first time, for later
-    /// runs (the peer itself already holds it for this one). Nothing by
+    /// Keeps a key pinned for a name met for the first time (or trusted
+    /// with `/trust`, replacing the older pin), for later runs (the peer itself already holds it for this one). Nothing by
     /// default: a test world or a simulation keeps pins in the peer only.
     fn pin(&mut self, _name: &str, _key: crate::identity::PublicKey) {}
+    /// Keeps the key of the server at `addr`, pinned at its first
+    /// handshake, for later runs. Nothing by default, as [`Effects::pin`].
+    fn pin_server(&mut self, _addr: SocketAddr, _key: crate::identity::PublicKey) {}
     /// Whether the user's events are backed up (the output is not being
     /// read): receipts then wait.
     fn events_backed_up(&self) -> bool {
@@ -144,6 +147,7 @@ impl Drive {
                 }
                 PeerOutput::Exit { code } => effects.exit(code),
                 PeerOutput::Pin { name, key } => effects.pin(&name, key),
+                PeerOutput::PinServer { addr, key } => effects.pin_server(addr, key),
             }
         }
     }

@@ -6,7 +6,7 @@
 //! `--json` adds to every `error` event.
 
 use crate::identity::Fingerprint;
-use crate::protocol::{ErrorCode, PeerInfo};
+use crate::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -96,9 +96,15 @@ pub enum Event {
         reachable: bool,
         /// Of this peer's own key: what partners see.
         fingerprint: Fingerprint,
+        /// Of the server's key, which its first log line shows too.
+        server_fingerprint: Fingerprint,
+        /// True when the server's key was pinned just now, at our first
+        /// registration with that address (trust on first use): the
+        /// moment to compare `server_fingerprint` with the server's.
+        new_server: bool,
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
-    Peers { peers: Vec<PeerInfo> },
+    Peers { peers: Vec<ListedPeer> },
     /// Our call to `peer` is ringing there (`/cancel` or `/leave` stops it).
     Calling { peer: String },
     /// Someone asks to chat: `/accept` or `/reject`. `fingerprint`: of
@@ -161,6 +167,13 @@ pub enum Event {
     /// The answer to `/verify`: the same `number` shows on both sides of
     /// an honest chat; a different one means someone sits in between.
     SafetyNumber { peer: String, number: String },
+    /// The answer to `/trust NAME`: the key the directory lists for
+    /// `peer` now is pinned (replacing any older pin); chats with that
+    /// key are accepted from now on.
+    Trusted {
+        peer: String,
+        fingerprint: Fingerprint,
+    },
     /// The link to the directory server broke; chats go on, natter
     /// reconnects by itself.
     ServerLost,
@@ -168,11 +181,66 @@ pub enum Event {
     Reregistered,
     /// The answer to `/help`: the commands, as typed.
     Help { commands: Vec<String> },
+    /// Plain lines go to the chat with `peer` from now on: after
+    /// `/switch`, or because the focused chat ended (or is being left)
+    /// and `peer`'s is the most recently started of the others. A chat
+    /// that starts takes the focus too, which `chat_started` says.
+    Focused { peer: String },
+    /// The answer to `/chats`: every chat and call, by name.
+    Chats { chats: Vec<ChatEntry> },
     Error {
         code: ErrorCode,
         #[serde(flatten)]
         detail: ErrorDetail,
     },
+}
+
+/// One entry of `chats`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChatEntry {
+    pub peer: String,
+    pub state: ChatState,
+}
+
+/// Where a chat is, as `/chats` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatState {
+    /// Our call rings there.
+    Calling,
+    /// Its request waits for our answer.
+    Incoming,
+    /// A conversation.
+    Talking,
+    /// `/leave` was typed; the last receipts are awaited.
+    Leaving,
+}
+
+/// One entry of `peers`: the directory's entry, with the fingerprint of
+/// the key it lists instead of the key itself (people compare
+/// fingerprints; natter compares the whole key when it calls).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListedPeer {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub status: PeerStatus,
+    pub reachable: bool,
+    /// Of the key the directory lists; absent when it lists none (a
+    /// server too old to list keys): such a peer cannot be verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl From<PeerInfo> for ListedPeer {
+    fn from(info: PeerInfo) -> Self {
+        Self {
+            fingerprint: info.key.map(|key| key.fingerprint()),
+            name: info.name,
+            addr: info.addr,
+            status: info.status,
+            reachable: info.reachable,
+        }
+    }
 }
 
 /// The typed facts of an `error` event: which situation it is (`detail`)
@@ -248,15 +316,19 @@ pub enum ErrorDetail {
     // ---- calling ----
     /// `/connect` to one's own name or address.
     CallingYourself,
-    /// `/connect` while a chat is on.
+    /// `/connect` to someone we chat with.
     AlreadyInChat {
         peer: String,
     },
-    /// `/connect` while our own call rings.
+    /// `/connect` to someone our call already rings at.
     CallRinging {
         peer: String,
     },
-    /// `/connect` while someone waits for our answer.
+    /// `/connect` with `max` chats open (calls ringing either way count).
+    ChatsFull {
+        max: usize,
+    },
+    /// `/connect` to someone whose request waits for our answer.
     RequestWaiting {
         peer: String,
     },
@@ -303,8 +375,21 @@ pub enum ErrorDetail {
     // ---- chatting ----
     /// `/accept` or `/reject` with nobody asking.
     NoRequest,
+    /// `/accept NAME` or `/reject NAME` with no request from `peer`.
+    NoRequestFrom {
+        peer: String,
+    },
+    /// `/cancel NAME` with no call of ours ringing at `peer`.
+    NoCallTo {
+        peer: String,
+    },
     /// A command that needs a chat, with none on.
     NotInChat,
+    /// `/msg`, `/switch`, `/leave` or `/verify` with a name we do not
+    /// chat with.
+    NotChattingWith {
+        peer: String,
+    },
     /// A message typed while our own call still rings.
     StillRinging {
         peer: String,
@@ -332,6 +417,53 @@ pub enum ErrorDetail {
         expected: Fingerprint,
         presented: Fingerprint,
     },
+    /// The other side proved another key than the one the directory
+    /// lists for its name: someone else answers (or calls) under that
+    /// name, or the directory lies; the chat is refused.
+    IdentityMismatch {
+        peer: String,
+        /// Of the key the directory lists.
+        expected: Fingerprint,
+        /// Of the key the other side proved.
+        presented: Fingerprint,
+    },
+    /// A caller claims a name the directory does not have: it cannot be
+    /// who it says; the call is refused.
+    NotListed {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// The directory lists the name without a key (a server too old to
+    /// list keys): nothing to check the other side against; the chat is
+    /// refused.
+    ListedWithoutKey {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// A caller whose key is not pinned, while the directory cannot be
+    /// asked (not connected, or no answer in time): the call is refused.
+    CannotVerify {
+        peer: String,
+        presented: Fingerprint,
+    },
+    /// `/trust NAME` for a name the directory lists without a key.
+    NoKeyToTrust {
+        peer: String,
+    },
+    /// The server at `server` proved another key than the one pinned for
+    /// that address at an earlier run: another machine may be answering
+    /// there (or the operator gave the server a new key).
+    ServerKeyChanged {
+        server: SocketAddr,
+        expected: Fingerprint,
+        presented: Fingerprint,
+    },
+    /// Another session with our key (the same identity started elsewhere)
+    /// registered our name: the server dropped this one, which stops
+    /// registering so the two do not take turns.
+    Replaced {
+        name: String,
+    },
     /// A typed message with control characters in it.
     ControlCharacters,
     /// The partner sent a frame that breaks the protocol.
@@ -351,6 +483,11 @@ pub enum ErrorDetail {
     ServerNotConnected {
         request: Request,
     },
+    /// A request that needs the server after natter stopped using it
+    /// (`replaced`, `server_key_changed`): only a restart brings it back.
+    ServerStopped {
+        request: Request,
+    },
     /// The server link broke before the request was answered.
     RequestLost {
         request: Request,
@@ -364,11 +501,6 @@ pub enum ErrorDetail {
     ServerVersion {
         version: u32,
         min_version: u32,
-    },
-    /// Our name is still held by an earlier session of ours (same
-    /// address) that the server has not yet dropped; natter retries.
-    NameHeld {
-        retry_in_ms: u64,
     },
     /// The server refused the connection for now (too many from this
     /// address); natter retries.
@@ -397,6 +529,8 @@ pub enum ErrorDetail {
 pub enum Request {
     List,
     Lookup,
+    /// The lookup of `/trust NAME`.
+    Trust,
 }
 
 /// A refused command or a failure: the code and its typed detail.

@@ -4,6 +4,7 @@
 //! `nc` can talk to a server and any language can implement a client.
 //! `docs/PROTOCOL.md` documents each message; keep the two in step.
 
+use crate::identity::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,8 +23,8 @@ pub const MIN_PROTOCOL_VERSION: u32 = 2;
 pub const FEATURES: &[&str] = &[];
 
 /// Longest line (in bytes, newline excluded) either side accepts. A list
-/// chunk of [`LIST_CHUNK`] peers with the longest names and IPv6 addresses
-/// stays well under it.
+/// chunk of [`LIST_CHUNK`] peers with the longest names, IPv6 addresses
+/// and keys stays under it (about 54 KB; a test checks).
 pub const MAX_FRAME: usize = 64 * 1024;
 
 /// Peers per `peers` frame: a 10,000-peer list goes out as 40 frames.
@@ -109,13 +110,15 @@ pub struct VersionMismatch {
     pub theirs: VersionRange,
 }
 
-/// What a registered peer says about taking a chat request.
+/// What a registered peer says about taking a chat request. A peer has
+/// room for `--max-chats` chats; a call ringing there, either way, takes
+/// one of them as a conversation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerStatus {
-    /// In no chat.
+    /// No chat and no call ringing.
     Available,
-    /// In a chat, still taking calls.
+    /// Some chats or calls, still taking calls.
     Chatting,
     /// No room for another chat: a call gets `busy`.
     Busy,
@@ -148,6 +151,13 @@ pub struct PeerInfo {
     /// registered. False for a peer behind a NAT or firewall: callers
     /// cannot reach it, but it can call them.
     pub reachable: bool,
+    /// The key the peer proved on its server link (64 hex digits): the
+    /// one its chat handshakes must prove too, compared in full (never
+    /// by fingerprint). Absent from a server too old to list keys: such a
+    /// peer cannot be verified, and natter refuses chats with it
+    /// (`identity_mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PublicKey>,
 }
 
 /// Declares [`ErrorCode`] from one list, so the enum, its wire names and
@@ -196,6 +206,9 @@ error_codes! {
     AlreadyInChat = "already_in_chat",
     /// A call is already ringing; wait for it or `/leave` to cancel it.
     RequestPending = "request_pending",
+    /// `/connect` with `--max-chats` chats open (calls ringing either way
+    /// count): leave one first.
+    ChatsFull = "chats_full",
     /// A name that is not 1–32 of `A-Z a-z 0-9 _ -`.
     InvalidName = "invalid_name",
     /// A line that is not a valid frame (bad JSON, bad fields, …).
@@ -221,6 +234,16 @@ error_codes! {
     /// The other side's key is not the one pinned for its name (trust on
     /// first use): the chat is refused.
     KeyChanged = "key_changed",
+    /// The server's key is not the one pinned for its address: the peer
+    /// does not talk to it.
+    ServerKeyChanged = "server_key_changed",
+    /// The other side's key is not the one the directory lists for its
+    /// name (or the directory lists no key, or nobody, under that name):
+    /// the chat is refused.
+    IdentityMismatch = "identity_mismatch",
+    /// A caller whose key is not pinned, and no directory to check it
+    /// against (not connected, or no answer in time): the call is refused.
+    CannotVerify = "cannot_verify",
 }
 
 impl fmt::Display for ErrorCode {
@@ -319,12 +342,6 @@ pub enum ServerMsg {
         /// Whether the server closes the connection right after this frame.
         #[serde(default)]
         close: bool,
-        /// With `name_taken`: the name is held by a session from the
-        /// requester's own IP address (most likely its own earlier session,
-        /// cut off silently), which the server drops for silence in this
-        /// many milliseconds unless it is heard from; retry after that.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retry_after_ms: Option<u64>,
     },
     Ping,
     Pong,
@@ -496,15 +513,60 @@ mod tests {
             code: ErrorCode::NameTaken,
             message: "m".into(),
             close: false,
-            retry_after_ms: Some(4_200),
         };
         assert_eq!(
             serde_json::to_string(&error).unwrap(),
-            r#"{"type":"error","code":"name_taken","message":"m","close":false,"retry_after_ms":4200}"#
+            r#"{"type":"error","code":"name_taken","message":"m","close":false}"#
         );
         let parsed: PeerMsg =
             serde_json::from_str(r#"{"type":"error","code":"bad_frame","message":"m"}"#).unwrap();
         assert!(matches!(parsed, PeerMsg::Error { close: false, .. }));
+    }
+
+    #[test]
+    fn a_listed_peer_carries_its_whole_key_and_parses_without_one() {
+        let key: PublicKey = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+            .parse()
+            .unwrap();
+        let info = PeerInfo {
+            name: "bob".into(),
+            addr: "10.0.0.3:4000".parse().unwrap(),
+            status: PeerStatus::Available,
+            reachable: true,
+            key: Some(key),
+        };
+        let json = serde_json::to_string(&info).unwrap();
+        assert_eq!(
+            json,
+            r#"{"name":"bob","addr":"10.0.0.3:4000","status":"available","reachable":true,"key":"8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"}"#
+        );
+        assert_eq!(serde_json::from_str::<PeerInfo>(&json).unwrap(), info);
+        // An older server lists no key: the entry parses, without one.
+        let older: PeerInfo = serde_json::from_str(
+            r#"{"name":"bob","addr":"10.0.0.3:4000","status":"available","reachable":true}"#,
+        )
+        .unwrap();
+        assert_eq!(older.key, None);
+    }
+
+    #[test]
+    fn a_list_chunk_of_the_longest_entries_with_keys_fits_a_frame() {
+        let longest = PeerInfo {
+            name: "x".repeat(crate::text::MAX_NAME),
+            addr: "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+                .parse()
+                .unwrap(),
+            status: PeerStatus::Available,
+            reachable: false,
+            key: Some(PublicKey::from_bytes([0xff; 32])),
+        };
+        let chunk = ServerMsg::Peers {
+            id: Some(u64::MAX),
+            peers: vec![longest; LIST_CHUNK],
+            more: true,
+        };
+        let line = serde_json::to_string(&chunk).unwrap();
+        assert!(line.len() < MAX_FRAME, "{} bytes", line.len());
     }
 
     #[test]
@@ -537,7 +599,6 @@ mod tests {
                 code: ErrorCode::Unknown,
                 message: "x".into(),
                 close: false,
-                retry_after_ms: None,
             }
         );
     }

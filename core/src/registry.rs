@@ -14,11 +14,14 @@
 //! ([`RegistryInput::Probed`]) confirms the registration and lists the
 //! peer, with `reachable` saying what the probe found.
 //!
-//! Names belong to keys. Once a connection is authenticated
-//! ([`RegistryInput::Authenticated`]: the Noise handshake gave its static
-//! key), the name it registers is bound to its key for
-//! [`RegistryConfig::name_ttl`] after last use (see [`bindings`]): another
-//! key, or an unauthenticated connection, gets `name_taken` for it, online
+//! Every connection is a Noise XX session ([`crate::secure`], the server
+//! link's prologue) that the registry answers itself, as the responder:
+//! the driver moves ciphertext only. Nothing is read before the handshake
+//! has proved the client's static key, and nothing leaves unencrypted.
+//!
+//! Names belong to keys. The name a connection registers is bound to the
+//! key its handshake proved for [`RegistryConfig::name_ttl`] after last
+//! use (see [`bindings`]): another key gets `name_taken` for it, online
 //! owner or not; the same key registering while its old session is still
 //! listed replaces that session at once (the old one gets `replaced` and is
 //! closed). The bindings are loaded at start ([`Registry::with_bindings`])
@@ -26,12 +29,14 @@
 
 use crate::codec::{encode, DecodeError, FrameDecoder};
 use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
+use crate::identity::{derive_seed, Fingerprint, Identity, PublicKey, KEY_LEN};
 use crate::link::LinkId;
 use crate::protocol::{
     negotiate, ClientMsg, ErrorCode, PeerInfo, PeerStatus, ServerMsg, Versions, LIST_CHUNK,
     MAX_FRAME,
 };
 use crate::rate::{RateLimit, TokenBucket};
+use crate::secure::{LinkKind, LinkSeeds, SecureLink};
 use crate::text::is_valid_name;
 use crate::time::{Instant, Now};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -40,14 +45,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub mod bindings;
+pub mod client;
 
 use bindings::Bindings;
 pub use bindings::{Binding, StoreOp};
-
-/// How much longer than the ping interval a session must have been silent
-/// before a same-address `register` for its name is told to wait for it
-/// (`retry_after_ms`) rather than that the name is in use.
-const STALE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Limits and timings of a registry.
 #[derive(Clone, Debug)]
@@ -73,16 +74,20 @@ pub struct RegistryConfig {
     /// How long the driver waits for a probe's connection before calling
     /// the address unreachable.
     pub probe_timeout: Duration,
-    /// Refuse `register` from a connection that is not authenticated
-    /// ([`RegistryInput::Authenticated`]): `bad_input`, and the connection
-    /// is closed. Off, an unauthenticated connection registers a name no
-    /// key owns, binding nothing (what clients without a handshake need).
-    pub require_key: bool,
+    /// The server's long-term key: every client's handshake proves it,
+    /// and peers pin it per server address.
+    pub identity: Identity,
+    /// Every random choice of the registry (the ephemeral keys of its
+    /// handshakes) comes from here: from the operating system in a real
+    /// server, fixed in a simulation, which then replays byte for byte.
+    pub seed: [u8; KEY_LEN],
     /// How long a name stays bound to its key after its last use.
     pub name_ttl: Duration,
 }
 
 impl Default for RegistryConfig {
+    /// SPEC's limits, with a fixed identity and seed: reproducible, for
+    /// tests and simulations only. A real server sets both.
     fn default() -> Self {
         Self {
             max_peers: 10_000,
@@ -94,7 +99,8 @@ impl Default for RegistryConfig {
             requests: RateLimit::default(),
             max_probes: 256,
             probe_timeout: Duration::from_secs(3),
-            require_key: false,
+            identity: Identity::from_seed(&derive_seed(&[0; KEY_LEN], b"test server identity", 0)),
+            seed: derive_seed(&[0; KEY_LEN], b"test server seed", 0),
             name_ttl: Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -105,7 +111,7 @@ impl Default for RegistryConfig {
 pub enum RegistryInput {
     /// A client connected from `addr` (the address the socket shows).
     Opened { link: LinkId, addr: SocketAddr },
-    /// Bytes arrived, split anywhere.
+    /// Bytes arrived (ciphertext, as read), split anywhere.
     Bytes { link: LinkId, bytes: Vec<u8> },
     /// The connection ended (EOF, reset or error).
     Closed { link: LinkId },
@@ -116,30 +122,20 @@ pub enum RegistryInput {
     /// the address could be opened. Every probe gets exactly one answer,
     /// also when `link` has closed meanwhile.
     Probed { link: LinkId, reachable: bool },
-    /// The connection's handshake completed: `key` is the client's static
-    /// public key. Comes before any frame of the connection; a second one,
-    /// or one after `register`, is ignored.
-    Authenticated { link: LinkId, key: [u8; 32] },
 }
 
 /// What the registry asks the driver to do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RegistryOutput {
-    Send {
-        link: LinkId,
-        bytes: Vec<u8>,
-    },
+    /// Bytes for the connection, already sealed (handshake messages and
+    /// encrypted frames).
+    Send { link: LinkId, bytes: Vec<u8> },
     /// Close the connection after sending what was queued before.
-    Close {
-        link: LinkId,
-    },
+    Close { link: LinkId },
     /// Open a connection to `addr` (the address `link` registered), close
     /// it at once, and answer with [`RegistryInput::Probed`]; give up after
     /// [`RegistryConfig::probe_timeout`].
-    Probe {
-        link: LinkId,
-        addr: SocketAddr,
-    },
+    Probe { link: LinkId, addr: SocketAddr },
     /// A change of the directory, for the server log.
     Log(RegistryLog),
     /// A change of the name bindings, to make durable.
@@ -258,16 +254,25 @@ pub struct Registry {
     bindings: Bindings,
     /// Wall-clock unix seconds of the current call: when a name is used.
     unix_now: u64,
+    /// The seeds of the handshakes' ephemeral keys, one per connection.
+    seeds: LinkSeeds,
 }
 
 #[derive(Debug)]
 struct Conn {
     client: SocketAddr,
+    /// The connection's Noise session: every byte in and out goes
+    /// through it.
+    secure: SecureLink,
+    /// Set when the connection was refused as it opened (too many from
+    /// its address): the refusal is sent, encrypted, once the handshake
+    /// completes, and the connection is closed.
+    refusal: Option<(ErrorCode, String)>,
     decoder: FrameDecoder<ClientMsg>,
     heartbeat: Heartbeat,
     requests: TokenBucket,
     greeted: bool,
-    /// The static key the handshake proved, if any.
+    /// The static key the handshake proved, once it has.
     key: Option<[u8; 32]>,
     /// Until registered: when the connection is dropped for not registering.
     register_by: Option<Instant>,
@@ -283,6 +288,9 @@ struct Entry {
     /// What the probe found; `None` while it has not answered (the name
     /// and address are claimed, but the peer is not registered yet).
     reachable: Option<bool>,
+    /// The key the connection proved when it registered: listed, so that
+    /// callers can check whom they reach.
+    key: Option<[u8; 32]>,
 }
 
 impl Conn {
@@ -306,6 +314,7 @@ impl Registry {
         bindings: impl IntoIterator<Item = Binding>,
     ) -> Self {
         Self {
+            seeds: LinkSeeds::new(derive_seed(&config.seed, b"links", 0)),
             unix_now: now.wall.as_secs(),
             bindings: Bindings::new(config.name_ttl, bindings),
             config,
@@ -323,6 +332,16 @@ impl Registry {
     }
 
     // ---- getters ----
+
+    /// The server's public key, as clients see it in the handshake.
+    pub fn public_key(&self) -> PublicKey {
+        self.config.identity.public()
+    }
+
+    /// The fingerprint peers pin and users compare.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.public_key().fingerprint()
+    }
 
     /// The directory as a list would show it to an outsider, in name order
     /// regardless of case.
@@ -364,7 +383,6 @@ impl Registry {
             RegistryInput::Closed { link } => self.drop_conn(link, LeaveReason::Closed),
             RegistryInput::Stalled { link } => self.drop_conn(link, LeaveReason::NotReading),
             RegistryInput::Probed { link, reachable } => self.probed(now.mono, link, reachable),
-            RegistryInput::Authenticated { link, key } => self.authenticated(link, key),
         }
     }
 
@@ -396,23 +414,26 @@ impl Registry {
 
     fn open(&mut self, now: Instant, link: LinkId, client: SocketAddr) {
         let from_ip = self.per_ip.entry(client.ip()).or_default();
-        if *from_ip >= self.config.max_connections_per_ip {
+        // Counted while it lives, refused or not: a refused connection
+        // lasts one handshake (or the register timeout, if it stalls).
+        let refusal = (*from_ip >= self.config.max_connections_per_ip).then(|| {
             let message = format!(
                 "{} connections from {} already; close some first",
                 self.config.max_connections_per_ip,
                 client.ip()
             );
-            let code = ErrorCode::TooManyConnections;
-            self.log(RegistryLog::Refused {
-                client,
-                code,
-                detail: message.clone(),
-            });
-            return self.error_and_close(link, None, code, message);
-        }
+            (ErrorCode::TooManyConnections, message)
+        });
         *from_ip += 1;
+        let secure = SecureLink::responder(
+            &self.config.identity,
+            LinkKind::Server,
+            self.seeds.next_seed(),
+        );
         let conn = Conn {
             client,
+            secure,
+            refusal,
             decoder: FrameDecoder::new(self.config.max_frame),
             heartbeat: Heartbeat::new(self.config.heartbeat, now),
             requests: TokenBucket::new(self.config.requests, now),
@@ -427,22 +448,39 @@ impl Registry {
         self.timers.insert((at, link));
     }
 
-    /// Records the key a connection's handshake proved, once, before it
-    /// registers.
-    fn authenticated(&mut self, link: LinkId, key: [u8; 32]) {
-        if let Some(conn) = self.conns.get_mut(&link) {
-            if conn.key.is_none() && conn.entry.is_none() {
-                conn.key = Some(key);
-            }
-        }
-    }
-
+    /// Ciphertext from a client: through its Noise session (answering the
+    /// handshake), then the plaintext frames one at a time.
     fn receive(&mut self, now: Instant, link: LinkId, bytes: &[u8]) {
         let Some(conn) = self.conns.get_mut(&link) else {
             return;
         };
         conn.heartbeat.received(now);
-        conn.decoder.push(bytes);
+        let was_established = conn.secure.is_established();
+        if let Err(e) = conn.secure.push(bytes) {
+            // Nothing can be said to a client whose session failed: the
+            // log says why, the connection closes.
+            let client = conn.client;
+            let code = ErrorCode::BadFrame;
+            let detail = format!("the encrypted link failed: {e}");
+            self.log(RegistryLog::Refused {
+                client,
+                code,
+                detail,
+            });
+            self.outputs.push_back(RegistryOutput::Close { link });
+            return self.drop_conn(link, LeaveReason::Refused(code));
+        }
+        self.transmit(link);
+        let conn = self.conns.get_mut(&link).expect("still open");
+        if !was_established && conn.secure.is_established() {
+            conn.key = conn.secure.remote_key().map(|key| *key.as_bytes());
+            if let Some((code, message)) = conn.refusal.take() {
+                return self.refuse_and_close(link, None, code, message);
+            }
+        }
+        while let Some(plaintext) = conn.secure.poll_plaintext() {
+            conn.decoder.push(&plaintext);
+        }
         while let Some(conn) = self.conns.get_mut(&link) {
             let ignored = conn.decoder.ignored();
             let next = conn.decoder.next_frame();
@@ -554,20 +592,13 @@ impl Registry {
             let message = format!("already registered as {}", entry.name);
             return self.reply_error(now, link, None, ErrorCode::BadInput, &message);
         }
+        // Frames are read only once the handshake has proved the key.
         let (client, key) = (conn.client, conn.key);
-        if key.is_none() && self.config.require_key {
-            let message = "this server binds names to keys: complete the handshake before register";
-            return self.refuse_and_close(link, None, ErrorCode::BadInput, message.to_string());
-        }
         let addr = SocketAddr::new(client.ip(), port);
         self.expire_bindings();
-        let replaced = match self.registration_refusal(now, client, key, &name, addr) {
+        let replaced = match self.registration_refusal(key, &name, addr) {
             Ok(replaced) => replaced,
-            Err(Refusal {
-                code,
-                message,
-                retry_after_ms,
-            }) => {
+            Err(Refusal { code, message }) => {
                 self.log(RegistryLog::Refused {
                     client,
                     code,
@@ -582,7 +613,6 @@ impl Registry {
                     code,
                     message,
                     close: false,
-                    retry_after_ms,
                 };
                 return self.send(now, link, &error);
             }
@@ -602,6 +632,7 @@ impl Registry {
             addr,
             status: PeerStatus::Available,
             reachable: None,
+            key,
         });
         self.claims.insert(name_key(&name), link);
         self.addrs.insert(addr, link);
@@ -609,24 +640,16 @@ impl Registry {
         self.start_probes();
     }
 
-    /// Why `name` at `addr` cannot be registered by `client`, holding
-    /// `key` if authenticated; if it can, the session it replaces: one of
-    /// the same key, still listed under that name.
+    /// Why `name` at `addr` cannot be registered with `key`; if it can,
+    /// the session it replaces: one of the same key, still listed under
+    /// that name.
     fn registration_refusal(
         &self,
-        now: Instant,
-        client: SocketAddr,
         key: Option<[u8; 32]>,
         name: &str,
         addr: SocketAddr,
     ) -> Result<Option<LinkId>, Refusal> {
-        let refuse = |code, message: String| {
-            Err(Refusal {
-                code,
-                message,
-                retry_after_ms: None,
-            })
-        };
+        let refuse = |code, message: String| Err(Refusal { code, message });
         if !is_valid_name(name) {
             return refuse(
                 ErrorCode::InvalidName,
@@ -634,67 +657,35 @@ impl Registry {
             );
         }
         let name_key = name_key(name);
+        let holder = self
+            .names
+            .get(&name_key)
+            .or_else(|| self.claims.get(&name_key));
         if self
             .bindings
             .owner(&name_key)
             .is_some_and(|owner| Some(owner) != key)
         {
+            // As its owner registered it, if online.
+            let owned = holder
+                .and_then(|holder| self.conns[holder].entry.as_ref())
+                .map_or(name, |entry| entry.name.as_str());
             return refuse(
                 ErrorCode::NameTaken,
                 format!(
-                    "the name {name} is owned by another key (names are unique regardless of case); pick another with --name"
+                    "the name {owned} is owned by another key (names are unique regardless of case); pick another with --name"
                 ),
             );
         }
-        let holder = self
-            .names
-            .get(&name_key)
-            .or_else(|| self.claims.get(&name_key));
+        // The same key: its own older session (a crash, a lost link, a
+        // restart), replaced at once. Any other holder's key owns the
+        // name, which the binding check has refused already.
         let replaced = holder.filter(|&holder| key.is_some() && self.conns[holder].key == key);
-        if let (Some(holder), None) = (holder, replaced) {
-            let holder = &self.conns[holder];
-            let held = &holder
-                .entry
-                .as_ref()
-                .expect("a name holder has an entry")
-                .name;
-            if holder.client.ip() != client.ip() {
-                let case = if held == name {
-                    ""
-                } else {
-                    " (names are unique regardless of case)"
-                };
-                return refuse(
-                    ErrorCode::NameTaken,
-                    format!(
-                        "the name {held} is already registered{case}; pick another with --name"
-                    ),
-                );
-            }
-            // A live session is heard at least every ping interval (it
-            // pings when it has sent nothing for that long): one silent
-            // for longer is most likely this user's own earlier session,
-            // cut off without a word, which goes once the heartbeat gives
-            // it up. (It may also be someone else behind the same NAT,
-            // hence the alternative.) One still heard from is alive.
-            let wait = holder.heartbeat.lost_at().saturating_since(now);
-            let silent = holder.heartbeat.silent_for(now);
-            if silent < self.config.heartbeat.ping_after + STALE_MARGIN {
-                return refuse(
-                    ErrorCode::NameTaken,
-                    format!(
-                        "the name {held} is in use by another session from your address that is still answering; pick another with --name"
-                    ),
-                );
-            }
-            return Err(Refusal {
-                code: ErrorCode::NameTaken,
-                message: format!(
-                    "the name {held} is held by another session from your address (your own earlier one?), which the server drops in {} s if it stays silent; retry then, or pick another with --name",
-                    wait.as_millis().div_ceil(1000)
-                ),
-                retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
-            });
+        if let (Some(_), None) = (holder, replaced) {
+            return refuse(
+                ErrorCode::NameTaken,
+                format!("the name {name} is already registered; pick another with --name"),
+            );
         }
         if self.addrs.get(&addr).is_some_and(|at| Some(at) != replaced) {
             return refuse(
@@ -828,7 +819,13 @@ impl Registry {
             return;
         };
         if conn.register_by.is_some_and(|by| now >= by) {
-            let what = if conn.greeted { "register" } else { "hello" };
+            let what = if conn.greeted {
+                "register"
+            } else if conn.secure.is_established() {
+                "hello"
+            } else {
+                "encrypted handshake"
+            };
             let message = format!(
                 "no {what} within {} s; connect and register at once",
                 self.config.register_timeout.as_secs()
@@ -882,16 +879,18 @@ impl Registry {
     /// Queues an error frame saying the connection closes, and then the
     /// close of the link.
     fn error_and_close(&mut self, link: LinkId, id: Option<u64>, code: ErrorCode, message: String) {
-        self.outputs.push_back(RegistryOutput::Send {
-            link,
-            bytes: encode(&ServerMsg::Error {
-                id,
-                code,
-                message,
-                close: true,
-                retry_after_ms: None,
-            }),
-        });
+        let error = ServerMsg::Error {
+            id,
+            code,
+            message,
+            close: true,
+        };
+        if let Some(conn) = self.conns.get_mut(&link) {
+            // Not sent if the handshake is not done: it waits in the
+            // session, and the close comes first.
+            let _ = conn.secure.send(&encode(&error));
+            self.transmit(link);
+        }
         self.outputs.push_back(RegistryOutput::Close { link });
     }
 
@@ -909,7 +908,6 @@ impl Registry {
             code,
             message: message.to_string(),
             close: false,
-            retry_after_ms: None,
         };
         self.send(now, link, &frame);
     }
@@ -918,9 +916,25 @@ impl Registry {
         self.send_bytes(now, link, encode(frame));
     }
 
+    /// Seals `bytes` (frames) for `link` and queues them.
     fn send_bytes(&mut self, now: Instant, link: LinkId, bytes: Vec<u8>) {
-        if let Some(conn) = self.conns.get_mut(&link) {
-            conn.heartbeat.sent(now);
+        let Some(conn) = self.conns.get_mut(&link) else {
+            return;
+        };
+        conn.heartbeat.sent(now);
+        // Fails only past a failed session or more than the session's
+        // bound before the handshake completes: frames are not answered
+        // before it does.
+        let _ = conn.secure.send(&bytes);
+        self.transmit(link);
+    }
+
+    /// Queues what `link`'s Noise session has ready to go out.
+    fn transmit(&mut self, link: LinkId) {
+        let Some(conn) = self.conns.get_mut(&link) else {
+            return;
+        };
+        while let Some(bytes) = conn.secure.poll_transmit() {
             self.outputs.push_back(RegistryOutput::Send { link, bytes });
         }
     }
@@ -966,9 +980,6 @@ impl Registry {
 struct Refusal {
     code: ErrorCode,
     message: String,
-    /// For `name_taken` by a session from the same IP address: when it
-    /// will have been dropped for silence.
-    retry_after_ms: Option<u64>,
 }
 
 /// The key a name is unique under: names differ only if they differ
@@ -985,6 +996,7 @@ impl Entry {
             addr: self.addr,
             status: self.status,
             reachable: self.reachable.unwrap_or(false),
+            key: self.key.map(crate::identity::PublicKey::from_bytes),
         }
     }
 }

@@ -1,16 +1,25 @@
-//! Names belong to keys: the registry's rules for authenticated
-//! connections, driven by raw frames, with the durable store modelled as a
-//! map the store operations are applied to (no SQLite here).
+//! Names belong to keys: the registry's rules for the keys its clients'
+//! handshakes prove, driven by raw frames from in-process clients, with
+//! the durable store modelled as a map the store operations are applied to
+//! (no SQLite here).
 
+use natter_core::identity::Identity;
 use natter_core::protocol::{ErrorCode, ServerMsg};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{Binding, RegistryConfig, StoreOp};
 use natter_core::{FrameDecoder, LinkId, Now, Registry, RegistryInput, RegistryOutput};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The seeds of alice's and mallory's keys.
 const ALICE: [u8; 32] = [0xa1; 32];
 const MALLORY: [u8; 32] = [0x66; 32];
+
+/// The public key of the identity made from `seed`, as the store keeps it.
+fn public(seed: [u8; 32]) -> [u8; 32] {
+    *Identity::from_seed(&seed).public().as_bytes()
+}
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -20,6 +29,7 @@ struct Server {
     config: RegistryConfig,
     now: Now,
     next_link: u64,
+    clients: BTreeMap<LinkId, InProcessClient>,
     frames: BTreeMap<LinkId, Vec<ServerMsg>>,
     closed: BTreeSet<LinkId>,
     logs: Vec<String>,
@@ -37,6 +47,7 @@ impl Server {
             config,
             now,
             next_link: 0,
+            clients: BTreeMap::new(),
             frames: BTreeMap::new(),
             closed: BTreeSet::new(),
             logs: Vec::new(),
@@ -57,15 +68,18 @@ impl Server {
     }
 
     /// A client connects from `ip` (port 40000), completes its handshake
-    /// with `key` if given, and says hello.
-    fn connect(&mut self, ip: [u8; 4], key: Option<[u8; 32]>) -> LinkId {
+    /// with the key made from `key_seed`, and says hello.
+    fn connect(&mut self, ip: [u8; 4], key_seed: [u8; 32]) -> LinkId {
         self.next_link += 1;
         let link = LinkId(self.next_link);
         let addr = SocketAddr::from((ip, 40_000));
-        self.input(RegistryInput::Opened { link, addr });
-        if let Some(key) = key {
-            self.input(RegistryInput::Authenticated { link, key });
-        }
+        let identity = Identity::from_seed(&key_seed);
+        let seed = [self.next_link as u8; 32];
+        let (client, others) =
+            InProcessClient::connect(&mut self.registry, self.now, link, addr, &identity, seed);
+        assert!(client.is_established(), "the handshake completes");
+        self.clients.insert(link, client);
+        self.outputs(others);
         self.send(link, "{\"type\":\"hello\",\"version\":2}");
         self.take(link);
         link
@@ -83,7 +97,9 @@ impl Server {
     }
 
     fn send(&mut self, link: LinkId, frame: &str) {
-        let bytes = format!("{frame}\n").into_bytes();
+        let client = self.clients.get_mut(&link).expect("connected");
+        client.send(format!("{frame}\n").as_bytes()).unwrap();
+        let bytes = client.outgoing().unwrap();
         self.input(RegistryInput::Bytes { link, bytes });
     }
 
@@ -101,11 +117,18 @@ impl Server {
 
     /// Carries out the outputs; every address is reachable.
     fn pump(&mut self) {
-        while let Some(out) = self.registry.poll_output() {
+        let outputs: Vec<_> = std::iter::from_fn(|| self.registry.poll_output()).collect();
+        self.outputs(outputs);
+    }
+
+    fn outputs(&mut self, outputs: Vec<RegistryOutput>) {
+        for out in outputs {
             match out {
-                RegistryOutput::Send { link, bytes } => {
+                RegistryOutput::Send { link, .. } => {
+                    let client = self.clients.get_mut(&link).expect("a client");
+                    client.take(&out);
                     let mut decoder = FrameDecoder::new(usize::MAX);
-                    decoder.push(&bytes);
+                    decoder.push(client.received().as_bytes());
                     let frames = self.frames.entry(link).or_default();
                     frames.extend(std::iter::from_fn(|| decoder.next_frame()).map(Result::unwrap));
                 }
@@ -118,6 +141,7 @@ impl Server {
                         reachable: true,
                     };
                     self.registry.handle_input(self.now, probed);
+                    self.pump();
                 }
                 RegistryOutput::Log(log) => self.logs.push(log.to_string()),
                 RegistryOutput::Store(op) => {
@@ -175,13 +199,13 @@ fn is_registered(answer: &ServerMsg, name: &str) -> bool {
 #[test]
 fn another_key_gets_name_taken_whether_or_not_the_owner_is_online() {
     let mut server = Server::start(RegistryConfig::default());
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     assert!(is_registered(
         &server.register(alice, "alice", 4000),
         "alice"
     ));
 
-    let mallory = server.connect([10, 0, 0, 66], Some(MALLORY));
+    let mallory = server.connect([10, 0, 0, 66], MALLORY);
     let (code, message) = refused(server.register(mallory, "alice", 4000));
     assert_eq!(code, ErrorCode::NameTaken);
     assert!(message.contains("owned by another key"), "{message}");
@@ -189,26 +213,23 @@ fn another_key_gets_name_taken_whether_or_not_the_owner_is_online() {
     server.bye(alice);
     assert!(server.listed().is_empty(), "alice is offline");
     // From alice's own address too: the key decides, not the address.
-    let mallory = server.connect([10, 0, 0, 2], Some(MALLORY));
+    let mallory = server.connect([10, 0, 0, 2], MALLORY);
     let (code, message) = refused(server.register(mallory, "alice", 4000));
     assert_eq!(code, ErrorCode::NameTaken);
     assert!(message.contains("owned by another key"), "{message}");
-    let anonymous = server.connect([10, 0, 0, 67], None);
-    let (code, _) = refused(server.register(anonymous, "alice", 4000));
-    assert_eq!(code, ErrorCode::NameTaken, "no key is another key");
     assert!(server.listed().is_empty(), "nobody took the name");
 }
 
 #[test]
 fn the_owners_new_session_replaces_the_old_one_at_once() {
     let mut server = Server::start(RegistryConfig::default());
-    let old = server.connect([10, 0, 0, 2], Some(ALICE));
+    let old = server.connect([10, 0, 0, 2], ALICE);
     server.register(old, "alice", 4000);
     server.take_logs();
     // alice's process crashed; the server has not noticed. She restarts
     // on the same port and registers a second later.
     server.advance(Duration::from_secs(1));
-    let new = server.connect([10, 0, 0, 2], Some(ALICE));
+    let new = server.connect([10, 0, 0, 2], ALICE);
     let answer = server.register(new, "alice", 4000);
     assert!(is_registered(&answer, "alice"), "{answer:?}");
 
@@ -243,9 +264,9 @@ fn the_owners_new_session_replaces_the_old_one_at_once() {
 #[test]
 fn the_owner_moving_to_another_address_replaces_its_old_session() {
     let mut server = Server::start(RegistryConfig::default());
-    let old = server.connect([10, 0, 0, 2], Some(ALICE));
+    let old = server.connect([10, 0, 0, 2], ALICE);
     server.register(old, "alice", 4000);
-    let new = server.connect([192, 168, 1, 9], Some(ALICE));
+    let new = server.connect([192, 168, 1, 9], ALICE);
     assert!(is_registered(&server.register(new, "Alice", 4100), "Alice"));
     assert!(server.closed.contains(&old));
     assert_eq!(
@@ -257,23 +278,24 @@ fn the_owner_moving_to_another_address_replaces_its_old_session() {
 #[test]
 fn after_the_name_ttl_the_name_is_free() {
     let mut server = Server::start(RegistryConfig::default());
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     server.register(alice, "alice", 4000);
     server.bye(alice);
 
     server.advance(30 * DAY - Duration::from_secs(1));
-    let mallory = server.connect([10, 0, 0, 66], Some(MALLORY));
+    let mallory = server.connect([10, 0, 0, 66], MALLORY);
     let (code, _) = refused(server.register(mallory, "alice", 4000));
     assert_eq!(code, ErrorCode::NameTaken, "a second before the TTL");
 
     server.advance(Duration::from_secs(1));
-    let mallory = server.connect([10, 0, 0, 66], Some(MALLORY));
+    let mallory = server.connect([10, 0, 0, 66], MALLORY);
     assert!(is_registered(
         &server.register(mallory, "alice", 4000),
         "alice"
     ));
     assert_eq!(
-        server.store["alice"].0, MALLORY,
+        server.store["alice"].0,
+        public(MALLORY),
         "the name is mallory's now"
     );
     assert!(
@@ -292,14 +314,14 @@ fn an_owner_online_for_longer_than_the_ttl_keeps_the_name_across_a_restart() {
         ..RegistryConfig::default()
     };
     let mut server = Server::start(config);
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     server.register(alice, "alice", 4000);
     for _ in 0..2 * 3600 / 5 {
         server.advance(Duration::from_secs(5));
         server.send(alice, "{\"type\":\"ping\"}");
     }
     server.restart();
-    let mallory = server.connect([10, 0, 0, 66], Some(MALLORY));
+    let mallory = server.connect([10, 0, 0, 66], MALLORY);
     let (code, message) = refused(server.register(mallory, "alice", 4000));
     assert_eq!(code, ErrorCode::NameTaken);
     assert!(message.contains("owned by another key"), "{message}");
@@ -308,14 +330,14 @@ fn an_owner_online_for_longer_than_the_ttl_keeps_the_name_across_a_restart() {
 #[test]
 fn names_are_bound_regardless_of_case() {
     let mut server = Server::start(RegistryConfig::default());
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     server.register(alice, "Alice", 4000);
     server.bye(alice);
-    let mallory = server.connect([10, 0, 0, 66], Some(MALLORY));
+    let mallory = server.connect([10, 0, 0, 66], MALLORY);
     let (code, message) = refused(server.register(mallory, "ALICE", 4000));
     assert_eq!(code, ErrorCode::NameTaken);
     assert!(message.contains("regardless of case"), "{message}");
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     assert!(is_registered(
         &server.register(alice, "alice", 4000),
         "alice"
@@ -326,14 +348,14 @@ fn names_are_bound_regardless_of_case() {
 #[test]
 fn a_server_restart_loses_no_binding() {
     let mut server = Server::start(RegistryConfig::default());
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     server.register(alice, "alice", 4000);
     server.restart();
     // The squatter is first through the door after the restart.
-    let mallory = server.connect([10, 0, 0, 66], Some(MALLORY));
+    let mallory = server.connect([10, 0, 0, 66], MALLORY);
     let (code, _) = refused(server.register(mallory, "alice", 4000));
     assert_eq!(code, ErrorCode::NameTaken);
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     assert!(is_registered(
         &server.register(alice, "alice", 4000),
         "alice"
@@ -344,14 +366,14 @@ fn a_server_restart_loses_no_binding() {
 fn a_name_used_again_within_the_hour_is_not_written_again() {
     let mut server = Server::start(RegistryConfig::default());
     for i in 0..10 {
-        let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+        let alice = server.connect([10, 0, 0, 2], ALICE);
         server.register(alice, "alice", 4000);
         server.bye(alice);
         server.advance(Duration::from_secs(60 * i));
     }
     assert_eq!(server.ops.len(), 1, "one bind: {:?}", server.ops);
     server.advance(HOUR);
-    let alice = server.connect([10, 0, 0, 2], Some(ALICE));
+    let alice = server.connect([10, 0, 0, 2], ALICE);
     server.register(alice, "alice", 4000);
     assert!(
         matches!(
@@ -364,45 +386,24 @@ fn a_name_used_again_within_the_hour_is_not_written_again() {
 }
 
 #[test]
-fn without_require_key_an_unauthenticated_client_registers_as_before_binding_nothing() {
+fn a_client_that_skips_the_handshake_is_closed_and_registers_nothing() {
     let mut server = Server::start(RegistryConfig::default());
-    let old = server.connect([10, 0, 0, 2], None);
-    assert!(is_registered(&server.register(old, "bob", 4000), "bob"));
-    assert!(server.ops.is_empty(), "no key, no binding");
-    // A second unauthenticated session is not a replacement: the old
-    // session, still answering, keeps the name.
-    let new = server.connect([10, 0, 0, 2], None);
-    let (code, message) = refused(server.register(new, "bob", 4000));
-    assert_eq!(code, ErrorCode::NameTaken);
-    assert!(message.contains("still answering"), "{message}");
-    assert!(!server.closed.contains(&old));
-    // Once bob is gone, a key may own the free name.
-    server.bye(old);
-    let keyed = server.connect([10, 0, 0, 9], Some(ALICE));
-    assert!(is_registered(&server.register(keyed, "bob", 4000), "bob"));
-}
-
-#[test]
-fn with_require_key_an_unauthenticated_register_is_refused_and_closed() {
-    let mut server = Server::start(RegistryConfig {
-        require_key: true,
-        ..RegistryConfig::default()
+    let link = LinkId(99);
+    let addr = SocketAddr::from(([10, 0, 0, 2], 40_000));
+    server.input(RegistryInput::Opened { link, addr });
+    let plain = "{\"type\":\"hello\",\"version\":2}\n{\"type\":\"register\",\"name\":\"bob\",\"port\":4000}\n";
+    server.input(RegistryInput::Bytes {
+        link,
+        bytes: plain.as_bytes().to_vec(),
     });
-    let anonymous = server.connect([10, 0, 0, 2], None);
-    server.send(
-        anonymous,
-        "{\"type\":\"register\",\"name\":\"bob\",\"port\":4000}",
-    );
-    let told = server.take(anonymous);
+    assert!(server.closed.contains(&link), "closed at once");
+    assert!(!server.frames.contains_key(&link), "nothing said in clear");
+    assert!(server.listed().is_empty());
+    assert!(server.ops.is_empty(), "no binding");
+    let logs = server.take_logs();
     assert!(
-        matches!(
-            told.as_slice(),
-            [ServerMsg::Error { code: ErrorCode::BadInput, close: true, message, .. }]
-                if message.contains("handshake")
-        ),
-        "{told:?}"
+        logs.iter()
+            .any(|l| l.contains("refused 10.0.0.2:40000: bad_frame: the encrypted link failed")),
+        "{logs:?}"
     );
-    assert!(server.closed.contains(&anonymous));
-    let keyed = server.connect([10, 0, 0, 2], Some(ALICE));
-    assert!(is_registered(&server.register(keyed, "bob", 4000), "bob"));
 }

@@ -9,7 +9,9 @@
 //! here, which is the moment to give it a sample and a line in the page.
 
 use natter_core::command::HELP;
-use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, Request};
+use natter_core::event::{
+    ChatEndReason, ChatEntry, ChatState, EndCause, ErrorDetail, Event, ListedPeer, Request,
+};
 use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use serde::Serialize;
 use serde_json::Value;
@@ -91,13 +93,15 @@ fn addr() -> SocketAddr {
     "127.0.0.1:4000".parse().unwrap()
 }
 
-fn peer_info() -> PeerInfo {
+fn listed_peer() -> ListedPeer {
     PeerInfo {
         name: "zuzu".into(),
         addr: addr(),
         status: PeerStatus::Available,
         reachable: true,
+        key: Some(natter_core::Identity::from_seed(&[7; 32]).public()),
     }
+    .into()
 }
 
 fn events() -> Vec<Event> {
@@ -114,9 +118,11 @@ fn events() -> Vec<Event> {
             server: addr(),
             reachable: true,
             fingerprint: fingerprint(),
+            server_fingerprint: fingerprint(),
+            new_server: true,
         },
         Event::Peers {
-            peers: vec![peer_info()],
+            peers: vec![listed_peer()],
         },
         Event::Calling { peer: peer() },
         Event::Incoming {
@@ -162,10 +168,21 @@ fn events() -> Vec<Event> {
             peer: peer(),
             number: "12345 67890".into(),
         },
+        Event::Trusted {
+            peer: peer(),
+            fingerprint: fingerprint(),
+        },
         Event::ServerLost,
         Event::Reregistered,
         Event::Help {
             commands: vec!["/list".into()],
+        },
+        Event::Focused { peer: peer() },
+        Event::Chats {
+            chats: vec![ChatEntry {
+                peer: peer(),
+                state: ChatState::Talking,
+            }],
         },
         Event::error(ErrorCode::NotInChat, ErrorDetail::NotInChat),
     ]
@@ -191,9 +208,12 @@ fn event_name(event: &Event) -> &'static str {
         Event::Delivered { .. } => "delivered",
         Event::ChatEnded { .. } => "chat_ended",
         Event::SafetyNumber { .. } => "safety_number",
+        Event::Trusted { .. } => "trusted",
         Event::ServerLost => "server_lost",
         Event::Reregistered => "reregistered",
         Event::Help { .. } => "help",
+        Event::Focused { .. } => "focused",
+        Event::Chats { .. } => "chats",
         Event::Error { .. } => "error",
     }
 }
@@ -202,6 +222,11 @@ fn details() -> Vec<ErrorDetail> {
     use ErrorDetail as D;
     let peer = || "zuzu".to_string();
     let text = || "why".to_string();
+    let fingerprint = |seed: u8| {
+        natter_core::Identity::from_seed(&[seed; 32])
+            .public()
+            .fingerprint()
+    };
     vec![
         D::OwnNameInvalid { name: text() },
         D::MessageLimitOutOfRange {
@@ -230,18 +255,39 @@ fn details() -> Vec<ErrorDetail> {
         D::IdentityUnusable { reason: text() },
         D::KeyChanged {
             peer: peer(),
-            expected: natter_core::Identity::from_seed(&[1; 32])
-                .public()
-                .fingerprint(),
-            presented: natter_core::Identity::from_seed(&[2; 32])
-                .public()
-                .fingerprint(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
         },
+        D::IdentityMismatch {
+            peer: peer(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
+        },
+        D::NotListed {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::ListedWithoutKey {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::CannotVerify {
+            peer: peer(),
+            presented: fingerprint(2),
+        },
+        D::NoKeyToTrust { peer: peer() },
+        D::ServerKeyChanged {
+            server: addr(),
+            expected: fingerprint(1),
+            presented: fingerprint(2),
+        },
+        D::Replaced { name: peer() },
         D::BadTarget { word: text() },
         D::Quitting,
         D::CallingYourself,
         D::AlreadyInChat { peer: peer() },
         D::CallRinging { peer: peer() },
+        D::ChatsFull { max: 4 },
         D::RequestWaiting { peer: peer() },
         D::NoSuchPeer { name: peer() },
         D::NotCallable { peer: peer() },
@@ -264,7 +310,10 @@ fn details() -> Vec<ErrorDetail> {
             min_version: 3,
         },
         D::NoRequest,
+        D::NoRequestFrom { peer: peer() },
+        D::NoCallTo { peer: peer() },
         D::NotInChat,
+        D::NotChattingWith { peer: peer() },
         D::StillRinging { peer: peer() },
         D::AlreadyLeaving { peer: peer() },
         D::MessageTooLong {
@@ -288,6 +337,9 @@ fn details() -> Vec<ErrorDetail> {
         D::ServerNotConnected {
             request: Request::List,
         },
+        D::ServerStopped {
+            request: Request::List,
+        },
         D::RequestLost {
             request: Request::Lookup,
         },
@@ -296,7 +348,6 @@ fn details() -> Vec<ErrorDetail> {
             version: 3,
             min_version: 3,
         },
-        D::NameHeld { retry_in_ms: 1_000 },
         D::Retrying {
             server_message: text(),
             retry_in_ms: 500,
@@ -331,11 +382,19 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::BadArguments { .. } => "bad_arguments",
         D::IdentityUnusable { .. } => "identity_unusable",
         D::KeyChanged { .. } => "key_changed",
+        D::IdentityMismatch { .. } => "identity_mismatch",
+        D::NotListed { .. } => "not_listed",
+        D::ListedWithoutKey { .. } => "listed_without_key",
+        D::CannotVerify { .. } => "cannot_verify",
+        D::NoKeyToTrust { .. } => "no_key_to_trust",
+        D::ServerKeyChanged { .. } => "server_key_changed",
+        D::Replaced { .. } => "replaced",
         D::BadTarget { .. } => "bad_target",
         D::Quitting => "quitting",
         D::CallingYourself => "calling_yourself",
         D::AlreadyInChat { .. } => "already_in_chat",
         D::CallRinging { .. } => "call_ringing",
+        D::ChatsFull { .. } => "chats_full",
         D::RequestWaiting { .. } => "request_waiting",
         D::NoSuchPeer { .. } => "no_such_peer",
         D::NotCallable { .. } => "not_callable",
@@ -346,7 +405,10 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::PeerNameInvalid { .. } => "peer_name_invalid",
         D::PeerVersion { .. } => "peer_version",
         D::NoRequest => "no_request",
+        D::NoRequestFrom { .. } => "no_request_from",
+        D::NoCallTo { .. } => "no_call_to",
         D::NotInChat => "not_in_chat",
+        D::NotChattingWith { .. } => "not_chatting_with",
         D::StillRinging { .. } => "still_ringing",
         D::AlreadyLeaving { .. } => "already_leaving",
         D::MessageTooLong { .. } => "message_too_long",
@@ -355,10 +417,10 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::PeerBadFrame { .. } => "peer_bad_frame",
         D::PeerSaid { .. } => "peer_said",
         D::ServerNotConnected { .. } => "server_not_connected",
+        D::ServerStopped { .. } => "server_stopped",
         D::RequestLost { .. } => "request_lost",
         D::ServerSaid { .. } => "server_said",
         D::ServerVersion { .. } => "server_version",
-        D::NameHeld { .. } => "name_held",
         D::Retrying { .. } => "retrying",
         D::TranscriptWrite { .. } => "transcript_write",
         D::NotRecorded { .. } => "not_recorded",
@@ -398,11 +460,22 @@ fn statuses() -> Vec<PeerStatus> {
     all
 }
 
+fn chat_states() -> Vec<ChatState> {
+    use ChatState as S;
+    let all = vec![S::Calling, S::Incoming, S::Talking, S::Leaving];
+    for state in &all {
+        match state {
+            S::Calling | S::Incoming | S::Talking | S::Leaving => {}
+        }
+    }
+    all
+}
+
 fn requests() -> Vec<Request> {
-    let all = vec![Request::List, Request::Lookup];
+    let all = vec![Request::List, Request::Lookup, Request::Trust];
     for request in &all {
         match request {
-            Request::List | Request::Lookup => {}
+            Request::List | Request::Lookup | Request::Trust => {}
         }
     }
     all
@@ -435,8 +508,13 @@ fn every_event_is_documented_with_each_of_its_fields() {
                 fields = vec!["code".into(), "detail".into(), "message".into()];
             }
             Event::Peers { .. } => {
-                let entry = serialized(&peer_info());
+                let entry = serialized(&listed_peer());
                 fields.extend(entry.as_object().unwrap().keys().cloned());
+            }
+            Event::Chats { chats } => {
+                let entry = serialized(&chats[0]);
+                fields.extend(entry.as_object().unwrap().keys().cloned());
+                fields.extend(chat_states().iter().map(name_of));
             }
             _ => {}
         }

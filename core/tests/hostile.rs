@@ -11,8 +11,8 @@ mod world;
 
 use natter_core::peer::{PeerConfig, PeerInput, PeerOutput};
 use natter_core::protocol::ServerMsg;
-use natter_core::{ErrorCode, Event, LinkId, Now, Peer, PeerStatus};
-use noise_wire::{feed, sent_bytes, Wire};
+use natter_core::{ErrorCode, Event, Identity, LinkId, Now, Peer, PeerStatus};
+use noise_wire::{feed, feed_input, sent_bytes, Wire};
 use std::net::SocketAddr;
 use std::time::Duration;
 use world::{World, LISTEN_PORT, SERVER};
@@ -148,7 +148,13 @@ const CALLER: &str = "10.0.0.66:5000";
 /// bob, registered nowhere, with one incoming connection `link` open.
 fn callee() -> (Peer, LinkId) {
     let now = Now::at_unix(0);
-    let mut bob = Peer::new(PeerConfig::new("bob", SERVER, LISTEN_PORT), now);
+    // bob met mallory before (her key is pinned), so her calls ring
+    // without asking a directory: this bob has none.
+    let mut config = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    config
+        .known_peers
+        .insert("mallory".into(), Wire::identity().public());
+    let mut bob = Peer::new(config, now);
     while bob.poll_output().is_some() {}
     let link = LinkId(100);
     bob.handle_input(
@@ -499,8 +505,10 @@ fn a_typed_message_with_nul_or_bidi_is_refused_before_sending() {
 // a hostile directory server
 // ---------------------------------------------------------------------------
 
-/// alice connected to a server the test plays; returns the server link.
-fn alice_at_a_hostile_server() -> (Peer, LinkId, Now) {
+/// alice connected to a server the test plays, the encrypted handshake
+/// done (hello and register received); returns the server link and the
+/// server's end of the session, through which the test speaks.
+fn alice_at_a_hostile_server() -> (Peer, LinkId, Now, Wire) {
     let now = Now::at_unix(0);
     let mut alice = Peer::new(PeerConfig::new("alice", SERVER, LISTEN_PORT), now);
     let link = std::iter::from_fn(|| alice.poll_output())
@@ -509,9 +517,11 @@ fn alice_at_a_hostile_server() -> (Peer, LinkId, Now) {
             _ => None,
         })
         .expect("connects to the server");
-    alice.handle_input(now, PeerInput::Connected { link });
-    while alice.poll_output().is_some() {}
-    (alice, link, now)
+    let sent = feed_input(&mut alice, now, PeerInput::Connected { link });
+    let server = Wire::server(&Identity::from_seed(&[0x5e; 32]));
+    let (wire, hello, _) = server.respond(&mut alice, now, link, &sent);
+    assert!(hello.contains("\"register\""), "{hello}");
+    (alice, link, now, wire)
 }
 
 fn events(outputs: &[PeerOutput]) -> Vec<&Event> {
@@ -526,12 +536,12 @@ fn events(outputs: &[PeerOutput]) -> Vec<&Event> {
 
 #[test]
 fn names_in_a_list_from_the_server_are_shown_escaped() {
-    let (mut alice, link, now) = alice_at_a_hostile_server();
+    let (mut alice, link, now, mut server) = alice_at_a_hostile_server();
     feed(
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
+        &server.seal(b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n"),
     );
     alice.handle_input(
         now,
@@ -542,7 +552,7 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
         &mut alice,
         now,
         link,
-        b"{\"type\":\"peers\",\"id\":1,\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\",\"reachable\":true}],\"more\":false}\n",
+        &server.seal(b"{\"type\":\"peers\",\"id\":1,\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\",\"reachable\":true}],\"more\":false}\n"),
     );
     let shown = events(&outputs);
     assert!(
@@ -557,29 +567,31 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
 #[test]
 fn an_error_message_from_the_server_is_shown_escaped() {
     // While registering: fatal, but escaped.
-    let (mut alice, link, now) = alice_at_a_hostile_server();
+    let (mut alice, link, now, mut server) = alice_at_a_hostile_server();
     let outputs = feed(
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b]0;owned\\u0007\\u001b[2J\"}\n",
+        &server.seal(b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"\\u001b]0;owned\\u0007\\u001b[2J\"}\n"),
     );
     let shown = events(&outputs);
     assert!(!shown.is_empty());
     shown.iter().for_each(|e| assert_event_clean(e));
     // Once registered: shown as an error, escaped.
-    let (mut alice, link, now) = alice_at_a_hostile_server();
+    let (mut alice, link, now, mut server) = alice_at_a_hostile_server();
     feed(
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
+        &server.seal(b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"alice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n"),
     );
     let outputs = feed(
         &mut alice,
         now,
         link,
-        b"{\"type\":\"error\",\"code\":\"bad_input\",\"message\":\"\\u001b[2J\\u202e\"}\n",
+        &server.seal(
+            b"{\"type\":\"error\",\"code\":\"bad_input\",\"message\":\"\\u001b[2J\\u202e\"}\n",
+        ),
     );
     let shown = events(&outputs);
     assert!(!shown.is_empty());
@@ -589,12 +601,12 @@ fn an_error_message_from_the_server_is_shown_escaped() {
 /// The name in a server's `registered` answer is never shown as sent.
 #[test]
 fn a_registered_answer_with_a_hostile_name_is_not_shown_raw() {
-    let (mut alice, link, now) = alice_at_a_hostile_server();
+    let (mut alice, link, now, mut server) = alice_at_a_hostile_server();
     let outputs = feed(
         &mut alice,
         now,
         link,
-        b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"\\u001b[2Jalice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n",
+        &server.seal(b"{\"type\":\"hello\",\"version\":2}\n{\"type\":\"registered\",\"name\":\"\\u001b[2Jalice\",\"addr\":\"10.0.0.2:4000\",\"reachable\":true}\n"),
     );
     events(&outputs).iter().for_each(|e| assert_event_clean(e));
 }

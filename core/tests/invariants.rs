@@ -11,8 +11,10 @@
 
 mod world;
 
+use natter_core::identity::{derive_seed, Identity};
 use natter_core::peer::{PeerConfig, PeerInput};
 use natter_core::protocol::{ClientMsg, PeerStatus, ServerMsg};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryOutput};
 use natter_core::{Event, FrameDecoder, LinkId, Now, Peer, Registry};
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,6 +114,9 @@ pub fn small_registry_config() -> RegistryConfig {
 struct LinkModel {
     id: LinkId,
     client: SocketAddr,
+    /// The client's end of the link's Noise session: every payload is
+    /// sealed in it, everything the registry sends is opened with it.
+    session: InProcessClient,
     /// Neither closed by the driver nor closed by the registry.
     open: bool,
     /// What the registry sent on it, decoded.
@@ -139,9 +144,12 @@ pub fn check_registry(ops: &[RegOp]) {
                 let id = LinkId(links.len() as u64 + 1);
                 let ip = Ipv4Addr::new(10, 0, 0, 10 + ip % REG_IPS);
                 let client = SocketAddr::new(IpAddr::V4(ip), 50_000 + links.len() as u16);
+                let seed = derive_seed(&[5; 32], b"invariants client", id.0);
+                let identity = Identity::from_seed(&seed);
                 links.push(LinkModel {
                     id,
                     client,
+                    session: InProcessClient::new(id, &identity, seed),
                     open: true,
                     decoder: FrameDecoder::new(usize::MAX),
                     registered: None,
@@ -154,13 +162,33 @@ pub fn check_registry(ops: &[RegOp]) {
                     },
                 );
                 drain_registry(&mut registry, &mut links, now);
+                // The handshake: our message 1, its answer, our message 3.
+                for _ in 0..2 {
+                    let model = model_of(&mut links, id);
+                    if let Some(bytes) = model.session.outgoing().filter(|_| model.open) {
+                        registry.handle_input(now, RegistryInput::Bytes { link: id, bytes });
+                        drain_registry(&mut registry, &mut links, now);
+                    }
+                }
+                assert!(
+                    model_of(&mut links, id).session.is_established(),
+                    "the handshake completes"
+                );
             }
             RegOp::Bytes { link, payload } => {
                 let Some(i) = pick(*link, links.len()) else {
                     continue;
                 };
                 let link = links[i].id;
-                for bytes in payload.pieces() {
+                for piece in payload.pieces() {
+                    let model = &mut links[i];
+                    if !model.open {
+                        break;
+                    }
+                    model.session.send(&piece).expect("the session is up");
+                    let Some(bytes) = model.session.outgoing() else {
+                        continue; // an empty piece
+                    };
                     registry.handle_input(now, RegistryInput::Bytes { link, bytes });
                     drain_registry(&mut registry, &mut links, now);
                     check_directory(&registry, &links);
@@ -224,10 +252,11 @@ fn pick(choice: u8, len: usize) -> Option<usize> {
 fn drain_registry(registry: &mut Registry, links: &mut [LinkModel], now: Now) {
     while let Some(out) = registry.poll_output() {
         match out {
-            RegistryOutput::Send { link, bytes } => {
+            RegistryOutput::Send { link, .. } => {
                 let model = model_of(links, link);
                 assert!(model.open, "the registry sent on closed {link}");
-                model.decoder.push(&bytes);
+                model.session.take(&out);
+                model.decoder.push(model.session.received().as_bytes());
                 while let Some(frame) = model.decoder.next_frame() {
                     let frame = frame.unwrap_or_else(|e| panic!("registry sent a bad frame: {e}"));
                     if let ServerMsg::Registered { name, addr, .. } = frame {
@@ -346,6 +375,13 @@ pub enum UserLine {
     SayLong {
         long: bool,
     },
+    /// A command of several chats naming a peer (an index into
+    /// [`PEERS`]): `/accept`, `/reject`, `/cancel`, `/leave`, `/switch`
+    /// or `/msg` (by `verb`), or `/chats`.
+    Named {
+        verb: u8,
+        who: u8,
+    },
     /// Anything at all.
     Raw(String),
 }
@@ -407,7 +443,8 @@ pub const FORGED: &[&[u8]] = &[
 /// Which invariants a world run asserts.
 #[derive(Clone, Copy, Debug)]
 pub struct WorldChecks {
-    /// A peer is in at most one active chat at a time (the product rule).
+    /// Peers have room for one chat (`max_chats` 1), and are checked to
+    /// be in at most one.
     pub one_chat_at_a_time: bool,
 }
 
@@ -464,7 +501,7 @@ pub fn check_world(ops: &[WorldOp], checks: WorldChecks) {
         checks,
     };
     for name in PEERS {
-        world.add_peer(name);
+        world.add_peer_with(peer_config(name, checks));
         acc.lives
             .entry(name.to_string())
             .or_default()
@@ -480,7 +517,7 @@ pub fn check_world(ops: &[WorldOp], checks: WorldChecks) {
         world.restart_server();
     }
     advance_checked(&mut world, &mut acc, Duration::from_secs(70));
-    check_directory_matches_peers(&mut world);
+    check_directory_matches_peers(&mut world, checks);
     // Everybody quits.
     for name in PEERS {
         if world.peers.get(*name).is_some_and(|p| !p.has_exited()) {
@@ -504,6 +541,15 @@ pub fn check_world(ops: &[WorldOp], checks: WorldChecks) {
     if let Some(registry) = &world.registry {
         assert_eq!(registry.peers(), vec![], "everyone quit 60 s ago");
     }
+}
+
+/// The settings of peer `name` in a world run with `checks`.
+fn peer_config(name: &str, checks: WorldChecks) -> PeerConfig {
+    let mut config = PeerConfig::new(name, world::SERVER, world::LISTEN_PORT);
+    if checks.one_chat_at_a_time {
+        config.max_chats = 1;
+    }
+    config
 }
 
 fn apply(world: &mut World, acc: &mut Accounting, op: &WorldOp) {
@@ -553,7 +599,7 @@ fn apply(world: &mut World, acc: &mut Accounting, op: &WorldOp) {
                 // Same name, same address: `World::add_peer` would pick a
                 // fresh IP that a second restarted peer then shares.
                 let ip = world.addr_of(who).ip();
-                world.add_peer_at(PeerConfig::new(who, world::SERVER, world::LISTEN_PORT), ip);
+                world.add_peer_at(peer_config(who, acc.checks), ip);
             }
         }
         WorldOp::CrashServer => {
@@ -611,6 +657,18 @@ impl UserLine {
             UserLine::Help => "/help".into(),
             UserLine::Say(i) => TEXTS[usize::from(*i) % TEXTS.len()].into(),
             UserLine::SayLong { long } => "z".repeat(if *long { 257 } else { 256 }),
+            UserLine::Named { verb, who } => {
+                let name = PEERS.get(usize::from(*who)).unwrap_or(&"nobody");
+                match verb % 7 {
+                    0 => format!("/accept {name}"),
+                    1 => format!("/reject {name}"),
+                    2 => format!("/cancel {name}"),
+                    3 => format!("/leave {name}"),
+                    4 => format!("/switch {name}"),
+                    5 => format!("/msg {name} {}", TEXTS[usize::from(*verb) % TEXTS.len()]),
+                    _ => "/chats".into(),
+                }
+            }
             UserLine::Raw(text) => text.clone(),
         }
     }
@@ -808,8 +866,9 @@ fn advance_checked(world: &mut World, acc: &mut Accounting, by: Duration) {
 }
 
 /// After things settled: the registry lists exactly the running peers, at
-/// their addresses, `chatting` exactly when they are in a chat.
-fn check_directory_matches_peers(world: &mut World) {
+/// their addresses, `chatting` exactly when they are in a chat (`busy`
+/// with room for one chat only; three peers never fill the default four).
+fn check_directory_matches_peers(world: &mut World, checks: WorldChecks) {
     let Some(registry) = &world.registry else {
         return;
     };
@@ -824,7 +883,11 @@ fn check_directory_matches_peers(world: &mut World) {
         .filter(|(_, p)| !p.has_exited())
         .map(|(name, p)| {
             let status = if p.chat_partner().is_some() {
-                PeerStatus::Chatting
+                if checks.one_chat_at_a_time {
+                    PeerStatus::Busy
+                } else {
+                    PeerStatus::Chatting
+                }
             } else {
                 PeerStatus::Available
             };
@@ -935,6 +998,7 @@ mod properties {
             1 => Just(UserLine::Help),
             8 => any::<u8>().prop_map(UserLine::Say),
             1 => any::<bool>().prop_map(|long| UserLine::SayLong { long }),
+            4 => (any::<u8>(), 0..4u8).prop_map(|(verb, who)| UserLine::Named { verb, who }),
             1 => "[ -~]{0,12}".prop_map(UserLine::Raw),
         ]
     }

@@ -2,9 +2,12 @@
 
 mod world;
 
+use natter_core::identity::{derive_seed, Identity};
 use natter_core::protocol::{ErrorCode, PeerStatus, ServerMsg, LIST_CHUNK};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::RegistryConfig;
 use natter_core::{LinkId, Now, Registry, RegistryInput, RegistryOutput};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use world::World;
@@ -17,7 +20,7 @@ fn client(i: u32) -> SocketAddr {
 }
 
 #[test]
-fn nc_user_can_register_and_list_by_hand() {
+fn a_client_can_register_and_list_frame_by_frame() {
     let mut world = World::new();
     let link = world.raw_client(client(7));
     let (reply, closed) = world.raw_send(
@@ -306,74 +309,52 @@ fn server_full_past_max_peers() {
 
 #[test]
 fn a_list_of_10000_peers_goes_out_in_chunks() {
-    let t0 = Now::at_unix(0);
     let config = RegistryConfig {
         max_peers: 10_001,
         ..RegistryConfig::default()
     };
-    let mut registry = Registry::new(config, t0);
+    let mut direct = Direct::new(config);
     for i in 0..10_001u32 {
-        let link = LinkId(u64::from(i));
-        registry.handle_input(
-            t0,
-            RegistryInput::Opened {
+        let outputs = direct.register(i, &format!("p{i:05}"));
+        for link in probes(&outputs) {
+            direct.input(RegistryInput::Probed {
                 link,
-                addr: client(i),
-            },
-        );
-        let bytes = format!(
-            "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"p{i:05}\",\"port\":4000}}\n"
-        );
-        registry.handle_input(
-            t0,
-            RegistryInput::Bytes {
-                link,
-                bytes: bytes.into_bytes(),
-            },
-        );
-        while let Some(out) = registry.poll_output() {
-            if let RegistryOutput::Probe { link, .. } = out {
-                registry.handle_input(
-                    t0,
-                    RegistryInput::Probed {
-                        link,
-                        reachable: true,
-                    },
-                );
-            }
+                reachable: true,
+            });
         }
     }
-    assert_eq!(registry.registered(), 10_001);
-    registry.handle_input(
-        t0,
-        RegistryInput::Bytes {
-            link: LinkId(0),
-            bytes: b"{\"type\":\"list\"}\n".to_vec(),
-        },
+    assert_eq!(direct.registry.registered(), 10_001);
+    direct.frames(LinkId(0));
+    let outputs = direct.send(LinkId(0), b"{\"type\":\"list\"}\n");
+    let sealed = outputs
+        .iter()
+        .filter(|out| matches!(out, RegistryOutput::Send { .. }))
+        .count();
+    assert_eq!(
+        sealed,
+        10_000usize.div_ceil(LIST_CHUNK),
+        "one write per chunk"
+    );
+    let text = direct.received(LinkId(0));
+    assert!(
+        text.lines()
+            .all(|line| line.len() < natter_core::protocol::MAX_FRAME),
+        "each chunk fits a frame"
     );
     let mut peers = Vec::new();
     let mut chunks = 0;
     let mut last_more = true;
-    while let Some(out) = registry.poll_output() {
-        let RegistryOutput::Send { bytes, .. } = out else {
-            continue;
+    for frame in world::server_frames(&text) {
+        let ServerMsg::Peers {
+            peers: part, more, ..
+        } = frame
+        else {
+            panic!("not a list")
         };
-        assert!(
-            bytes.len() < natter_core::protocol::MAX_FRAME,
-            "each chunk fits a frame"
-        );
-        for frame in world::server_frames(std::str::from_utf8(&bytes).unwrap()) {
-            let ServerMsg::Peers {
-                peers: part, more, ..
-            } = frame
-            else {
-                panic!("not a list")
-            };
-            assert!(last_more, "nothing after the last chunk");
-            chunks += 1;
-            last_more = more;
-            peers.extend(part);
-        }
+        assert!(last_more, "nothing after the last chunk");
+        chunks += 1;
+        last_more = more;
+        peers.extend(part);
     }
     assert!(!last_more);
     assert_eq!(chunks, 10_000usize.div_ceil(LIST_CHUNK));
@@ -486,7 +467,7 @@ fn names_are_unique_regardless_of_case_and_listed_in_case_insensitive_order() {
     }
     let (_, answer) = register(&mut world, client(20), "alice");
     assert!(
-        matches!(&answer, ServerMsg::Error { code: ErrorCode::NameTaken, close: false, retry_after_ms: None, message, .. } if message.contains("Alice")),
+        matches!(&answer, ServerMsg::Error { code: ErrorCode::NameTaken, close: false, message, .. } if message.contains("Alice")),
         "another machine cannot take Alice as alice: {answer:?}"
     );
     let names: Vec<String> = world
@@ -508,59 +489,16 @@ fn names_are_unique_regardless_of_case_and_listed_in_case_insensitive_order() {
     );
 }
 
-#[test]
-fn a_name_held_by_a_silent_session_from_the_same_address_says_when_to_retry() {
-    let mut world = World::new();
-    let home = |port| SocketAddr::from(([192, 0, 2, 7], port));
-    let (_, answer) = register(&mut world, home(50_001), "carol");
-    assert!(matches!(answer, ServerMsg::Registered { .. }));
-    // A session heard a moment ago is alive: the name is in use.
-    world.advance(Duration::from_secs(1));
-    let (_, answer) = register(&mut world, home(50_002), "carol");
-    assert!(
-        matches!(
-            &answer,
-            ServerMsg::Error {
-                code: ErrorCode::NameTaken,
-                retry_after_ms: None,
-                ..
-            }
-        ),
-        "{answer:?}"
-    );
-    // carol's machine lost its connection without a word, and natter
-    // comes back 7 s after it was last heard, from the same address.
-    world.advance(Duration::from_secs(6));
-    let (_, answer) = register(&mut world, home(50_004), "Carol");
-    let ServerMsg::Error {
-        code: ErrorCode::NameTaken,
-        retry_after_ms: Some(wait),
-        close: false,
-        ..
-    } = answer
-    else {
-        panic!("{answer:?}")
-    };
-    assert_eq!(
-        wait, 8_000,
-        "the heartbeat gives the old session up at 15 s"
-    );
-    world.advance(Duration::from_millis(wait));
-    let (_, answer) = register(&mut world, home(50_003), "carol");
-    assert!(
-        matches!(answer, ServerMsg::Registered { .. }),
-        "after the wait the name is free: {answer:?}"
-    );
-}
-
 // ---------------------------------------------------------------------------
 // reachability: the server connects back before it lists a peer
 // ---------------------------------------------------------------------------
 
-/// A registry driven by hand, so a test decides when each probe answers.
+/// A registry driven by hand, so a test decides when each probe answers;
+/// its clients speak through in-process Noise sessions.
 struct Direct {
     registry: Registry,
     now: Now,
+    clients: BTreeMap<LinkId, InProcessClient>,
 }
 
 impl Direct {
@@ -569,28 +507,68 @@ impl Direct {
         Self {
             registry: Registry::new(config, now),
             now,
+            clients: BTreeMap::new(),
         }
     }
 
+    /// Everything the registry output after `input`; what it sent to a
+    /// client is read by that client (see [`Direct::frames`]).
     fn input(&mut self, input: RegistryInput) -> Vec<RegistryOutput> {
         self.registry.handle_input(self.now, input);
-        std::iter::from_fn(|| self.registry.poll_output()).collect()
+        let outputs: Vec<_> = std::iter::from_fn(|| self.registry.poll_output()).collect();
+        self.deliver(&outputs);
+        outputs
     }
 
-    /// Opens link `n` from client `n` and registers `name` on port 4000.
+    fn deliver(&mut self, outputs: &[RegistryOutput]) {
+        for out in outputs {
+            for client in self.clients.values_mut() {
+                if client.take(out) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Frames (plaintext) from client `link`, sealed in its session.
+    fn send(&mut self, link: LinkId, frames: &[u8]) -> Vec<RegistryOutput> {
+        let client = self.clients.get_mut(&link).expect("connected");
+        client.send(frames).unwrap();
+        let bytes = client.outgoing().unwrap();
+        self.input(RegistryInput::Bytes { link, bytes })
+    }
+
+    /// Opens link `n` from client `n`, completes the handshake (a key of
+    /// its own) and registers `name` on port 4000.
     fn register(&mut self, n: u32, name: &str) -> Vec<RegistryOutput> {
         let link = LinkId(u64::from(n));
-        self.input(RegistryInput::Opened {
+        let seed = derive_seed(&[3; 32], b"direct client", u64::from(n));
+        let identity = Identity::from_seed(&seed);
+        let (client, others) = InProcessClient::connect(
+            &mut self.registry,
+            self.now,
             link,
-            addr: client(n),
-        });
+            client(n),
+            &identity,
+            seed,
+        );
+        self.clients.insert(link, client);
+        self.deliver(&others);
         let bytes = format!(
             "{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n"
         );
-        self.input(RegistryInput::Bytes {
-            link,
-            bytes: bytes.into_bytes(),
-        })
+        self.send(link, bytes.as_bytes())
+    }
+
+    /// What client `link` received since the last call, as text.
+    fn received(&mut self, link: LinkId) -> String {
+        self.clients.get_mut(&link).expect("connected").received()
+    }
+
+    /// The frames client `link` received since the last call.
+    fn frames(&mut self, link: LinkId) -> Vec<ServerMsg> {
+        let text = self.received(link);
+        world::server_frames(&text)
     }
 }
 
@@ -602,19 +580,6 @@ fn probes(outputs: &[RegistryOutput]) -> Vec<LinkId> {
             _ => None,
         })
         .collect()
-}
-
-fn frames_to(outputs: &[RegistryOutput], to: LinkId) -> Vec<ServerMsg> {
-    let text: String = outputs
-        .iter()
-        .filter_map(|out| match out {
-            RegistryOutput::Send { link, bytes } if *link == to => {
-                Some(String::from_utf8(bytes.clone()).unwrap())
-            }
-            _ => None,
-        })
-        .collect();
-    world::server_frames(&text)
 }
 
 #[test]
@@ -632,13 +597,13 @@ fn a_peer_is_registered_and_listed_only_once_the_probe_answers() {
         !outputs.iter().any(|o| matches!(o, RegistryOutput::Log(_))),
         "no Registered line yet: {outputs:?}"
     );
-    assert_eq!(frames_to(&outputs, LinkId(1)).len(), 1, "only the hello");
+    assert_eq!(direct.frames(LinkId(1)).len(), 1, "only the hello");
     assert_eq!(direct.registry.peers(), vec![], "not listed meanwhile");
     // The name is claimed at once: nobody takes it during the probe.
     let outputs = direct.register(2, "Carol");
     assert!(
         matches!(
-            &frames_to(&outputs, LinkId(2))[1],
+            &direct.frames(LinkId(2))[1],
             ServerMsg::Error {
                 code: ErrorCode::NameTaken,
                 ..
@@ -653,7 +618,7 @@ fn a_peer_is_registered_and_listed_only_once_the_probe_answers() {
     });
     assert!(
         matches!(
-            &frames_to(&outputs, LinkId(1))[..],
+            &direct.frames(LinkId(1))[..],
             [ServerMsg::Registered {
                 reachable: false,
                 ..
@@ -737,13 +702,13 @@ fn a_client_may_send_requests_right_after_register_while_the_probe_runs() {
         reachable: true,
     });
     direct.register(2, "bob");
-    let outputs = direct.input(RegistryInput::Bytes {
-        link: LinkId(2),
-        bytes: b"{\"type\":\"status\",\"status\":\"busy\"}\n{\"type\":\"list\",\"id\":1}\n"
-            .to_vec(),
-    });
+    direct.frames(LinkId(2));
+    let outputs = direct.send(
+        LinkId(2),
+        b"{\"type\":\"status\",\"status\":\"busy\"}\n{\"type\":\"list\",\"id\":1}\n",
+    );
     assert!(
-        matches!(&frames_to(&outputs, LinkId(2))[..], [ServerMsg::Peers { id: Some(1), peers, .. }] if peers.len() == 1),
+        matches!(&direct.frames(LinkId(2))[..], [ServerMsg::Peers { id: Some(1), peers, .. }] if peers.len() == 1),
         "{outputs:?}"
     );
     let outputs = direct.input(RegistryInput::Probed {

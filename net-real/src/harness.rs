@@ -14,6 +14,7 @@
 //! and tells the exit code; a [`ServerHandle`] reads or waits for the
 //! directory log and stops the server.
 
+use crate::bindings::{BindingsError, NameBindings};
 use crate::disk::{Disk, StdDisk};
 use crate::net::{Listener, Net};
 use crate::peer::{run_peer, EventSink, EXIT_STARTUP_FAILED};
@@ -38,7 +39,10 @@ const LINE_QUEUE: usize = 16;
 
 /// What the handle hands the peer for a line the user typed, parsed as a
 /// user interface does (the one place that knows the peer's input type);
-/// a line no interface would pass on is the error event the user sees.
+/// a line no interface would pass on is the error event the user sees
+/// (returned by value, as the event sinks take events: an event is about
+/// 150 bytes, and moving it costs less than boxing every one).
+#[allow(clippy::result_large_err)]
 fn to_input(line: &str) -> Result<Command, Event> {
     command::parse(line).map_err(Event::from)
 }
@@ -491,6 +495,7 @@ pub struct ServerBuilder<N: Net> {
     config: RegistryConfig,
     listen: SocketAddr,
     logs: bool,
+    store: Option<NameBindings>,
 }
 
 impl<N: Net> ServerBuilder<N> {
@@ -502,6 +507,7 @@ impl<N: Net> ServerBuilder<N> {
             config: RegistryConfig::default(),
             listen: loopback(),
             logs: false,
+            store: None,
         }
     }
 
@@ -513,6 +519,14 @@ impl<N: Net> ServerBuilder<N> {
     /// Listens on `addr` instead of loopback.
     pub fn listen_on(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Keeps the name bindings in `store`, as `natter server` does: loaded
+    /// at start, every change written. Without it they live in memory
+    /// only, so a restarted server has forgotten who owns which name.
+    pub fn store(mut self, store: NameBindings) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -543,6 +557,7 @@ impl<N: Net> ServerBuilder<N> {
             net: self.net,
             config: self.config,
             listen: self.listen,
+            store: self.store,
             hook,
             stopped,
             addr: addr_tx,
@@ -571,6 +586,7 @@ pub struct ServerTask<N: Net> {
     net: N,
     config: RegistryConfig,
     listen: SocketAddr,
+    store: Option<NameBindings>,
     hook: Option<mpsc::UnboundedSender<String>>,
     stopped: oneshot::Receiver<()>,
     addr: watch::Sender<Option<SocketAddr>>,
@@ -578,17 +594,18 @@ pub struct ServerTask<N: Net> {
 
 impl<N: Net> ServerTask<N> {
     /// Binds and serves until the handle stops the server (or the host
-    /// goes down; dropping the handle does not stop it).
+    /// goes down; dropping the handle does not stop it). Fails if the
+    /// store cannot be read at start.
     pub async fn run(self) -> io::Result<()> {
         let listener = self.net.bind(self.listen).await?;
-        self.run_on(listener).await;
-        Ok(())
+        self.run_on(listener).await.map_err(io::Error::other)
     }
 
-    async fn run_on(self, listener: N::Listener) {
+    async fn run_on(self, listener: N::Listener) -> Result<(), BindingsError> {
         let Self {
             net,
             config,
+            store,
             hook,
             stopped,
             addr,
@@ -601,13 +618,16 @@ impl<N: Net> ServerTask<N> {
                 std::future::pending::<()>().await;
             }
         };
-        // Without a store there is nothing to load, so nothing can fail.
-        let _ = run_server(net, listener, config, None, hook, stopped).await;
+        run_server(net, listener, config, store, hook, stopped).await
     }
 
     fn spawn_on(self, listener: N::Listener, mut handle: ServerHandle) -> ServerHandle {
         self.addr.send_replace(listener.local_addr().ok());
-        handle.task = Some(tokio::spawn(self.run_on(listener)));
+        handle.task = Some(tokio::spawn(async move {
+            if let Err(e) = self.run_on(listener).await {
+                tracing::error!(error = %e, "the server cannot start: {e}");
+            }
+        }));
         handle
     }
 }

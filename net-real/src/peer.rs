@@ -10,7 +10,7 @@
 use crate::disk::Disk;
 use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
-use crate::pins::PinFile;
+use crate::pins::{PinFile, Pins};
 use crate::transcripts::Transcripts;
 use natter_core::drive::{Drive, Effects, Sent};
 use natter_core::{Command, ErrorCode, ErrorDetail, Event, LinkId, Peer, PeerConfig, PeerInput};
@@ -51,10 +51,11 @@ pub const MAX_HELD_EVENTS: usize = 1024;
 ///   [`EXIT_STARTUP_FAILED`] before contacting anyone.
 /// - `lines`: the user's commands, parsed by the user interface. Commands
 ///   are always taken (while no events are held); typed messages the peer
-///   has no room for yet (too many wait for the window) are read ahead and
-///   kept here, up to [`MAX_TYPED_AHEAD`] bytes, so a command typed after
-///   them is still taken; only past that does reading stop, which pushes
-///   back on whoever writes (a script piping messages). The channel
+///   has no room for yet (too many wait for the window of the chat they
+///   go to) are read ahead and kept here, up to [`MAX_TYPED_AHEAD`]
+///   bytes, so a command typed after them is still taken; only past that
+///   does reading stop, which pushes back on whoever writes (a script
+///   piping messages). The channel
 ///   closing is the end of input, which means `/quit`.
 /// - `events`: every event for the user, in order (see [`EventSink`]:
 ///   a bounded channel makes a slow reader push back). A closed receiver
@@ -64,7 +65,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
     listener: N::Listener,
     config: PeerConfig,
     mut transcripts: Transcripts<D>,
-    pins: Option<PinFile>,
+    pins: Option<Pins>,
     mut lines: mpsc::Receiver<Command>,
     events: E,
 ) -> i32 {
@@ -157,7 +158,9 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
 /// while pings and pongs keep both links alive.
 pub trait EventSink: Send + 'static {
     /// Passes `event` on, or hands it back if there is no room now. An
-    /// event for a receiver that is gone is dropped (`Ok`).
+    /// event for a receiver that is gone is dropped (`Ok`). Events move by
+    /// value (about 150 bytes) on this path of every event: no box each.
+    #[allow(clippy::result_large_err)]
     fn offer(&self, event: Event) -> Result<(), Event>;
     /// Completes when there may be room again.
     fn room(&self) -> impl Future<Output = ()> + Send;
@@ -228,8 +231,9 @@ struct Driver<N: Net, D: Disk, E: EventSink> {
 struct Io<N: Net, D: Disk, E: EventSink> {
     links: Links<N>,
     transcripts: Transcripts<D>,
-    /// Where pins of names met for the first time are kept, if anywhere.
-    pins: Option<PinFile>,
+    /// Where pins of names and servers met for the first time are kept,
+    /// if anywhere.
+    pins: Option<Pins>,
     events: E,
     /// Events the sink had no room for, in order.
     held: VecDeque<Event>,
@@ -242,7 +246,8 @@ impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
     /// in the messages typed before it, so the order stays the user's,
     /// and is then taken at once.
     fn command(&mut self, command: Command) {
-        if command.is_message() && (!self.typed.messages.is_empty() || !self.peer.accepts_lines()) {
+        if command.is_message() && (!self.typed.messages.is_empty() || !self.peer.accepts(&command))
+        {
             return self.typed.push(command);
         }
         self.hand_in_typed();
@@ -259,7 +264,11 @@ impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
 
     /// Hands the peer the messages read ahead while it has room for them.
     fn pass_typed(&mut self) {
-        while self.peer.accepts_lines() && self.io.exit.is_none() {
+        while self.io.exit.is_none() {
+            match self.typed.messages.front() {
+                Some(message) if self.peer.accepts(message) => {}
+                _ => return,
+            }
             let Some(message) = self.typed.pop() else {
                 return;
             };
@@ -412,12 +421,27 @@ impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
     }
 
     fn pin(&mut self, name: &str, key: natter_core::PublicKey) {
-        let Some(pins) = &self.pins else {
-            return;
-        };
-        if let Err(e) = pins.append(name, key) {
-            // The pin holds for this run; the user learns it will not
-            // survive it.
+        if let Some(pins) = self.pins.as_ref().map(|p| p.peers.clone()) {
+            self.keep_pin(&pins, name, key);
+        }
+    }
+
+    fn pin_server(&mut self, addr: std::net::SocketAddr, key: natter_core::PublicKey) {
+        if let Some(pins) = self.pins.as_ref().map(|p| p.servers.clone()) {
+            self.keep_pin(&pins, &addr.to_string(), key);
+        }
+    }
+
+    fn events_backed_up(&self) -> bool {
+        !self.held.is_empty()
+    }
+}
+
+impl<N: Net, D: Disk, E: EventSink> Io<N, D, E> {
+    /// Appends a pin to `pins`. If that fails, the pin holds for this run
+    /// only, and the user learns it will not survive it.
+    fn keep_pin(&mut self, pins: &PinFile, label: &str, key: natter_core::PublicKey) {
+        if let Err(e) = pins.append(label, key) {
             tracing::warn!(file = %pins.path().display(), error = %e, "pin not saved");
             let detail = ErrorDetail::TranscriptWrite {
                 file: pins.path().display().to_string(),
@@ -425,9 +449,5 @@ impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
             };
             self.event(Event::error(ErrorCode::TranscriptFailed, detail));
         }
-    }
-
-    fn events_backed_up(&self) -> bool {
-        !self.held.is_empty()
     }
 }

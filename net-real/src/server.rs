@@ -54,8 +54,11 @@ pub async fn run_server<N: Net>(
         Some(store) => store.load_live(now.wall.as_secs(), config.name_ttl)?,
         None => Vec::new(),
     };
+    // One line for both: users compare the fingerprint with the one their
+    // natter pinned for this address.
+    let fingerprint = config.identity.public().fingerprint();
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "listening on {addr}");
+        tracing::info!(%addr, %fingerprint, "listening on {addr}, key fingerprint {fingerprint}");
     }
     if store.is_some() {
         let count = bindings.len();

@@ -5,20 +5,23 @@
 //! duplex`), handed to the server (`ServerBuilder::spawn_on`) through a listener fed by the test: a
 //! client that stops reading then blocks the server's writes after a few
 //! bytes, as a real TCP peer does once the kernel buffers are full, without
-//! sending megabytes first. Nothing sleeps; every wait has a hang guard.
+//! sending megabytes first. The clients speak the server link's Noise
+//! session (`support::register`). Nothing sleeps; every wait has a hang
+//! guard.
+
+mod support;
 
 use natter_core::RegistryConfig;
 use natter_net_real::link::WRITE_QUEUE;
+use natter_net_real::secure_stream::SecureReader;
 use natter_net_real::{Listener, Net, ServerBuilder, ServerHandle};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use support::{identity, register, HANG_GUARD};
+use tokio::io::{AsyncRead, DuplexStream};
 use tokio::sync::{mpsc, Mutex};
-
-/// Only reached when something is broken.
-const HANG_GUARD: Duration = Duration::from_secs(20);
 
 /// A network whose connections the test makes by hand.
 #[derive(Clone)]
@@ -97,16 +100,14 @@ impl TestServer {
     }
 }
 
-/// Reads lines until one contains `needle`.
-async fn read_until(reader: &mut BufReader<DuplexStream>, needle: &str) -> String {
+/// Reads lines until one contains `needle`; returns it.
+async fn read_until<R: AsyncRead + Unpin>(reader: &mut SecureReader<R>, needle: &str) -> String {
     let wait = async {
-        let mut line = String::new();
         loop {
-            line.clear();
-            let n = reader.read_line(&mut line).await.expect("read");
-            assert!(n > 0, "closed while waiting for {needle:?}");
+            let line = reader.recv_line().await.expect("read");
+            let line = line.unwrap_or_else(|| panic!("closed while waiting for {needle:?}"));
             if line.contains(needle) {
-                return line.clone();
+                return line;
             }
         }
     };
@@ -115,10 +116,8 @@ async fn read_until(reader: &mut BufReader<DuplexStream>, needle: &str) -> Strin
         .unwrap_or_else(|_| panic!("no {needle:?} within {HANG_GUARD:?}"))
 }
 
-fn register(name: &str) -> Vec<u8> {
-    format!("{{\"type\":\"hello\",\"version\":2}}\n{{\"type\":\"register\",\"name\":\"{name}\",\"port\":4000}}\n")
-        .into_bytes()
-}
+/// One ping frame: never rate limited, always answered.
+const PING: &[u8] = b"{\"type\":\"ping\"}\n";
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_dropped_with_a_logged_reason_and_others_go_on() {
@@ -126,21 +125,22 @@ async fn a_client_that_never_reads_is_dropped_with_a_logged_reason_and_others_go
 
     // A well-behaved client, registered first.
     let calm = server.client("10.0.0.10:5000").await;
-    let mut calm = BufReader::new(calm);
-    calm.get_mut().write_all(&register("calm")).await.unwrap();
-    read_until(&mut calm, "\"registered\"").await;
+    let (answer, calm) = register(calm, &identity("calm"), "calm", 4000).await;
+    assert_eq!(answer["type"], "registered", "{answer}");
+    let (mut calm_read, mut calm_write) = calm.into_split();
     server.expect_log("calm registered").await;
 
-    // The hog registers, then sends pings (never rate limited) and never
-    // reads a single pong: every pong it does not read stays queued.
+    // The hog registers, then sends pings and never reads a single pong:
+    // every pong it does not read stays queued.
     let hog = server.client("10.0.0.9:5000").await;
-    let (_hog_unread, mut hog_write) = tokio::io::split(hog);
-    hog_write.write_all(&register("hog")).await.unwrap();
+    let (answer, hog) = register(hog, &identity("hog"), "hog", 4000).await;
+    assert_eq!(answer["type"], "registered", "{answer}");
+    let (_hog_unread, mut hog_write) = hog.into_split();
     server.expect_log("hog registered").await;
     let flood = tokio::spawn(async move {
         let mut pings = 0u64;
         // Ends when the server cuts the link (the write fails).
-        while hog_write.write_all(b"{\"type\":\"ping\"}\n").await.is_ok() {
+        while hog_write.send(PING).await.is_ok() {
             pings += 1;
         }
         pings
@@ -165,12 +165,9 @@ async fn a_client_that_never_reads_is_dropped_with_a_logged_reason_and_others_go
 
     // The other client never noticed: it is still served, and the hog is
     // gone from the directory.
-    calm.get_mut()
-        .write_all(b"{\"type\":\"list\"}\n")
-        .await
-        .unwrap();
-    let list = read_until(&mut calm, "\"peers\"").await;
-    assert_eq!(list, "{\"type\":\"peers\",\"peers\":[],\"more\":false}\n");
+    calm_write.send(b"{\"type\":\"list\"}\n").await.unwrap();
+    let list = read_until(&mut calm_read, "\"peers\"").await;
+    assert_eq!(list, "{\"type\":\"peers\",\"peers\":[],\"more\":false}");
     server.stop().await;
 }
 
@@ -180,25 +177,21 @@ async fn a_slow_client_that_reads_in_the_end_is_not_dropped() {
     // pings, well under the queue, then read.
     let mut server = TestServer::start(RegistryConfig::default());
     let slow = server.client("10.0.0.9:5000").await;
-    let mut slow = BufReader::new(slow);
-    slow.get_mut().write_all(&register("slow")).await.unwrap();
+    let (answer, slow) = register(slow, &identity("slow"), "slow", 4000).await;
+    assert_eq!(answer["type"], "registered", "{answer}");
     server.expect_log("slow registered").await;
     let burst = WRITE_QUEUE / 2;
-    let pings = b"{\"type\":\"ping\"}\n".repeat(burst);
-    let (mut read, mut write) = tokio::io::split(slow.into_inner());
+    let (mut read, mut write) = slow.into_split();
     // Everything is sent (and read by the server) before we read a byte.
-    tokio::time::timeout(HANG_GUARD, write.write_all(&pings))
+    tokio::time::timeout(HANG_GUARD, write.send(&PING.repeat(burst)))
         .await
         .expect("the server reads while we do not")
         .unwrap();
-    let mut reader = BufReader::new(&mut read);
     let mut pongs = 0;
-    let mut line = String::new();
     let wait = async {
         while pongs < burst {
-            line.clear();
-            assert!(reader.read_line(&mut line).await.unwrap() > 0, "closed");
-            if line == "{\"type\":\"pong\"}\n" {
+            let line = read.recv_line().await.unwrap().expect("closed");
+            if line == "{\"type\":\"pong\"}" {
                 pongs += 1;
             }
         }

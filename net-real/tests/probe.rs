@@ -1,20 +1,22 @@
 //! The server's reachability probe over real sockets on loopback: a peer
 //! that registers a port nobody listens on is listed as unreachable, one
 //! with a listener as reachable, and a probe that never connects gives up
-//! after the probe timeout. Every wait has a hang guard; nothing sleeps.
+//! after the probe timeout. The clients speak the server link's Noise
+//! session (`support::register`). Every wait has a hang guard; nothing
+//! sleeps.
 
-use natter_core::protocol::{ServerMsg, Versions};
-use natter_core::{encode, RegistryConfig};
-use natter_net_real::{Net, ServerBuilder, ServerHandle, TokioNet};
+mod support;
+
+use natter_core::protocol::ServerMsg;
+use natter_core::RegistryConfig;
+use natter_net_real::{Net, SecureStream, ServerBuilder, ServerHandle, TokioNet};
 use serde_json::Value;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::{identity, HANG_GUARD};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-
-/// Only reached when something is broken.
-const HANG_GUARD: Duration = Duration::from_secs(20);
 
 /// A server on a loopback port, running until dropped.
 async fn start<N: Net>(net: N, config: RegistryConfig) -> ServerHandle {
@@ -31,34 +33,12 @@ async fn next_log(server: &mut ServerHandle) -> String {
     server.wait_for_log(HANG_GUARD, |_| true).await.unwrap()
 }
 
-/// Registers `name` with listening port `port`; returns the `registered`
-/// answer and the connection (kept open so the entry stays).
-async fn register(server: SocketAddr, name: &str, port: u16) -> (Value, TcpStream) {
-    let mut stream = TcpStream::connect(server).await.unwrap();
-    let mut bytes = encode(&natter_core::protocol::ClientMsg::Hello {
-        versions: Versions::ours(),
-    });
-    bytes.extend(encode(&natter_core::protocol::ClientMsg::Register {
-        name: name.to_string(),
-        port,
-    }));
-    stream.write_all(&bytes).await.unwrap();
-    let mut reader = BufReader::new(stream);
-    let wait = async {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(reader.read_line(&mut line).await.unwrap() > 0, "closed");
-            let frame: Value = serde_json::from_str(&line).unwrap();
-            if frame["type"] != "hello" {
-                return frame;
-            }
-        }
-    };
-    let answer = tokio::time::timeout(HANG_GUARD, wait)
-        .await
-        .expect("an answer to register");
-    (answer, reader.into_inner())
+/// Registers `name` (with a key of its own) with listening port `port`;
+/// returns the `registered` answer and the connection (kept open so the
+/// entry stays).
+async fn register(server: SocketAddr, name: &str, port: u16) -> (Value, SecureStream<TcpStream>) {
+    let stream = TcpStream::connect(server).await.unwrap();
+    support::register(stream, &identity(name), name, port).await
 }
 
 /// A port on loopback that nobody listens on (bound, then released).
@@ -104,15 +84,12 @@ async fn a_peer_without_a_listener_is_unreachable_and_one_with_a_listener_is_rea
 
     // A list shows both, each with what its probe found.
     let (_, mut bob) = register(server.addr(), "bob", free_port().await).await;
-    bob.write_all(b"{\"type\":\"list\",\"id\":1}\n")
-        .await
-        .unwrap();
-    let mut reader = BufReader::new(bob);
-    let mut line = String::new();
-    tokio::time::timeout(HANG_GUARD, reader.read_line(&mut line))
+    bob.send(b"{\"type\":\"list\",\"id\":1}\n").await.unwrap();
+    let line = tokio::time::timeout(HANG_GUARD, bob.recv_line())
         .await
         .expect("a list")
-        .unwrap();
+        .unwrap()
+        .expect("not closed");
     let ServerMsg::Peers { id, peers, .. } = serde_json::from_str(&line).unwrap() else {
         panic!("{line}")
     };

@@ -12,10 +12,11 @@ use crate::disk::{HostDisk, SimDisk};
 use crate::SimNet;
 use natter_core::time::rfc3339_millis;
 use natter_core::{Event, PeerConfig, RegistryConfig};
-use natter_net_real::{PeerBuilder, PeerHandle, ServerBuilder};
+use natter_net_real::harness::PeerTask;
+use natter_net_real::{NameBindings, PeerBuilder, PeerHandle, ServerBuilder};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -55,6 +56,9 @@ fn stamp() -> String {
 
 struct SimPeer {
     handle: PeerHandle,
+    /// The peer its host runs at its next boot: set at start and by
+    /// [`Scenario::restart_peer`], taken by the boot.
+    next: Arc<Mutex<Option<PeerTask<SimNet, SimDisk>>>>,
     /// Whether the script reads the peer's events as they come; while it
     /// does not, they wait in the peer (a stalled terminal).
     reading: bool,
@@ -93,6 +97,26 @@ impl<'a> Scenario<'a> {
     }
 
     pub fn with_builder(builder: &turmoil::Builder, registry: RegistryConfig) -> Self {
+        Self::with_server(builder, registry, None)
+    }
+
+    /// A world whose server keeps its name bindings in an SQLite file at
+    /// `bindings`, on the real disk (turmoil's simulated disk is not one
+    /// SQLite can use), opened at each boot of the server host: a crash
+    /// and a bounce of `server` is a restart of `natter server`.
+    pub fn with_bindings(
+        builder: &turmoil::Builder,
+        registry: RegistryConfig,
+        bindings: &Path,
+    ) -> Self {
+        Self::with_server(builder, registry, Some(bindings.to_path_buf()))
+    }
+
+    fn with_server(
+        builder: &turmoil::Builder,
+        registry: RegistryConfig,
+        bindings: Option<PathBuf>,
+    ) -> Self {
         let mut scenario = Self {
             sim: builder.build(),
             server_log: Arc::default(),
@@ -101,12 +125,16 @@ impl<'a> Scenario<'a> {
         let log = scenario.server_log.clone();
         scenario.sim.host("server", move || {
             let log = log.clone();
-            let (server, mut handle) = ServerBuilder::new(SimNet)
+            let mut server = ServerBuilder::new(SimNet)
                 .config(registry.clone())
                 .listen_on(any_addr(SERVER_PORT))
-                .logs()
-                .build();
+                .logs();
+            let store = bindings.as_deref().map(NameBindings::open);
             async move {
+                if let Some(store) = store {
+                    server = server.store(store?);
+                }
+                let (server, mut handle) = server.build();
                 tokio::spawn(async move {
                     while let Some(line) = handle.next_log().await {
                         log.lock().unwrap().push(format!("{} {line}", stamp()));
@@ -167,15 +195,16 @@ impl<'a> Scenario<'a> {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let (task, handle) = peer.build();
-        let task = Mutex::new(Some(task));
+        let next = Arc::new(Mutex::new(Some(task)));
+        let boot = next.clone();
         let disk = Arc::new(Mutex::new(None));
         let host_disk = disk.clone();
         self.sim.host(host, move || {
-            let task = task
+            let task = boot
                 .lock()
                 .unwrap()
                 .take()
-                .expect("a peer host is never restarted");
+                .expect("a peer host boots only to run a new peer (see restart_peer)");
             let companion = companion();
             let disk = host_disk.clone();
             async move {
@@ -194,12 +223,30 @@ impl<'a> Scenario<'a> {
             host.to_string(),
             SimPeer {
                 handle,
+                next,
                 reading: true,
                 seen: Vec::new(),
                 read: 0,
                 disk,
             },
         );
+    }
+
+    /// Starts a new `natter peer` on `host`, whose peer has exited or
+    /// whose machine crashed (`sim.crash`): the host boots again (with its
+    /// disk, its address and its companion) and runs a peer named after
+    /// the host, adjusted by `tune`. Left as it is, that is the same user
+    /// with the same key: the peer's identity derives from its name. Its
+    /// events follow the old process's in [`Scenario::events`].
+    pub fn restart_peer(&mut self, host: &str, tune: impl FnOnce(&mut PeerConfig)) {
+        let (task, handle) = self.peer_builder(host).config(tune).build();
+        let at = self.elapsed();
+        let peer = self.peer(host);
+        // The old process's last words, if it had any left unread.
+        peer.collect(at);
+        peer.handle = handle;
+        *peer.next.lock().unwrap() = Some(task);
+        self.sim.bounce(host);
     }
 
     /// The user of `peer` types `line`. A line the user interface cannot

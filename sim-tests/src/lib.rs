@@ -6,8 +6,11 @@
 //! The tests in `tests/` snapshot that text, run each scenario twice to
 //! prove determinism, and sweep seeds asserting the invariants below.
 
+pub mod identity;
 pub mod invariants;
+pub mod raw_client;
 pub mod scenarios;
+pub mod several_chats;
 
 use natter_core::Event;
 use natter_net_sim::scenario::Scenario;

@@ -3,16 +3,15 @@
 //! returns the full observable text for a snapshot.
 
 use crate::invariants::every_message_accounted_for;
+use crate::raw_client::{plain_bytes, RawClient};
 use crate::{chat, observed, registered, say, LIMIT};
 use natter_core::{
-    ChatEndReason, EndCause, ErrorCode, ErrorDetail, Event, PeerInfo, PeerStatus, RegistryConfig,
+    ChatEndReason, EndCause, ErrorCode, ErrorDetail, Event, ListedPeer, PeerStatus, RegistryConfig,
 };
-use natter_net_sim::scenario::{builder, Scenario, LATENCY, SERVER_PORT};
+use natter_net_sim::scenario::{builder, Scenario, LATENCY};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn is_error(code: ErrorCode) -> impl Fn(&Event) -> bool {
     move |e| matches!(e, Event::Error { code: c, .. } if *c == code)
@@ -183,7 +182,8 @@ pub fn partition_in(s: &mut Scenario<'_>) -> String {
 /// length of the other chat.
 pub fn busy(seed: u64) -> String {
     let mut s = Scenario::new(seed);
-    s.start_peer("alice");
+    // Room for one chat: the one with bob fills it.
+    s.start_peer_with("alice", |c| c.max_chats = 1);
     s.start_peer("bob");
     s.start_peer("carol");
     registered(&mut s, &["alice", "bob", "carol"]);
@@ -200,11 +200,12 @@ pub fn busy(seed: u64) -> String {
         }
     );
     // connect (SYN, SYN-ACK), the Noise handshake (three messages), the
-    // hello riding with the third, then busy comes back: three round trips
-    // of LATENCY each way, plus a tick per hop.
+    // hello riding with the third, bob's lookup of the caller's key at the
+    // directory, then busy comes back: four round trips of LATENCY each
+    // way, plus a tick per hop.
     let waited = at - asked_at;
     assert!(
-        waited <= 6 * LATENCY + Duration::from_millis(10),
+        waited <= 8 * LATENCY + Duration::from_millis(10),
         "busy took {waited:?}"
     );
     say(&mut s, "alice", "still chatting");
@@ -241,8 +242,9 @@ pub fn stale_list(seed: u64) -> String {
     observed(&s, &["alice"])
 }
 
-/// Scenario 6: A second peer with a taken name, and a client on the same IP
-/// claiming a registered port, are refused with distinct errors.
+/// Scenario 6: A second peer asking for a name another key owns, and a
+/// client on the same IP claiming a registered port, are refused with
+/// distinct errors.
 pub fn duplicates(seed: u64) -> String {
     let mut s = Scenario::new(seed);
     let answer = Arc::new(Mutex::new(String::new()));
@@ -256,25 +258,29 @@ pub fn duplicates(seed: u64) -> String {
                 // Same host as alice, so the server observes alice's IP:
                 // claiming port 4000 claims alice's address.
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let reply = raw_exchange(&[
-                    "{\"type\":\"hello\",\"version\":2}",
-                    "{\"type\":\"register\",\"name\":\"mallory\",\"port\":4000}",
-                ])
-                .await;
+                let reply = RawClient::new("mallory")
+                    .exchange(&[
+                        "{\"type\":\"hello\",\"version\":2}",
+                        "{\"type\":\"register\",\"name\":\"mallory\",\"port\":4000}",
+                    ])
+                    .await;
                 *seen.lock().unwrap() = reply;
             }
         },
     );
     registered(&mut s, &["alice"]);
+    // Another user, with a key of its own (a simulated peer's key derives
+    // from its host's name), asks for alice's name. (alice's own key asking
+    // again would replace her session: core/tests/server_key.rs.)
     s.start_peer_with("alice-twin", |c| c.name = "alice".into());
     let (_, refused) = s.wait_for("alice-twin", LIMIT, |e| matches!(e, Event::Error { .. }));
     assert!(
         matches!(
-            refused,
+            &refused,
             Event::Error {
                 code: ErrorCode::NameTaken,
-                ..
-            }
+                detail: ErrorDetail::ServerSaid { text },
+            } if text.contains("owned by another key")
         ),
         "{refused:?}"
     );
@@ -288,8 +294,9 @@ pub fn duplicates(seed: u64) -> String {
     s.run_for(Duration::from_secs(12));
     let reply = answer.lock().unwrap().clone();
     assert!(reply.contains("\"code\":\"addr_taken\""), "{reply}");
+    assert!(reply.ends_with("(closed)"), "{reply}");
     format!(
-        "{}### raw client on alice's host\n{reply}",
+        "{}### raw client on alice's host\n{reply}\n",
         observed(&s, &["alice", "alice-twin"])
     )
 }
@@ -326,9 +333,11 @@ pub fn server_bounce(seed: u64) -> String {
     observed(&s, &["alice", "bob"])
 }
 
-/// Scenario 8: A hostile client sends garbage, an endless line, and one byte per
-/// second: each is refused or timed out; the peers chatting meanwhile are
-/// unaffected.
+/// Scenario 8: Hostile clients. One sends plain JSON instead of a Noise
+/// handshake, one starts its handshake at one byte per second: each is
+/// closed without a word. Inside an encrypted session, garbage, an endless
+/// line and one byte per second are each refused or timed out. The server
+/// logs every one; the peers chatting meanwhile are unaffected.
 pub fn hostile_client(seed: u64) -> String {
     let mut s = Scenario::new(seed);
     let replies: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -336,21 +345,24 @@ pub fn hostile_client(seed: u64) -> String {
     s.start_raw_host("mallory", move || {
         let seen = seen.clone();
         async move {
+            let note = |what: &str, reply: String| {
+                seen.lock().unwrap().push(format!("{what} -> {reply}"));
+            };
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let garbage = raw_exchange(&["GET / HTTP/1.1"]).await;
-            seen.lock().unwrap().push(format!("garbage -> {garbage}"));
-            let endless = raw_send_bytes(&vec![b'A'; 100 * 1024]).await;
-            seen.lock()
-                .unwrap()
-                .push(format!("endless line -> {endless}"));
-            let slow = raw_trickle(
-                b"{\"type\":\"hello\",\"version\":2}\n",
-                Duration::from_secs(1),
-            )
-            .await;
-            seen.lock()
-                .unwrap()
-                .push(format!("one byte per second -> {slow}"));
+            let hello = b"{\"type\":\"hello\",\"version\":2}\n";
+            note("plain JSON, no handshake", plain_bytes(hello).await);
+            let mut mallory = RawClient::new("mallory");
+            note("garbage", mallory.exchange(&["GET / HTTP/1.1"]).await);
+            let endless = mallory.send_bytes(&vec![b'A'; 100 * 1024]).await;
+            note("endless line", endless);
+            let mut slowpoke = RawClient::new("slowpoke");
+            let every = Duration::from_secs(1);
+            let (slow, stalled) = tokio::join!(
+                mallory.trickle(hello, every),
+                slowpoke.slow_handshake(every)
+            );
+            note("one byte per second", slow);
+            note("handshake at one byte per second", stalled);
         }
     });
     s.start_peer("alice");
@@ -363,22 +375,36 @@ pub fn hostile_client(seed: u64) -> String {
     }
     s.run_for(Duration::from_secs(5));
     let replies = replies.lock().unwrap().clone();
-    assert_eq!(replies.len(), 3, "{replies:?}");
-    assert!(
-        replies[0].contains("\"code\":\"bad_frame\""),
-        "{}",
-        replies[0]
-    );
-    assert!(
-        replies[1].contains("\"code\":\"frame_too_long\""),
-        "{}",
-        replies[1]
-    );
-    assert!(
-        replies[2].contains("\"code\":\"timeout\""),
-        "{}",
-        replies[2]
-    );
+    let expected = [
+        // Told nothing: there is no session to say it in.
+        ("plain JSON, no handshake", "(closed)"),
+        ("garbage", "\"code\":\"bad_frame\""),
+        ("endless line", "\"code\":\"frame_too_long\""),
+        ("one byte per second", "\"code\":\"timeout\""),
+        ("handshake at one byte per second", "(closed)"),
+    ];
+    assert_eq!(replies.len(), expected.len(), "{replies:?}");
+    for (reply, (what, said)) in replies.iter().zip(expected) {
+        let heard = reply.strip_prefix(&format!("{what} -> ")).unwrap_or("");
+        assert!(heard.contains(said), "{what}: {reply}");
+    }
+    let log = s.server_log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter_map(|line| line.split_once(" refused 192.168.0.2:"))
+        .map(|(_, refusal)| refusal.split_once(": ").map_or(refusal, |(_, why)| why))
+        .collect();
+    let expected = [
+        "bad_frame: the encrypted link failed: handshake message 0 is",
+        "bad_frame: line is not valid JSON",
+        "frame_too_long: ",
+        "timeout: no hello within 10 s",
+        "timeout: no encrypted handshake within 10 s",
+    ];
+    assert_eq!(refusals.len(), expected.len(), "{log}");
+    for (refusal, expected) in refusals.iter().zip(expected) {
+        assert!(refusal.starts_with(expected), "{refusal}");
+    }
     for peer in ["alice", "bob"] {
         let errors: Vec<_> = s
             .events(peer)
@@ -388,7 +414,7 @@ pub fn hostile_client(seed: u64) -> String {
         assert!(errors.is_empty(), "{peer} was affected: {errors:?}");
     }
     format!(
-        "{}### hostile client\n{}\n",
+        "{}### hostile clients\n{}\n",
         observed(&s, &["alice", "bob"]),
         replies.join("\n")
     )
@@ -480,9 +506,9 @@ pub fn thousand_messages(seed: u64) -> String {
 fn list_soon(
     s: &mut Scenario<'_>,
     peer: &str,
-    wanted: impl Fn(&[PeerInfo]) -> bool,
+    wanted: impl Fn(&[ListedPeer]) -> bool,
     within: Duration,
-) -> Vec<PeerInfo> {
+) -> Vec<ListedPeer> {
     let give_up = s.elapsed() + within;
     loop {
         s.type_line(peer, "/list");
@@ -494,56 +520,6 @@ fn list_soon(
             return peers;
         }
     }
-}
-
-/// A raw client: connects to the server, sends each line, then reads
-/// everything until the server closes the connection.
-async fn raw_exchange(lines: &[&str]) -> String {
-    let mut bytes = Vec::new();
-    for line in lines {
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-    }
-    raw_send_bytes(&bytes).await
-}
-
-async fn raw_send_bytes(bytes: &[u8]) -> String {
-    let Ok(mut stream) = turmoil::net::TcpStream::connect(server_addr()).await else {
-        return "connect failed".into();
-    };
-    let _ = stream.write_all(bytes).await;
-    read_until_closed(&mut stream).await
-}
-
-/// Sends `bytes` one at a time, `every` apart, until the server hangs up.
-async fn raw_trickle(bytes: &[u8], every: Duration) -> String {
-    let Ok(stream) = turmoil::net::TcpStream::connect(server_addr()).await else {
-        return "connect failed".into();
-    };
-    let (mut read, mut write) = stream.into_split();
-    let bytes = bytes.to_vec();
-    let writer = tokio::spawn(async move {
-        for b in bytes {
-            if write.write_all(&[b]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(every).await;
-        }
-    });
-    let mut reply = Vec::new();
-    let _ = read.read_to_end(&mut reply).await;
-    writer.abort();
-    String::from_utf8_lossy(&reply).trim_end().to_string()
-}
-
-async fn read_until_closed(stream: &mut turmoil::net::TcpStream) -> String {
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply).await;
-    String::from_utf8_lossy(&reply).trim_end().to_string()
-}
-
-fn server_addr() -> SocketAddr {
-    SocketAddr::new(turmoil::lookup("server"), SERVER_PORT)
 }
 
 /// Messages a sender has queued in [`crash_mid_burst_in`].

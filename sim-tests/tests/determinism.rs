@@ -2,7 +2,7 @@
 //! events, transcripts and server logs. (The snapshots prove the same
 //! across processes and machines; this proves it within one.)
 
-use sim_tests::scenarios;
+use sim_tests::{identity, scenarios};
 
 const SEED: u64 = 4242;
 
@@ -27,4 +27,13 @@ fn every_scenario_gives_identical_output_for_the_same_seed() {
     twice("hostile_client", scenarios::hostile_client);
     twice("ring_timeout", scenarios::ring_timeout);
     twice("thousand_messages", scenarios::thousand_messages);
+    twice("man_in_the_middle", identity::man_in_the_middle);
+    twice("lying_directory", identity::lying_directory);
+    twice("key_change", identity::key_change);
+    twice("name_takeover", identity::name_takeover);
+    twice("owner_restart", identity::owner_restart);
+    twice(
+        "server_restart_keeps_bindings",
+        identity::server_restart_keeps_bindings,
+    );
 }

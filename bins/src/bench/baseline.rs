@@ -219,6 +219,7 @@ async fn registry_conn(
                     addr,
                     status: PeerStatus::Available,
                     reachable: true,
+                    key: None,
                 };
                 let mut map = names.lock().expect("not poisoned");
                 if map.contains_key(&name) {
@@ -227,7 +228,6 @@ async fn registry_conn(
                         code: ErrorCode::NameTaken,
                         message: format!("{name} is taken"),
                         close: false,
-                        retry_after_ms: None,
                     })
                 } else {
                     map.insert(name.clone(), info);

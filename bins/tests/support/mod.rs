@@ -7,11 +7,19 @@
 //! to let something happen.
 //!
 //! The server is started with `--listen 127.0.0.1:0 --log-format json`: its
-//! first log line, `{"message":"listening on …","addr":"127.0.0.1:PORT"}`,
-//! tells which port the system chose.
+//! first log line, `{"message":"listening on …","addr":"127.0.0.1:PORT",
+//! "fingerprint":…}`, tells which port the system chose.
+//!
+//! Clients written by hand (the limit and soak tests) stand where a client
+//! in another language would: [`secure_client`] runs the server link's
+//! Noise handshake (docs/PROTOCOL.md) and gives the session, whose
+//! plaintext is the JSON lines.
 
 #![allow(dead_code)]
 
+use natter_core::identity::Identity;
+use natter_core::secure::LinkKind;
+use natter_net_real::secure_stream::{SecureStream, SecureStreamError};
 use serde_json::Value;
 use std::io::Read;
 use std::io::{BufRead, BufReader, Write};
@@ -33,6 +41,19 @@ pub fn data_home() -> std::path::PathBuf {
 }
 
 const NATTER: &str = env!("CARGO_BIN_EXE_natter");
+
+/// The key every test server holds. The peers of the tests share their
+/// data directory ([`data_home`]), so they pin a server's key per address
+/// (`known_servers`) across tests and runs; servers on ports the system
+/// picks must then all be the same server to them.
+pub fn server_identity() -> std::path::PathBuf {
+    static MADE: std::sync::Once = std::sync::Once::new();
+    let path = data_home().join("test-server").join("identity");
+    MADE.call_once(|| {
+        natter_net_real::keyfile::load_or_create(&path).expect("the test server's key");
+    });
+    path
+}
 
 /// What the reader thread saw.
 enum Line {
@@ -224,6 +245,8 @@ impl Drop for Proc {
 pub struct Server {
     pub proc: Proc,
     pub addr: SocketAddr,
+    /// Its key's fingerprint, from its first log line.
+    pub fingerprint: String,
     /// Its `--data-dir` (name bindings), removed with it: tests run
     /// servers side by side and must not touch the user's data directory.
     _data: tempfile::TempDir,
@@ -236,10 +259,17 @@ impl Server {
 
     /// The server with extra flags (limits).
     pub fn start_with(extra: &[&str]) -> Server {
+        Server::start_at("127.0.0.1:0", &server_identity(), extra)
+    }
+
+    /// The server on `listen` with the key in `identity` (created if
+    /// missing): a test that changes a server's key at an address.
+    pub fn start_at(listen: &str, identity: &Path, extra: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("a data directory");
         let data_dir = data.path().to_str().expect("a UTF-8 temporary path");
-        let mut args = vec!["server", "--listen", "127.0.0.1:0", "--log-format", "json"];
-        args.extend_from_slice(&["--data-dir", data_dir]);
+        let identity = identity.to_str().expect("a UTF-8 path");
+        let mut args = vec!["server", "--listen", listen, "--log-format", "json"];
+        args.extend_from_slice(&["--data-dir", data_dir, "--identity", identity]);
         args.extend_from_slice(extra);
         let mut proc = Proc::spawn("server", &args);
         let listening = proc.expect("the listening line", |v| {
@@ -252,9 +282,14 @@ impl Server {
             .expect("addr field")
             .parse()
             .expect("a socket address");
+        let fingerprint = listening["fingerprint"]
+            .as_str()
+            .expect("fingerprint field")
+            .to_string();
         Server {
             proc,
             addr,
+            fingerprint,
             _data: data,
         }
     }
@@ -279,6 +314,37 @@ impl Server {
             pending.retain(|f| !matches(&line, f));
         }
     }
+}
+
+/// A fresh identity for a hand-written client: another key each call.
+pub fn new_identity() -> Identity {
+    Identity::from_seed(&random_seed())
+}
+
+fn random_seed() -> [u8; 32] {
+    natter_net_real::keyfile::random_seed().expect("random bytes")
+}
+
+/// The server link's Noise handshake over `stream`, as `identity`, as a
+/// client in another language would do it: the session whose plaintext
+/// is JSON lines. (An error is the server's answer to study, not a
+/// failure of the harness: hostile clients expect some.)
+pub async fn secure_client(
+    stream: tokio::net::TcpStream,
+    identity: &Identity,
+) -> Result<SecureStream<tokio::net::TcpStream>, SecureStreamError> {
+    SecureStream::connect(stream, identity, LinkKind::Server, random_seed()).await
+}
+
+/// The lines the other side sends until it closes the session (cleanly
+/// or not: a server that closes with our bytes unread resets the
+/// connection). No hang guard: the caller's.
+pub async fn lines_until_close(session: &mut SecureStream<tokio::net::TcpStream>) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Ok(Some(line)) = session.recv_line().await {
+        lines.push(line);
+    }
+    lines
 }
 
 /// `natter peer --json` registered with `server`, transcripts in `dir`.

@@ -44,19 +44,23 @@ pub(super) struct Chat {
 enum Phase {
     /// We asked the driver to connect; our call rings until `ring_until`.
     Dialing {
-        dialled: Option<String>,
+        dialled: Option<Dialled>,
         ring_until: Instant,
     },
     /// Our hello is sent; the callee answers with its hello, then
     /// `accept`, `reject` or `busy`.
     Calling {
-        dialled: Option<String>,
+        dialled: Option<Dialled>,
         ring_until: Instant,
         /// The callee, once its hello has come.
         callee: Option<Partner>,
     },
     /// Someone connected to us; its hello is due by `until`.
     Greeting { until: Instant },
+    /// The caller's hello came, with a key not pinned for its name: the
+    /// directory is asked which key it lists for that name, and must
+    /// answer by `until`. Nothing shows to the user yet.
+    Verifying { caller: Partner, until: Instant },
     /// The request is shown to the user until they answer or `until`.
     Ringing { caller: Partner, until: Instant },
     /// The conversation.
@@ -73,6 +77,39 @@ pub(super) struct Partner {
     pub(super) max_message: usize,
     /// The key its handshake proved.
     pub(super) key: PublicKey,
+}
+
+/// A call placed by name: the name, and what the directory said about it
+/// when it gave the address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Dialled {
+    pub(super) name: String,
+    pub(super) listed: Directory,
+}
+
+/// What the directory says about a name, for checking whoever claims it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Directory {
+    /// It lists this key for the name.
+    Key(PublicKey),
+    /// It lists the name without a key (a server too old to list keys).
+    NoKey,
+    /// It has nobody of that name.
+    NoSuchName,
+    /// It could not be asked: not connected, the link broke, or no answer
+    /// in time.
+    Unreachable,
+}
+
+impl Directory {
+    /// What a directory entry (or its absence) says.
+    pub(super) fn from_entry(key: Option<Option<PublicKey>>) -> Self {
+        match key {
+            Some(Some(key)) => Directory::Key(key),
+            Some(None) => Directory::NoKey,
+            None => Directory::NoSuchName,
+        }
+    }
 }
 
 /// What a partner takes when its hello does not say (SPEC's default).
@@ -147,9 +184,10 @@ pub(super) enum End {
     /// The link's cryptography failed: a tampered, truncated or forged
     /// Noise message, or bytes that are not Noise at all.
     Insecure { problem: String },
-    /// The other side's key is not the one pinned for its name: shown to
-    /// the user in every phase (an `error` frame went to the other side).
-    KeyChanged(Problem),
+    /// The other side's key failed a check (the directory's key, the
+    /// pinned key, or no way to check it): shown to the user in every
+    /// phase (an `error` frame went to the other side).
+    Untrusted(Problem),
 }
 
 /// What a chat needs the [`Peer`](super::Peer) to decide or know.
@@ -157,6 +195,9 @@ pub(super) enum End {
 pub(super) enum Signal {
     /// A caller said hello: ring, or answer busy if there is no room.
     Greeted { caller: Partner },
+    /// A caller said hello with a key not pinned for its name: ask the
+    /// directory about `name`, and hand its answer to [`Chat::listed`].
+    Verify { name: String },
     /// The conversation started (our call was accepted).
     Started,
     /// The chat is over.
@@ -177,6 +218,17 @@ pub(super) enum Stage {
     Leaving,
 }
 
+impl Stage {
+    /// The stages of a chat that is open: one a user sees, which takes
+    /// room (see [`super::PeerConfig::max_chats`]).
+    pub(super) const OPEN: [Stage; 4] = [
+        Stage::Calling,
+        Stage::Ringing,
+        Stage::Talking,
+        Stage::Leaving,
+    ];
+}
+
 /// The chat's named deadlines (see [`super::Timer`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChatTimer {
@@ -186,6 +238,9 @@ pub enum ChatTimer {
     Answer,
     /// A connection to us said no hello in time.
     Greeting,
+    /// The directory did not say in time which key a caller's name has:
+    /// `cannot_verify`.
+    Verify,
     /// The receipts awaited by `/leave` are late: the chat ends anyway.
     Leave,
     /// Ping the partner, or give it up as silent.
@@ -198,7 +253,7 @@ impl Chat {
         ctx: &mut Ctx<'_>,
         link: LinkId,
         addr: SocketAddr,
-        dialled: Option<String>,
+        dialled: Option<Dialled>,
         seed: [u8; KEY_LEN],
     ) -> Self {
         ctx.out.push_back(PeerOutput::Connect { link, addr });
@@ -245,7 +300,7 @@ impl Chat {
     pub(super) fn stage(&self) -> Stage {
         match self.phase {
             Phase::Dialing { .. } | Phase::Calling { .. } => Stage::Calling,
-            Phase::Greeting { .. } => Stage::Opening,
+            Phase::Greeting { .. } | Phase::Verifying { .. } => Stage::Opening,
             Phase::Ringing { .. } => Stage::Ringing,
             Phase::Talking(_) => Stage::Talking,
             Phase::Leaving { .. } => Stage::Leaving,
@@ -256,15 +311,17 @@ impl Chat {
     /// dialled, else its address.
     pub(super) fn partner(&self) -> String {
         let name = match &self.phase {
-            Phase::Dialing { dialled, .. } => dialled.as_deref(),
+            Phase::Dialing { dialled, .. } => dialled.as_ref().map(|d| d.name.as_str()),
             Phase::Calling {
                 callee, dialled, ..
             } => callee
                 .as_ref()
                 .map(|c| c.name.as_str())
-                .or(dialled.as_deref()),
+                .or(dialled.as_ref().map(|d| d.name.as_str())),
             Phase::Greeting { .. } => None,
-            Phase::Ringing { caller, .. } => Some(caller.name.as_str()),
+            Phase::Verifying { caller, .. } | Phase::Ringing { caller, .. } => {
+                Some(caller.name.as_str())
+            }
             Phase::Talking(talk) | Phase::Leaving { talk, .. } => Some(talk.partner.as_str()),
         };
         name.map_or_else(|| self.addr.to_string(), str::to_string)
@@ -296,6 +353,7 @@ impl Chat {
             // A stranger who has not said hello is not pinged: it gets
             // nothing from us before its hello, and only that deadline.
             Phase::Greeting { until } => return Some((*until, ChatTimer::Greeting)),
+            Phase::Verifying { until, .. } => return Some((*until, ChatTimer::Verify)),
             Phase::Ringing { until, .. } => Some((*until, ChatTimer::Answer)),
             Phase::Talking(_) => None,
             Phase::Leaving { until, .. } => Some((*until, ChatTimer::Leave)),
@@ -396,7 +454,9 @@ impl Chat {
             }
             (Phase::Calling { .. }, PeerMsg::Reject) => Some(Signal::Ended(End::Rejected)),
             (Phase::Calling { .. }, PeerMsg::Busy) => Some(Signal::Ended(End::Busy)),
-            (Phase::Ringing { .. }, PeerMsg::Bye) => Some(Signal::Ended(End::Bye)),
+            (Phase::Verifying { .. } | Phase::Ringing { .. }, PeerMsg::Bye) => {
+                Some(Signal::Ended(End::Bye))
+            }
             (_, PeerMsg::Error { code, message, .. }) => {
                 let detail = ErrorDetail::PeerSaid {
                     peer: self.partner(),
@@ -489,16 +549,37 @@ impl Chat {
         let Some(key) = self.remote_key() else {
             return Some(Signal::Ended(End::Quiet));
         };
-        if let Some(refusal) = self.pin_refusal(ctx, &name, key) {
+        let caller = Partner {
+            name,
+            max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
+            key,
+        };
+        // A contact pinned with this very key is known: no need to ask
+        // the directory (which may be down).
+        if ctx.pins.get(&caller.name.to_ascii_lowercase()) == Some(&key) {
+            return Some(Signal::Greeted { caller });
+        }
+        let name = caller.name.clone();
+        let until = ctx.now.mono + ctx.config.handshake_timeout;
+        self.phase = Phase::Verifying { caller, until };
+        Some(Signal::Verify { name })
+    }
+
+    /// The directory's answer about a caller we are verifying: the key it
+    /// lists must be the caller's, and then the pinned one (if any) too.
+    /// Only then may the call ring.
+    pub(super) fn listed(&mut self, ctx: &mut Ctx<'_>, directory: Directory) -> Option<Signal> {
+        let Phase::Verifying { caller, .. } = &self.phase else {
+            return None; // the caller is gone, or an answer nobody awaits
+        };
+        let caller = caller.clone();
+        if let Some(end) = self.directory_refusal(ctx, &caller.name, caller.key, directory) {
+            return Some(Signal::Ended(end));
+        }
+        if let Some(refusal) = self.pin_refusal(ctx, &caller.name, caller.key) {
             return Some(refusal);
         }
-        Some(Signal::Greeted {
-            caller: Partner {
-                name,
-                max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
-                key,
-            },
-        })
+        Some(Signal::Greeted { caller })
     }
 
     /// The hello of the peer we called: is it the one we meant?
@@ -510,6 +591,20 @@ impl Chat {
         max_message: Option<usize>,
     ) -> Option<Signal> {
         let key = self.remote_key();
+        let listed = match &self.phase {
+            Phase::Calling {
+                dialled: Some(dialled),
+                ..
+            } => Some(dialled.clone()),
+            _ => None,
+        };
+        if let (Some(key), Some(dialled)) = (key, listed) {
+            // The one the directory sent us to must be the one answering.
+            let refusal = self.directory_refusal(ctx, &dialled.name, key, dialled.listed);
+            if let Some(end) = refusal {
+                return Some(Signal::Ended(end));
+            }
+        }
         if let Some(refusal) = key.and_then(|key| self.pin_refusal(ctx, &name, key)) {
             return Some(refusal);
         }
@@ -532,7 +627,11 @@ impl Chat {
         } else if same_name(&name, &ctx.config.name) {
             let problem = "you called yourself".to_string();
             Some((ErrorCode::BadInput, ErrorDetail::CallingYourself, problem))
-        } else if let Some(expected) = dialled.as_ref().filter(|d| !same_name(d, &name)) {
+        } else if let Some(expected) = dialled
+            .as_ref()
+            .map(|d| &d.name)
+            .filter(|d| !same_name(d, &name))
+        {
             let detail = ErrorDetail::WrongPeer {
                 addr: self.addr,
                 expected: expected.clone(),
@@ -571,14 +670,35 @@ impl Chat {
     fn pin_refusal(&mut self, ctx: &mut Ctx<'_>, name: &str, key: PublicKey) -> Option<Signal> {
         let expected = pin_mismatch(ctx, name, key)?;
         let message = format!("{name}'s key is not the one pinned at an earlier chat; refused");
-        self.send_error(ctx, ErrorCode::KeyChanged, message);
         let detail = ErrorDetail::KeyChanged {
             peer: name.to_string(),
             expected: expected.fingerprint(),
             presented: key.fingerprint(),
         };
         let problem = Problem::new(ErrorCode::KeyChanged, detail);
-        Some(Signal::Ended(End::KeyChanged(problem)))
+        Some(Signal::Ended(self.refuse(ctx, problem, message)))
+    }
+
+    /// A partner whose key is not the one the directory gives for `name`
+    /// (or that the directory cannot vouch for) is refused the same way:
+    /// told why, and the user is shown what the directory said.
+    fn directory_refusal(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        name: &str,
+        key: PublicKey,
+        directory: Directory,
+    ) -> Option<End> {
+        let (problem, message) = directory_problem(name, key, directory)?;
+        Some(self.refuse(ctx, problem, message))
+    }
+
+    /// Refuses the other side after a failed identity check: an `error`
+    /// frame with the problem's code tells it why, and the chat ends
+    /// showing the problem to our user.
+    fn refuse(&mut self, ctx: &mut Ctx<'_>, problem: Problem, message: String) -> End {
+        self.send_error(ctx, problem.code, message);
+        End::Untrusted(problem)
     }
 
     /// There is room for the caller: show the request.
@@ -755,7 +875,7 @@ impl Chat {
             Phase::Leaving { .. } => None,
             Phase::Dialing { .. } | Phase::Calling { .. } => Some(End::Left),
             Phase::Ringing { .. } => Some(End::Rejected),
-            Phase::Greeting { .. } => Some(End::Quiet),
+            Phase::Greeting { .. } | Phase::Verifying { .. } => Some(End::Quiet),
         }
     }
 
@@ -769,9 +889,15 @@ impl Chat {
                 return Some(End::NoAnswer)
             }
             Phase::Greeting { until } if now >= *until => return Some(End::Quiet),
+            Phase::Verifying { caller, until } if now >= *until => {
+                let (problem, message) = unverifiable(&caller.name, caller.key);
+                return Some(self.refuse(ctx, problem, message));
+            }
             Phase::Ringing { until, .. } if now >= *until => return Some(End::NoAnswer),
             Phase::Leaving { until, .. } if now >= *until => return Some(End::Left),
-            Phase::Dialing { .. } | Phase::Greeting { .. } => return None,
+            Phase::Dialing { .. } | Phase::Greeting { .. } | Phase::Verifying { .. } => {
+                return None
+            }
             _ => {}
         }
         match self.heartbeat.check(now) {
@@ -873,7 +999,7 @@ impl Chat {
                         }
                         event(Event::Cancelled { peer })
                     }
-                    End::Refused(problem) | End::KeyChanged(problem) => event(problem.into()),
+                    End::Refused(problem) | End::Untrusted(problem) => event(problem.into()),
                     End::Unreachable { reason } => event(Event::error(
                         ErrorCode::PeerUnreachable,
                         ErrorDetail::ConnectFailed { peer, addr, reason },
@@ -900,11 +1026,14 @@ impl Chat {
                     goodbye(ctx, PeerMsg::Reject);
                     ctx.out.push_back(event(Event::Declined { peer }));
                 }
+                // The caller refused us after all (its check of our key
+                // failed, say): its reason, not a mere missed call.
+                End::Refused(problem) => ctx.out.push_back(event(problem.into())),
                 _ => ctx.out.push_back(event(Event::Missed { peer })),
             },
-            Phase::Greeting { .. } => match end {
+            Phase::Greeting { .. } | Phase::Verifying { .. } => match end {
                 End::NoRoom { caller } => ctx.out.push_back(event(Event::Missed { peer: caller })),
-                End::KeyChanged(problem) => ctx.out.push_back(event(problem.into())),
+                End::Untrusted(problem) => ctx.out.push_back(event(problem.into())),
                 _ => {}
             },
         }
@@ -956,6 +1085,51 @@ impl Chat {
         }
         Signal::Ended(End::BadFrame { problem })
     }
+}
+
+/// Why `key` cannot be taken for `name`, given what the directory says
+/// about `name` (nothing if it lists that very key): the problem for our
+/// user, and the words for the other side.
+fn directory_problem(
+    name: &str,
+    key: PublicKey,
+    directory: Directory,
+) -> Option<(Problem, String)> {
+    let peer = name.to_string();
+    let presented = key.fingerprint();
+    let (detail, message) = match directory {
+        Directory::Key(listed) if listed == key => return None,
+        Directory::Key(listed) => (
+            ErrorDetail::IdentityMismatch {
+                peer,
+                expected: listed.fingerprint(),
+                presented,
+            },
+            format!("the directory lists another key for {name}; refused"),
+        ),
+        Directory::NoKey => (
+            ErrorDetail::ListedWithoutKey { peer, presented },
+            format!("the directory lists no key for {name}, so it cannot be verified; refused"),
+        ),
+        Directory::NoSuchName => (
+            ErrorDetail::NotListed { peer, presented },
+            format!("the directory has nobody named {name}; refused"),
+        ),
+        Directory::Unreachable => return Some(unverifiable(name, key)),
+    };
+    Some((Problem::new(ErrorCode::IdentityMismatch, detail), message))
+}
+
+/// A caller not pinned, with no directory to ask: `cannot_verify`.
+fn unverifiable(name: &str, key: PublicKey) -> (Problem, String) {
+    let detail = ErrorDetail::CannotVerify {
+        peer: name.to_string(),
+        presented: key.fingerprint(),
+    };
+    let message = format!(
+        "{name} is not a known contact here and the directory cannot be asked now; refused, try again later"
+    );
+    (Problem::new(ErrorCode::CannotVerify, detail), message)
 }
 
 /// The key pinned for `name` when `key` is another one.

@@ -10,11 +10,13 @@
 //! server link a [`server_link::ServerLink`]. `Peer` routes inputs to them,
 //! decides what needs the whole picture (room for a caller, the status the
 //! directory shows), and ends every chat through one path
-//! ([`Peer::finish`]). Chats are kept by link id: one chat at a time is the
-//! product rule today (a caller gets `busy`), nothing here assumes it.
+//! ([`Peer::finish`]). Chats are kept by link id, up to
+//! [`PeerConfig::max_chats`] at once (calls ringing either way count);
+//! which of them a command means is [`focus`]'s business.
 
 mod chat;
 mod commands;
+mod focus;
 mod server_link;
 
 use crate::command::Command;
@@ -25,7 +27,7 @@ use crate::link::LinkId;
 use crate::protocol::{ErrorCode, PeerMsg, PeerStatus, Versions, MAX_FRAME};
 use crate::secure::LinkSeeds;
 use crate::time::{Instant, Now};
-use chat::{Chat, End, Partner, Signal, Stage};
+use chat::{Chat, Directory, End, Partner, Signal, Stage};
 use server_link::ServerLink;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -60,9 +62,16 @@ pub struct PeerConfig {
     /// Messages in flight without receipt per chat; more typed messages
     /// wait for receipts.
     pub window: usize,
-    /// Typed messages waiting for the window, over all chats, before the
-    /// peer stops taking lines (backpressure on whoever writes them).
+    /// Typed messages waiting for the window, per chat, before the peer
+    /// stops taking lines for that chat (backpressure on whoever writes
+    /// them). Per chat, so that a partner who stops acknowledging holds
+    /// up only the lines meant for it; over all chats this bounds what
+    /// waits to `max_chats × max_waiting` messages.
     pub max_waiting: usize,
+    /// Chats at once: conversations and calls ringing either way. A
+    /// caller beyond it gets `busy`, a `/connect` `chats_full`. 0 counts
+    /// as 1.
+    pub max_chats: usize,
     /// Longest frame accepted on any link.
     pub max_frame: usize,
     /// Most peers kept from one list answer.
@@ -77,6 +86,10 @@ pub struct PeerConfig {
     /// use, like SSH's known_hosts): a partner presenting another key for
     /// a pinned name is refused (`key_changed`).
     pub known_peers: BTreeMap<String, PublicKey>,
+    /// The key pinned for `server` at an earlier run (known_servers), if
+    /// any: a server proving another key is refused (`server_key_changed`).
+    /// Without one, the key the server proves now is pinned.
+    pub server_key: Option<PublicKey>,
     /// Every random choice of the peer comes from here: the ephemeral
     /// keys of its links and the jitter of reconnection delays. A real
     /// peer takes it from the operating system; a simulation passes a
@@ -99,6 +112,7 @@ impl PeerConfig {
         Self {
             identity,
             known_peers: BTreeMap::new(),
+            server_key: None,
             seed,
             name,
             server,
@@ -112,6 +126,7 @@ impl PeerConfig {
             reconnect_max: Duration::from_secs(4),
             window: 64,
             max_waiting: 64,
+            max_chats: 4,
             max_frame: MAX_FRAME,
             max_list: 100_000,
             max_pending_incoming: 16,
@@ -179,10 +194,18 @@ pub enum PeerOutput {
     },
     Event(Event),
     Transcript(TranscriptWrite),
-    /// Pin `key` for `name` (lower case): it was met for the first time.
-    /// The driver keeps it (the known_peers file) for later runs.
+    /// Pin `key` for `name` (lower case): it was met for the first time,
+    /// or the user trusted it (`/trust`), replacing an older pin. The
+    /// driver keeps it (the known_peers file, where the last line for a
+    /// name wins) for later runs.
     Pin {
         name: String,
+        key: PublicKey,
+    },
+    /// Pin `key` for the server at `addr`: its first handshake proved it.
+    /// The driver keeps it (the known_servers file) for later runs.
+    PinServer {
+        addr: SocketAddr,
         key: PublicKey,
     },
     /// The peer is done; exit the process with this code.
@@ -221,6 +244,14 @@ pub struct Peer {
     outputs: VecDeque<PeerOutput>,
     server: ServerLink,
     chats: BTreeMap<LinkId, Chat>,
+    /// Where plain lines go: a conversation (see [`focus`]).
+    focus: Option<LinkId>,
+    /// When each chat last rang or started, counted in rings and starts:
+    /// the oldest request is the one `/accept` takes, the most recently
+    /// started conversation the one that takes the focus when the focused
+    /// one ends.
+    turns: BTreeMap<LinkId, u64>,
+    next_turn: u64,
     /// The status the server was last told, so it is told only changes.
     status_sent: Option<PeerStatus>,
     /// The seeds of the links' ephemeral keys, one per link.
@@ -244,6 +275,9 @@ impl Peer {
             next_link: 0,
             outputs: VecDeque::new(),
             chats: BTreeMap::new(),
+            focus: None,
+            turns: BTreeMap::new(),
+            next_turn: 0,
             status_sent: None,
             pins,
             seeds,
@@ -280,20 +314,44 @@ impl Peer {
         self.server.is_registered()
     }
 
-    /// The partner of the conversation in progress, if any.
+    /// The partner of a conversation in progress, if any: the focused
+    /// one first.
     pub fn chat_partner(&self) -> Option<String> {
-        self.chats
-            .values()
-            .find(|c| matches!(c.stage(), Stage::Talking | Stage::Leaving))
+        let talking = |c: &&Chat| matches!(c.stage(), Stage::Talking | Stage::Leaving);
+        let focused = self.focus.and_then(|link| self.chats.get(&link));
+        focused
+            .into_iter()
+            .chain(self.chats.values())
+            .find(talking)
             .map(Chat::partner)
     }
 
-    /// Whether the peer takes another command now. Commands are always
-    /// taken; only when the user's messages waiting for the window pass
-    /// `max_waiting` does the driver stop reading input, which pushes back
-    /// on whoever writes it.
+    /// The partner of the focused chat, where plain lines go.
+    pub fn focused(&self) -> Option<String> {
+        self.focus.map(|link| self.chats[&link].partner())
+    }
+
+    /// Whether the peer takes a plain line now (see [`Peer::accepts`]).
     pub fn accepts_lines(&self) -> bool {
-        !self.exited && self.waiting() < self.config.max_waiting
+        self.accepts(&Command::Say(String::new()))
+    }
+
+    /// Whether the peer takes `command` now. Commands are always taken;
+    /// a message only while the chat it goes to has fewer than
+    /// `max_waiting` messages waiting for its window. Until then the
+    /// driver holds it and reads no further input, which pushes back on
+    /// whoever writes it, and the other chats are not held up: a message
+    /// for them, or a command, is taken meanwhile.
+    pub fn accepts(&self, command: &Command) -> bool {
+        if self.exited {
+            return false;
+        }
+        let chat = match command {
+            Command::Say(_) => self.focus,
+            Command::Msg { to, .. } => self.named(to, &[Stage::Talking]),
+            _ => None,
+        };
+        chat.is_none_or(|link| self.chats[&link].waiting() < self.config.max_waiting)
     }
 
     /// Typed messages waiting for room in their chat's window.
@@ -463,21 +521,39 @@ impl Peer {
             let Some(signal) = chat.next_frame(&mut ctx) else {
                 return;
             };
-            match signal {
-                None => {}
-                Some(Signal::Greeted { caller }) => self.greeted(link, caller),
-                Some(Signal::Started) => self.update_status(),
-                Some(Signal::Ended(end)) => self.finish(link, end),
+            if let Some(signal) = signal {
+                self.signal(link, signal);
             }
         }
     }
 
+    /// Acts on what a chat reported.
+    fn signal(&mut self, link: LinkId, signal: Signal) {
+        match signal {
+            Signal::Greeted { caller } => self.greeted(link, caller),
+            Signal::Verify { name } => self.verify_caller(link, name),
+            Signal::Started => self.started(link),
+            Signal::Ended(end) => self.finish(link, end),
+        }
+    }
+
+    /// The directory's answer about the caller on `link`.
+    fn caller_listed(&mut self, link: LinkId, directory: Directory) {
+        let (mut ctx, chats) = self.split();
+        let Some(chat) = chats.get_mut(&link) else {
+            return; // the caller went away meanwhile
+        };
+        if let Some(signal) = chat.listed(&mut ctx, directory) {
+            self.signal(link, signal);
+        }
+    }
+
     /// A caller said hello: ring if there is room, else answer `busy`.
+    /// A caller we already have a chat or a call with gets `busy` too: a
+    /// name is one chat (two calls crossing each other both get `busy`,
+    /// as with one chat at a time).
     fn greeted(&mut self, link: LinkId, caller: Partner) {
-        let busy = self
-            .chats
-            .iter()
-            .any(|(&other, c)| other != link && c.stage() != Stage::Opening);
+        let busy = self.is_full() || self.named(&caller.name, &Stage::OPEN).is_some();
         let (mut ctx, chats) = self.split();
         let Some(chat) = chats.get_mut(&link) else {
             return;
@@ -488,6 +564,7 @@ impl Peer {
             return self.finish(link, End::NoRoom { caller });
         }
         chat.ring(&mut ctx, caller);
+        self.take_turn(link);
         self.update_status();
     }
 
@@ -508,23 +585,22 @@ impl Peer {
         let Some(chat) = self.chats.remove(&link) else {
             return;
         };
+        self.turns.remove(&link);
         let (mut ctx, _) = self.split();
         chat.finish(&mut ctx, end);
+        self.refocus();
         self.update_status();
         self.exit_if_done();
     }
 
-    /// What the directory should show: `chatting` in a conversation,
-    /// `busy` while a call rings (a caller would get `busy`), else
-    /// `available`.
+    /// What the directory should show: `available` with no chat open,
+    /// `busy` with no room for another (a caller would get `busy`), else
+    /// `chatting`.
     fn status(&self) -> PeerStatus {
-        let stages = || self.chats.values().map(Chat::stage);
-        if stages().any(|s| matches!(s, Stage::Talking | Stage::Leaving)) {
-            PeerStatus::Chatting
-        } else if stages().any(|s| matches!(s, Stage::Calling | Stage::Ringing)) {
-            PeerStatus::Busy
-        } else {
-            PeerStatus::Available
+        match self.open_chats() {
+            0 => PeerStatus::Available,
+            _ if self.is_full() => PeerStatus::Busy,
+            _ => PeerStatus::Chatting,
         }
     }
 

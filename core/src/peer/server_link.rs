@@ -2,13 +2,22 @@
 //! heartbeat, and reconnecting (capped backoff with jitter) when it is
 //! lost. Every request gets an answer or an error: one pending when the
 //! link breaks fails with `request_lost`.
+//!
+//! The link is a Noise XX session (the server link's prologue). Nothing
+//! is sent before the handshake has proved the server's key and that key
+//! has been checked against the one pinned for the server's address
+//! (trust on first use, like SSH's known_hosts): not even our name.
 
+use super::chat::{Dialled, Directory};
 use super::{Peer, PeerConfig, PeerOutput, Timer};
 use crate::codec::{encode, FrameDecoder};
 use crate::event::{ErrorDetail, Event, Problem, Request};
 use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
+use crate::identity::PublicKey;
 use crate::link::LinkId;
 use crate::protocol::{negotiate, ClientMsg, ErrorCode, PeerInfo, ServerMsg, Versions};
+use crate::rate::{RateLimit, TokenBucket};
+use crate::secure::{LinkKind, SecureLink};
 use crate::text::{same_name, sanitize, MAX_NAME};
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -18,9 +27,15 @@ use std::time::Duration;
 /// Longest server error message shown, in characters.
 const MAX_SERVER_MESSAGE: usize = 512;
 
-/// Extra wait after the time the server says our stale session needs to
-/// be dropped, so the retry does not race the server's own timer.
-const NAME_RETRY_MARGIN: Duration = Duration::from_millis(250);
+/// Lookups of callers this peer does not know, at most: a burst of 10,
+/// then 2 a second. Half the server's default request budget (20, then 5
+/// a second), so that a flood of strangers' calls cannot use it up and
+/// get this peer's server link closed; callers beyond it are refused
+/// (`cannot_verify`).
+const CALLER_LOOKUPS: RateLimit = RateLimit {
+    burst: 10,
+    per_second: 2,
+};
 
 /// The server link's state and what it is waiting for.
 #[derive(Debug)]
@@ -32,14 +47,20 @@ pub(super) struct ServerLink {
     jitter: Jitter,
     /// Requests sent and not yet answered, by id, oldest first.
     pending: VecDeque<(u64, Pending)>,
+    /// What is left of [`CALLER_LOOKUPS`].
+    caller_lookups: TokenBucket,
     next_request: u64,
-    /// Whether our name was already found held by our own earlier session
-    /// (waited out once per registration).
-    name_waits: u32,
     /// Where the server says we listen.
     own_addr: Option<SocketAddr>,
     heartbeat_config: HeartbeatConfig,
     max_frame: usize,
+    /// The server's key: pinned at an earlier run, or proved by the first
+    /// handshake of this one. Every later handshake must prove the same.
+    server_key: Option<PublicKey>,
+    /// Whether natter stopped using the server for good (`replaced`, or
+    /// `server_key_changed` after a registration): requests then say so
+    /// rather than that it is reconnecting.
+    stopped: bool,
 }
 
 #[derive(Debug)]
@@ -48,7 +69,9 @@ enum Phase {
     Connecting {
         link: LinkId,
     },
-    /// Hello and register are sent.
+    /// Connected; the Noise handshake is under way.
+    Handshaking(Conn),
+    /// The server's key is checked; hello and register are sent.
     Registering(Conn),
     Registered(Conn),
     /// Lost; reconnect at `retry_at`.
@@ -62,6 +85,7 @@ enum Phase {
 #[derive(Debug)]
 struct Conn {
     link: LinkId,
+    secure: SecureLink,
     decoder: FrameDecoder<ServerMsg>,
     heartbeat: Heartbeat,
 }
@@ -69,12 +93,14 @@ struct Conn {
 #[derive(Debug)]
 enum Pending {
     /// A list, with the chunks received so far.
-    List {
-        chunks: Vec<PeerInfo>,
-    },
-    Lookup {
-        name: String,
-    },
+    List { chunks: Vec<PeerInfo> },
+    /// For `/connect NAME`.
+    Lookup { name: String },
+    /// Which key the directory lists for the name a caller claims: the
+    /// answer goes to the chat on `link` (if it is still there).
+    Caller { link: LinkId, name: String },
+    /// For `/trust NAME`.
+    Trust { name: String },
 }
 
 impl ServerLink {
@@ -89,11 +115,13 @@ impl ServerLink {
                     .expect("8 bytes"),
             )),
             pending: VecDeque::new(),
+            caller_lookups: TokenBucket::new(CALLER_LOOKUPS, Instant::from_origin(Duration::ZERO)),
             next_request: 0,
-            name_waits: 0,
             own_addr: None,
             heartbeat_config: config.heartbeat,
             max_frame: config.max_frame,
+            server_key: config.server_key,
+            stopped: false,
         }
     }
 
@@ -104,7 +132,9 @@ impl ServerLink {
     fn link(&self) -> Option<LinkId> {
         match &self.phase {
             Phase::Connecting { link } => Some(*link),
-            Phase::Registering(conn) | Phase::Registered(conn) => Some(conn.link),
+            Phase::Handshaking(conn) | Phase::Registering(conn) | Phase::Registered(conn) => {
+                Some(conn.link)
+            }
             Phase::Down { .. } | Phase::Gone => None,
         }
     }
@@ -126,6 +156,8 @@ impl ServerLink {
     pub(super) fn deadline(&self) -> Option<(Instant, Timer)> {
         match &self.phase {
             Phase::Down { retry_at } => Some((*retry_at, Timer::ServerRetry)),
+            // No ping before the handshake is done: only its end.
+            Phase::Handshaking(conn) => Some((conn.heartbeat.lost_at(), Timer::ServerHeartbeat)),
             Phase::Registering(conn) | Phase::Registered(conn) => {
                 Some((conn.heartbeat.deadline(), Timer::ServerHeartbeat))
             }
@@ -144,33 +176,53 @@ impl Peer {
         });
     }
 
+    /// Connected: the handshake's first message goes out.
     pub(super) fn server_connected(&mut self) {
         let Phase::Connecting { link } = self.server.phase else {
             return;
         };
-        self.server.phase = Phase::Registering(Conn {
+        let seed = self.seeds.next_seed();
+        let mut conn = Conn {
             link,
+            secure: SecureLink::initiator(&self.config.identity, LinkKind::Server, seed),
             decoder: FrameDecoder::new(self.server.max_frame),
             heartbeat: Heartbeat::new(self.server.heartbeat_config, self.clock.mono),
-        });
-        self.send_server(&ClientMsg::Hello {
-            versions: Versions::ours(),
-        });
-        let register = ClientMsg::Register {
-            name: self.config.name.clone(),
-            port: self.config.listen_port,
         };
-        self.send_server(&register);
+        conn.transmit(&mut self.outputs);
+        self.server.phase = Phase::Handshaking(conn);
     }
 
+    /// Ciphertext from the server: through the Noise session, then the
+    /// frames one at a time.
     pub(super) fn server_bytes(&mut self, bytes: &[u8]) {
         let now = self.clock.mono;
-        let (Phase::Registering(conn) | Phase::Registered(conn)) = &mut self.server.phase else {
+        let (Phase::Handshaking(conn) | Phase::Registering(conn) | Phase::Registered(conn)) =
+            &mut self.server.phase
+        else {
             return;
         };
         let link = conn.link;
         conn.heartbeat.received(now);
-        conn.decoder.push(bytes);
+        if let Err(e) = conn.secure.push(bytes) {
+            return self.server_down(&format!("the encrypted link failed: {e}"));
+        }
+        if let Phase::Handshaking(conn) = &self.server.phase {
+            // Message 2 proves the server's key. It is checked before our
+            // message 3 goes out: an impostor does not even learn our key.
+            let Some(key) = conn.secure.remote_key() else {
+                return; // message 2 is not complete yet
+            };
+            if !self.server_key_accepted(key) {
+                return;
+            }
+            self.start_registering();
+        }
+        let (Phase::Registering(conn) | Phase::Registered(conn)) = &mut self.server.phase else {
+            return;
+        };
+        while let Some(plaintext) = conn.secure.poll_plaintext() {
+            conn.decoder.push(&plaintext);
+        }
         loop {
             let (Phase::Registering(conn) | Phase::Registered(conn)) = &mut self.server.phase
             else {
@@ -189,6 +241,55 @@ impl Peer {
         }
     }
 
+    /// Whether the server proved the key pinned for its address (or, at
+    /// first contact, pins it). A server with another key is refused:
+    /// fatal before the first registration, and after it the link stops
+    /// (chats go on), since the name must not be handed to an impostor.
+    fn server_key_accepted(&mut self, key: PublicKey) -> bool {
+        let Some(pinned) = self.server.server_key else {
+            self.server.server_key = Some(key);
+            let addr = self.config.server;
+            self.outputs.push_back(PeerOutput::PinServer { addr, key });
+            return true;
+        };
+        if pinned == key {
+            return true;
+        }
+        self.server_close();
+        self.server.stopped = true;
+        let detail = ErrorDetail::ServerKeyChanged {
+            server: self.config.server,
+            expected: pinned.fingerprint(),
+            presented: key.fingerprint(),
+        };
+        let problem = Problem::new(ErrorCode::ServerKeyChanged, detail);
+        if !self.server.ever_registered {
+            self.fatal(problem);
+        } else {
+            self.event(problem.into());
+            self.exit_if_done();
+        }
+        false
+    }
+
+    /// The server is who we think: our last handshake message, hello and
+    /// register go out.
+    fn start_registering(&mut self) {
+        let Phase::Handshaking(conn) = std::mem::replace(&mut self.server.phase, Phase::Gone)
+        else {
+            return;
+        };
+        self.server.phase = Phase::Registering(conn);
+        self.send_server(&ClientMsg::Hello {
+            versions: Versions::ours(),
+        });
+        let register = ClientMsg::Register {
+            name: self.config.name.clone(),
+            port: self.config.listen_port,
+        };
+        self.send_server(&register);
+    }
+
     fn server_frame(&mut self, frame: ServerMsg) {
         match frame {
             ServerMsg::Hello { versions } => {
@@ -197,7 +298,7 @@ impl Peer {
                         version: mismatch.theirs.max,
                         min_version: mismatch.theirs.min,
                     };
-                    self.server_refused(Problem::new(ErrorCode::VersionMismatch, detail), None);
+                    self.server_refused(Problem::new(ErrorCode::VersionMismatch, detail));
                 }
             }
             ServerMsg::Registered {
@@ -227,29 +328,41 @@ impl Peer {
                 for p in &mut peers {
                     p.name = sanitize(&p.name, MAX_NAME);
                 }
+                let peers = peers.into_iter().map(Into::into).collect();
                 self.event(Event::Peers { peers });
             }
-            ServerMsg::Found { id, name, peer } => {
-                if let Some(Pending::Lookup { name: asked }) = self.take_pending(id) {
-                    self.found(asked, name, peer);
+            ServerMsg::Found { id, name, peer } => match self.take_pending(id) {
+                Some(Pending::Lookup { name: asked }) => self.found(asked, name, peer),
+                Some(Pending::Caller { link, name: asked }) => {
+                    let entry = entry_for(&asked, &name, peer);
+                    self.caller_listed(link, Directory::from_entry(entry.map(|e| e.key)));
                 }
-            }
+                Some(Pending::Trust { name: asked }) => {
+                    let entry = entry_for(&asked, &name, peer);
+                    self.trust_answered(asked, entry);
+                }
+                Some(Pending::List { .. }) | None => {}
+            },
             ServerMsg::Error {
-                id,
-                code,
-                message,
-                retry_after_ms,
-                ..
+                id, code, message, ..
             } => {
+                if code == ErrorCode::Replaced {
+                    return self.replaced();
+                }
                 let message = sanitize(&message, MAX_SERVER_MESSAGE);
                 let problem = Problem::new(code, ErrorDetail::ServerSaid { text: message });
                 if matches!(self.server.phase, Phase::Registering(_)) {
-                    return self.server_refused(problem, retry_after_ms);
+                    return self.server_refused(problem);
                 }
-                if id.is_some() {
-                    self.take_pending(id);
-                }
+                let refused = if id.is_some() {
+                    self.take_pending(id)
+                } else {
+                    None
+                };
                 self.event(problem.into());
+                if let Some(Pending::Caller { link, .. }) = refused {
+                    self.caller_listed(link, Directory::Unreachable);
+                }
             }
             ServerMsg::Ping => {
                 self.send_server(&ClientMsg::Pong);
@@ -268,7 +381,6 @@ impl Peer {
         };
         self.server.phase = Phase::Registered(conn);
         self.server.backoff = self.config.reconnect_min;
-        self.server.name_waits = 0;
         self.server.own_addr = Some(addr);
         if self.server.ever_registered {
             self.event(Event::Reregistered);
@@ -279,12 +391,15 @@ impl Peer {
             let name = self.config.name.clone();
             let server = self.config.server;
             let fingerprint = self.config.identity.public().fingerprint();
+            let server_key = self.server.server_key.expect("proved by the handshake");
             self.event(Event::Registered {
                 name,
                 addr,
                 server,
                 reachable,
                 fingerprint,
+                server_fingerprint: server_key.fingerprint(),
+                new_server: self.config.server_key.is_none(),
             });
         }
         self.status_sent = None;
@@ -292,9 +407,21 @@ impl Peer {
         self.exit_if_done();
     }
 
+    /// The same identity registered our name again elsewhere (another
+    /// natter started with this key): that one is listed now. Registering
+    /// back would only make the two take turns; this one stops using the
+    /// server and keeps its chats.
+    fn replaced(&mut self) {
+        self.server_close();
+        self.server.stopped = true;
+        let name = self.config.name.clone();
+        self.error(ErrorCode::Replaced, ErrorDetail::Replaced { name });
+        self.exit_if_done();
+    }
+
     /// The answer to a lookup made for `/connect NAME`.
     fn found(&mut self, asked: String, name: String, peer: Option<PeerInfo>) {
-        let Some(info) = peer.filter(|_| same_name(&asked, &name)) else {
+        let Some(info) = entry_for(&asked, &name, peer) else {
             return self.error(
                 ErrorCode::UnknownPeer,
                 ErrorDetail::NoSuchPeer { name: asked },
@@ -312,48 +439,27 @@ impl Peer {
                 ErrorDetail::NotCallable { peer: name },
             );
         }
-        if let Some((code, detail)) = self.dial_refusal() {
+        // Rechecked with the name as listed: a call may have come from it,
+        // or the chats filled up, while the directory was asked.
+        if let Some((code, detail)) = self.dial_refusal(Some(&name)) {
             return self.error(code, detail);
         }
-        self.dial(info.addr, Some(name));
+        // The key listed now is the one the callee must prove.
+        let listed = Directory::from_entry(Some(info.key));
+        self.dial(info.addr, Some(Dialled { name, listed }));
     }
 
     /// The server refused us while registering. Some refusals pass by
     /// themselves (too many connections from our address just now): wait
     /// and retry. Others need the user (a name taken by someone else, a
     /// full server): fatal the first time; after an earlier registration
-    /// they are retried, since our own old entry may simply not have
-    /// timed out yet.
-    fn server_refused(&mut self, problem: Problem, retry_after_ms: Option<u64>) {
+    /// they are retried (the user is away, chatting; the server may have
+    /// lost its state).
+    fn server_refused(&mut self, problem: Problem) {
         let passing = matches!(
             problem.code,
             ErrorCode::TooManyConnections | ErrorCode::RateLimited
         );
-        let held = match retry_after_ms {
-            // Once: if the name is held again after the wait, the holder
-            // is alive (another instance on this machine or behind the same
-            // NAT), not a stale session of ours.
-            Some(ms) if problem.code == ErrorCode::NameTaken && self.server.name_waits == 0 => {
-                Some(ms)
-            }
-            _ => None,
-        };
-        if let Some(ms) = held {
-            // Most likely our own earlier session, crashed or cut off
-            // silently: the server drops it within `ms`. Wait, do not
-            // make the user pick another name.
-            self.server.name_waits += 1;
-            self.server_close();
-            // Never longer than the server's own heartbeat could need: a
-            // server cannot park us for ages.
-            let most = self.config.heartbeat.lost_after;
-            let wait = Duration::from_millis(ms).min(most) + NAME_RETRY_MARGIN;
-            self.server.phase = Phase::Down {
-                retry_at: self.clock.mono + wait,
-            };
-            let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-            return self.error(ErrorCode::NameTaken, ErrorDetail::NameHeld { retry_in_ms });
-        }
         // With input at end, the user is gone: do not retry forever.
         let give_up = !self.server.ever_registered && (!passing || self.quitting);
         if give_up {
@@ -407,6 +513,11 @@ impl Peer {
             let request = match pending {
                 Pending::List { .. } => Request::List,
                 Pending::Lookup { .. } => Request::Lookup,
+                Pending::Trust { .. } => Request::Trust,
+                Pending::Caller { link, .. } => {
+                    self.caller_listed(link, Directory::Unreachable);
+                    continue;
+                }
             };
             self.error(
                 ErrorCode::ServerUnreachable,
@@ -442,6 +553,9 @@ impl Peer {
         let now = self.clock.mono;
         match &self.server.phase {
             Phase::Down { retry_at } if now >= *retry_at => self.connect_server(),
+            Phase::Handshaking(conn) if now >= conn.heartbeat.lost_at() => {
+                self.server_down("the server did not complete the encrypted handshake")
+            }
             Phase::Registering(conn) | Phase::Registered(conn) => match conn.heartbeat.check(now) {
                 Beat::Lost => self.server_down("no heartbeat from the server"),
                 Beat::Ping => {
@@ -474,33 +588,52 @@ impl Peer {
             let list = Pending::List { chunks: Vec::new() };
             self.server.pending.push_back((id, list));
         } else {
-            self.error(
-                ErrorCode::ServerUnreachable,
-                ErrorDetail::ServerNotConnected {
-                    request: Request::List,
-                },
-            );
+            self.not_connected(Request::List);
         }
     }
 
+    /// `/connect NAME`: where NAME is, and its key.
     pub(super) fn lookup(&mut self, name: String) {
-        let id = self.request_id();
-        let frame = ClientMsg::Lookup {
-            id: Some(id),
-            name: name.clone(),
-        };
-        if self.send_server(&frame) {
-            self.server
-                .pending
-                .push_back((id, Pending::Lookup { name }));
-        } else {
-            self.error(
-                ErrorCode::ServerUnreachable,
-                ErrorDetail::ServerNotConnected {
-                    request: Request::Lookup,
-                },
-            );
+        if !self.ask(name.clone(), Pending::Lookup { name }) {
+            self.not_connected(Request::Lookup);
         }
+    }
+
+    /// `/trust NAME`: the key NAME has now.
+    pub(super) fn lookup_to_trust(&mut self, name: String) {
+        if !self.ask(name.clone(), Pending::Trust { name }) {
+            self.not_connected(Request::Trust);
+        }
+    }
+
+    /// Which key the directory lists for the name a caller claims; the
+    /// chat on `link` gets the answer (at once if it cannot be asked, or
+    /// if unknown callers have used up their lookups for now).
+    pub(super) fn verify_caller(&mut self, link: LinkId, name: String) {
+        let within = self.server.caller_lookups.take(self.clock.mono);
+        if !(within && self.ask(name.clone(), Pending::Caller { link, name })) {
+            self.caller_listed(link, Directory::Unreachable);
+        }
+    }
+
+    /// Sends a lookup of `name`, answered through `pending`; false if the
+    /// server cannot be asked now.
+    fn ask(&mut self, name: String, pending: Pending) -> bool {
+        let id = self.request_id();
+        let sent = self.send_server(&ClientMsg::Lookup { id: Some(id), name });
+        if sent {
+            self.server.pending.push_back((id, pending));
+        }
+        sent
+    }
+
+    fn not_connected(&mut self, request: Request) {
+        let detail = if self.server.stopped {
+            ErrorDetail::ServerStopped { request }
+        } else {
+            ErrorDetail::ServerNotConnected { request }
+        };
+        self.error(ErrorCode::ServerUnreachable, detail);
     }
 
     /// Sends to the server if the link can carry `frame` now; false if not.
@@ -522,12 +655,30 @@ impl Peer {
             _ => return false,
         };
         conn.heartbeat.sent(now);
-        self.outputs.push_back(PeerOutput::Send {
-            link: conn.link,
-            bytes: encode(frame),
-        });
+        // Cannot fail: the handshake is done (Registering or Registered),
+        // and a failed session has taken the link down already.
+        let _ = conn.secure.send(&encode(frame));
+        conn.transmit(&mut self.outputs);
         true
     }
+}
+
+impl Conn {
+    /// Hands the driver what the Noise session has ready to go out.
+    fn transmit(&mut self, outputs: &mut VecDeque<PeerOutput>) {
+        while let Some(bytes) = self.secure.poll_transmit() {
+            outputs.push_back(PeerOutput::Send {
+                link: self.link,
+                bytes,
+            });
+        }
+    }
+}
+
+/// The entry of a `found` answer, if it is about the name asked: an
+/// answer about another name counts as none.
+fn entry_for(asked: &str, name: &str, peer: Option<PeerInfo>) -> Option<PeerInfo> {
+    peer.filter(|info| same_name(asked, name) && same_name(asked, &info.name))
 }
 
 /// Spreads reconnection delays: peers cut off by one server restart come

@@ -1,6 +1,7 @@
 //! The far end of one peer chat link, played by a test as a real peer
 //! would: a Noise XX session (`SecureLink`, `LinkKind::Peer`) that the
-//! test drives by hand against a `Peer` it feeds directly.
+//! test drives by hand against a `Peer` it feeds directly; or the far end
+//! of the peer's server link, played as a (possibly hostile) server.
 //!
 //! The test peer only ever sees framed Noise bytes, so every frame a test
 //! writes goes through [`Wire::seal`] and every byte the peer sends is read
@@ -67,6 +68,13 @@ impl Wire {
         Wire { secure }
     }
 
+    /// A directory server that accepted the peer's connection
+    /// (`LinkKind::Server`), holding `identity`.
+    pub fn server(identity: &Identity) -> Self {
+        let secure = SecureLink::responder(identity, LinkKind::Server, FAR_EPHEMERAL_SEED);
+        Wire { secure }
+    }
+
     /// Plays the whole handshake as the caller against `peer`, which has
     /// accepted `link` and not heard from it yet. Returns the established
     /// wire and everything the peer output meanwhile.
@@ -93,7 +101,19 @@ impl Wire {
         link: LinkId,
         sent: &[PeerOutput],
     ) -> (Self, String, Vec<PeerOutput>) {
-        let mut wire = Wire::callee();
+        Wire::callee().respond(peer, at, link, sent)
+    }
+
+    /// [`Wire::answer`] by this wire, a responder not yet used (a callee,
+    /// or a server the peer connected to).
+    pub fn respond(
+        self,
+        peer: &mut Peer,
+        at: Now,
+        link: LinkId,
+        sent: &[PeerOutput],
+    ) -> (Self, String, Vec<PeerOutput>) {
+        let mut wire = self;
         wire.take(sent, link);
         let message_2 = wire.transmit();
         assert!(!message_2.is_empty(), "no message 1 in {sent:?}");

@@ -8,10 +8,14 @@
 
 #![allow(dead_code)]
 
+mod lying;
+
 use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::identity::{derive_seed, Identity};
 use natter_core::peer::{PeerConfig, PeerInput};
+use natter_core::registry::client::InProcessClient;
 use natter_core::registry::{RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
-use natter_core::{Event, LinkId, Now, Peer, Registry};
+use natter_core::{Event, LinkId, Now, Peer, PublicKey, Registry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -47,6 +51,13 @@ pub struct World {
     /// Each peer's drain loop, the same as the real driver's.
     drives: BTreeMap<String, Drive>,
     ips: BTreeMap<String, IpAddr>,
+    /// Each peer's identity.
+    identities: BTreeMap<String, Identity>,
+    /// What the directory says about names instead of the truth (see
+    /// [`World::directory_lists`]).
+    lies: lying::Lies,
+    /// Server links carried by the lying directory, by the server's link.
+    relays: BTreeMap<LinkId, lying::Relay>,
     pub events: BTreeMap<String, Vec<Event>>,
     pub exits: BTreeMap<String, i32>,
     pub logs: Vec<RegistryLog>,
@@ -54,6 +65,9 @@ pub struct World {
     pub transcripts: BTreeMap<String, Vec<String>>,
     /// How many times each peer made its transcript lines durable.
     pub syncs: BTreeMap<String, u64>,
+    /// What each peer's known_peers file would hold: the last key pinned
+    /// for each name.
+    pub pins: BTreeMap<String, BTreeMap<String, PublicKey>>,
     /// Both directions of every open connection.
     wires: BTreeMap<End, End>,
     /// Wires whose bytes vanish (one entry per direction).
@@ -67,6 +81,10 @@ pub struct World {
     pub failing_disk: Option<String>,
     /// When set, this peer's lines are written but never made durable.
     pub failing_sync: Option<String>,
+    /// The server keys each peer pinned, in order (known_servers).
+    pub server_pins: BTreeMap<String, Vec<(SocketAddr, natter_core::PublicKey)>>,
+    /// Raw clients' sessions, by server-side link.
+    raw: BTreeMap<LinkId, InProcessClient>,
     /// Peers whose user does not read their events: the drain loop then
     /// withholds receipts (call [`World::settle`] after removing one).
     pub backed_up: BTreeSet<String>,
@@ -75,9 +93,17 @@ pub struct World {
 /// alice and bob registered and alice's call ringing at bob; everything
 /// seen so far taken.
 pub fn ringing() -> World {
+    ringing_with(|_| {})
+}
+
+/// [`ringing`] with both peers' settings changed by `tune`.
+pub fn ringing_with(tune: impl Fn(&mut PeerConfig)) -> World {
     let mut world = World::new();
-    world.add_peer("alice");
-    world.add_peer("bob");
+    for name in ["alice", "bob"] {
+        let mut config = PeerConfig::new(name, SERVER, LISTEN_PORT);
+        tune(&mut config);
+        world.add_peer_with(config);
+    }
     world.type_line("alice", "/connect bob");
     world.take_events("alice");
     world.take_events("bob");
@@ -88,8 +114,47 @@ pub fn ringing() -> World {
 /// alice and bob chatting (alice called, bob accepted); everything seen
 /// so far taken.
 pub fn chatting() -> World {
-    let mut world = ringing();
+    chatting_with(|_| {})
+}
+
+/// [`chatting`] with both peers' settings changed by `tune`.
+pub fn chatting_with(tune: impl Fn(&mut PeerConfig)) -> World {
+    let mut world = ringing_with(tune);
     world.type_line("bob", "/accept");
+    world.take_events("alice");
+    world.take_events("bob");
+    world.take_logs();
+    world
+}
+
+/// How long the server keeps a name bound to its key in
+/// [`bob_with_a_new_key`]: a minute, so a name changes hands within a test.
+pub const SHORT_NAME_TTL: Duration = Duration::from_secs(60);
+
+/// The key of bob's second identity in [`bob_with_a_new_key`].
+pub fn bobs_new_identity() -> Identity {
+    Identity::from_seed(&[66; 32])
+}
+
+/// alice and bob chatted once (each pinned the other's key), then left;
+/// bob's name now comes back with another key (bob reinstalled, or
+/// someone else took the name once its binding expired), and the
+/// directory lists that key. Everything seen so far taken.
+pub fn bob_with_a_new_key() -> World {
+    let mut world = World::with_registry(RegistryConfig {
+        name_ttl: SHORT_NAME_TTL,
+        ..RegistryConfig::default()
+    });
+    world.add_peer("alice");
+    world.add_peer("bob");
+    world.type_line("alice", "/connect bob");
+    world.type_line("bob", "/accept");
+    world.type_line("alice", "/leave");
+    world.crash_peer("bob");
+    world.advance(SHORT_NAME_TTL * 2);
+    let mut new_bob = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    new_bob.identity = bobs_new_identity();
+    world.add_peer_at(new_bob, "10.0.0.66".parse().unwrap());
     world.take_events("alice");
     world.take_events("bob");
     world.take_logs();
@@ -111,11 +176,15 @@ impl World {
             peers: BTreeMap::new(),
             drives: BTreeMap::new(),
             ips: BTreeMap::new(),
+            identities: BTreeMap::new(),
+            lies: lying::Lies::new(),
+            relays: BTreeMap::new(),
             events: BTreeMap::new(),
             exits: BTreeMap::new(),
             logs: Vec::new(),
             transcripts: BTreeMap::new(),
             syncs: BTreeMap::new(),
+            pins: BTreeMap::new(),
             wires: BTreeMap::new(),
             cut: Vec::new(),
             jobs: VecDeque::new(),
@@ -124,6 +193,8 @@ impl World {
             failing_disk: None,
             failing_sync: None,
             backed_up: BTreeSet::new(),
+            raw: BTreeMap::new(),
+            server_pins: BTreeMap::new(),
         }
     }
 
@@ -144,6 +215,8 @@ impl World {
     pub fn add_peer_at(&mut self, config: PeerConfig, ip: IpAddr) {
         let name = config.name.clone();
         self.ips.insert(name.clone(), ip);
+        self.identities
+            .insert(name.clone(), config.identity.clone());
         let peer = Peer::new(config, self.now);
         self.peers.insert(name.clone(), peer);
         self.drives.insert(name.clone(), Drive::new());
@@ -157,6 +230,8 @@ impl World {
         let config = PeerConfig::new(name, SERVER, LISTEN_PORT);
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2 + self.ips.len() as u8));
         self.ips.insert(name.to_string(), ip);
+        self.identities
+            .insert(name.to_string(), config.identity.clone());
         self.peers
             .insert(name.to_string(), Peer::new(config, self.now));
         self.drives.insert(name.to_string(), Drive::new());
@@ -165,6 +240,19 @@ impl World {
 
     pub fn addr_of(&self, name: &str) -> SocketAddr {
         SocketAddr::new(self.ips[name], LISTEN_PORT)
+    }
+
+    /// The key peer `name`'s identity holds (what its handshakes prove).
+    pub fn key_of(&self, name: &str) -> PublicKey {
+        self.identities[name].public()
+    }
+
+    /// The directory lies about `name` from now on: to every peer whose
+    /// server link opens after this, it lists `key` for that name (`None`:
+    /// no key, as for a client that made no handshake), whatever key the
+    /// peer of that name proved. See [`lying`].
+    pub fn directory_lists(&mut self, name: &str, key: Option<PublicKey>) {
+        self.lies.insert(name.to_ascii_lowercase(), key);
     }
 
     /// The user `name` types `line`.
@@ -290,6 +378,7 @@ impl World {
     /// fresh, empty one on the same address.
     pub fn crash_server(&mut self) {
         self.registry = None;
+        self.relays.clear();
         self.hang_up_all(|e| matches!(e, End::Server(_)));
     }
 
@@ -310,51 +399,68 @@ impl World {
         self.registry = Some(Registry::new(self.registry_config.clone(), self.now));
     }
 
-    /// A raw client connects to the server from `client` (for hostile
-    /// input tests); returns the server-side link. What the server answers
-    /// at once stays queued for [`World::drain_raw`].
+    /// A fresh server on the same address with another configuration
+    /// (e.g. another key) from now on.
+    pub fn restart_server_with(&mut self, config: RegistryConfig) {
+        self.registry_config = config;
+        self.restart_server();
+    }
+
+    /// A raw client connects to the server from `client` and completes
+    /// the encrypted handshake, with a key of its own (for hostile input
+    /// tests); returns the server-side link. What the server answers at
+    /// once stays queued for [`World::drain_raw`].
     pub fn raw_client(&mut self, client: SocketAddr) -> LinkId {
+        let identity =
+            Identity::from_seed(&derive_seed(&[7; 32], b"raw client", self.next_server_link));
+        self.raw_client_with(client, &identity)
+    }
+
+    /// [`World::raw_client`] holding `identity`.
+    pub fn raw_client_with(&mut self, client: SocketAddr, identity: &Identity) -> LinkId {
         self.next_server_link += 1;
         let link = LinkId(1_000_000 + self.next_server_link);
         let now = self.now;
-        self.registry()
-            .handle_input(now, RegistryInput::Opened { link, addr: client });
+        let seed = derive_seed(&[8; 32], b"raw client seed", self.next_server_link);
+        let registry = self.registry.as_mut().expect("server running");
+        let (raw, others) = InProcessClient::connect(registry, now, link, client, identity, seed);
+        self.raw.insert(link, raw);
+        for out in others {
+            self.registry_output(out);
+        }
         link
     }
 
-    /// Bytes from a raw client to the server; returns what the server
-    /// answered on that link and whether it closed it.
+    /// Frames (plaintext) from a raw client to the server, sealed in its
+    /// session; returns what the server answered on that link and whether
+    /// it closed it.
     pub fn raw_send(&mut self, link: LinkId, bytes: &[u8]) -> (String, bool) {
+        let raw = self.raw.get_mut(&link).expect("a raw client");
+        raw.send(bytes).expect("the session is open");
+        let bytes = raw.outgoing().unwrap_or_default();
+        self.raw_send_unsealed(link, &bytes)
+    }
+
+    /// Bytes from a raw client to the server as they are, not through its
+    /// session (garbage on the wire).
+    pub fn raw_send_unsealed(&mut self, link: LinkId, bytes: &[u8]) -> (String, bool) {
         let now = self.now;
-        self.registry().handle_input(
-            now,
-            RegistryInput::Bytes {
-                link,
-                bytes: bytes.to_vec(),
-            },
-        );
+        let bytes = bytes.to_vec();
+        self.registry()
+            .handle_input(now, RegistryInput::Bytes { link, bytes });
         self.drain_raw(link)
     }
 
+    /// What the server said to raw client `link` so far (decrypted) and
+    /// whether it closed the link; everything else the server did is
+    /// carried out.
     pub fn drain_raw(&mut self, link: LinkId) -> (String, bool) {
-        let mut text = String::new();
-        let mut closed = false;
-        let mut rest = VecDeque::new();
         while let Some(out) = self.registry().poll_output() {
-            match out {
-                RegistryOutput::Send { link: l, bytes } if l == link => {
-                    text.push_str(&String::from_utf8_lossy(&bytes))
-                }
-                RegistryOutput::Close { link: l } if l == link => closed = true,
-                RegistryOutput::Probe { link, addr } => self.answer_probe(link, addr),
-                other => rest.push_back(other),
-            }
-        }
-        for out in rest {
             self.registry_output(out);
         }
         self.settle();
-        (text, closed)
+        let raw = self.raw.get_mut(&link).expect("a raw client");
+        (raw.received(), raw.is_closed())
     }
 
     pub fn registry(&mut self) -> &mut Registry {
@@ -427,13 +533,26 @@ impl World {
             let to = End::Server(server_link);
             self.wires.insert(from.clone(), to.clone());
             self.wires.insert(to, from);
-            self.registry().handle_input(
-                now,
-                RegistryInput::Opened {
-                    link: server_link,
-                    addr: client,
-                },
-            );
+            if self.lies.is_empty() {
+                self.registry().handle_input(
+                    now,
+                    RegistryInput::Opened {
+                        link: server_link,
+                        addr: client,
+                    },
+                );
+            } else {
+                let peer = self.identities[name].clone();
+                let server = self.registry_config.identity.clone();
+                let seed = derive_seed(&[9; 32], b"lying relay", server_link.0);
+                let registry = self.registry.as_mut().expect("server running");
+                let (relay, others) =
+                    lying::Relay::connect(registry, now, server_link, client, &peer, &server, seed);
+                self.relays.insert(server_link, relay);
+                for out in others {
+                    self.registry_output(out);
+                }
+            }
             self.peer(name)
                 .handle_input(now, PeerInput::Connected { link });
             return;
@@ -470,6 +589,21 @@ impl World {
     }
 
     fn registry_output(&mut self, out: RegistryOutput) {
+        if let RegistryOutput::Send { link, .. } | RegistryOutput::Close { link } = &out {
+            if let Some(raw) = self.raw.get_mut(link) {
+                raw.take(&out);
+                return;
+            }
+        }
+        if let RegistryOutput::Send { link, .. } = &out {
+            if let Some(relay) = self.relays.get_mut(link) {
+                let to_peer = relay.carry_down(&out, &self.lies).unwrap_or_default();
+                for bytes in to_peer {
+                    self.transmit(End::Server(*link), bytes);
+                }
+                return;
+            }
+        }
         match out {
             RegistryOutput::Send { link, bytes } => self.transmit(End::Server(link), bytes),
             RegistryOutput::Close { link } => self.hang_up(End::Server(link)),
@@ -514,9 +648,29 @@ impl World {
         }
     }
 
+    /// Bytes a peer sent on a server link the lying directory carries.
+    fn relay_from_peer(&mut self, link: LinkId, bytes: &[u8]) {
+        let now = self.now;
+        let relay = self.relays.get_mut(&link).expect("a relayed link");
+        let Some(onward) = relay.carry_up(bytes) else {
+            return self.hang_up(End::Server(link));
+        };
+        for bytes in onward.to_peer {
+            self.transmit(End::Server(link), bytes);
+        }
+        if let Some(registry) = &mut self.registry {
+            for bytes in onward.to_registry {
+                registry.handle_input(now, RegistryInput::Bytes { link, bytes });
+            }
+        }
+    }
+
     fn run_job(&mut self, job: Job) {
         let now = self.now;
         match job {
+            Job::Bytes(End::Server(link), bytes) if self.relays.contains_key(&link) => {
+                self.relay_from_peer(link, &bytes)
+            }
             Job::Bytes(End::Server(link), bytes) => {
                 if let Some(r) = &mut self.registry {
                     r.handle_input(now, RegistryInput::Bytes { link, bytes })
@@ -605,9 +759,23 @@ impl Effects for PeerEffects<'_> {
         Ok(())
     }
 
+    fn pin(&mut self, name: &str, key: PublicKey) {
+        self.done += 1;
+        self.world
+            .pins
+            .entry(self.name.to_string())
+            .or_default()
+            .insert(name.to_string(), key);
+    }
+
     fn exit(&mut self, code: i32) {
         self.done += 1;
         self.world.exits.insert(self.name.to_string(), code);
+    }
+
+    fn pin_server(&mut self, addr: SocketAddr, key: natter_core::PublicKey) {
+        let pins = self.world.server_pins.entry(self.name.to_string());
+        pins.or_default().push((addr, key));
     }
 
     fn events_backed_up(&self) -> bool {
