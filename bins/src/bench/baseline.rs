@@ -7,7 +7,7 @@
 //! ([`Wire`]): the second isolates what natter costs beyond encryption.
 
 use super::child::{emit, message_text, Work};
-use super::lines::{process_identity, LineReader, LineWriter, Wire};
+use super::lines::{process_identity, LineReader, Lines, Wire};
 use super::peer_child::latency_result;
 use super::wall_now;
 use anyhow::{bail, Context, Result};
@@ -53,8 +53,12 @@ pub async fn raw_receiver(wire: Wire) -> Result<()> {
             let (stream, _) = listener.accept().await?;
             tokio::spawn(async move {
                 let me = process_identity();
-                let Ok((mut read, mut write)) =
-                    wire.accept(stream, LinkKind::Peer, me, CHAT_BUFFER).await
+                let accepted = wire.accept(stream, LinkKind::Peer, me, CHAT_BUFFER);
+                let Ok(Lines {
+                    mut read,
+                    mut write,
+                    ..
+                }) = accepted.await
                 else {
                     return;
                 };
@@ -97,7 +101,11 @@ async fn ack_line(read: &mut LineReader) -> Result<PeerMsg> {
 /// Runs `work` against a raw receiver and prints `{"result": …}`.
 pub async fn raw_sender(addr: SocketAddr, work: Work, wire: Wire) -> Result<()> {
     let stream = TcpStream::connect(addr).await?;
-    let (mut read, mut write): (LineReader, LineWriter) = wire
+    let Lines {
+        mut read,
+        mut write,
+        ..
+    } = wire
         .connect(stream, LinkKind::Peer, process_identity(), CHAT_BUFFER)
         .await?;
     let result = match work {
@@ -196,7 +204,11 @@ async fn registry_conn(
     names: &Mutex<BTreeMap<String, PeerInfo>>,
     me: &mut Option<String>,
 ) -> Result<()> {
-    let (mut read, mut write) = wire
+    let Lines {
+        mut read,
+        mut write,
+        remote,
+    } = wire
         .accept(
             stream,
             LinkKind::Server,
@@ -219,7 +231,9 @@ async fn registry_conn(
                     addr,
                     status: PeerStatus::Available,
                     reachable: true,
-                    key: None,
+                    // Listed as natter's directory lists it: the key the
+                    // client proved on this link (Noise only).
+                    key: remote,
                 };
                 let mut map = names.lock().expect("not poisoned");
                 if map.contains_key(&name) {

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use natter_core::identity::derive_seed;
-use natter_core::{Identity, LinkKind};
+use natter_core::{Identity, LinkKind, PublicKey};
 use natter_net_real::keyfile::random_seed;
 use natter_net_real::secure_stream::{SecureReader, SecureWriter};
 use natter_net_real::SecureStream;
@@ -36,7 +36,7 @@ impl Wire {
         kind: LinkKind,
         me: &Identity,
         buffer: usize,
-    ) -> Result<(LineReader, LineWriter)> {
+    ) -> Result<Lines> {
         self.open(stream, kind, me, buffer, true).await
     }
 
@@ -47,7 +47,7 @@ impl Wire {
         kind: LinkKind,
         me: &Identity,
         buffer: usize,
-    ) -> Result<(LineReader, LineWriter)> {
+    ) -> Result<Lines> {
         self.open(stream, kind, me, buffer, false).await
     }
 
@@ -58,13 +58,13 @@ impl Wire {
         me: &Identity,
         buffer: usize,
         initiator: bool,
-    ) -> Result<(LineReader, LineWriter)> {
+    ) -> Result<Lines> {
         stream.set_nodelay(true)?;
-        let (read, write) = match self {
+        let (read, write, remote) = match self {
             Wire::Plain => {
                 let (read, write) = stream.into_split();
                 let read = BufReader::with_capacity(buffer, read);
-                (Reader::Plain(read), LineWriter::Plain(write))
+                (Reader::Plain(read), LineWriter::Plain(write), None)
             }
             Wire::Noise => {
                 let secure = if initiator {
@@ -72,13 +72,29 @@ impl Wire {
                 } else {
                     SecureStream::accept(stream, me, kind, link_seed()).await?
                 };
+                let remote = secure.remote_key();
                 let (read, write) = secure.into_split();
-                (Reader::Noise(read), LineWriter::Noise(write))
+                (Reader::Noise(read), LineWriter::Noise(write), Some(remote))
             }
         };
-        let line = String::new();
-        Ok((LineReader { read, line }, write))
+        let read = LineReader {
+            read,
+            line: String::new(),
+        };
+        Ok(Lines {
+            read,
+            write,
+            remote,
+        })
     }
+}
+
+/// An open connection's lines.
+pub struct Lines {
+    pub read: LineReader,
+    pub write: LineWriter,
+    /// The other side's key, proven by the handshake (Noise only).
+    pub remote: Option<PublicKey>,
 }
 
 /// This process's identity for the Noise baselines (a raw receiver's, a

@@ -7,7 +7,7 @@
 
 use super::baseline::stdin_closed;
 use super::child::{emit, ChildSpec, Proc};
-use super::lines::{LineReader, LineWriter, Wire};
+use super::lines::{LineReader, LineWriter, Lines, Wire};
 use super::report::{column, percentile, Figure, Goal, Section};
 use super::{wall_now, Plan};
 use anyhow::{anyhow, bail, Context, Result};
@@ -26,12 +26,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 
-/// How natter's directory server takes its clients' lines. The load
-/// generator speaks plain JSON lines to it until the server link is
-/// encrypted; then this becomes `Wire::Noise` and nothing else changes
-/// (the raw directory is already measured both ways).
-const NATTER_SERVER_WIRE: Wire = Wire::Plain;
-
 /// The load generator's settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Load {
@@ -44,7 +38,8 @@ pub struct Load {
     pub wire: Wire,
 }
 
-/// The directory a repetition runs against.
+/// The directory a repetition runs against: natter's server (its clients
+/// speak Noise, as on every natter server link) or the raw directory.
 #[derive(Clone, Copy, Debug)]
 enum Directory {
     Natter,
@@ -107,12 +102,8 @@ pub fn run(plan: &Plan) -> Result<Section> {
     let mut section = Section::new(
         "registry",
         format!(
-            "{peers} peers register with one server process from a load-generator process, then {} full lists; then all {peers} leave and rejoin while lists are read; natter's server link {}",
-            plan.registry_lists,
-            match NATTER_SERVER_WIRE {
-                Wire::Plain => "is plain TCP (not encrypted yet)",
-                Wire::Noise => "is Noise XX",
-            }
+            "{peers} peers register with one server process from a load-generator process, then {} full lists; then all {peers} leave and rejoin while lists are read",
+            plan.registry_lists
         ),
     );
     section.figures.push(
@@ -199,7 +190,7 @@ fn one_rep(plan: &Plan, directory: Directory) -> Result<Value> {
                 max_peers: peers + 10,
             },
             "server",
-            NATTER_SERVER_WIRE,
+            Wire::Noise,
         ),
         Directory::Raw(wire) => (ChildSpec::RawRegistry { wire }, "raw directory", wire),
     };
@@ -253,7 +244,7 @@ impl Client {
         port: u16,
     ) -> Result<Client> {
         let stream = TcpStream::connect(server).await?;
-        let (read, write) = wire
+        let Lines { read, write, .. } = wire
             .connect(stream, LinkKind::Server, me, CLIENT_BUFFER)
             .await?;
         let mut client = Client { read, write };
