@@ -27,7 +27,7 @@ use crate::ui::theme::Theme;
 use crate::ui::{clock, roster, scrollback, view};
 use crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste};
 use crossterm::execute;
-use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use crossterm::terminal::{self, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen};
 use natter_core::command::Command;
 use natter_core::Event;
 use ratatui::backend::CrosstermBackend;
@@ -99,6 +99,7 @@ pub fn start(
         state: UiState::new(name, earlier, options.bell),
         theme: Theme::from_env(),
         screen: None,
+        on: false,
         commands: Some(commands),
         history,
         transcripts: options.transcripts,
@@ -126,8 +127,11 @@ type Screen = ratatui::Terminal<CrosstermBackend<Stdout>>;
 struct Ui {
     state: UiState,
     theme: Theme,
-    /// The ratatui terminal while the screen is on.
+    /// The ratatui terminal, made once (making it reads the cursor's
+    /// position, which the key reader would race for later).
     screen: Option<Screen>,
+    /// Raw mode and the alternate screen are on.
+    on: bool,
     /// To the command sender; `None` once input ended.
     commands: Option<std_mpsc::Sender<Command>>,
     history: Option<History>,
@@ -256,26 +260,38 @@ impl Ui {
 
     fn enter(&mut self) -> std::io::Result<()> {
         terminal::enable_raw_mode()?;
+        self.on = true;
         execute!(
             std::io::stdout(),
             EnterAlternateScreen,
             EnableBracketedPaste
         )?;
-        let mut screen = ratatui::Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-        screen.clear()?;
-        self.screen = Some(screen);
+        let screen = match &mut self.screen {
+            Some(screen) => screen,
+            None => self
+                .screen
+                .insert(ratatui::Terminal::new(CrosstermBackend::new(
+                    std::io::stdout(),
+                ))?),
+        };
+        // Everything is drawn anew on a cleared screen: ratatui's own
+        // `clear` would ask the cursor's position, an answer the key
+        // reader may swallow.
+        execute!(std::io::stdout(), Clear(ClearType::All))?;
+        screen.current_buffer_mut().reset();
+        screen.swap_buffers();
         Ok(())
     }
 
     fn leave(&mut self) {
-        if self.screen.take().is_some() {
+        if std::mem::take(&mut self.on) {
             give_back();
         }
     }
 
     fn draw(&mut self) {
         let (state, theme) = (&self.state, self.theme);
-        if let Some(screen) = &mut self.screen {
+        if let (Some(screen), true) = (&mut self.screen, self.on) {
             let _ = screen.draw(|frame| view::draw(frame, state, theme));
         }
     }
@@ -284,7 +300,7 @@ impl Ui {
     /// stopped until `fg`, then the screen again. A process group without
     /// job control is not stopped at all, and the screen simply goes on.
     fn suspend(&mut self) {
-        let was_on = self.screen.is_some();
+        let was_on = self.on;
         self.leave();
         #[cfg(unix)]
         stop_as_by_default();
@@ -302,14 +318,11 @@ impl Ui {
         match signal {
             SIGTSTP => self.suspend(),
             // Back from a stop not of our making: the shell may have put
-            // the terminal back in line mode; take it again and repaint.
-            SIGCONT if self.screen.is_some() => {
-                if line_mode() {
-                    self.leave();
-                    let _ = self.enter();
-                } else if let Some(screen) = &mut self.screen {
-                    let _ = screen.clear();
-                }
+            // the terminal back in line mode and drawn over the screen;
+            // take it again and repaint.
+            SIGCONT if self.on => {
+                self.leave();
+                let _ = self.enter();
             }
             SIGCONT => {}
             _ if !self.signalled => {
@@ -379,14 +392,4 @@ fn watch_signals(tx: std_mpsc::Sender<Input>) -> std::io::Result<()> {
         }
     });
     Ok(())
-}
-
-/// Whether the terminal is out of raw mode now: editing lines, echoing,
-/// or turning Ctrl-C into a signal (as a shell's own line editor leaves it).
-#[cfg(unix)]
-fn line_mode() -> bool {
-    // SAFETY: tcgetattr fills the termios it is given, or fails.
-    let mut modes: libc::termios = unsafe { std::mem::zeroed() };
-    let read = unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut modes) };
-    read == 0 && modes.c_lflag & (libc::ICANON | libc::ISIG | libc::ECHO) != 0
 }
