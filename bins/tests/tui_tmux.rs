@@ -39,28 +39,22 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `natter peer` for `name` in a window of its own, 100×24.
+    /// `natter peer` for `name` in a window of its own, 100×24, with the
+    /// keys every test's `name` has (the shared data home), so that the
+    /// pins the partners keep stay right for the other tests.
     fn peer(&self, name: &str, server: &Server, dir: &Path) {
         let command = format!(
-            "{} peer --name {name} --server {} --data-dir {} --transcripts {}; sleep 60",
+            "{} peer --name {name} --server {} --transcripts {}; sleep 60",
             env!("CARGO_BIN_EXE_natter"),
             server.addr,
-            dir.join("data").display(),
             dir.join("transcripts").display(),
         );
-        self.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "100",
-            "-y",
-            "24",
-            "-e",
-            "TERM=xterm-256color",
-            &command,
-        ]);
+        let data_home = format!("XDG_DATA_HOME={}", support::data_home().display());
+        let size = ["-x", "100", "-y", "24"];
+        let mut args = vec!["new-session", "-d", "-s", name];
+        args.extend_from_slice(&size);
+        args.extend_from_slice(&["-e", "TERM=xterm-256color", "-e", &data_home, &command]);
+        self.run(&args);
     }
 
     fn keys(&self, name: &str, keys: &[&str]) {
