@@ -157,9 +157,12 @@ pub struct PeerArgs {
     pub json: bool,
     /// A plain line mode: the terminal edits the line, events are printed
     /// as lines, no screen control (also the behaviour with TERM=dumb, or
-    /// when the line editor cannot start).
+    /// when the full-screen UI cannot start).
     #[arg(long)]
     pub plain: bool,
+    /// No terminal bell when someone calls (full-screen UI).
+    #[arg(long)]
+    pub no_bell: bool,
     /// Longest message you may send, in characters.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_message: usize,
