@@ -284,6 +284,10 @@ pub enum ClientMsg {
     Status {
         status: PeerStatus,
     },
+    /// Ask to be told who comes, goes and changes status (`presence`
+    /// frames) from now on, for as long as the connection lasts. No
+    /// answer: a server too old to know it skips it, and sends none.
+    Subscribe,
     Ping,
     Pong,
     /// Deregister and close.
@@ -343,8 +347,45 @@ pub enum ServerMsg {
         #[serde(default)]
         close: bool,
     },
+    /// Changes of the directory since the last `presence` frame (to a
+    /// subscriber only), coalesced and in the order they happened; the
+    /// subscriber's own changes left out.
+    Presence {
+        changes: Vec<PresenceChange>,
+    },
+    /// More changes piled up for this subscriber than one frame holds:
+    /// they were dropped; `list` again to know who is online. Changes
+    /// after this frame come in `presence` frames as before.
+    PresenceResync,
     Ping,
     Pong,
+}
+
+/// One entry of a `presence` frame: `"change"` says which.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum PresenceChange {
+    /// A peer registered (or registered again, with a new address or key:
+    /// its entry replaces the old one); the entry as `list` shows it.
+    Online(PeerInfo),
+    /// A peer left the directory.
+    Offline { name: String },
+    /// A listed peer's status changed.
+    Status { name: String, status: PeerStatus },
+    /// A change this build does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl PresenceChange {
+    /// The name of the peer the change is about (none for an unknown one).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            PresenceChange::Online(info) => Some(&info.name),
+            PresenceChange::Offline { name } | PresenceChange::Status { name, .. } => Some(name),
+            PresenceChange::Unknown => None,
+        }
+    }
 }
 
 /// Peer ↔ peer, on the direct chat link.

@@ -254,7 +254,10 @@ async fn registry_conn(
                 }
                 return Ok(());
             }
-            ClientMsg::Pong | ClientMsg::Status { .. } | ClientMsg::Lookup { .. } => continue,
+            ClientMsg::Pong
+            | ClientMsg::Status { .. }
+            | ClientMsg::Lookup { .. }
+            | ClientMsg::Subscribe => continue,
         };
         write
             .write_all(&reply)
