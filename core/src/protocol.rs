@@ -611,6 +611,41 @@ mod tests {
     }
 
     #[test]
+    fn presence_frames_have_the_documented_shape_and_unknown_changes_parse() {
+        assert_eq!(
+            serde_json::to_string(&ClientMsg::Subscribe).unwrap(),
+            r#"{"type":"subscribe"}"#
+        );
+        let presence = ServerMsg::Presence {
+            changes: vec![
+                PresenceChange::Offline { name: "bob".into() },
+                PresenceChange::Status {
+                    name: "carol".into(),
+                    status: PeerStatus::Busy,
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_string(&presence).unwrap(),
+            r#"{"type":"presence","changes":[{"change":"offline","name":"bob"},{"change":"status","name":"carol","status":"busy"}]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMsg::PresenceResync).unwrap(),
+            r#"{"type":"presence_resync"}"#
+        );
+        let newer: ServerMsg = serde_json::from_str(
+            r#"{"type":"presence","changes":[{"change":"away","name":"bob","until":3}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            newer,
+            ServerMsg::Presence {
+                changes: vec![PresenceChange::Unknown]
+            }
+        );
+    }
+
+    #[test]
     fn unknown_statuses_from_newer_peers_parse_as_unknown() {
         let parsed: ClientMsg =
             serde_json::from_str(r#"{"type":"status","status":"away"}"#).unwrap();
