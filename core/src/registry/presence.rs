@@ -3,19 +3,30 @@
 //!
 //! The cost that matters is the fan-out: every change goes to every
 //! subscriber. So a change is recorded once, in one shared log, not once
-//! per subscriber; a subscriber is a cursor into that log. At most every
-//! [`PresenceConfig::interval`] the log is flushed: the changes past each
-//! cursor are coalesced (a join and a leave of the same name cancel out,
-//! several statuses keep the last) and encoded once per distinct cursor,
-//! so in the steady state (every cursor at the end of the log) one frame
-//! is built per flush and sent to all. Each subscriber thus gets at most
-//! one frame per interval, whatever the churn, and the log holds one
-//! interval's changes only.
+//! per subscriber. At most every [`PresenceConfig::interval`] the log is
+//! flushed: its changes are coalesced and encoded once, and the frame is
+//! sent to every subscriber. Each subscriber thus gets at most one frame
+//! per interval, whatever the churn; the log holds one interval's changes
+//! only; and a flush costs one pass over the log plus one encryption per
+//! subscriber.
 //!
-//! A subscriber's view is a `list` answer plus the changes after it: a
-//! `list` moves its cursor to the end of the log (the answer already
-//! shows what came before), so a join between subscribing and listing and
-//! a leave after the list are never coalesced into nothing.
+//! A subscriber's view is a `list` answer plus the changes after it. Two
+//! kinds of subscriber, so two coalescings at most per flush:
+//!
+//! - *settled*: its view dates from before the interval's first change.
+//!   Coalesced fully: a join and a leave of the same name cancel out,
+//!   several statuses keep the last.
+//! - *fresh*: it subscribed or listed during the interval, so its view
+//!   may show any point of it (a join before its list, a leave after).
+//!   It gets each touched name's final state instead (online, offline or
+//!   status; a join and a leave give an offline): applied to a view taken
+//!   anywhere in the interval, that gives the right directory. Changes
+//!   before its view are thus sent again, which is harmless (an online
+//!   replaces, an offline removes).
+//!
+//! Giving each subscriber the changes past its own cursor, coalesced,
+//! would cost one pass per distinct cursor: O(n²) when n peers reconnect
+//! and subscribe within one interval (a server restart).
 //!
 //! Bound: a subscriber's coalesced changes longer than
 //! [`PresenceConfig::max_bytes`] once encoded (a mass reconnection after a
@@ -83,16 +94,17 @@ enum Change {
 struct Subscriber {
     /// [`name_key`] of its own name: its own changes are not sent to it.
     key: String,
-    /// The first change it has not been told (nor shown by a list).
+    /// The first change it has not been told (nor shown by a list): the
+    /// start of the log if it is settled, further in if fresh.
     cursor: u64,
 }
 
 /// What the changes past one cursor come to, for one name.
 #[derive(Debug)]
 enum Net {
-    /// Online now. `known` when the subscriber knew an earlier entry of
-    /// the name (it went offline and came back): a later offline must
-    /// still be sent.
+    /// Online now. `known` when the subscriber may know an earlier entry
+    /// of the name (it went offline and came back, or the subscriber is
+    /// fresh): a later offline must still be sent.
     Online {
         info: PeerInfo,
         known: bool,
@@ -186,16 +198,17 @@ impl Presence {
         }
         self.flush_at = None;
         let head = self.head();
-        let mut batches: BTreeMap<u64, Batch> = BTreeMap::new();
+        let (mut settled, mut fresh) = (None, None);
         let mut frames = Vec::new();
         for (&link, subscriber) in &mut self.subscribers {
             let cursor = std::mem::replace(&mut subscriber.cursor, head);
             if cursor == head {
-                continue;
+                continue; // nothing since it subscribed or listed
             }
-            let batch = batches.entry(cursor).or_insert_with(|| {
-                let from = (cursor - self.base) as usize;
-                Batch::new(coalesce(&self.log[from..]), self.config.max_bytes)
+            let is_fresh = cursor > self.base;
+            let batch = if is_fresh { &mut fresh } else { &mut settled };
+            let batch = batch.get_or_insert_with(|| {
+                Batch::new(coalesce(&self.log, is_fresh), self.config.max_bytes)
             });
             if let Some(frame) = batch.frame_for(&subscriber.key) {
                 frames.push((link, frame));
@@ -207,9 +220,11 @@ impl Presence {
     }
 }
 
-/// The net changes past one cursor, in the order of each name's last
-/// change; names whose changes cancel out are left out.
-fn coalesce(log: &[Logged]) -> Vec<(String, PresenceChange)> {
+/// The net changes of `log`, in the order of each name's last change. For
+/// a settled subscriber names whose changes cancel out are left out; for
+/// a `fresh` one (its view may already show a join) a join and a leave
+/// give an offline.
+fn coalesce(log: &[Logged], fresh: bool) -> Vec<(String, PresenceChange)> {
     let mut nets: BTreeMap<&str, (usize, Net)> = BTreeMap::new();
     for (at, logged) in log.iter().enumerate() {
         let before = nets.remove(logged.key.as_str()).map(|(_, net)| net);
@@ -226,7 +241,7 @@ fn coalesce(log: &[Logged]) -> Vec<(String, PresenceChange)> {
             (before, Change::Online(info)) => {
                 // Back after leaving: the subscriber knew the name before.
                 let known = match before {
-                    None => false,
+                    None => fresh,
                     Some(Net::Online { known, .. }) => known,
                     Some(Net::Offline(_) | Net::Status(..)) => true,
                 };
