@@ -137,6 +137,7 @@ pub async fn run(args: PeerArgs) -> i32 {
     config.handshake_timeout = args.limits.handshake_timeout;
     config.max_pending_incoming = args.limits.max_pending_calls as usize;
     config.max_chats = args.limits.max_chats as usize;
+    config.presence = true;
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
     let (command_tx, command_rx) = mpsc::channel(LINE_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);

@@ -94,6 +94,19 @@ pub fn human(event: &Event) -> String {
             }
             out
         }
+        Event::PeerOnline { peer } => {
+            let mut out = format!("{} is online ({}) at {}", peer.name, peer.status, peer.addr);
+            match &peer.fingerprint {
+                Some(fingerprint) => out.push_str(&format!(", key {fingerprint}")),
+                None => out.push_str(" (no key listed: an older server? cannot be verified)"),
+            }
+            if !peer.reachable {
+                out.push_str(" (cannot be called; it can call you)");
+            }
+            out
+        }
+        Event::PeerOffline { name } => format!("{name} went offline"),
+        Event::PeerStatus { name, status } => format!("{name} is {status} now"),
         Event::Calling { peer } => {
             format!("calling {peer}… (/cancel to stop)")
         }

@@ -105,6 +105,16 @@ pub enum Event {
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
     Peers { peers: Vec<ListedPeer> },
+    /// Live presence: a peer registered (or registered again, with a new
+    /// address or key: its entry replaces the old one).
+    PeerOnline {
+        #[serde(flatten)]
+        peer: ListedPeer,
+    },
+    /// Live presence: a peer left the directory.
+    PeerOffline { name: String },
+    /// Live presence: a listed peer's status changed.
+    PeerStatus { name: String, status: PeerStatus },
     /// Our call to `peer` is ringing there (`/cancel` or `/leave` stops it).
     Calling { peer: String },
     /// Someone asks to chat: `/accept` or `/reject`. `fingerprint`: of

@@ -46,9 +46,11 @@ use std::time::Duration;
 
 pub mod bindings;
 pub mod client;
+pub mod presence;
 
 use bindings::Bindings;
 pub use bindings::{Binding, StoreOp};
+use presence::{Presence, PresenceConfig};
 
 /// Limits and timings of a registry.
 #[derive(Clone, Debug)]
@@ -83,6 +85,8 @@ pub struct RegistryConfig {
     pub seed: [u8; KEY_LEN],
     /// How long a name stays bound to its key after its last use.
     pub name_ttl: Duration,
+    /// How often, and how much, subscribers are told who comes and goes.
+    pub presence: PresenceConfig,
 }
 
 impl Default for RegistryConfig {
@@ -102,6 +106,7 @@ impl Default for RegistryConfig {
             identity: Identity::from_seed(&derive_seed(&[0; KEY_LEN], b"test server identity", 0)),
             seed: derive_seed(&[0; KEY_LEN], b"test server seed", 0),
             name_ttl: Duration::from_secs(30 * 24 * 3600),
+            presence: PresenceConfig::default(),
         }
     }
 }
@@ -256,6 +261,8 @@ pub struct Registry {
     unix_now: u64,
     /// The seeds of the handshakes' ephemeral keys, one per connection.
     seeds: LinkSeeds,
+    /// Who is told of changes, and what they have not been told yet.
+    presence: Presence,
 }
 
 #[derive(Debug)]
@@ -317,6 +324,7 @@ impl Registry {
             seeds: LinkSeeds::new(derive_seed(&config.seed, b"links", 0)),
             unix_now: now.wall.as_secs(),
             bindings: Bindings::new(config.name_ttl, bindings),
+            presence: Presence::new(config.presence),
             config,
             conns: BTreeMap::new(),
             names: BTreeMap::new(),
@@ -373,6 +381,11 @@ impl Registry {
         self.conns.len()
     }
 
+    /// Connections told of changes (`subscribe`).
+    pub fn subscribers(&self) -> usize {
+        self.presence.subscribers()
+    }
+
     // ---- handle_* ----
 
     pub fn handle_input(&mut self, now: Now, input: RegistryInput) {
@@ -384,6 +397,7 @@ impl Registry {
             RegistryInput::Stalled { link } => self.drop_conn(link, LeaveReason::NotReading),
             RegistryInput::Probed { link, reachable } => self.probed(now.mono, link, reachable),
         }
+        self.presence.arm(now.mono);
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
@@ -398,6 +412,10 @@ impl Registry {
             self.timers.pop_first();
             self.check_deadlines(now.mono, link);
         }
+        for (link, frame) in self.presence.flush(now.mono) {
+            self.send_bytes(now.mono, link, frame);
+        }
+        self.presence.arm(now.mono);
     }
 
     // ---- poll_* ----
@@ -407,7 +425,8 @@ impl Registry {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|&(at, _)| at)
+        let conns = self.timers.first().map(|&(at, _)| at);
+        conns.into_iter().chain(self.presence.deadline()).min()
     }
 
     // ---- internals ----
@@ -543,6 +562,7 @@ impl Registry {
             ClientMsg::List { id } => {
                 if self.require_registered(now, link, id) {
                     self.send_list(now, link, id);
+                    self.presence.listed(link);
                 }
             }
             ClientMsg::Lookup { id, name } => {
@@ -572,9 +592,16 @@ impl Registry {
                         // log yet: `Registered` will carry the status.
                         if entry.reachable.is_some() {
                             let name = entry.name.clone();
+                            self.presence.status(&name, status);
                             self.log(RegistryLog::StatusChanged { name, status });
                         }
                     }
+                }
+            }
+            ClientMsg::Subscribe => {
+                if self.require_registered(now, link, None) {
+                    let entry = self.conns[&link].entry.as_ref().expect("registered");
+                    self.presence.subscribe(link, &entry.name.clone());
                 }
             }
             ClientMsg::Ping => self.send(now, link, &ServerMsg::Pong),
@@ -769,6 +796,8 @@ impl Registry {
                 reachable,
             };
             self.send(now, link, &registered);
+            let info = self.conns[&link].entry.as_ref().expect("registered").info();
+            self.presence.online(info);
             self.log(RegistryLog::Registered {
                 name,
                 addr,
@@ -945,6 +974,7 @@ impl Registry {
             return;
         };
         self.timers.remove(&(conn.timer, link));
+        self.presence.unsubscribe(link);
         if let Some(count) = self.per_ip.get_mut(&conn.client.ip()) {
             *count -= 1;
             if *count == 0 {
@@ -964,6 +994,7 @@ impl Registry {
                 return;
             }
             self.names.remove(&key);
+            self.presence.offline(&entry.name);
             self.log(RegistryLog::Deregistered {
                 name: entry.name,
                 reason,

@@ -124,6 +124,14 @@ fn events() -> Vec<Event> {
         Event::Peers {
             peers: vec![listed_peer()],
         },
+        Event::PeerOnline {
+            peer: listed_peer(),
+        },
+        Event::PeerOffline { name: peer() },
+        Event::PeerStatus {
+            name: peer(),
+            status: PeerStatus::Busy,
+        },
         Event::Calling { peer: peer() },
         Event::Incoming {
             peer: peer(),
@@ -193,6 +201,9 @@ fn event_name(event: &Event) -> &'static str {
     match event {
         Event::Registered { .. } => "registered",
         Event::Peers { .. } => "peers",
+        Event::PeerOnline { .. } => "peer_online",
+        Event::PeerOffline { .. } => "peer_offline",
+        Event::PeerStatus { .. } => "peer_status",
         Event::Calling { .. } => "calling",
         Event::Incoming { .. } => "incoming",
         Event::ChatStarted { .. } => "chat_started",

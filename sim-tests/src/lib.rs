@@ -8,6 +8,7 @@
 
 pub mod identity;
 pub mod invariants;
+pub mod presence;
 pub mod raw_client;
 pub mod scenarios;
 pub mod several_chats;

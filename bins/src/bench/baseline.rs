@@ -280,7 +280,10 @@ async fn registry_conn(
                 }
                 return Ok(());
             }
-            ClientMsg::Pong | ClientMsg::Status { .. } | ClientMsg::Lookup { .. } => continue,
+            ClientMsg::Pong
+            | ClientMsg::Status { .. }
+            | ClientMsg::Lookup { .. }
+            | ClientMsg::Subscribe => continue,
         };
         write.send(&reply).await.context("raw registry")?;
     }

@@ -9,9 +9,10 @@
 //! (`/msg`), whatever the peer's focus; a command without a name typed
 //! there (`/leave`, `/accept`, `/verify`…) means that partner.
 //!
-//! Live presence (`peer_online`, `peer_offline`, `peer_status`) will land
-//! in [`UiState::on_event`] as three arms calling the roster (see
-//! `roster.rs`); the automatic `/list` then only runs at start.
+//! The roster comes from a `/list` at (re)registration, then from live
+//! presence (`peer_online`, `peer_offline`, `peer_status`; see
+//! `roster.rs`), without a line in any pane: on a busy server they come
+//! by the hundred.
 
 use super::complete;
 use super::pane::{Line, Pane, Phase, Receipt, Stamped};
@@ -114,6 +115,9 @@ impl UiState {
                     self.push_shown(at, note(&event));
                 }
             }
+            Event::PeerOnline { peer } => self.roster.upsert(peer),
+            Event::PeerOffline { name } => self.roster.remove(name),
+            Event::PeerStatus { name, status } => self.roster.set_status(name, *status),
             Event::Error {
                 detail:
                     ErrorDetail::ServerNotConnected {
@@ -152,8 +156,6 @@ impl UiState {
                     self.show(pane);
                 }
                 actions.extend(new.then(|| Action::LoadScrollback(peer.clone())));
-                // Statuses change with chats (until live presence).
-                actions.push(self.quiet_list());
             }
             Event::Rejected { peer }
             | Event::Busy { peer }
@@ -212,9 +214,6 @@ impl UiState {
                 }
                 self.panes[pane].waiting = None;
                 self.panes[pane].push(at, note(&event));
-                if self.connected {
-                    actions.push(self.quiet_list());
-                }
             }
             Event::SafetyNumber { peer, .. } => match self.find(peer) {
                 Some(pane) => self.panes[pane].push(at, note(&event)),
@@ -611,6 +610,52 @@ mod tests {
             "the typed /list is answered"
         );
         assert_eq!(state.roster.len(), 0);
+    }
+
+    #[test]
+    fn presence_events_keep_the_roster_current_without_a_line_or_a_list() {
+        let mut state = UiState::new("alice", Vec::new(), true);
+        state.on_event(registered("alice"), "10:00");
+        state.on_event(peers(&[("bob", PeerStatus::Available)]), "10:00");
+        let lines = state.panes[0].lines.len();
+        let Event::Peers { peers: carol } = peers(&[("carol", PeerStatus::Available)]) else {
+            unreachable!()
+        };
+        let online = Event::PeerOnline {
+            peer: carol[0].clone(),
+        };
+        assert!(state.on_event(online, "10:01").is_empty());
+        let busy = Event::PeerStatus {
+            name: "Bob".into(),
+            status: PeerStatus::Busy,
+        };
+        assert!(state.on_event(busy, "10:02").is_empty());
+        let listed: Vec<(&str, PeerStatus)> = state
+            .roster
+            .peers()
+            .map(|p| (p.name.as_str(), p.status))
+            .collect();
+        assert_eq!(
+            listed,
+            [("bob", PeerStatus::Busy), ("carol", PeerStatus::Available)]
+        );
+        let gone = Event::PeerOffline { name: "bob".into() };
+        assert!(state.on_event(gone, "10:03").is_empty());
+        assert_eq!(state.roster.names().collect::<Vec<_>>(), ["carol"]);
+        assert_eq!(state.panes[0].lines.len(), lines, "no line for presence");
+    }
+
+    #[test]
+    fn a_chat_starting_or_ending_asks_for_no_list() {
+        let mut state = chatting_with(&[]);
+        assert!(sends(&state.on_event(started("bob"), "10:00")).is_empty());
+        let ended = Event::ChatEnded {
+            peer: "bob".into(),
+            reason: natter_core::ChatEndReason::PeerLeft,
+            cause: natter_core::EndCause::Bye,
+            undelivered: vec![],
+        };
+        assert!(sends(&state.on_event(ended, "10:01")).is_empty());
     }
 
     #[test]

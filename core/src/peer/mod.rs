@@ -79,6 +79,11 @@ pub struct PeerConfig {
     /// Incoming connections that have not said hello yet, at most; more
     /// are closed at once (a flood of half-open calls).
     pub max_pending_incoming: usize,
+    /// Subscribe to live presence (`peer_online`, `peer_offline`,
+    /// `peer_status`) after each registration. Off in [`PeerConfig::new`]
+    /// (tests and simulations that are not about presence see only the
+    /// events they wait for); `natter peer` turns it on.
+    pub presence: bool,
     /// This peer's long-term key: its chat links are Noise XX handshakes
     /// proving it, and partners see its fingerprint.
     pub identity: Identity,
@@ -130,6 +135,7 @@ impl PeerConfig {
             max_frame: MAX_FRAME,
             max_list: 100_000,
             max_pending_incoming: 16,
+            presence: false,
         }
     }
 }
