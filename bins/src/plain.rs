@@ -54,6 +54,15 @@ fn print_events(mut events: mpsc::Receiver<Event>, prompt: &Prompt) {
     let mut registered = false;
     let mut lines = render::Lines::default();
     while let Some(event) = events.blocking_recv() {
+        // Presence keeps the full-screen UI's roster (and --json) up to
+        // date; printed as lines it would flood the screen on a busy
+        // server. Here /list shows who is online.
+        if matches!(
+            event,
+            Event::PeerOnline { .. } | Event::PeerOffline { .. } | Event::PeerStatus { .. }
+        ) {
+            continue;
+        }
         let mut text = String::new();
         if prompt.pending.swap(false, Ordering::Relaxed) {
             text.push('\n');
