@@ -202,9 +202,12 @@ pub struct PeerArgs {
     pub json: bool,
     /// A plain line mode: the terminal edits the line, events are printed
     /// as lines, no screen control (also the behaviour with TERM=dumb, or
-    /// when the line editor cannot start).
+    /// when the full-screen UI cannot start).
     #[arg(long)]
     pub plain: bool,
+    /// No terminal bell when someone calls (full-screen UI).
+    #[arg(long)]
+    pub no_bell: bool,
     /// Longest message you may send, in characters.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_message: usize,
@@ -256,6 +259,10 @@ pub struct PeerLimits {
     /// closed at once (a flood of half-open calls).
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_calls: u32,
+    /// Chats at once, calls ringing either way included; a caller beyond
+    /// it gets busy.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_chats: u32,
 }
 
 /// Server port when `--server` names none.

@@ -1,13 +1,13 @@
 //! The line being typed at the terminal prompt: editing, history, pasting,
 //! and how it is shown on the one row the prompt owns.
 //!
-//! Pure state, no terminal: the editor (`terminal.rs`) feeds it keys and
-//! draws what [`Draft::view`] says, so every rule here is unit-tested.
+//! Pure state, no terminal: the terminal UI (`ui/state.rs`) feeds it keys
+//! and draws what [`Draft::view`] says, so every rule here is unit-tested.
 
 use unicode_width::UnicodeWidthChar;
 
 /// Lines kept for Up/Down.
-const HISTORY: usize = 100;
+pub const HISTORY: usize = 100;
 
 #[derive(Debug, Default)]
 pub struct Draft {
@@ -30,6 +30,22 @@ pub struct View {
 }
 
 impl Draft {
+    /// An empty draft whose Up/Down start from `history` (oldest first),
+    /// the lines typed in earlier runs; only the newest [`HISTORY`] count.
+    pub fn with_history(mut history: Vec<String>) -> Draft {
+        let extra = history.len().saturating_sub(HISTORY);
+        history.drain(..extra);
+        Draft {
+            history,
+            ..Draft::default()
+        }
+    }
+
+    /// What is typed before the cursor: the word Tab completes ends there.
+    pub fn before_cursor(&self) -> String {
+        self.chars[..self.cursor].iter().collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.chars.is_empty()
     }
@@ -205,11 +221,6 @@ impl Draft {
     }
 }
 
-/// A line as the terminal may show it (see [`shown`]).
-pub fn printable(line: &str) -> String {
-    line.chars().map(|c| shown(c).0).collect()
-}
-
 /// A character as drawn and its width in columns: a tab as one space and
 /// any other control character as U+FFFD, so that nothing typed or pasted
 /// can move the cursor behind the editor's back.
@@ -319,6 +330,18 @@ mod tests {
         let view = draft.view("", 20);
         assert_eq!(view.text, "日本\u{FFFD} ");
         assert_eq!(view.cursor, 6);
+    }
+
+    #[test]
+    fn history_from_an_earlier_run_is_browsed_newest_first_and_bounded() {
+        let earlier: Vec<String> = (0..HISTORY + 5).map(|i| format!("line {i}")).collect();
+        let mut draft = Draft::with_history(earlier);
+        draft.older();
+        assert_eq!(line(&draft), format!("line {}", HISTORY + 4));
+        for _ in 0..HISTORY + 10 {
+            draft.older();
+        }
+        assert_eq!(line(&draft), "line 5", "only the newest HISTORY lines");
     }
 
     #[test]

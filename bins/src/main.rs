@@ -19,6 +19,7 @@ mod plain;
 mod render;
 mod server_cmd;
 mod terminal;
+mod ui;
 
 use clap::FromArgMatches;
 

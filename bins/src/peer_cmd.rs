@@ -30,13 +30,13 @@ enum Ui {
     Json,
     /// Lines in, lines out, the terminal left as it is (`plain.rs`).
     Plain,
-    /// The line editor (`terminal.rs`).
-    Editor,
+    /// The full-screen UI (`ui/`, on the terminal of `terminal.rs`).
+    Screen,
 }
 
 /// `--json` or `--plain` when given; otherwise JSON unless both standard
-/// input and output are a terminal, and on a terminal the editor unless
-/// it is `TERM=dumb` or the editor cannot start there.
+/// input and output are a terminal, and on a terminal the full-screen UI
+/// unless it is `TERM=dumb` or the terminal cannot take raw mode.
 fn choose_ui(args: &PeerArgs) -> Ui {
     if args.json {
         return Ui::Json;
@@ -51,9 +51,11 @@ fn choose_ui(args: &PeerArgs) -> Ui {
         return Ui::Plain;
     }
     match terminal::probe() {
-        Ok(()) => Ui::Editor,
+        Ok(()) => Ui::Screen,
         Err(e) => {
-            eprintln!("natter: the line editor cannot start here ({e}); using the plain line mode");
+            eprintln!(
+                "natter: the full-screen UI cannot start here ({e}); using the plain line mode"
+            );
             Ui::Plain
         }
     }
@@ -134,6 +136,8 @@ pub async fn run(args: PeerArgs) -> i32 {
     config.ring_timeout = args.limits.ring_timeout;
     config.handshake_timeout = args.limits.handshake_timeout;
     config.max_pending_incoming = args.limits.max_pending_calls as usize;
+    config.max_chats = args.limits.max_chats as usize;
+    config.presence = true;
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);
     let (command_tx, command_rx) = mpsc::channel(LINE_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
@@ -144,15 +148,17 @@ pub async fn run(args: PeerArgs) -> i32 {
             std::thread::spawn(move || print_json(event_rx))
         }
         Ui::Plain => plain::start(&args.name, line_tx, event_rx),
-        Ui::Editor => match terminal::start(&args.name, line_tx, event_rx) {
-            Ok(printer) => printer,
-            Err(e) => {
-                let detail = ErrorDetail::Terminal {
-                    reason: e.to_string(),
-                };
-                return report.fatal(ErrorCode::BadInput, detail);
+        Ui::Screen => {
+            match terminal::start(&args.name, line_tx, event_rx, screen_options(&args, &dir)) {
+                Ok(printer) => printer,
+                Err(e) => {
+                    let detail = ErrorDetail::Terminal {
+                        reason: e.to_string(),
+                    };
+                    return report.fatal(ErrorCode::BadInput, detail);
+                }
             }
-        },
+        }
     };
     let transcripts = Transcripts::new(dir);
     let code = run_peer(
@@ -192,6 +198,19 @@ fn own_keys(args: &PeerArgs, server: SocketAddr) -> Result<OwnKeys, String> {
         known,
         server_key,
     })
+}
+
+/// The full-screen UI's bell, history file and transcripts to read back.
+fn screen_options(args: &PeerArgs, transcripts: &std::path::Path) -> terminal::Options {
+    let history = crate::data_dir::DataDir::from_flag(args.identity.data_dir.as_deref())
+        .ok()
+        .filter(|_| natter_core::text::is_valid_name(&args.name))
+        .map(|dir| dir.peer(&args.name).join("history"));
+    terminal::Options {
+        bell: !args.no_bell,
+        history,
+        transcripts: transcripts.to_owned(),
+    }
 }
 
 /// What [`own_keys`] finds.

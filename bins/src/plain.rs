@@ -52,12 +52,22 @@ struct Prompt {
 fn print_events(mut events: mpsc::Receiver<Event>, prompt: &Prompt) {
     let mut out = std::io::stdout();
     let mut registered = false;
+    let mut lines = render::Lines::default();
     while let Some(event) = events.blocking_recv() {
+        // Presence keeps the full-screen UI's roster (and --json) up to
+        // date; printed as lines it would flood the screen on a busy
+        // server. Here /list shows who is online.
+        if matches!(
+            event,
+            Event::PeerOnline { .. } | Event::PeerOffline { .. } | Event::PeerStatus { .. }
+        ) {
+            continue;
+        }
         let mut text = String::new();
         if prompt.pending.swap(false, Ordering::Relaxed) {
             text.push('\n');
         }
-        text.push_str(&render::human(&event));
+        text.push_str(&lines.human(&event));
         text.push('\n');
         registered |= matches!(event, Event::Registered { .. });
         let reading = registered && !prompt.input_ended.load(Ordering::Relaxed);

@@ -6,7 +6,50 @@
 //! here already sanitized by the core, so nothing printed can carry an
 //! escape sequence.
 
+use natter_core::event::{ChatEntry, ChatState};
 use natter_core::{EndCause, ErrorDetail, Event, Request};
+use std::collections::BTreeSet;
+
+/// [`human`] for a stream of events, as a screen shows them: while more
+/// than one chat is on, the lines that would not say which chat they
+/// belong to (your messages and their receipts) name the partner.
+/// `/chats` marks the chat plain lines go to.
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// The partners of the chats going on.
+    chats: BTreeSet<String>,
+    /// The chat plain lines go to (a new chat takes the focus).
+    focus: Option<String>,
+}
+
+impl Lines {
+    pub fn human(&mut self, event: &Event) -> String {
+        match event {
+            Event::ChatStarted { peer, .. } => {
+                self.chats.insert(peer.clone());
+                self.focus = Some(peer.clone());
+            }
+            Event::Focused { peer } => self.focus = Some(peer.clone()),
+            Event::ChatEnded { peer, .. } => {
+                self.chats.remove(peer);
+                if self.focus.as_ref() == Some(peer) {
+                    self.focus = None;
+                }
+            }
+            _ => {}
+        }
+        match event {
+            Event::Chats { chats } => chats_text(chats, self.focus.as_deref()),
+            Event::Sent { peer, n, text } if self.chats.len() > 1 => {
+                format!("[you to {peer} #{n}] {text}")
+            }
+            Event::Delivered { peer, n } if self.chats.len() > 1 => {
+                format!("✓ delivered #{n} to {peer}")
+            }
+            _ => human(event),
+        }
+    }
+}
 
 /// One event as one or more lines of text (no trailing newline).
 pub fn human(event: &Event) -> String {
@@ -51,6 +94,19 @@ pub fn human(event: &Event) -> String {
             }
             out
         }
+        Event::PeerOnline { peer } => {
+            let mut out = format!("{} is online ({}) at {}", peer.name, peer.status, peer.addr);
+            match &peer.fingerprint {
+                Some(fingerprint) => out.push_str(&format!(", key {fingerprint}")),
+                None => out.push_str(" (no key listed: an older server? cannot be verified)"),
+            }
+            if !peer.reachable {
+                out.push_str(" (cannot be called; it can call you)");
+            }
+            out
+        }
+        Event::PeerOffline { name } => format!("{name} went offline"),
+        Event::PeerStatus { name, status } => format!("{name} is {status} now"),
         Event::Calling { peer } => {
             format!("calling {peer}… (/cancel to stop)")
         }
@@ -59,7 +115,9 @@ pub fn human(event: &Event) -> String {
             addr,
             fingerprint,
         } => {
-            format!("{peer} ({addr}, key {fingerprint}) wants to chat — /accept or /reject")
+            format!(
+                "{peer} ({addr}, key {fingerprint}) wants to chat — /accept {peer} or /reject {peer}"
+            )
         }
         Event::ChatStarted {
             peer,
@@ -127,6 +185,10 @@ pub fn human(event: &Event) -> String {
         }
         Event::Reregistered => "connected to the server again".to_string(),
         Event::Help { commands } => help(commands),
+        Event::Focused { peer } => {
+            format!("typing to {peer} now (/switch NAME to type to another chat)")
+        }
+        Event::Chats { chats } => chats_text(chats, None),
         Event::Error { detail, .. } => format!("error: {}", error_sentence(detail)),
     }
 }
@@ -141,17 +203,44 @@ pub fn json(event: &Event) -> String {
     value.to_string()
 }
 
+/// The answer to `/chats`; the chat named `focus` is marked as the one
+/// plain lines go to.
+fn chats_text(chats: &[ChatEntry], focus: Option<&str>) -> String {
+    if chats.is_empty() {
+        return "no chats; /connect NAME starts one".to_string();
+    }
+    let width = chats.iter().map(|c| c.peer.len()).max().unwrap_or(0);
+    let mut out = format!("chats ({}):", chats.len());
+    for c in chats {
+        let peer = &c.peer;
+        let state = match c.state {
+            ChatState::Calling => format!("your call rings (/cancel {peer} stops it)"),
+            ChatState::Incoming => format!("wants to chat: /accept {peer} or /reject {peer}"),
+            ChatState::Talking if focus == Some(peer.as_str()) => {
+                "chatting; your lines go here".to_string()
+            }
+            ChatState::Talking => format!("chatting (/switch {peer}, or /msg {peer} TEXT)"),
+            ChatState::Leaving => "leaving: waiting for the last receipts".to_string(),
+        };
+        out.push_str(&format!("\n  {peer:width$}  {state}"));
+    }
+    out
+}
+
 fn help(commands: &[String]) -> String {
     let mut out = "commands:".to_string();
     for c in commands {
         let what = match c.as_str() {
             "/list" => "show who is online",
             "/connect NAME|IP:PORT" => "ask a peer to chat",
-            "/accept" => "accept the request you got",
-            "/reject" => "reject the request you got",
-            "/cancel" => "stop your own ringing call",
-            "/leave" => "end the chat (or cancel your ringing call)",
+            "/accept [NAME]" => "accept NAME's request (no NAME: the oldest)",
+            "/reject [NAME]" => "reject NAME's request (no NAME: the oldest)",
+            "/cancel [NAME]" => "stop your own ringing call (no NAME: the last)",
+            "/leave [NAME]" => "end the chat with NAME (no NAME: the one you type to)",
             "exit()" => "the same as /leave",
+            "/msg NAME TEXT" => "send TEXT to NAME's chat",
+            "/switch NAME" => "type to NAME's chat from now on",
+            "/chats" => "show your chats and calls",
             "/quit" => "leave, deregister and exit (Ctrl-D too)",
             "/verify" => "the safety number of your chat, to compare with your partner",
             "/trust NAME" => {
@@ -205,12 +294,17 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         }
         D::Quitting => "quitting; no more commands are taken".to_string(),
         D::CallingYourself => "that is you; call someone else (/list shows who is online)".to_string(),
-        D::AlreadyInChat { peer } => format!("you are already chatting with {peer}; /leave first"),
-        D::CallRinging { peer } => {
-            format!("your call to {peer} is still ringing; wait for the answer or /cancel it")
+        D::AlreadyInChat { peer } => {
+            format!("you are already chatting with {peer}; /switch {peer} to type there")
         }
+        D::CallRinging { peer } => format!(
+            "your call to {peer} is still ringing; wait for the answer or /cancel {peer}"
+        ),
+        D::ChatsFull { max } => format!(
+            "you have {max} chats and calls open, as many as --max-chats allows; /leave one first"
+        ),
         D::RequestWaiting { peer } => {
-            format!("{peer} is waiting for your answer: /accept or /reject first")
+            format!("{peer} is calling you: /accept {peer} or /reject {peer}")
         }
         D::NoSuchPeer { name } => format!("nobody named {name} is online; /list shows who is"),
         D::NotCallable { peer } => format!(
@@ -242,6 +336,13 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             "{peer} speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
         ),
         D::NoRequest => "nobody is asking to chat, and no call of yours is ringing".to_string(),
+        D::NoRequestFrom { peer } => {
+            format!("{peer} is not asking to chat; /chats shows who is")
+        }
+        D::NoCallTo { peer } => format!("no call of yours to {peer} is ringing"),
+        D::NotChattingWith { peer } => {
+            format!("you have no chat with {peer}; /chats shows yours")
+        }
         D::NotInChat => {
             "you are not in a chat: /connect NAME first (a line starting with / is a command)"
                 .to_string()
@@ -368,6 +469,39 @@ mod tests {
             n: 2,
         };
         assert_eq!(human(&delivered), "✓ delivered #2");
+    }
+
+    #[test]
+    fn with_several_chats_your_messages_and_receipts_name_the_partner() {
+        let started = |peer: &str| Event::ChatStarted {
+            peer: peer.into(),
+            fingerprint: natter_core::Identity::from_seed(&[1; 32])
+                .public()
+                .fingerprint(),
+            new_contact: false,
+        };
+        let sent = Event::Sent {
+            peer: "bob".into(),
+            n: 2,
+            text: "hi".into(),
+        };
+        let delivered = Event::Delivered {
+            peer: "bob".into(),
+            n: 2,
+        };
+        let mut lines = Lines::default();
+        lines.human(&started("bob"));
+        assert_eq!(lines.human(&sent), "[you #2] hi", "one chat: no name");
+        lines.human(&started("carol"));
+        assert_eq!(lines.human(&sent), "[you to bob #2] hi");
+        assert_eq!(lines.human(&delivered), "✓ delivered #2 to bob");
+        lines.human(&Event::ChatEnded {
+            peer: "carol".into(),
+            reason: ChatEndReason::PeerLeft,
+            cause: EndCause::Bye,
+            undelivered: vec![],
+        });
+        assert_eq!(lines.human(&delivered), "✓ delivered #2");
     }
 
     #[test]

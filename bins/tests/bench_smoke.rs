@@ -1,14 +1,18 @@
 //! `natter bench --quick --json` runs to the end and reports every section
-//! with numbers. No figure is compared with anything: timings depend on
-//! the machine, and the bench is not a test.
+//! with numbers, and the sections that measure encryption's cost with a
+//! raw TCP + Noise baseline from the same run. No figure is compared with
+//! anything: timings depend on the machine, and the bench is not a test.
 
 #![cfg(target_os = "linux")]
 
 use serde_json::Value;
 use std::process::Command;
 
+/// Sections where every figure has a raw TCP + Noise baseline.
+const WITH_NOISE: [&str; 4] = ["handshake", "latency", "throughput", "registry"];
+
 #[test]
-fn quick_bench_reports_every_section_with_numeric_figures() {
+fn quick_bench_reports_every_section_with_numeric_figures_and_noise_baselines() {
     let output = Command::new(env!("CARGO_BIN_EXE_natter"))
         .args(["bench", "--quick", "--json", "--reps", "1"])
         .env_remove("RUST_LOG")
@@ -17,7 +21,7 @@ fn quick_bench_reports_every_section_with_numeric_figures() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "natter bench failed: {stderr}");
     let doc: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
-    for section in ["latency", "throughput", "registry", "flood"] {
+    for section in ["handshake", "latency", "throughput", "registry", "flood"] {
         let figures = doc["sections"][section]["figures"]
             .as_array()
             .unwrap_or_else(|| panic!("section {section} missing in {doc:#}"));
@@ -28,6 +32,13 @@ fn quick_bench_reports_every_section_with_numeric_figures() {
             if !figure["baseline"].is_null() {
                 assert!(figure["baseline"]["median"].is_number(), "{figure:#}");
                 assert!(figure["ratio"].is_number(), "{figure:#}");
+            }
+            if WITH_NOISE.contains(&section) {
+                assert!(
+                    figure["noise_baseline"]["median"].is_number(),
+                    "{section}: no raw TCP + Noise baseline in {figure:#}"
+                );
+                assert!(figure["noise_ratio"].is_number(), "{figure:#}");
             }
         }
     }

@@ -44,7 +44,9 @@ fn three_peers_chat_over_real_sockets() {
     let (mut alice, reg) = registered_peer("alice", server.addr, &alice_dir);
     assert!(reg["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert_eq!(reg["server"], server.addr.to_string());
-    let (mut bob, _) = registered_peer("bob", server.addr, &bob_dir);
+    // bob has room for one chat: a second caller gets busy.
+    let mut bob = peer("bob", server.addr, &bob_dir, &["--max-chats", "1"]);
+    bob.expect_event("registered");
     let (mut carol, _) = registered_peer("carol", server.addr, &carol_dir);
 
     // List: everyone else, available.
@@ -104,28 +106,25 @@ fn three_peers_chat_over_real_sockets() {
     assert_eq!(bob.expect_event("message")["text"], "/slash is fine");
     assert_eq!(alice.expect_event("delivered")["n"], 2);
 
-    // Busy: carol calls bob, who is chatting, and hears so at once.
+    // Busy: carol calls bob, whose one chat is taken, and hears so at once.
     carol.send("/connect bob");
     assert_eq!(carol.expect_event("busy")["peer"], "bob");
 
-    // The directory shows both as chatting once they said so.
+    // The directory shows alice chatting (room for more) and bob busy
+    // (full), once they said so.
     server.expect_logs(&[
         &[
             ("change", "status"),
             ("name", "alice"),
             ("status", "chatting"),
         ],
-        &[
-            ("change", "status"),
-            ("name", "bob"),
-            ("status", "chatting"),
-        ],
+        &[("change", "status"), ("name", "bob"), ("status", "busy")],
     ]);
     carol.send("/list");
     let list = carol.expect_event("peers");
     assert_eq!(
         names(&list),
-        vec![pair("alice", "chatting"), pair("bob", "chatting")]
+        vec![pair("alice", "chatting"), pair("bob", "busy")]
     );
 
     // Leave: both sides are told, nothing left undelivered.

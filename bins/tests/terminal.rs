@@ -1,6 +1,7 @@
 //! `natter peer` on a terminal, as a person uses it: the real binary in a
-//! pseudo-terminal, its screen read through a terminal emulator, and a
-//! partner (`--json`, on pipes) on the other end of the chat.
+//! pseudo-terminal, its screen (the full-screen UI) read through a
+//! terminal emulator, and a partner (`--json`, on pipes) on the other end
+//! of the chat. The frames themselves are snapshot-tested in src/ui/.
 //!
 //! Unix only: pseudo-terminals, job control and signals.
 
@@ -39,19 +40,25 @@ fn peer_in_terminal(
     Term::natter(&args, env, columns, 30)
 }
 
-/// The editor's prompt row, once registered: `alice> ` with the cursor.
-fn wait_prompt(term: &Term, name: &str) {
-    let prompt = format!("{name}>");
-    term.wait_for("the prompt", |rows| {
-        rows.iter().rev().find(|r| !r.is_empty()) == Some(&prompt)
+/// The input row (the last), once the screen is on: `PROMPT> DRAFT`,
+/// trailing blanks aside.
+fn wait_input(term: &Term, input: &str) {
+    term.wait_for(&format!("the input row {input:?}"), |rows| {
+        rows.last().map(|r| r.trim_end()) == Some(input)
     });
+}
+
+/// The screen is on once registered: the roster's title names us.
+fn wait_screen(term: &Term, name: &str) {
+    term.wait_text(&format!("natter · {name}"));
+    wait_input(term, ">");
 }
 
 /// alice in an 80-column terminal, at her prompt, then chatting with
 /// bob (who runs with `--json`).
 fn chatting_in_terminal(server: &Server, dir: &Path, bob: &mut Proc) -> Term {
     let alice = peer_in_terminal("alice", server.addr, &dir.join("alice"), &[], &[], 80);
-    wait_prompt(&alice, "alice");
+    wait_screen(&alice, "alice");
     chat(&alice, bob);
     alice
 }
@@ -80,38 +87,41 @@ fn a_bracketed_paste_of_three_lines_sends_three_messages_in_order() {
             (Some(n), Some(text))
         );
     }
-    alice.wait_text("✓ delivered #3");
+    alice.wait_text("you: three ✓");
+    for text in ["you: one ✓", "you: two ✓"] {
+        alice.wait_text(text);
+    }
     assert!(alice.is_raw(), "still editing after the paste");
 }
 
-/// Narrowing the window re-wraps (or cuts) the rows; the editor must
-/// redraw only its own prompt row.
+/// Narrowing the window re-wraps (or cuts) the rows; the screen is drawn
+/// anew for the new size, every message once and the draft kept.
 fn resizing_keeps_messages_and_one_draft(width: Width) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start();
     let (mut bob, _) = registered_peer("bob", server.addr, &dir.path().join("bob"));
     let alice = chatting_in_terminal(&server, dir.path(), &mut bob);
     bob.send("first message");
-    alice.wait_text("[bob #1] first message");
+    alice.wait_text("bob: first message");
 
     let draft = format!("draft:{}", "z".repeat(60));
     alice.send(&draft);
     alice.wait_text(&draft);
     alice.resize(40, 30, width);
     bob.send("second message");
-    alice.wait_text("[bob #2] second message");
+    alice.wait_text("bob: second message");
     alice.resize(100, 30, width);
     bob.send("third message");
-    let prompt_row = format!("alice> {draft}");
+    let input_row = format!("bob> {draft}");
     alice.wait_for(
-        "every message once, the draft once, on the prompt row",
+        "every message once, the draft once, on the input row",
         |rows| {
             let once = |text: &str| rows.iter().filter(|r| r.contains(text)).count() == 1;
-            once("[bob #1] first message")
-                && once("[bob #2] second message")
-                && once("[bob #3] third message")
+            once("bob: first message")
+                && once("bob: second message")
+                && once("bob: third message")
                 && once("zzzz")
-                && rows.iter().rev().find(|r| !r.is_empty()) == Some(&prompt_row)
+                && rows.last().map(|r| r.trim_end()) == Some(input_row.as_str())
         },
     );
     // And the draft is still the draft.
@@ -130,7 +140,7 @@ fn resizing_a_cutting_terminal_keeps_every_message_and_one_draft() {
 }
 
 #[test]
-fn ctrl_z_then_fg_gives_the_prompt_and_the_editor_back() {
+fn ctrl_z_then_fg_gives_the_screen_and_the_draft_back() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start();
     let shell = Term::shell(80, 30);
@@ -141,9 +151,9 @@ fn ctrl_z_then_fg_gives_the_prompt_and_the_editor_back() {
         server.addr,
         dir.path().display()
     ));
-    wait_prompt(&shell, "alice");
+    wait_screen(&shell, "alice");
     shell.send("/he");
-    shell.wait_text("alice> /he");
+    wait_input(&shell, "> /he");
 
     shell.send("\x1a");
     shell.wait_text("Stopped");
@@ -155,13 +165,7 @@ fn ctrl_z_then_fg_gives_the_prompt_and_the_editor_back() {
             == Some("$")
     });
     shell.send("fg\r");
-    shell.wait_for("the prompt and the draft back", |rows| {
-        rows.iter()
-            .rev()
-            .find(|r| !r.is_empty())
-            .map(String::as_str)
-            == Some("alice> /he")
-    });
+    wait_input(&shell, "> /he");
     assert!(shell.is_raw(), "raw mode again after fg");
     shell.send("lp\r");
     shell.wait_text("commands:");
@@ -183,9 +187,9 @@ fn ctrl_c_clears_the_draft_and_a_second_ctrl_c_quits() {
     let mut alice = chatting_in_terminal(&server, dir.path(), &mut bob);
 
     alice.send("half typed");
-    alice.wait_text("alice> half typed");
+    wait_input(&alice, "bob> half typed");
     alice.send("\x03");
-    wait_prompt(&alice, "alice");
+    wait_input(&alice, "bob>");
     // Still in the chat, and the draft is gone: only what follows is sent.
     alice.send("sent\r");
     assert_eq!(bob.expect_event("message")["text"], "sent");

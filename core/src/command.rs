@@ -18,17 +18,32 @@ pub enum Target {
     Addr(SocketAddr),
 }
 
-/// One parsed input line.
+/// One parsed input line. A name given to a command picks one of the
+/// several chats a peer may have at once; without it, the command picks
+/// as documented on each variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     List,
     Connect(Target),
-    Accept,
-    Reject,
-    /// `/cancel`: stop our own ringing call.
-    Cancel,
-    /// `/leave` or `exit()`: end the chat, or cancel our ringing call.
-    Leave,
+    /// `/accept [NAME]`: NAME's request, or else the oldest one.
+    Accept(Option<String>),
+    /// `/reject [NAME]`: NAME's request, or else the oldest one.
+    Reject(Option<String>),
+    /// `/cancel [NAME]`: stop our own ringing call to NAME, or else the
+    /// call placed last.
+    Cancel(Option<String>),
+    /// `/leave [NAME]` or `exit()`: end the chat with NAME, or else the
+    /// focused chat (or, with none, cancel our ringing call).
+    Leave(Option<String>),
+    /// `/msg NAME TEXT`: a message to NAME's chat, whichever is focused.
+    Msg {
+        to: String,
+        text: String,
+    },
+    /// `/switch NAME`: plain lines go to NAME's chat from now on.
+    Switch(String),
+    /// `/chats`: every chat and call, with its state.
+    Chats,
     /// `/quit`, or the end of standard input.
     Quit,
     Help,
@@ -47,7 +62,7 @@ impl Command {
     /// Whether this is a chat message rather than a command. Only
     /// messages wait for the window of unacknowledged messages.
     pub fn is_message(&self) -> bool {
-        matches!(self, Command::Say(_))
+        matches!(self, Command::Say(_) | Command::Msg { .. })
     }
 }
 
@@ -56,11 +71,14 @@ impl Command {
 pub const HELP: &[&str] = &[
     "/list",
     "/connect NAME|IP:PORT",
-    "/accept",
-    "/reject",
-    "/cancel",
-    "/leave",
+    "/accept [NAME]",
+    "/reject [NAME]",
+    "/cancel [NAME]",
+    "/leave [NAME]",
     "exit()",
+    "/msg NAME TEXT",
+    "/switch NAME",
+    "/chats",
     "/quit",
     "/verify",
     "/trust NAME",
@@ -73,7 +91,7 @@ pub const HELP: &[&str] = &[
 pub fn parse(line: &str) -> Result<Command, Problem> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim() == "exit()" {
-        return Ok(Command::Leave);
+        return Ok(Command::Leave(None));
     }
     if let Some(escaped) = line.strip_prefix("//") {
         return Ok(Command::Say(format!("/{escaped}")));
@@ -84,6 +102,20 @@ pub fn parse(line: &str) -> Result<Command, Problem> {
     let mut words = command.split_whitespace();
     let verb = words.next().unwrap_or("");
     let args: Vec<&str> = words.collect();
+    let usage = |usage: &str| {
+        Err(Problem::new(
+            ErrorCode::BadInput,
+            ErrorDetail::Usage {
+                usage: usage.to_string(),
+            },
+        ))
+    };
+    // `/accept`, `/reject`, `/cancel`, `/leave`: no name, or one.
+    let maybe_name = |c: fn(Option<String>) -> Command| match args.as_slice() {
+        [] => Ok(c(None)),
+        [name] if is_valid_name(name) => Ok(c(Some(name.to_string()))),
+        _ => usage(&format!("/{verb} [NAME]")),
+    };
     let no_args = |c: Command| {
         if args.is_empty() {
             Ok(c)
@@ -98,39 +130,30 @@ pub fn parse(line: &str) -> Result<Command, Problem> {
     };
     match verb {
         "list" => no_args(Command::List),
-        "accept" => no_args(Command::Accept),
-        "reject" => no_args(Command::Reject),
-        "cancel" => no_args(Command::Cancel),
-        "leave" => no_args(Command::Leave),
+        "accept" => maybe_name(Command::Accept),
+        "reject" => maybe_name(Command::Reject),
+        "cancel" => maybe_name(Command::Cancel),
+        "leave" => maybe_name(Command::Leave),
+        "chats" => no_args(Command::Chats),
+        "switch" => match args.as_slice() {
+            [name] if is_valid_name(name) => Ok(Command::Switch(name.to_string())),
+            _ => usage("/switch NAME"),
+        },
+        "msg" => parse_msg(command).map_or_else(|| usage("/msg NAME TEXT"), Ok),
         "quit" => no_args(Command::Quit),
         "help" => no_args(Command::Help),
         "verify" => match args.as_slice() {
             [] => Ok(Command::Verify(None)),
             [name] if is_valid_name(name) => Ok(Command::Verify(Some(name.to_string()))),
-            _ => Err(Problem::new(
-                ErrorCode::BadInput,
-                ErrorDetail::Usage {
-                    usage: "/verify [NAME]".to_string(),
-                },
-            )),
+            _ => usage("/verify [NAME]"),
         },
         "trust" => match args.as_slice() {
             [name] if is_valid_name(name) => Ok(Command::Trust(name.to_string())),
-            _ => Err(Problem::new(
-                ErrorCode::BadInput,
-                ErrorDetail::Usage {
-                    usage: "/trust NAME".to_string(),
-                },
-            )),
+            _ => usage("/trust NAME"),
         },
         "connect" => match args.as_slice() {
             [target] => parse_target(target).map(Command::Connect),
-            _ => Err(Problem::new(
-                ErrorCode::BadInput,
-                ErrorDetail::Usage {
-                    usage: "/connect NAME|IP:PORT".to_string(),
-                },
-            )),
+            _ => usage("/connect NAME|IP:PORT"),
         },
         _ => Err(Problem::new(
             ErrorCode::UnknownCommand,
@@ -139,6 +162,18 @@ pub fn parse(line: &str) -> Result<Command, Problem> {
             },
         )),
     }
+}
+
+/// `msg NAME TEXT` (the line without its `/`): the text is everything
+/// after the name and the blanks that follow it, kept as typed.
+fn parse_msg(command: &str) -> Option<Command> {
+    let rest = command.trim_start().strip_prefix("msg")?.trim_start();
+    let (name, text) = rest.split_once(char::is_whitespace)?;
+    let text = text.trim_start();
+    (is_valid_name(name) && !text.is_empty()).then(|| Command::Msg {
+        to: name.to_string(),
+        text: text.to_string(),
+    })
 }
 
 fn parse_target(word: &str) -> Result<Target, Problem> {
@@ -168,9 +203,9 @@ mod tests {
     fn slash_lines_are_commands_and_other_lines_messages() {
         assert_eq!(parse("/list"), Ok(Command::List));
         assert_eq!(parse("hi zuzu"), Ok(Command::Say("hi zuzu".into())));
-        assert_eq!(parse("exit()"), Ok(Command::Leave));
-        assert_eq!(parse("/leave\r\n"), Ok(Command::Leave));
-        assert_eq!(parse("/cancel"), Ok(Command::Cancel));
+        assert_eq!(parse("exit()"), Ok(Command::Leave(None)));
+        assert_eq!(parse("/leave\r\n"), Ok(Command::Leave(None)));
+        assert_eq!(parse("/cancel"), Ok(Command::Cancel(None)));
         assert_eq!(parse("/trust bob"), Ok(Command::Trust("bob".into())));
         assert_eq!(parse("//etc/hosts"), Ok(Command::Say("/etc/hosts".into())));
         assert_eq!(
@@ -195,5 +230,33 @@ mod tests {
         assert_eq!(code("/list now"), ErrorCode::BadInput);
         assert_eq!(code("/trust"), ErrorCode::BadInput);
         assert_eq!(code("/trust bad!name"), ErrorCode::BadInput);
+        assert_eq!(code("/accept bob carol"), ErrorCode::BadInput);
+        assert_eq!(code("/leave bad!name"), ErrorCode::BadInput);
+        assert_eq!(code("/switch"), ErrorCode::BadInput);
+        assert_eq!(code("/msg bob"), ErrorCode::BadInput);
+        assert_eq!(code("/msg bob   "), ErrorCode::BadInput);
+        assert_eq!(code("/msg bad!name hi"), ErrorCode::BadInput);
+        assert_eq!(code("/chats all"), ErrorCode::BadInput);
+    }
+
+    #[test]
+    fn commands_of_several_chats_take_a_name() {
+        let bob = || Some("bob".to_string());
+        assert_eq!(parse("/accept bob"), Ok(Command::Accept(bob())));
+        assert_eq!(parse("/accept"), Ok(Command::Accept(None)));
+        assert_eq!(parse("/reject bob"), Ok(Command::Reject(bob())));
+        assert_eq!(parse("/cancel bob"), Ok(Command::Cancel(bob())));
+        assert_eq!(parse("/leave bob"), Ok(Command::Leave(bob())));
+        assert_eq!(parse("/switch bob"), Ok(Command::Switch("bob".into())));
+        assert_eq!(parse("/chats"), Ok(Command::Chats));
+        // The text keeps its own spacing, and may itself start with `/`.
+        assert_eq!(
+            parse("/msg  bob  hi   there /x"),
+            Ok(Command::Msg {
+                to: "bob".into(),
+                text: "hi   there /x".into()
+            })
+        );
+        assert!(parse("/msg bob hi").unwrap().is_message());
     }
 }

@@ -105,6 +105,16 @@ pub enum Event {
     },
     /// Answer to `/list`: every other peer, however many chunks it took.
     Peers { peers: Vec<ListedPeer> },
+    /// Live presence: a peer registered (or registered again, with a new
+    /// address or key: its entry replaces the old one).
+    PeerOnline {
+        #[serde(flatten)]
+        peer: ListedPeer,
+    },
+    /// Live presence: a peer left the directory.
+    PeerOffline { name: String },
+    /// Live presence: a listed peer's status changed.
+    PeerStatus { name: String, status: PeerStatus },
     /// Our call to `peer` is ringing there (`/cancel` or `/leave` stops it).
     Calling { peer: String },
     /// Someone asks to chat: `/accept` or `/reject`. `fingerprint`: of
@@ -181,11 +191,39 @@ pub enum Event {
     Reregistered,
     /// The answer to `/help`: the commands, as typed.
     Help { commands: Vec<String> },
+    /// Plain lines go to the chat with `peer` from now on: after
+    /// `/switch`, or because the focused chat ended (or is being left)
+    /// and `peer`'s is the most recently started of the others. A chat
+    /// that starts takes the focus too, which `chat_started` says.
+    Focused { peer: String },
+    /// The answer to `/chats`: every chat and call, by name.
+    Chats { chats: Vec<ChatEntry> },
     Error {
         code: ErrorCode,
         #[serde(flatten)]
         detail: ErrorDetail,
     },
+}
+
+/// One entry of `chats`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChatEntry {
+    pub peer: String,
+    pub state: ChatState,
+}
+
+/// Where a chat is, as `/chats` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatState {
+    /// Our call rings there.
+    Calling,
+    /// Its request waits for our answer.
+    Incoming,
+    /// A conversation.
+    Talking,
+    /// `/leave` was typed; the last receipts are awaited.
+    Leaving,
 }
 
 /// One entry of `peers`: the directory's entry, with the fingerprint of
@@ -288,15 +326,19 @@ pub enum ErrorDetail {
     // ---- calling ----
     /// `/connect` to one's own name or address.
     CallingYourself,
-    /// `/connect` while a chat is on.
+    /// `/connect` to someone we chat with.
     AlreadyInChat {
         peer: String,
     },
-    /// `/connect` while our own call rings.
+    /// `/connect` to someone our call already rings at.
     CallRinging {
         peer: String,
     },
-    /// `/connect` while someone waits for our answer.
+    /// `/connect` with `max` chats open (calls ringing either way count).
+    ChatsFull {
+        max: usize,
+    },
+    /// `/connect` to someone whose request waits for our answer.
     RequestWaiting {
         peer: String,
     },
@@ -343,8 +385,21 @@ pub enum ErrorDetail {
     // ---- chatting ----
     /// `/accept` or `/reject` with nobody asking.
     NoRequest,
+    /// `/accept NAME` or `/reject NAME` with no request from `peer`.
+    NoRequestFrom {
+        peer: String,
+    },
+    /// `/cancel NAME` with no call of ours ringing at `peer`.
+    NoCallTo {
+        peer: String,
+    },
     /// A command that needs a chat, with none on.
     NotInChat,
+    /// `/msg`, `/switch`, `/leave` or `/verify` with a name we do not
+    /// chat with.
+    NotChattingWith {
+        peer: String,
+    },
     /// A message typed while our own call still rings.
     StillRinging {
         peer: String,

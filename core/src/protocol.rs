@@ -110,13 +110,15 @@ pub struct VersionMismatch {
     pub theirs: VersionRange,
 }
 
-/// What a registered peer says about taking a chat request.
+/// What a registered peer says about taking a chat request. A peer has
+/// room for `--max-chats` chats; a call ringing there, either way, takes
+/// one of them as a conversation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerStatus {
-    /// In no chat.
+    /// No chat and no call ringing.
     Available,
-    /// In a chat, still taking calls.
+    /// Some chats or calls, still taking calls.
     Chatting,
     /// No room for another chat: a call gets `busy`.
     Busy,
@@ -204,6 +206,9 @@ error_codes! {
     AlreadyInChat = "already_in_chat",
     /// A call is already ringing; wait for it or `/leave` to cancel it.
     RequestPending = "request_pending",
+    /// `/connect` with `--max-chats` chats open (calls ringing either way
+    /// count): leave one first.
+    ChatsFull = "chats_full",
     /// A name that is not 1–32 of `A-Z a-z 0-9 _ -`.
     InvalidName = "invalid_name",
     /// A line that is not a valid frame (bad JSON, bad fields, …).
@@ -279,6 +284,10 @@ pub enum ClientMsg {
     Status {
         status: PeerStatus,
     },
+    /// Ask to be told who comes, goes and changes status (`presence`
+    /// frames) from now on, for as long as the connection lasts. No
+    /// answer: a server too old to know it skips it, and sends none.
+    Subscribe,
     Ping,
     Pong,
     /// Deregister and close.
@@ -338,8 +347,45 @@ pub enum ServerMsg {
         #[serde(default)]
         close: bool,
     },
+    /// Changes of the directory since the last `presence` frame (to a
+    /// subscriber only), coalesced and in the order they happened; the
+    /// subscriber's own changes left out.
+    Presence {
+        changes: Vec<PresenceChange>,
+    },
+    /// More changes piled up for this subscriber than one frame holds:
+    /// they were dropped; `list` again to know who is online. Changes
+    /// after this frame come in `presence` frames as before.
+    PresenceResync,
     Ping,
     Pong,
+}
+
+/// One entry of a `presence` frame: `"change"` says which.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum PresenceChange {
+    /// A peer registered (or registered again, with a new address or key:
+    /// its entry replaces the old one); the entry as `list` shows it.
+    Online(PeerInfo),
+    /// A peer left the directory.
+    Offline { name: String },
+    /// A listed peer's status changed.
+    Status { name: String, status: PeerStatus },
+    /// A change this build does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl PresenceChange {
+    /// The name of the peer the change is about (none for an unknown one).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            PresenceChange::Online(info) => Some(&info.name),
+            PresenceChange::Offline { name } | PresenceChange::Status { name, .. } => Some(name),
+            PresenceChange::Unknown => None,
+        }
+    }
 }
 
 /// Peer ↔ peer, on the direct chat link.
@@ -562,6 +608,41 @@ mod tests {
         };
         let line = serde_json::to_string(&chunk).unwrap();
         assert!(line.len() < MAX_FRAME, "{} bytes", line.len());
+    }
+
+    #[test]
+    fn presence_frames_have_the_documented_shape_and_unknown_changes_parse() {
+        assert_eq!(
+            serde_json::to_string(&ClientMsg::Subscribe).unwrap(),
+            r#"{"type":"subscribe"}"#
+        );
+        let presence = ServerMsg::Presence {
+            changes: vec![
+                PresenceChange::Offline { name: "bob".into() },
+                PresenceChange::Status {
+                    name: "carol".into(),
+                    status: PeerStatus::Busy,
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_string(&presence).unwrap(),
+            r#"{"type":"presence","changes":[{"change":"offline","name":"bob"},{"change":"status","name":"carol","status":"busy"}]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMsg::PresenceResync).unwrap(),
+            r#"{"type":"presence_resync"}"#
+        );
+        let newer: ServerMsg = serde_json::from_str(
+            r#"{"type":"presence","changes":[{"change":"away","name":"bob","until":3}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            newer,
+            ServerMsg::Presence {
+                changes: vec![PresenceChange::Unknown]
+            }
+        );
     }
 
     #[test]

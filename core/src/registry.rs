@@ -46,11 +46,13 @@ use std::time::Duration;
 
 pub mod bindings;
 pub mod client;
+pub mod presence;
 pub mod refusals;
 pub mod sources;
 
 use bindings::Bindings;
 pub use bindings::{Binding, StoreOp};
+use presence::{Presence, PresenceConfig};
 use refusals::{thousands, RefusalLog};
 pub use sources::SourceKey;
 use sources::{ShareLimits, Sources};
@@ -134,6 +136,8 @@ pub struct RegistryConfig {
     pub seed: [u8; KEY_LEN],
     /// How long a name stays bound to its key after its last use.
     pub name_ttl: Duration,
+    /// How often, and how much, subscribers are told who comes and goes.
+    pub presence: PresenceConfig,
 }
 
 impl Default for RegistryConfig {
@@ -174,6 +178,7 @@ impl Default for RegistryConfig {
             identity: Identity::from_seed(&derive_seed(&[0; KEY_LEN], b"test server identity", 0)),
             seed: derive_seed(&[0; KEY_LEN], b"test server seed", 0),
             name_ttl: Duration::from_secs(30 * 24 * 3600),
+            presence: PresenceConfig::default(),
         }
     }
 }
@@ -370,6 +375,8 @@ pub struct Registry {
     unix_now: u64,
     /// The seeds of the handshakes' ephemeral keys, one per connection.
     seeds: LinkSeeds,
+    /// Who is told of changes, and what they have not been told yet.
+    presence: Presence,
 }
 
 #[derive(Debug)]
@@ -450,6 +457,7 @@ impl Registry {
             seeds: LinkSeeds::new(derive_seed(&config.seed, b"links", 0)),
             unix_now: now.wall.as_secs(),
             bindings: Bindings::new(config.name_ttl, bindings),
+            presence: Presence::new(config.presence),
             config,
             conns: BTreeMap::new(),
             names: BTreeMap::new(),
@@ -528,6 +536,11 @@ impl Registry {
         self.sources.len()
     }
 
+    /// Connections told of changes (`subscribe`).
+    pub fn subscribers(&self) -> usize {
+        self.presence.subscribers()
+    }
+
     // ---- handle_* ----
 
     pub fn handle_input(&mut self, now: Now, input: RegistryInput) {
@@ -547,6 +560,7 @@ impl Registry {
                 self.refuse_and_close(link, None, ErrorCode::FrameTooLong, message);
             }
         }
+        self.presence.arm(now.mono);
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
@@ -566,6 +580,10 @@ impl Registry {
             self.timers.pop_first();
             self.check_deadlines(now.mono, link);
         }
+        for (link, frame) in self.presence.flush(now.mono) {
+            self.send_bytes(now.mono, link, frame);
+        }
+        self.presence.arm(now.mono);
     }
 
     // ---- poll_* ----
@@ -575,11 +593,12 @@ impl Registry {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conn = self.timers.first().map(|&(at, _)| at);
-        match (conn, self.refusals.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let conns = self.timers.first().map(|&(at, _)| at);
+        conns
+            .into_iter()
+            .chain(self.presence.deadline())
+            .chain(self.refusals.deadline())
+            .min()
     }
 
     // ---- internals ----
@@ -859,6 +878,7 @@ impl Registry {
             ClientMsg::List { id } => {
                 if self.require_registered(now, link, id) {
                     self.send_list(now, link, id);
+                    self.presence.listed(link);
                 }
             }
             ClientMsg::Lookup { id, name } => {
@@ -895,9 +915,16 @@ impl Registry {
                         if entry.reachable.is_some() {
                             entry.list();
                             let name = entry.name.clone();
+                            self.presence.status(&name, status);
                             self.log(RegistryLog::StatusChanged { name, status });
                         }
                     }
+                }
+            }
+            ClientMsg::Subscribe => {
+                if self.require_registered(now, link, None) {
+                    let entry = self.conns[&link].entry.as_ref().expect("registered");
+                    self.presence.subscribe(link, &entry.name.clone());
                 }
             }
             ClientMsg::Ping => self.send(now, link, &ServerMsg::Pong),
@@ -1140,6 +1167,8 @@ impl Registry {
                 reachable,
             };
             self.send(now, link, &registered);
+            let info = self.conns[&link].entry.as_ref().expect("registered").info();
+            self.presence.online(info);
             self.log(RegistryLog::Registered {
                 name,
                 addr,
@@ -1322,6 +1351,7 @@ impl Registry {
             return;
         };
         self.timers.remove(&(conn.timer, link));
+        self.presence.unsubscribe(link);
         self.sources.closed(conn.source, link);
         if self.partial.remove(&(conn.partial, link)) {
             self.partial_total -= conn.partial;
@@ -1340,6 +1370,7 @@ impl Registry {
                 return;
             }
             self.names.remove(&key);
+            self.presence.offline(&entry.name);
             self.log(RegistryLog::Deregistered {
                 name: entry.name,
                 reason,

@@ -9,7 +9,9 @@
 //! here, which is the moment to give it a sample and a line in the page.
 
 use natter_core::command::HELP;
-use natter_core::event::{ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer, Request};
+use natter_core::event::{
+    ChatEndReason, ChatEntry, ChatState, EndCause, ErrorDetail, Event, ListedPeer, Request,
+};
 use natter_core::protocol::{ErrorCode, PeerInfo, PeerStatus};
 use serde::Serialize;
 use serde_json::Value;
@@ -122,6 +124,14 @@ fn events() -> Vec<Event> {
         Event::Peers {
             peers: vec![listed_peer()],
         },
+        Event::PeerOnline {
+            peer: listed_peer(),
+        },
+        Event::PeerOffline { name: peer() },
+        Event::PeerStatus {
+            name: peer(),
+            status: PeerStatus::Busy,
+        },
         Event::Calling { peer: peer() },
         Event::Incoming {
             peer: peer(),
@@ -175,6 +185,13 @@ fn events() -> Vec<Event> {
         Event::Help {
             commands: vec!["/list".into()],
         },
+        Event::Focused { peer: peer() },
+        Event::Chats {
+            chats: vec![ChatEntry {
+                peer: peer(),
+                state: ChatState::Talking,
+            }],
+        },
         Event::error(ErrorCode::NotInChat, ErrorDetail::NotInChat),
     ]
 }
@@ -184,6 +201,9 @@ fn event_name(event: &Event) -> &'static str {
     match event {
         Event::Registered { .. } => "registered",
         Event::Peers { .. } => "peers",
+        Event::PeerOnline { .. } => "peer_online",
+        Event::PeerOffline { .. } => "peer_offline",
+        Event::PeerStatus { .. } => "peer_status",
         Event::Calling { .. } => "calling",
         Event::Incoming { .. } => "incoming",
         Event::ChatStarted { .. } => "chat_started",
@@ -203,6 +223,8 @@ fn event_name(event: &Event) -> &'static str {
         Event::ServerLost => "server_lost",
         Event::Reregistered => "reregistered",
         Event::Help { .. } => "help",
+        Event::Focused { .. } => "focused",
+        Event::Chats { .. } => "chats",
         Event::Error { .. } => "error",
     }
 }
@@ -276,6 +298,7 @@ fn details() -> Vec<ErrorDetail> {
         D::CallingYourself,
         D::AlreadyInChat { peer: peer() },
         D::CallRinging { peer: peer() },
+        D::ChatsFull { max: 4 },
         D::RequestWaiting { peer: peer() },
         D::NoSuchPeer { name: peer() },
         D::NotCallable { peer: peer() },
@@ -298,7 +321,10 @@ fn details() -> Vec<ErrorDetail> {
             min_version: 3,
         },
         D::NoRequest,
+        D::NoRequestFrom { peer: peer() },
+        D::NoCallTo { peer: peer() },
         D::NotInChat,
+        D::NotChattingWith { peer: peer() },
         D::StillRinging { peer: peer() },
         D::AlreadyLeaving { peer: peer() },
         D::MessageTooLong {
@@ -379,6 +405,7 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::CallingYourself => "calling_yourself",
         D::AlreadyInChat { .. } => "already_in_chat",
         D::CallRinging { .. } => "call_ringing",
+        D::ChatsFull { .. } => "chats_full",
         D::RequestWaiting { .. } => "request_waiting",
         D::NoSuchPeer { .. } => "no_such_peer",
         D::NotCallable { .. } => "not_callable",
@@ -389,7 +416,10 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::PeerNameInvalid { .. } => "peer_name_invalid",
         D::PeerVersion { .. } => "peer_version",
         D::NoRequest => "no_request",
+        D::NoRequestFrom { .. } => "no_request_from",
+        D::NoCallTo { .. } => "no_call_to",
         D::NotInChat => "not_in_chat",
+        D::NotChattingWith { .. } => "not_chatting_with",
         D::StillRinging { .. } => "still_ringing",
         D::AlreadyLeaving { .. } => "already_leaving",
         D::MessageTooLong { .. } => "message_too_long",
@@ -441,6 +471,17 @@ fn statuses() -> Vec<PeerStatus> {
     all
 }
 
+fn chat_states() -> Vec<ChatState> {
+    use ChatState as S;
+    let all = vec![S::Calling, S::Incoming, S::Talking, S::Leaving];
+    for state in &all {
+        match state {
+            S::Calling | S::Incoming | S::Talking | S::Leaving => {}
+        }
+    }
+    all
+}
+
 fn requests() -> Vec<Request> {
     let all = vec![Request::List, Request::Lookup, Request::Trust];
     for request in &all {
@@ -480,6 +521,11 @@ fn every_event_is_documented_with_each_of_its_fields() {
             Event::Peers { .. } => {
                 let entry = serialized(&listed_peer());
                 fields.extend(entry.as_object().unwrap().keys().cloned());
+            }
+            Event::Chats { chats } => {
+                let entry = serialized(&chats[0]);
+                fields.extend(entry.as_object().unwrap().keys().cloned());
+                fields.extend(chat_states().iter().map(name_of));
             }
             _ => {}
         }

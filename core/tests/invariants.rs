@@ -383,6 +383,13 @@ pub enum UserLine {
     SayLong {
         long: bool,
     },
+    /// A command of several chats naming a peer (an index into
+    /// [`PEERS`]): `/accept`, `/reject`, `/cancel`, `/leave`, `/switch`
+    /// or `/msg` (by `verb`), or `/chats`.
+    Named {
+        verb: u8,
+        who: u8,
+    },
     /// Anything at all.
     Raw(String),
 }
@@ -444,7 +451,8 @@ pub const FORGED: &[&[u8]] = &[
 /// Which invariants a world run asserts.
 #[derive(Clone, Copy, Debug)]
 pub struct WorldChecks {
-    /// A peer is in at most one active chat at a time (the product rule).
+    /// Peers have room for one chat (`max_chats` 1), and are checked to
+    /// be in at most one.
     pub one_chat_at_a_time: bool,
 }
 
@@ -501,7 +509,7 @@ pub fn check_world(ops: &[WorldOp], checks: WorldChecks) {
         checks,
     };
     for name in PEERS {
-        world.add_peer(name);
+        world.add_peer_with(peer_config(name, checks));
         acc.lives
             .entry(name.to_string())
             .or_default()
@@ -517,7 +525,7 @@ pub fn check_world(ops: &[WorldOp], checks: WorldChecks) {
         world.restart_server();
     }
     advance_checked(&mut world, &mut acc, Duration::from_secs(70));
-    check_directory_matches_peers(&mut world);
+    check_directory_matches_peers(&mut world, checks);
     // Everybody quits.
     for name in PEERS {
         if world.peers.get(*name).is_some_and(|p| !p.has_exited()) {
@@ -541,6 +549,15 @@ pub fn check_world(ops: &[WorldOp], checks: WorldChecks) {
     if let Some(registry) = &world.registry {
         assert_eq!(registry.peers(), vec![], "everyone quit 60 s ago");
     }
+}
+
+/// The settings of peer `name` in a world run with `checks`.
+fn peer_config(name: &str, checks: WorldChecks) -> PeerConfig {
+    let mut config = PeerConfig::new(name, world::SERVER, world::LISTEN_PORT);
+    if checks.one_chat_at_a_time {
+        config.max_chats = 1;
+    }
+    config
 }
 
 fn apply(world: &mut World, acc: &mut Accounting, op: &WorldOp) {
@@ -590,7 +607,7 @@ fn apply(world: &mut World, acc: &mut Accounting, op: &WorldOp) {
                 // Same name, same address: `World::add_peer` would pick a
                 // fresh IP that a second restarted peer then shares.
                 let ip = world.addr_of(who).ip();
-                world.add_peer_at(PeerConfig::new(who, world::SERVER, world::LISTEN_PORT), ip);
+                world.add_peer_at(peer_config(who, acc.checks), ip);
             }
         }
         WorldOp::CrashServer => {
@@ -648,6 +665,18 @@ impl UserLine {
             UserLine::Help => "/help".into(),
             UserLine::Say(i) => TEXTS[usize::from(*i) % TEXTS.len()].into(),
             UserLine::SayLong { long } => "z".repeat(if *long { 257 } else { 256 }),
+            UserLine::Named { verb, who } => {
+                let name = PEERS.get(usize::from(*who)).unwrap_or(&"nobody");
+                match verb % 7 {
+                    0 => format!("/accept {name}"),
+                    1 => format!("/reject {name}"),
+                    2 => format!("/cancel {name}"),
+                    3 => format!("/leave {name}"),
+                    4 => format!("/switch {name}"),
+                    5 => format!("/msg {name} {}", TEXTS[usize::from(*verb) % TEXTS.len()]),
+                    _ => "/chats".into(),
+                }
+            }
             UserLine::Raw(text) => text.clone(),
         }
     }
@@ -845,8 +874,9 @@ fn advance_checked(world: &mut World, acc: &mut Accounting, by: Duration) {
 }
 
 /// After things settled: the registry lists exactly the running peers, at
-/// their addresses, `chatting` exactly when they are in a chat.
-fn check_directory_matches_peers(world: &mut World) {
+/// their addresses, `chatting` exactly when they are in a chat (`busy`
+/// with room for one chat only; three peers never fill the default four).
+fn check_directory_matches_peers(world: &mut World, checks: WorldChecks) {
     let Some(registry) = &world.registry else {
         return;
     };
@@ -861,7 +891,11 @@ fn check_directory_matches_peers(world: &mut World) {
         .filter(|(_, p)| !p.has_exited())
         .map(|(name, p)| {
             let status = if p.chat_partner().is_some() {
-                PeerStatus::Chatting
+                if checks.one_chat_at_a_time {
+                    PeerStatus::Busy
+                } else {
+                    PeerStatus::Chatting
+                }
             } else {
                 PeerStatus::Available
             };
@@ -972,6 +1006,7 @@ mod properties {
             1 => Just(UserLine::Help),
             8 => any::<u8>().prop_map(UserLine::Say),
             1 => any::<bool>().prop_map(|long| UserLine::SayLong { long }),
+            4 => (any::<u8>(), 0..4u8).prop_map(|(verb, who)| UserLine::Named { verb, who }),
             1 => "[ -~]{0,12}".prop_map(UserLine::Raw),
         ]
     }

@@ -51,10 +51,11 @@ pub const MAX_HELD_EVENTS: usize = 1024;
 ///   [`EXIT_STARTUP_FAILED`] before contacting anyone.
 /// - `lines`: the user's commands, parsed by the user interface. Commands
 ///   are always taken (while no events are held); typed messages the peer
-///   has no room for yet (too many wait for the window) are read ahead and
-///   kept here, up to [`MAX_TYPED_AHEAD`] bytes, so a command typed after
-///   them is still taken; only past that does reading stop, which pushes
-///   back on whoever writes (a script piping messages). The channel
+///   has no room for yet (too many wait for the window of the chat they
+///   go to) are read ahead and kept here, up to [`MAX_TYPED_AHEAD`]
+///   bytes, so a command typed after them is still taken; only past that
+///   does reading stop, which pushes back on whoever writes (a script
+///   piping messages). The channel
 ///   closing is the end of input, which means `/quit`.
 /// - `events`: every event for the user, in order (see [`EventSink`]:
 ///   a bounded channel makes a slow reader push back). A closed receiver
@@ -245,7 +246,8 @@ impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
     /// in the messages typed before it, so the order stays the user's,
     /// and is then taken at once.
     fn command(&mut self, command: Command) {
-        if command.is_message() && (!self.typed.messages.is_empty() || !self.peer.accepts_lines()) {
+        if command.is_message() && (!self.typed.messages.is_empty() || !self.peer.accepts(&command))
+        {
             return self.typed.push(command);
         }
         self.hand_in_typed();
@@ -262,7 +264,11 @@ impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
 
     /// Hands the peer the messages read ahead while it has room for them.
     fn pass_typed(&mut self) {
-        while self.peer.accepts_lines() && self.io.exit.is_none() {
+        while self.io.exit.is_none() {
+            match self.typed.messages.front() {
+                Some(message) if self.peer.accepts(message) => {}
+                _ => return,
+            }
             let Some(message) = self.typed.pop() else {
                 return;
             };

@@ -16,7 +16,9 @@
 //! [`SecureStream::recv`] gives the bytes that arrived, in order, and
 //! [`SecureStream::recv_line`] one line at a time. A reader and a writer
 //! that must wait at the same time (a burst of messages while acks come
-//! back) take the halves of [`SecureStream::into_split`].
+//! back) take the halves of [`SecureStream::into_split`]. Receiving is
+//! cancel-safe (a `select!` may drop a `recv` or `recv_line` and call it
+//! again: nothing read is lost); sending, like `write_all`, is not.
 //!
 //! Every error is final, like the link's: a failed handshake, a tampered,
 //! replayed or cut message, or a close inside a frame comes back as
@@ -253,6 +255,9 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
     /// One read from the socket, pushed into the link; false at a clean
     /// end of the stream.
     async fn read_into_link(&mut self) -> Result<bool> {
+        // A link that already failed says so at once (no bytes pushed),
+        // rather than after waiting for bytes that may never come.
+        lock(&self.link).push(&[])?;
         self.buffer.clear();
         let read = self.read.read_buf(&mut self.buffer).await?;
         let mut link = lock(&self.link);
@@ -389,6 +394,50 @@ mod tests {
             }
         };
         tokio::join!(echo, burst, acks);
+    }
+
+    /// Copies bytes from `from` to `to`, flipping the lowest bit of the
+    /// byte at position `flip` of the stream, if any.
+    async fn relay(
+        mut from: impl AsyncRead + Unpin,
+        mut to: impl AsyncWrite + Unpin,
+        flip: Option<usize>,
+    ) {
+        let (mut seen, mut buf) = (0, [0u8; 1024]);
+        while let Ok(n @ 1..) = from.read(&mut buf).await {
+            if let Some(at) = flip.filter(|at| (seen..seen + n).contains(at)) {
+                buf[at - seen] ^= 0x01;
+            }
+            seen += n;
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_byte_changed_on_the_wire_is_an_error_and_no_text_arrives() {
+        let (a, a_wire) = duplex(64 * 1024);
+        let (b_wire, b) = duplex(64 * 1024);
+        let (from_a, to_a) = tokio::io::split(a_wire);
+        let (from_b, to_b) = tokio::io::split(b_wire);
+        // Alice's handshake messages 1 and 3 take 2 + 32 and 2 + 64 bytes:
+        // byte 110 is in the sealed text of her first message.
+        tokio::spawn(relay(from_a, to_b, Some(110)));
+        tokio::spawn(relay(from_b, to_a, None));
+        let (a, b) = pair_over(a, b, (LinkKind::Peer, LinkKind::Peer)).await;
+        let (mut a, mut b) = (a.unwrap(), b.unwrap());
+        a.send(b"wire 10 EUR\n").await.unwrap();
+        assert!(matches!(
+            b.recv_line().await,
+            Err(SecureStreamError::Secure(SecureError::Decrypt))
+        ));
+        // Dead for good, and said at once: alice sends nothing more.
+        assert!(matches!(
+            b.recv().await,
+            Err(SecureStreamError::Secure(SecureError::Failed))
+        ));
     }
 
     #[tokio::test]

@@ -8,8 +8,10 @@
 
 pub mod identity;
 pub mod invariants;
+pub mod presence;
 pub mod raw_client;
 pub mod scenarios;
+pub mod several_chats;
 
 use natter_core::Event;
 use natter_net_sim::scenario::Scenario;

@@ -182,7 +182,8 @@ pub fn partition_in(s: &mut Scenario<'_>) -> String {
 /// length of the other chat.
 pub fn busy(seed: u64) -> String {
     let mut s = Scenario::new(seed);
-    s.start_peer("alice");
+    // Room for one chat: the one with bob fills it.
+    s.start_peer_with("alice", |c| c.max_chats = 1);
     s.start_peer("bob");
     s.start_peer("carol");
     registered(&mut s, &["alice", "bob", "carol"]);

@@ -2,21 +2,30 @@
 //! tokio sockets and serde_json lines — the same framing (natter-core's
 //! own message types, one JSON object per line), the same multi-threaded
 //! tokio runtime (this binary's), TCP_NODELAY on both ends; no state
-//! machine, no driver tasks, no transcript, no events.
+//! machine, no driver tasks, no transcript, no events. Each runs over
+//! plain TCP or, as natter's links do, inside a Noise XX link
+//! ([`Wire`]): the second isolates what natter costs beyond encryption.
 
 use super::child::{emit, message_text, Work};
+use super::lines::{process_identity, LineReader, Lines, Wire};
 use super::peer_child::latency_result;
 use super::wall_now;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use natter_core::protocol::{ClientMsg, PeerMsg, ServerMsg, Versions, LIST_CHUNK};
-use natter_core::{encode, ErrorCode, PeerInfo, PeerStatus};
+use natter_core::{encode, ErrorCode, LinkKind, PeerInfo, PeerStatus};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+
+/// A plain reader's buffer in the chat baselines (tokio's default).
+const CHAT_BUFFER: usize = 8 * 1024;
+
+/// A plain reader's buffer in the raw directory: 10,000 idle connections.
+const REGISTRY_BUFFER: usize = 1024;
 
 /// Completes when standard input closes: the parent is done with us (or
 /// died), so a child never outlives the bench.
@@ -30,30 +39,35 @@ pub async fn stdin_closed() {
     }
 }
 
-async fn listen() -> Result<TcpListener> {
+pub async fn listen() -> Result<TcpListener> {
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     emit(&json!({ "addr": listener.local_addr()?, "pid": std::process::id() }));
     Ok(listener)
 }
 
 /// Acks every `msg` it reads, on every connection, until stdin closes.
-pub async fn raw_receiver() -> Result<()> {
+pub async fn raw_receiver(wire: Wire) -> Result<()> {
     let listener = listen().await?;
     let serve = async {
         loop {
             let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
             tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut read = BufReader::new(read);
-                let mut line = String::new();
-                while matches!(read.read_line(&mut line).await, Ok(n) if n > 0) {
-                    if let Ok(PeerMsg::Msg { n, .. }) = serde_json::from_str(&line) {
-                        if write.write_all(&encode(&PeerMsg::Ack { n })).await.is_err() {
+                let me = process_identity();
+                let accepted = wire.accept(stream, LinkKind::Peer, me, CHAT_BUFFER);
+                let Ok(Lines {
+                    mut read,
+                    mut write,
+                    ..
+                }) = accepted.await
+                else {
+                    return;
+                };
+                while let Ok(Some(line)) = read.next_line().await {
+                    if let Ok(PeerMsg::Msg { n, .. }) = serde_json::from_str(line) {
+                        if write.send(&encode(&PeerMsg::Ack { n })).await.is_err() {
                             return;
                         }
                     }
-                    line.clear();
                 }
             });
         }
@@ -76,12 +90,24 @@ fn msg_frame(n: u64, size: usize) -> Vec<u8> {
     })
 }
 
+/// The next line from a raw receiver, which must not close.
+async fn ack_line(read: &mut LineReader) -> Result<PeerMsg> {
+    match read.next_line().await? {
+        Some(line) => Ok(serde_json::from_str(line)?),
+        None => bail!("the raw receiver closed"),
+    }
+}
+
 /// Runs `work` against a raw receiver and prints `{"result": …}`.
-pub async fn raw_sender(addr: SocketAddr, work: Work) -> Result<()> {
+pub async fn raw_sender(addr: SocketAddr, work: Work, wire: Wire) -> Result<()> {
     let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
+    let Lines {
+        mut read,
+        mut write,
+        ..
+    } = wire
+        .connect(stream, LinkKind::Peer, process_identity(), CHAT_BUFFER)
+        .await?;
     let result = match work {
         Work::Latency {
             pings,
@@ -89,16 +115,11 @@ pub async fn raw_sender(addr: SocketAddr, work: Work) -> Result<()> {
             size,
         } => {
             let mut micros = Vec::with_capacity(pings);
-            let mut line = String::new();
             for i in 0..(warmup + pings) {
                 let n = i as u64 + 1;
                 let start = wall_now();
-                write.write_all(&msg_frame(n, size)).await?;
-                line.clear();
-                if read.read_line(&mut line).await? == 0 {
-                    bail!("the raw receiver closed");
-                }
-                match serde_json::from_str(&line)? {
+                write.send(&msg_frame(n, size)).await?;
+                match ack_line(&mut read).await? {
                     PeerMsg::Ack { n: got } if got == n => {}
                     other => bail!("expected ack {n}, got {other:?}"),
                 }
@@ -119,18 +140,13 @@ pub async fn raw_sender(addr: SocketAddr, work: Work) -> Result<()> {
             let writer = tokio::spawn(async move {
                 for n in 1..=count as u64 {
                     writer_credit.acquire().await?.forget();
-                    write.write_all(&msg_frame(n, size)).await?;
+                    write.send(&msg_frame(n, size)).await?;
                 }
                 Ok::<_, anyhow::Error>(write)
             });
-            let mut line = String::new();
             let mut expected = 1;
             while expected <= count as u64 {
-                line.clear();
-                if read.read_line(&mut line).await? == 0 {
-                    bail!("the raw receiver closed");
-                }
-                match serde_json::from_str(&line)? {
+                match ack_line(&mut read).await? {
                     PeerMsg::Ack { n } if n == expected => expected += 1,
                     other => bail!("expected ack {expected}, got {other:?}"),
                 }
@@ -150,7 +166,7 @@ pub async fn raw_sender(addr: SocketAddr, work: Work) -> Result<()> {
 /// `hello`, `register`, `list` (chunked like natter's) and `ping`, over one
 /// shared map. No heartbeats, limits or log: what holding and listing
 /// 10,000 registrations costs with nothing else.
-pub async fn raw_registry() -> Result<()> {
+pub async fn raw_registry(wire: Wire) -> Result<()> {
     let listener = listen().await?;
     let names: Arc<Mutex<BTreeMap<String, PeerInfo>>> = Arc::default();
     let serve = async {
@@ -162,11 +178,10 @@ pub async fn raw_registry() -> Result<()> {
                     continue;
                 }
             };
-            stream.set_nodelay(true)?;
             let names = Arc::clone(&names);
             tokio::spawn(async move {
                 let mut me = None;
-                let _ = registry_conn(stream, client, &names, &mut me).await;
+                let _ = registry_conn(stream, wire, client, &names, &mut me).await;
                 if let Some(name) = me {
                     names.lock().expect("not poisoned").remove(&name);
                 }
@@ -184,19 +199,28 @@ pub async fn raw_registry() -> Result<()> {
 
 async fn registry_conn(
     stream: TcpStream,
+    wire: Wire,
     client: SocketAddr,
     names: &Mutex<BTreeMap<String, PeerInfo>>,
     me: &mut Option<String>,
 ) -> Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::with_capacity(1024, read);
-    let mut line = String::new();
+    let Lines {
+        mut read,
+        mut write,
+        remote,
+    } = wire
+        .accept(
+            stream,
+            LinkKind::Server,
+            process_identity(),
+            REGISTRY_BUFFER,
+        )
+        .await?;
     loop {
-        line.clear();
-        if read.read_line(&mut line).await? == 0 {
+        let Some(line) = read.next_line().await? else {
             return Ok(());
-        }
-        let reply = match serde_json::from_str(&line)? {
+        };
+        let reply = match serde_json::from_str(line)? {
             ClientMsg::Hello { .. } => encode(&ServerMsg::Hello {
                 versions: Versions::ours(),
             }),
@@ -207,7 +231,9 @@ async fn registry_conn(
                     addr,
                     status: PeerStatus::Available,
                     reachable: true,
-                    key: None,
+                    // Listed as natter's directory lists it: the key the
+                    // client proved on this link (Noise only).
+                    key: remote,
                 };
                 let mut map = names.lock().expect("not poisoned");
                 if map.contains_key(&name) {
@@ -254,12 +280,11 @@ async fn registry_conn(
                 }
                 return Ok(());
             }
-            ClientMsg::Pong | ClientMsg::Status { .. } | ClientMsg::Lookup { .. } => continue,
+            ClientMsg::Pong
+            | ClientMsg::Status { .. }
+            | ClientMsg::Lookup { .. }
+            | ClientMsg::Subscribe => continue,
         };
-        write
-            .write_all(&reply)
-            .await
-            .map_err(|e| anyhow!("write: {e}"))
-            .context("raw registry")?;
+        write.send(&reply).await.context("raw registry")?;
     }
 }

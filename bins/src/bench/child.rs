@@ -2,6 +2,8 @@
 //! parent's grip on one ([`Proc`]): its standard input, its standard output
 //! read as JSON lines by a thread, its memory.
 
+use super::handshake::Handshake;
+use super::lines::Wire;
 use super::registry_scale::Load;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -33,13 +35,27 @@ pub enum ChildSpec {
         work: Work,
     },
     /// Baseline: a raw JSON-lines receiver that acks every `msg`.
-    RawReceiver,
+    RawReceiver { wire: Wire },
     /// Baseline: a raw JSON-lines sender running `work` against `addr`.
-    RawSender { addr: SocketAddr, work: Work },
+    RawSender {
+        addr: SocketAddr,
+        work: Work,
+        wire: Wire,
+    },
     /// Baseline: a raw JSON-lines directory (hello, register, list, ping).
-    RawRegistry,
+    RawRegistry { wire: Wire },
     /// The registry section's load generator.
     Loadgen(Load),
+    /// The handshake section: accepts connections and answers `via`.
+    Responder { via: Handshake },
+    /// The handshake section: opens `warmup + connections` links to
+    /// `addr`, one at a time, and times them.
+    Initiator {
+        addr: SocketAddr,
+        via: Handshake,
+        connections: usize,
+        warmup: usize,
+    },
 }
 
 /// A sender's workload, the same for natter and the raw baseline.

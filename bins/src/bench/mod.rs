@@ -1,6 +1,7 @@
-//! `natter bench`: natter's figures against a raw-TCP baseline, taken in
-//! one run on one machine (issue 5, sections 1, 2, 3 and 5; section 4 is
-//! `cargo bench -p natter-core`).
+//! `natter bench`: natter's figures against a raw-TCP baseline and a raw
+//! TCP + Noise baseline, taken in one run on one machine (issue 5,
+//! sections 1, 2, 3 and 5; section 4 is `cargo bench -p natter-core`;
+//! issue 10, item 7: the handshake and the cost of encryption).
 //!
 //! Every figure is measured between **separate processes**: this binary
 //! starts itself (`std::env::current_exe()`) as hidden `natter bench-child
@@ -19,7 +20,9 @@ mod baseline;
 mod chat;
 mod child;
 mod flood;
+mod handshake;
 mod latency;
+mod lines;
 mod peer_child;
 mod registry_scale;
 mod report;
@@ -46,8 +49,8 @@ pub struct BenchArgs {
     /// --quick; the registry section uses at most 3].
     #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
-    /// Run only these sections (latency, throughput, registry, flood);
-    /// all of them by default.
+    /// Run only these sections (handshake, latency, throughput, registry,
+    /// flood); all of them by default.
     #[arg(long, value_delimiter = ',', value_name = "SECTION")]
     pub only: Vec<String>,
 }
@@ -80,6 +83,10 @@ pub struct Plan {
     pub reps: usize,
     pub latency_pings: usize,
     pub latency_warmup: usize,
+    /// Links opened one after the other in each repetition of the
+    /// handshake section, after `handshake_warmup` untimed ones.
+    pub handshakes: usize,
+    pub handshake_warmup: usize,
     pub message_size: usize,
     pub burst: usize,
     pub window: usize,
@@ -103,6 +110,8 @@ impl Plan {
             reps,
             latency_pings: if quick { 300 } else { 2_000 },
             latency_warmup: if quick { 30 } else { 200 },
+            handshakes: if quick { 100 } else { 500 },
+            handshake_warmup: if quick { 10 } else { 50 },
             message_size: 100,
             burst: if quick { 5_000 } else { 100_000 },
             window: 64,
@@ -148,6 +157,10 @@ fn bench(args: &BenchArgs) -> Result<Report> {
         .prefix("natter-bench-")
         .tempdir()
         .context("cannot create a temporary directory for the transcripts")?;
+    if wanted("handshake") {
+        progress(args, "handshake");
+        report.push(handshake::run(&plan)?);
+    }
     if wanted("latency") {
         progress(args, "latency");
         report.push(latency::run(&plan, work.path())?);
@@ -193,10 +206,17 @@ pub async fn run_child(args: BenchChildArgs) -> i32 {
             transcripts,
             work,
         } => peer_child::run(server, name, partner, transcripts, work).await,
-        ChildSpec::RawReceiver => baseline::raw_receiver().await,
-        ChildSpec::RawSender { addr, work } => baseline::raw_sender(addr, work).await,
-        ChildSpec::RawRegistry => baseline::raw_registry().await,
+        ChildSpec::RawReceiver { wire } => baseline::raw_receiver(wire).await,
+        ChildSpec::RawSender { addr, work, wire } => baseline::raw_sender(addr, work, wire).await,
+        ChildSpec::RawRegistry { wire } => baseline::raw_registry(wire).await,
         ChildSpec::Loadgen(load) => registry_scale::loadgen(load).await,
+        ChildSpec::Responder { via } => handshake::responder(via).await,
+        ChildSpec::Initiator {
+            addr,
+            via,
+            connections,
+            warmup,
+        } => handshake::initiator(addr, via, connections, warmup).await,
     };
     match result {
         Ok(()) => 0,

@@ -2,16 +2,19 @@
 //! (a separate process) from a load generator (another process), then
 //! full lists are timed, then every peer leaves and rejoins while lists
 //! are read and checked. The same load runs against `natter`'s server and
-//! against the raw directory of `baseline.rs`.
+//! against the raw directory of `baseline.rs`, over plain TCP and inside
+//! Noise XX server links.
 
 use super::baseline::stdin_closed;
 use super::child::{emit, ChildSpec, Proc};
+use super::lines::{LineReader, LineWriter, Lines, Wire};
 use super::report::{column, percentile, Figure, Goal, Section};
 use super::{wall_now, Plan};
 use anyhow::{anyhow, bail, Context, Result};
+use natter_core::identity::derive_seed;
 use natter_core::protocol::{ClientMsg, ServerMsg, Versions};
 use natter_core::rate::RateLimit;
-use natter_core::{encode, PeerInfo, RegistryConfig};
+use natter_core::{encode, Identity, LinkKind, PeerInfo, RegistryConfig};
 use natter_net_real::{ServerBuilder, TokioNet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -19,8 +22,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 
@@ -32,6 +34,16 @@ pub struct Load {
     pub lists: usize,
     /// Registrations (and churns) in progress at once.
     pub concurrency: usize,
+    /// Plain lines, or each client a Noise XX server link with its own key.
+    pub wire: Wire,
+}
+
+/// The directory a repetition runs against: natter's server (its clients
+/// speak Noise, as on every natter server link) or the raw directory.
+#[derive(Clone, Copy, Debug)]
+enum Directory {
+    Natter,
+    Raw(Wire),
 }
 
 /// First listening port claimed by peer 0, and by peer 0 once rejoined:
@@ -75,11 +87,17 @@ pub fn run(plan: &Plan) -> Result<Section> {
     if limit < peers as u64 + 1_000 {
         bail!("the open-file limit is {limit}, too low for {peers} connections in one process; raise it (ulimit -n) or use --quick");
     }
-    let mut natter = Vec::new();
-    let mut raw = Vec::new();
+    let (mut natter, mut raw, mut noise) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..plan.registry_reps {
-        natter.push(one_rep(plan, true).context("registry section, natter server")?);
-        raw.push(one_rep(plan, false).context("registry section, raw directory")?);
+        natter.push(one_rep(plan, Directory::Natter).context("registry section, natter server")?);
+        raw.push(
+            one_rep(plan, Directory::Raw(Wire::Plain))
+                .context("registry section, raw directory")?,
+        );
+        noise.push(
+            one_rep(plan, Directory::Raw(Wire::Noise))
+                .context("registry section, raw directory + Noise")?,
+        );
     }
     let mut section = Section::new(
         "registry",
@@ -88,41 +106,56 @@ pub fn run(plan: &Plan) -> Result<Section> {
             plan.registry_lists
         ),
     );
-    section.figures.push(Figure::higher(
-        "registrations/s",
-        "/s",
-        column(&natter, "registrations_per_s"),
-        Some(column(&raw, "registrations_per_s")),
-        None,
-    ));
-    section.figures.push(Figure::lower(
-        "server RSS per peer",
-        "KiB",
-        column(&natter, "rss_per_peer_kib"),
-        Some(column(&raw, "rss_per_peer_kib")),
-        Some(Goal::AtMost(8.0)),
-    ));
-    section.figures.push(Figure::lower(
-        &format!("full list ({peers} peers) p50"),
-        "ms",
-        column(&natter, "list_p50_ms"),
-        Some(column(&raw, "list_p50_ms")),
-        Some(Goal::Below(50.0)),
-    ));
-    section.figures.push(Figure::lower(
-        &format!("full list ({peers} peers) p99"),
-        "ms",
-        column(&natter, "list_p99_ms"),
-        Some(column(&raw, "list_p99_ms")),
-        None,
-    ));
-    section.figures.push(Figure::lower(
-        &format!("churn of {peers} (leave + rejoin)"),
-        "s",
-        column(&natter, "churn_secs"),
-        Some(column(&raw, "churn_secs")),
-        None,
-    ));
+    section.figures.push(
+        Figure::higher(
+            "registrations/s",
+            "/s",
+            column(&natter, "registrations_per_s"),
+            Some(column(&raw, "registrations_per_s")),
+            None,
+        )
+        .with_noise(column(&noise, "registrations_per_s")),
+    );
+    section.figures.push(
+        Figure::lower(
+            "server RSS per peer",
+            "KiB",
+            column(&natter, "rss_per_peer_kib"),
+            Some(column(&raw, "rss_per_peer_kib")),
+            Some(Goal::AtMost(8.0)),
+        )
+        .with_noise(column(&noise, "rss_per_peer_kib")),
+    );
+    section.figures.push(
+        Figure::lower(
+            &format!("full list ({peers} peers) p50"),
+            "ms",
+            column(&natter, "list_p50_ms"),
+            Some(column(&raw, "list_p50_ms")),
+            Some(Goal::Below(50.0)),
+        )
+        .with_noise(column(&noise, "list_p50_ms")),
+    );
+    section.figures.push(
+        Figure::lower(
+            &format!("full list ({peers} peers) p99"),
+            "ms",
+            column(&natter, "list_p99_ms"),
+            Some(column(&raw, "list_p99_ms")),
+            None,
+        )
+        .with_noise(column(&noise, "list_p99_ms")),
+    );
+    section.figures.push(
+        Figure::lower(
+            &format!("churn of {peers} (leave + rejoin)"),
+            "s",
+            column(&natter, "churn_secs"),
+            Some(column(&raw, "churn_secs")),
+            None,
+        )
+        .with_noise(column(&noise, "churn_secs")),
+    );
     let total = |key: &str| {
         natter
             .iter()
@@ -143,22 +176,25 @@ pub fn run(plan: &Plan) -> Result<Section> {
         stale == 0 && missing == 0,
         format!("{lists_during} lists read during churn: {stale} stale entries (a peer that had left listed at its old address), {missing} rejoined peers missing; the final list has every peer once at its new address"),
     );
-    section.extra = json!({ "natter": natter, "raw": raw });
+    section.extra = json!({ "natter": natter, "raw": raw, "raw_noise": noise });
     Ok(section)
 }
 
 /// One repetition against one server; returns the load generator's result
 /// plus the server's memory per registered peer.
-fn one_rep(plan: &Plan, natter: bool) -> Result<Value> {
+fn one_rep(plan: &Plan, directory: Directory) -> Result<Value> {
     let peers = plan.registry_peers;
-    let spec = if natter {
-        ChildSpec::Server {
-            max_peers: peers + 10,
-        }
-    } else {
-        ChildSpec::RawRegistry
+    let (spec, label, wire) = match directory {
+        Directory::Natter => (
+            ChildSpec::Server {
+                max_peers: peers + 10,
+            },
+            "server",
+            Wire::Noise,
+        ),
+        Directory::Raw(wire) => (ChildSpec::RawRegistry { wire }, "raw directory", wire),
     };
-    let mut server = Proc::bench_child(if natter { "server" } else { "raw directory" }, &spec)?;
+    let mut server = Proc::bench_child(label, &spec)?;
     let hello = server.recv()?;
     let addr: SocketAddr = serde_json::from_value(hello["addr"].clone())?;
     std::thread::sleep(Duration::from_millis(200));
@@ -168,6 +204,7 @@ fn one_rep(plan: &Plan, natter: bool) -> Result<Value> {
         peers,
         lists: plan.registry_lists,
         concurrency: 128,
+        wire,
     };
     let mut gen = Proc::bench_child("load generator", &ChildSpec::Loadgen(load))?;
     let registered = gen.wait_for("registrations", |v| v["phase"] == "registered")?;
@@ -187,23 +224,30 @@ fn one_rep(plan: &Plan, natter: bool) -> Result<Value> {
 
 // ---- the load generator (a child process) ----
 
+/// A plain reader's buffer in each client: 10,000 of them in one process.
+const CLIENT_BUFFER: usize = 512;
+
 /// A raw JSON-lines client of the directory.
 struct Client {
-    read: BufReader<OwnedReadHalf>,
-    write: OwnedWriteHalf,
-    line: String,
+    read: LineReader,
+    write: LineWriter,
 }
 
 impl Client {
-    async fn register(server: SocketAddr, name: &str, port: u16) -> Result<Client> {
+    /// Connects as `me` (with Noise: the key the name is bound to) and
+    /// registers.
+    async fn register(
+        server: SocketAddr,
+        wire: Wire,
+        me: &Identity,
+        name: &str,
+        port: u16,
+    ) -> Result<Client> {
         let stream = TcpStream::connect(server).await?;
-        stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
-        let mut client = Client {
-            read: BufReader::with_capacity(512, read),
-            write,
-            line: String::new(),
-        };
+        let Lines { read, write, .. } = wire
+            .connect(stream, LinkKind::Server, me, CLIENT_BUFFER)
+            .await?;
+        let mut client = Client { read, write };
         let mut hello = encode(&ClientMsg::Hello {
             versions: Versions::ours(),
         });
@@ -211,7 +255,7 @@ impl Client {
             name: name.to_string(),
             port,
         }));
-        client.write.write_all(&hello).await?;
+        client.write.send(&hello).await?;
         loop {
             match client.next().await? {
                 ServerMsg::Registered { .. } => return Ok(client),
@@ -224,12 +268,11 @@ impl Client {
     /// The next frame that is not a ping (pings are answered).
     async fn next(&mut self) -> Result<ServerMsg> {
         loop {
-            self.line.clear();
-            if self.read.read_line(&mut self.line).await? == 0 {
+            let Some(line) = self.read.next_line().await? else {
                 bail!("the server closed the connection");
-            }
-            match serde_json::from_str(&self.line)? {
-                ServerMsg::Ping => self.write.write_all(&encode(&ClientMsg::Pong)).await?,
+            };
+            match serde_json::from_str(line)? {
+                ServerMsg::Ping => self.write.send(&encode(&ClientMsg::Pong)).await?,
                 frame => return Ok(frame),
             }
         }
@@ -243,7 +286,7 @@ impl Client {
 
     async fn list(&mut self) -> Result<Vec<PeerInfo>> {
         self.write
-            .write_all(&encode(&ClientMsg::List { id: None }))
+            .send(&encode(&ClientMsg::List { id: None }))
             .await?;
         let mut all = Vec::new();
         loop {
@@ -263,15 +306,18 @@ impl Client {
     /// Says bye and waits for the server to close the connection: the
     /// entry is gone once it has.
     async fn leave(mut self) -> Result<()> {
-        self.write.write_all(&encode(&ClientMsg::Bye)).await?;
-        let mut rest = Vec::new();
-        self.read.read_to_end(&mut rest).await?;
-        Ok(())
+        self.write.send(&encode(&ClientMsg::Bye)).await?;
+        self.read.drain().await
     }
 }
 
 fn name_of(i: usize) -> String {
     format!("p{i:05}")
+}
+
+/// Member `i`'s key, the same at every run; the lister is member `peers`.
+fn identity_of(i: usize) -> Identity {
+    Identity::from_seed(&derive_seed(&[0; 32], b"bench member", i as u64))
 }
 
 /// Where member `i` is in the churn.
@@ -280,14 +326,37 @@ const LEFT: u8 = 1;
 const REJOINED: u8 = 2;
 
 struct Shared {
+    server: SocketAddr,
+    wire: Wire,
+    /// Each member's key (and the lister's, last), made before the clock
+    /// starts as a peer has its key before it connects; one unused key
+    /// when the lines are plain.
+    keys: Vec<Identity>,
     permits: Semaphore,
     state: Vec<AtomicU8>,
     errors: AtomicU64,
 }
 
+impl Shared {
+    fn key(&self, i: usize) -> &Identity {
+        &self.keys[i.min(self.keys.len() - 1)]
+    }
+
+    async fn register(&self, i: usize, name: &str, port: u16) -> Result<Client> {
+        Client::register(self.server, self.wire, self.key(i), name, port).await
+    }
+}
+
 /// `natter bench-child loadgen`: see the module comment.
 pub async fn loadgen(load: Load) -> Result<()> {
+    let keys = match load.wire {
+        Wire::Noise => (0..=load.peers).map(identity_of).collect(),
+        Wire::Plain => vec![identity_of(0)],
+    };
     let shared = Arc::new(Shared {
+        server: load.server,
+        wire: load.wire,
+        keys,
         permits: Semaphore::new(load.concurrency),
         state: (0..load.peers).map(|_| AtomicU8::new(REGISTERED)).collect(),
         errors: AtomicU64::new(0),
@@ -298,13 +367,7 @@ pub async fn loadgen(load: Load) -> Result<()> {
     for i in 0..load.peers {
         let (tx, rx) = oneshot::channel();
         leave.push(tx);
-        tokio::spawn(member(
-            load.server,
-            i,
-            Arc::clone(&shared),
-            rx,
-            report.clone(),
-        ));
+        tokio::spawn(member(i, Arc::clone(&shared), rx, report.clone()));
     }
     for _ in 0..load.peers {
         reports
@@ -320,7 +383,7 @@ pub async fn loadgen(load: Load) -> Result<()> {
     stdin.read_line(&mut go).await?;
 
     // Full lists, one at a time.
-    let mut lister = Client::register(load.server, "lister", 9_999).await?;
+    let mut lister = shared.register(load.peers, "lister", 9_999).await?;
     let mut millis = Vec::new();
     for i in 0..=load.lists {
         let start = wall_now();
@@ -427,7 +490,6 @@ fn check_list(list: &[PeerInfo], before: &[u8], peers: usize) -> (u64, u64) {
 /// leaves, rejoins at a new port, idles until the process ends. Reports
 /// once after registering and once after rejoining.
 async fn member(
-    server: SocketAddr,
     i: usize,
     shared: Arc<Shared>,
     leave: oneshot::Receiver<()>,
@@ -435,7 +497,7 @@ async fn member(
 ) {
     let name = name_of(i);
     let permit = shared.permits.acquire().await.expect("never closed");
-    let first = Client::register(server, &name, PORT_BEFORE + i as u16).await;
+    let first = shared.register(i, &name, PORT_BEFORE + i as u16).await;
     drop(permit);
     let mut client = match first {
         Ok(client) => client,
@@ -457,7 +519,7 @@ async fn member(
     let rejoined = async {
         client.leave().await?;
         shared.state[i].store(LEFT, Ordering::Release);
-        Client::register(server, &name, PORT_AFTER + i as u16).await
+        shared.register(i, &name, PORT_AFTER + i as u16).await
     }
     .await;
     drop(permit);

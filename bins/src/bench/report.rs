@@ -5,7 +5,6 @@ use serde_json::{json, Value};
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Nearest-rank percentile of sorted samples (NaN when empty).
 /// One figure's value in each repetition's JSON result (`NaN` if absent).
 pub fn column(reps: &[Value], key: &str) -> Vec<f64> {
     reps.iter()
@@ -13,6 +12,7 @@ pub fn column(reps: &[Value], key: &str) -> Vec<f64> {
         .collect()
 }
 
+/// Nearest-rank percentile of sorted samples (NaN when empty).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -64,7 +64,8 @@ impl Goal {
     }
 }
 
-/// One figure: natter's value per repetition and the baseline's.
+/// One figure: natter's value per repetition, the raw-TCP baseline's and
+/// the raw TCP + Noise baseline's.
 #[derive(Clone, Debug)]
 pub struct Figure {
     pub name: String,
@@ -72,6 +73,9 @@ pub struct Figure {
     pub higher_is_better: bool,
     pub natter: Vec<f64>,
     pub baseline: Option<Vec<f64>>,
+    /// The same baseline inside a Noise XX link, as natter's links are:
+    /// natter against it is what natter costs beyond encryption.
+    pub noise: Option<Vec<f64>>,
     pub goal: Option<Goal>,
 }
 
@@ -89,7 +93,16 @@ impl Figure {
             higher_is_better: true,
             natter,
             baseline,
+            noise: None,
             goal,
+        }
+    }
+
+    /// With a raw TCP + Noise baseline too.
+    pub fn with_noise(self, noise: Vec<f64>) -> Self {
+        Figure {
+            noise: Some(noise),
+            ..self
         }
     }
 
@@ -109,6 +122,13 @@ impl Figure {
     /// natter's median over the baseline's.
     pub fn ratio(&self) -> Option<f64> {
         self.baseline
+            .as_ref()
+            .map(|b| median(&self.natter) / median(b))
+    }
+
+    /// natter's median over the raw TCP + Noise baseline's.
+    pub fn noise_ratio(&self) -> Option<f64> {
+        self.noise
             .as_ref()
             .map(|b| median(&self.natter) / median(b))
     }
@@ -133,6 +153,8 @@ impl Figure {
             "natter": stats(&self.natter),
             "baseline": self.baseline.as_deref().map(stats),
             "ratio": self.ratio(),
+            "noise_baseline": self.noise.as_deref().map(stats),
+            "noise_ratio": self.noise_ratio(),
             "goal": self.goal.map(|g| g.text(self.unit)),
             "met": self.met(),
         })
@@ -222,21 +244,24 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "medians over the repetitions [min–max]; ratio = natter median / raw-TCP median"
+            "medians over the repetitions [min–max]; ratio = natter median / raw-TCP median; \
+             ratio +N = natter median / (raw TCP + Noise XX) median"
         );
         for section in &self.sections {
             let _ = writeln!(out, "\n== {}: {}", section.name, section.what);
-            let rows: Vec<[String; 5]> = section
+            let values = |v: Option<&[f64]>, unit| v.map_or("—".to_string(), |v| spread(v, unit));
+            let ratio = |r: Option<f64>| r.map_or("—".to_string(), |r| format!("{r:.2}"));
+            let rows: Vec<[String; 7]> = section
                 .figures
                 .iter()
                 .map(|f| {
                     [
                         f.name.clone(),
                         spread(&f.natter, f.unit),
-                        f.baseline
-                            .as_deref()
-                            .map_or("—".to_string(), |b| spread(b, f.unit)),
-                        f.ratio().map_or("—".to_string(), |r| format!("{r:.2}")),
+                        values(f.baseline.as_deref(), f.unit),
+                        values(f.noise.as_deref(), f.unit),
+                        ratio(f.ratio()),
+                        ratio(f.noise_ratio()),
                         match (f.goal, f.met()) {
                             (Some(goal), Some(met)) => format!(
                                 "{} {}",
@@ -249,13 +274,19 @@ impl Report {
                 })
                 .collect();
             let header = [
-                "figure".to_string(),
-                "natter".to_string(),
-                "raw TCP".to_string(),
-                "ratio".to_string(),
-                "goal".to_string(),
-            ];
-            let mut widths = [0usize; 5];
+                "figure",
+                "natter",
+                "raw TCP",
+                "raw TCP + Noise",
+                "ratio",
+                "ratio +N",
+                "goal",
+            ]
+            .map(String::from);
+            // The Noise columns only where some figure has that baseline.
+            let noise = section.figures.iter().any(|f| f.noise.is_some());
+            let shown = [true, true, true, noise, true, noise, true];
+            let mut widths = [0usize; 7];
             for row in std::iter::once(&header).chain(&rows) {
                 for (w, cell) in widths.iter_mut().zip(row) {
                     *w = (*w).max(cell.chars().count());
@@ -264,11 +295,15 @@ impl Report {
             for row in std::iter::once(&header).chain(&rows) {
                 let mut line = String::new();
                 for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-                    let pad = w - cell.chars().count();
-                    if i == 0 || i == 4 {
-                        let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
-                    } else {
-                        let _ = write!(line, "{}{cell}  ", " ".repeat(pad));
+                    let pad = " ".repeat(w - cell.chars().count());
+                    match i {
+                        _ if !shown[i] => {}
+                        0 | 6 => {
+                            let _ = write!(line, "{cell}{pad}  ");
+                        }
+                        _ => {
+                            let _ = write!(line, "{pad}{cell}  ");
+                        }
                     }
                 }
                 let _ = writeln!(out, "  {}", line.trim_end());

@@ -218,6 +218,17 @@ pub(super) enum Stage {
     Leaving,
 }
 
+impl Stage {
+    /// The stages of a chat that is open: one a user sees, which takes
+    /// room (see [`super::PeerConfig::max_chats`]).
+    pub(super) const OPEN: [Stage; 4] = [
+        Stage::Calling,
+        Stage::Ringing,
+        Stage::Talking,
+        Stage::Leaving,
+    ];
+}
+
 /// The chat's named deadlines (see [`super::Timer`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChatTimer {

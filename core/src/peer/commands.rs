@@ -17,10 +17,13 @@ impl Peer {
         match command {
             Command::List => self.request_list(),
             Command::Connect(target) => self.connect(target),
-            Command::Accept => self.accept(),
-            Command::Reject => self.reject(),
-            Command::Cancel => self.cancel(),
-            Command::Leave => self.leave(),
+            Command::Accept(name) => self.accept(name),
+            Command::Reject(name) => self.reject(name),
+            Command::Cancel(name) => self.cancel(name),
+            Command::Leave(name) => self.leave(name),
+            Command::Msg { to, text } => self.msg(to, &text),
+            Command::Switch(name) => self.switch(name),
+            Command::Chats => self.list_chats(),
             Command::Quit => self.quit(),
             Command::Help => self.event(Event::Help {
                 commands: HELP.iter().map(|s| s.to_string()).collect(),
@@ -44,7 +47,11 @@ impl Peer {
     }
 
     fn connect(&mut self, target: Target) {
-        if let Some((code, detail)) = self.dial_refusal() {
+        let name = match &target {
+            Target::Name(name) => Some(name.as_str()),
+            Target::Addr(_) => None,
+        };
+        if let Some((code, detail)) = self.dial_refusal(name) {
             return self.error(code, detail);
         }
         match target {
@@ -61,25 +68,31 @@ impl Peer {
         }
     }
 
-    /// Why a new call cannot be placed now, if it cannot.
-    pub(super) fn dial_refusal(&self) -> Option<(ErrorCode, ErrorDetail)> {
-        if let Some(peer) = self
-            .partner_at(Stage::Talking)
-            .or_else(|| self.partner_at(Stage::Leaving))
-        {
+    /// Why a new call (to `name`, if we know whom) cannot be placed now,
+    /// if it cannot: a chat or call with `name` already, or no room.
+    pub(super) fn dial_refusal(&self, name: Option<&str>) -> Option<(ErrorCode, ErrorDetail)> {
+        let with = |stages: &[Stage]| {
+            let link = self.named(name?, stages)?;
+            Some(self.chats[&link].partner())
+        };
+        if let Some(peer) = with(&[Stage::Talking, Stage::Leaving]) {
             return Some((
                 ErrorCode::AlreadyInChat,
                 ErrorDetail::AlreadyInChat { peer },
             ));
         }
-        if let Some(peer) = self.partner_at(Stage::Calling) {
-            return Some((ErrorCode::RequestPending, ErrorDetail::CallRinging { peer }));
+        if let Some(peer) = with(&[Stage::Calling]) {
+            return Some((ErrorCode::AlreadyInChat, ErrorDetail::CallRinging { peer }));
         }
-        if let Some(peer) = self.partner_at(Stage::Ringing) {
+        if let Some(peer) = with(&[Stage::Ringing]) {
             return Some((
                 ErrorCode::RequestPending,
                 ErrorDetail::RequestWaiting { peer },
             ));
+        }
+        if self.is_full() {
+            let max = self.config.max_chats.max(1);
+            return Some((ErrorCode::ChatsFull, ErrorDetail::ChatsFull { max }));
         }
         None
     }
@@ -105,37 +118,63 @@ impl Peer {
         self.update_status();
     }
 
-    fn accept(&mut self) {
-        let Some(link) = self.find(Stage::Ringing) else {
-            return self.error(ErrorCode::NoRequest, ErrorDetail::NoRequest);
+    /// The request `/accept` or `/reject` means: NAME's, or the oldest.
+    fn request(&mut self, name: Option<String>) -> Option<LinkId> {
+        let found = match &name {
+            Some(name) => self.named(name, &[Stage::Ringing]),
+            None => self.oldest_request(),
+        };
+        if found.is_none() {
+            let detail = match name {
+                Some(peer) => ErrorDetail::NoRequestFrom { peer },
+                None => ErrorDetail::NoRequest,
+            };
+            self.error(ErrorCode::NoRequest, detail);
+        }
+        found
+    }
+
+    fn accept(&mut self, name: Option<String>) {
+        let Some(link) = self.request(name) else {
+            return;
         };
         let (mut ctx, chats) = self.split();
         chats.get_mut(&link).expect("found").accept(&mut ctx);
-        self.update_status();
+        self.started(link);
     }
 
-    fn reject(&mut self) {
-        let Some(link) = self.find(Stage::Ringing) else {
-            return self.error(ErrorCode::NoRequest, ErrorDetail::NoRequest);
-        };
-        self.finish(link, End::Rejected);
-    }
-
-    /// `/cancel`: stop our own ringing call.
-    fn cancel(&mut self) {
-        let Some(link) = self.find(Stage::Calling) else {
-            return self.error(ErrorCode::NoRequest, ErrorDetail::NoRequest);
-        };
-        self.finish(link, End::Left);
-    }
-
-    /// `/leave`: end the conversation, or else cancel our ringing call.
-    fn leave(&mut self) {
-        if let Some(link) = self.find(Stage::Talking) {
-            return self.leave_chat(link);
+    fn reject(&mut self, name: Option<String>) {
+        if let Some(link) = self.request(name) {
+            self.finish(link, End::Rejected);
         }
-        if let Some(link) = self.find(Stage::Calling) {
-            return self.finish(link, End::Left);
+    }
+
+    /// `/cancel [NAME]`: stop our own ringing call to NAME, or the one
+    /// placed last.
+    fn cancel(&mut self, name: Option<String>) {
+        let found = match &name {
+            Some(name) => self.named(name, &[Stage::Calling]),
+            None => self.last_call(),
+        };
+        match (found, name) {
+            (Some(link), _) => self.finish(link, End::Left),
+            (None, Some(peer)) => self.error(ErrorCode::NoRequest, ErrorDetail::NoCallTo { peer }),
+            (None, None) => self.error(ErrorCode::NoRequest, ErrorDetail::NoRequest),
+        }
+    }
+
+    /// `/leave [NAME]`: end the conversation with NAME (or cancel our
+    /// call to NAME); without NAME, the focused conversation, or else our
+    /// call placed last.
+    fn leave(&mut self, name: Option<String>) {
+        if let Some(name) = name {
+            return match self.named(&name, &[Stage::Talking, Stage::Calling]) {
+                Some(link) => self.leave_chat(link),
+                None => self.not_chatting_with(name, false),
+            };
+        }
+        if let Some(link) = self.focus.or_else(|| self.last_call()) {
+            return self.leave_chat(link);
         }
         match self.partner_at(Stage::Leaving) {
             Some(peer) => self.error(ErrorCode::NotInChat, ErrorDetail::AlreadyLeaving { peer }),
@@ -148,8 +187,10 @@ impl Peer {
         let Some(chat) = chats.get_mut(&link) else {
             return;
         };
-        if let Some(end) = chat.leave(&mut ctx) {
-            self.finish(link, end);
+        match chat.leave(&mut ctx) {
+            Some(end) => self.finish(link, end),
+            // Waiting for the last receipts: typing goes elsewhere.
+            None => self.refocus(),
         }
     }
 
@@ -164,20 +205,21 @@ impl Peer {
         self.exit_if_done();
     }
 
-    /// `/verify [NAME]`: the safety number of a conversation.
+    /// `/verify [NAME]`: the safety number of the conversation with
+    /// NAME, or of the focused one.
     fn verify(&mut self, name: Option<String>) {
         let own = self.config.identity.public();
-        let found = self.chats.values().find_map(|chat| {
-            let (peer, key) = chat.talking_with()?;
-            let wanted = name.as_deref().is_none_or(|n| same_name(n, &peer));
-            wanted.then_some((peer, key))
-        });
-        match found {
-            Some((peer, key)) => {
+        let link = match &name {
+            Some(name) => self.named(name, &[Stage::Talking, Stage::Leaving]),
+            None => self.focus,
+        };
+        match (link.and_then(|link| self.chats[&link].talking_with()), name) {
+            (Some((peer, key)), _) => {
                 let number = crate::identity::safety_number(&own, &key);
                 self.event(Event::SafetyNumber { peer, number });
             }
-            None => self.error(ErrorCode::NotInChat, ErrorDetail::NotInChat),
+            (None, Some(name)) => self.not_chatting_with(name, false),
+            (None, None) => self.error(ErrorCode::NotInChat, ErrorDetail::NotInChat),
         }
     }
 
@@ -203,11 +245,12 @@ impl Peer {
         self.event(Event::Trusted { peer, fingerprint });
     }
 
+    /// A plain line: a message to the focused conversation.
     fn say(&mut self, text: &str) {
         let Some(text) = prepare_message(text) else {
             return;
         };
-        let Some(link) = self.find(Stage::Talking) else {
+        let Some(link) = self.focus else {
             let detail = match (
                 self.partner_at(Stage::Leaving),
                 self.partner_at(Stage::Calling),
@@ -218,8 +261,23 @@ impl Peer {
             };
             return self.error(ErrorCode::NotInChat, detail);
         };
+        self.say_to(link, &text);
+    }
+
+    /// `/msg NAME TEXT`: a message to NAME's conversation, focused or not.
+    fn msg(&mut self, to: String, text: &str) {
+        let Some(text) = prepare_message(text) else {
+            return;
+        };
+        match self.named(&to, &[Stage::Talking]) {
+            Some(link) => self.say_to(link, &text),
+            None => self.not_chatting_with(to, true),
+        }
+    }
+
+    fn say_to(&mut self, link: LinkId, text: &str) {
         let (mut ctx, chats) = self.split();
-        if let Err(problem) = chats.get_mut(&link).expect("found").say(&mut ctx, &text) {
+        if let Err(problem) = chats.get_mut(&link).expect("found").say(&mut ctx, text) {
             self.event(problem.into());
         }
     }

@@ -10,11 +10,13 @@
 //! server link a [`server_link::ServerLink`]. `Peer` routes inputs to them,
 //! decides what needs the whole picture (room for a caller, the status the
 //! directory shows), and ends every chat through one path
-//! ([`Peer::finish`]). Chats are kept by link id: one chat at a time is the
-//! product rule today (a caller gets `busy`), nothing here assumes it.
+//! ([`Peer::finish`]). Chats are kept by link id, up to
+//! [`PeerConfig::max_chats`] at once (calls ringing either way count);
+//! which of them a command means is [`focus`]'s business.
 
 mod chat;
 mod commands;
+mod focus;
 mod server_link;
 
 use crate::command::Command;
@@ -60,9 +62,16 @@ pub struct PeerConfig {
     /// Messages in flight without receipt per chat; more typed messages
     /// wait for receipts.
     pub window: usize,
-    /// Typed messages waiting for the window, over all chats, before the
-    /// peer stops taking lines (backpressure on whoever writes them).
+    /// Typed messages waiting for the window, per chat, before the peer
+    /// stops taking lines for that chat (backpressure on whoever writes
+    /// them). Per chat, so that a partner who stops acknowledging holds
+    /// up only the lines meant for it; over all chats this bounds what
+    /// waits to `max_chats × max_waiting` messages.
     pub max_waiting: usize,
+    /// Chats at once: conversations and calls ringing either way. A
+    /// caller beyond it gets `busy`, a `/connect` `chats_full`. 0 counts
+    /// as 1.
+    pub max_chats: usize,
     /// Longest frame accepted on any link.
     pub max_frame: usize,
     /// Most peers kept from one list answer.
@@ -70,6 +79,11 @@ pub struct PeerConfig {
     /// Incoming connections that have not said hello yet, at most; more
     /// are closed at once (a flood of half-open calls).
     pub max_pending_incoming: usize,
+    /// Subscribe to live presence (`peer_online`, `peer_offline`,
+    /// `peer_status`) after each registration. Off in [`PeerConfig::new`]
+    /// (tests and simulations that are not about presence see only the
+    /// events they wait for); `natter peer` turns it on.
+    pub presence: bool,
     /// This peer's long-term key: its chat links are Noise XX handshakes
     /// proving it, and partners see its fingerprint.
     pub identity: Identity,
@@ -117,9 +131,11 @@ impl PeerConfig {
             reconnect_max: Duration::from_secs(4),
             window: 64,
             max_waiting: 64,
+            max_chats: 4,
             max_frame: MAX_FRAME,
             max_list: 100_000,
             max_pending_incoming: 16,
+            presence: false,
         }
     }
 }
@@ -234,6 +250,14 @@ pub struct Peer {
     outputs: VecDeque<PeerOutput>,
     server: ServerLink,
     chats: BTreeMap<LinkId, Chat>,
+    /// Where plain lines go: a conversation (see [`focus`]).
+    focus: Option<LinkId>,
+    /// When each chat last rang or started, counted in rings and starts:
+    /// the oldest request is the one `/accept` takes, the most recently
+    /// started conversation the one that takes the focus when the focused
+    /// one ends.
+    turns: BTreeMap<LinkId, u64>,
+    next_turn: u64,
     /// The status the server was last told, so it is told only changes.
     status_sent: Option<PeerStatus>,
     /// The seeds of the links' ephemeral keys, one per link.
@@ -257,6 +281,9 @@ impl Peer {
             next_link: 0,
             outputs: VecDeque::new(),
             chats: BTreeMap::new(),
+            focus: None,
+            turns: BTreeMap::new(),
+            next_turn: 0,
             status_sent: None,
             pins,
             seeds,
@@ -293,20 +320,44 @@ impl Peer {
         self.server.is_registered()
     }
 
-    /// The partner of the conversation in progress, if any.
+    /// The partner of a conversation in progress, if any: the focused
+    /// one first.
     pub fn chat_partner(&self) -> Option<String> {
-        self.chats
-            .values()
-            .find(|c| matches!(c.stage(), Stage::Talking | Stage::Leaving))
+        let talking = |c: &&Chat| matches!(c.stage(), Stage::Talking | Stage::Leaving);
+        let focused = self.focus.and_then(|link| self.chats.get(&link));
+        focused
+            .into_iter()
+            .chain(self.chats.values())
+            .find(talking)
             .map(Chat::partner)
     }
 
-    /// Whether the peer takes another command now. Commands are always
-    /// taken; only when the user's messages waiting for the window pass
-    /// `max_waiting` does the driver stop reading input, which pushes back
-    /// on whoever writes it.
+    /// The partner of the focused chat, where plain lines go.
+    pub fn focused(&self) -> Option<String> {
+        self.focus.map(|link| self.chats[&link].partner())
+    }
+
+    /// Whether the peer takes a plain line now (see [`Peer::accepts`]).
     pub fn accepts_lines(&self) -> bool {
-        !self.exited && self.waiting() < self.config.max_waiting
+        self.accepts(&Command::Say(String::new()))
+    }
+
+    /// Whether the peer takes `command` now. Commands are always taken;
+    /// a message only while the chat it goes to has fewer than
+    /// `max_waiting` messages waiting for its window. Until then the
+    /// driver holds it and reads no further input, which pushes back on
+    /// whoever writes it, and the other chats are not held up: a message
+    /// for them, or a command, is taken meanwhile.
+    pub fn accepts(&self, command: &Command) -> bool {
+        if self.exited {
+            return false;
+        }
+        let chat = match command {
+            Command::Say(_) => self.focus,
+            Command::Msg { to, .. } => self.named(to, &[Stage::Talking]),
+            _ => None,
+        };
+        chat.is_none_or(|link| self.chats[&link].waiting() < self.config.max_waiting)
     }
 
     /// Typed messages waiting for room in their chat's window.
@@ -487,7 +538,7 @@ impl Peer {
         match signal {
             Signal::Greeted { caller } => self.greeted(link, caller),
             Signal::Verify { name } => self.verify_caller(link, name),
-            Signal::Started => self.update_status(),
+            Signal::Started => self.started(link),
             Signal::Ended(end) => self.finish(link, end),
         }
     }
@@ -504,11 +555,11 @@ impl Peer {
     }
 
     /// A caller said hello: ring if there is room, else answer `busy`.
+    /// A caller we already have a chat or a call with gets `busy` too: a
+    /// name is one chat (two calls crossing each other both get `busy`,
+    /// as with one chat at a time).
     fn greeted(&mut self, link: LinkId, caller: Partner) {
-        let busy = self
-            .chats
-            .iter()
-            .any(|(&other, c)| other != link && c.stage() != Stage::Opening);
+        let busy = self.is_full() || self.named(&caller.name, &Stage::OPEN).is_some();
         let (mut ctx, chats) = self.split();
         let Some(chat) = chats.get_mut(&link) else {
             return;
@@ -519,6 +570,7 @@ impl Peer {
             return self.finish(link, End::NoRoom { caller });
         }
         chat.ring(&mut ctx, caller);
+        self.take_turn(link);
         self.update_status();
     }
 
@@ -539,23 +591,22 @@ impl Peer {
         let Some(chat) = self.chats.remove(&link) else {
             return;
         };
+        self.turns.remove(&link);
         let (mut ctx, _) = self.split();
         chat.finish(&mut ctx, end);
+        self.refocus();
         self.update_status();
         self.exit_if_done();
     }
 
-    /// What the directory should show: `chatting` in a conversation,
-    /// `busy` while a call rings (a caller would get `busy`), else
-    /// `available`.
+    /// What the directory should show: `available` with no chat open,
+    /// `busy` with no room for another (a caller would get `busy`), else
+    /// `chatting`.
     fn status(&self) -> PeerStatus {
-        let stages = || self.chats.values().map(Chat::stage);
-        if stages().any(|s| matches!(s, Stage::Talking | Stage::Leaving)) {
-            PeerStatus::Chatting
-        } else if stages().any(|s| matches!(s, Stage::Calling | Stage::Ringing)) {
-            PeerStatus::Busy
-        } else {
-            PeerStatus::Available
+        match self.open_chats() {
+            0 => PeerStatus::Available,
+            _ if self.is_full() => PeerStatus::Busy,
+            _ => PeerStatus::Chatting,
         }
     }
 

@@ -15,7 +15,9 @@ use crate::event::{ErrorDetail, Event, Problem, Request};
 use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
 use crate::identity::PublicKey;
 use crate::link::LinkId;
-use crate::protocol::{negotiate, ClientMsg, ErrorCode, PeerInfo, ServerMsg, Versions};
+use crate::protocol::{
+    negotiate, ClientMsg, ErrorCode, PeerInfo, PresenceChange, ServerMsg, Versions,
+};
 use crate::rate::{RateLimit, TokenBucket};
 use crate::secure::{LinkKind, SecureLink};
 use crate::text::{same_name, sanitize, MAX_NAME};
@@ -364,10 +366,34 @@ impl Peer {
                     self.caller_listed(link, Directory::Unreachable);
                 }
             }
+            ServerMsg::Presence { changes } => self.presence(changes),
+            // Changes were dropped: a fresh list says who is online.
+            ServerMsg::PresenceResync => self.request_list(),
             ServerMsg::Ping => {
                 self.send_server(&ClientMsg::Pong);
             }
             ServerMsg::Pong => {}
+        }
+    }
+
+    /// Live presence: one event per change, in the server's order.
+    fn presence(&mut self, changes: Vec<PresenceChange>) {
+        for change in changes {
+            let event = match change {
+                PresenceChange::Online(mut info) => {
+                    info.name = sanitize(&info.name, MAX_NAME);
+                    Event::PeerOnline { peer: info.into() }
+                }
+                PresenceChange::Offline { name } => Event::PeerOffline {
+                    name: sanitize(&name, MAX_NAME),
+                },
+                PresenceChange::Status { name, status } => Event::PeerStatus {
+                    name: sanitize(&name, MAX_NAME),
+                    status,
+                },
+                PresenceChange::Unknown => continue,
+            };
+            self.event(event);
         }
     }
 
@@ -381,6 +407,11 @@ impl Peer {
         };
         self.server.phase = Phase::Registered(conn);
         self.server.backoff = self.config.reconnect_min;
+        // Told who comes and goes from now on (a server too old to know
+        // `subscribe` skips it: no presence events then, `/list` works).
+        if self.config.presence {
+            self.send_server(&ClientMsg::Subscribe);
+        }
         self.server.own_addr = Some(addr);
         if self.server.ever_registered {
             self.event(Event::Reregistered);
@@ -439,7 +470,9 @@ impl Peer {
                 ErrorDetail::NotCallable { peer: name },
             );
         }
-        if let Some((code, detail)) = self.dial_refusal() {
+        // Rechecked with the name as listed: a call may have come from it,
+        // or the chats filled up, while the directory was asked.
+        if let Some((code, detail)) = self.dial_refusal(Some(&name)) {
             return self.error(code, detail);
         }
         // The key listed now is the one the callee must prove.

@@ -93,9 +93,17 @@ pub struct World {
 /// alice and bob registered and alice's call ringing at bob; everything
 /// seen so far taken.
 pub fn ringing() -> World {
+    ringing_with(|_| {})
+}
+
+/// [`ringing`] with both peers' settings changed by `tune`.
+pub fn ringing_with(tune: impl Fn(&mut PeerConfig)) -> World {
     let mut world = World::new();
-    world.add_peer("alice");
-    world.add_peer("bob");
+    for name in ["alice", "bob"] {
+        let mut config = PeerConfig::new(name, SERVER, LISTEN_PORT);
+        tune(&mut config);
+        world.add_peer_with(config);
+    }
     world.type_line("alice", "/connect bob");
     world.take_events("alice");
     world.take_events("bob");
@@ -106,7 +114,12 @@ pub fn ringing() -> World {
 /// alice and bob chatting (alice called, bob accepted); everything seen
 /// so far taken.
 pub fn chatting() -> World {
-    let mut world = ringing();
+    chatting_with(|_| {})
+}
+
+/// [`chatting`] with both peers' settings changed by `tune`.
+pub fn chatting_with(tune: impl Fn(&mut PeerConfig)) -> World {
+    let mut world = ringing_with(tune);
     world.type_line("bob", "/accept");
     world.take_events("alice");
     world.take_events("bob");

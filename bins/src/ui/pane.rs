@@ -1,0 +1,210 @@
+//! One pane: the natter pane (answers, errors, the server) or a chat with
+//! one partner, with its lines, receipts, unread count and scroll.
+
+use natter_core::Fingerprint;
+
+/// Where a chat pane's conversation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Our call rings at the partner.
+    Calling,
+    /// The partner's request waits for our answer.
+    Ringing,
+    Talking,
+    /// Ended, refused, missed: the pane stays to read, until closed.
+    Over,
+}
+
+/// The receipt mark of one of our messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// Taken, no receipt yet.
+    Sent,
+    /// Recorded in the partner's transcript.
+    Delivered,
+    /// The chat ended without its receipt: it may not have arrived.
+    Undelivered,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// Ours, with its number and receipt.
+    Said {
+        n: u64,
+        text: String,
+        receipt: Receipt,
+    },
+    /// The partner's.
+    Heard { n: u64, text: String },
+    /// What natter says (one of render.rs's sentences).
+    Note(String),
+    /// An error, as a sentence.
+    Error(String),
+    /// Where an earlier chat from the transcript starts (its day).
+    Earlier(String),
+}
+
+/// One line with the local time (`HH:MM`) it happened at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamped {
+    pub at: String,
+    pub line: Line,
+}
+
+#[derive(Debug)]
+pub struct Pane {
+    /// The partner; `None` for the natter pane.
+    pub peer: Option<String>,
+    pub phase: Phase,
+    pub lines: Vec<Stamped>,
+    /// The partner's messages that came while the pane was not shown.
+    pub unread: usize,
+    /// Where the first of them is in `lines`.
+    first_unread: Option<usize>,
+    /// Where the "new messages" divider goes while the pane is shown: the
+    /// first unread line of when it was opened.
+    pub divider: Option<usize>,
+    /// Rows scrolled up from the newest line.
+    pub scroll: usize,
+    /// Of the key the partner proved, once the chat started.
+    pub fingerprint: Option<Fingerprint>,
+    /// Messages waiting for the partner's window (`window_full`).
+    pub waiting: Option<usize>,
+}
+
+impl Pane {
+    pub fn natter() -> Pane {
+        Pane::new(None, Phase::Over)
+    }
+
+    pub fn chat(peer: &str, phase: Phase) -> Pane {
+        Pane::new(Some(peer.to_string()), phase)
+    }
+
+    fn new(peer: Option<String>, phase: Phase) -> Pane {
+        Pane {
+            peer,
+            phase,
+            lines: Vec::new(),
+            unread: 0,
+            first_unread: None,
+            divider: None,
+            scroll: 0,
+            fingerprint: None,
+            waiting: None,
+        }
+    }
+
+    pub fn is_chat_with(&self, peer: &str) -> bool {
+        self.peer
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(peer))
+    }
+
+    pub fn push(&mut self, at: &str, line: Line) {
+        self.lines.push(Stamped {
+            at: at.to_string(),
+            line,
+        });
+    }
+
+    /// A message from the partner while the pane is not shown.
+    pub fn push_unread(&mut self, at: &str, line: Line) {
+        self.first_unread.get_or_insert(self.lines.len());
+        self.unread += 1;
+        self.push(at, line);
+    }
+
+    /// The pane is shown: the divider goes before what was unread.
+    pub fn shown(&mut self) {
+        self.divider = self.first_unread.take();
+        self.unread = 0;
+    }
+
+    /// The pane is no longer shown: read up to here.
+    pub fn hidden(&mut self) {
+        self.divider = None;
+        self.scroll = 0;
+    }
+
+    /// Earlier chats from the transcript go before everything else.
+    pub fn prepend(&mut self, earlier: Vec<Stamped>) {
+        let shift = earlier.len();
+        self.lines.splice(0..0, earlier);
+        for index in [&mut self.first_unread, &mut self.divider]
+            .into_iter()
+            .flatten()
+        {
+            *index += shift;
+        }
+    }
+
+    /// Marks our message `n` of the current chat (the latest of that
+    /// number: numbers start again at each chat).
+    pub fn mark(&mut self, n: u64, mark: Receipt) {
+        let said = self.lines.iter_mut().rev().find_map(|s| match &mut s.line {
+            Line::Said { n: m, receipt, .. } if *m == n => Some(receipt),
+            _ => None,
+        });
+        if let Some(receipt) = said {
+            *receipt = mark;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_marks_the_message_of_the_current_chat_not_an_earlier_one() {
+        let mut pane = Pane::chat("bob", Phase::Talking);
+        let said = |n| Line::Said {
+            n,
+            text: "x".into(),
+            receipt: Receipt::Sent,
+        };
+        pane.push("10:00", said(1));
+        pane.push("10:05", Line::Note("chat started".into()));
+        pane.push("10:06", said(1));
+        pane.mark(1, Receipt::Delivered);
+        assert_eq!(
+            pane.lines
+                .iter()
+                .map(|s| s.line.clone())
+                .collect::<Vec<_>>()[2],
+            Line::Said {
+                n: 1,
+                text: "x".into(),
+                receipt: Receipt::Delivered
+            }
+        );
+        assert!(matches!(
+            pane.lines[0].line,
+            Line::Said {
+                receipt: Receipt::Sent,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_divider_stays_before_the_first_unread_line_when_earlier_chats_load() {
+        let mut pane = Pane::chat("bob", Phase::Talking);
+        pane.push("10:00", Line::Note("chat started".into()));
+        pane.push_unread(
+            "10:01",
+            Line::Heard {
+                n: 1,
+                text: "hi".into(),
+            },
+        );
+        pane.prepend(vec![Stamped {
+            at: "09:00".into(),
+            line: Line::Earlier("2026-01-01".into()),
+        }]);
+        pane.shown();
+        assert_eq!(pane.divider, Some(2));
+        assert_eq!(pane.unread, 0);
+    }
+}
