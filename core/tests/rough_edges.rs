@@ -9,17 +9,7 @@ use natter_core::peer::{ChatTimer, PeerConfig, Timer};
 use natter_core::protocol::ErrorCode;
 use natter_core::registry::RegistryConfig;
 use std::time::Duration;
-use world::{chatting, ringing, World, LISTEN_PORT, SERVER};
-
-fn errors(events: &[Event]) -> Vec<(ErrorCode, ErrorDetail)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, detail } => Some((*code, detail.clone())),
-            _ => None,
-        })
-        .collect()
-}
+use world::{chatting, errors, ringing, World, LISTEN_PORT, SERVER};
 
 /// Item 5: a partner that never acknowledges froze the client after 64
 /// messages: `/leave`, `/quit` and end of input were ignored.

@@ -16,20 +16,10 @@ use natter_core::registry::RegistryConfig;
 use natter_core::{Now, Peer};
 use noise_wire::{feed, feed_input, sent_bytes, Wire};
 use std::time::Duration;
-use world::{World, LISTEN_PORT, SERVER};
+use world::{errors, World, LISTEN_PORT, SERVER};
 
 fn server_identity() -> Identity {
     RegistryConfig::default().identity
-}
-
-fn errors(events: &[Event]) -> Vec<(ErrorCode, ErrorDetail)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, detail } => Some((*code, detail.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! start of host `alice`, and a peer started on host `mallory` under the
 //! name `alice` holds mallory's key.
 
-use crate::{chat, observed, registered, say, LIMIT};
+use crate::{chat, is_error, observed, registered, say, LIMIT};
 use natter_core::protocol::ServerMsg;
 use natter_core::{
     encode, ErrorCode, ErrorDetail, Event, FrameDecoder, Identity, LinkKind, ListedPeer,
@@ -54,10 +54,6 @@ fn chat_started(e: &Event) -> bool {
 
 fn rang(e: &Event) -> bool {
     matches!(e, Event::Incoming { .. })
-}
-
-fn is_error(code: ErrorCode) -> impl Fn(&Event) -> bool {
-    move |e| matches!(e, Event::Error { code: c, .. } if *c == code)
 }
 
 /// Whether `peer` was told by `from`, in an `error` frame, that `from`

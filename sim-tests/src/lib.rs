@@ -37,6 +37,11 @@ pub fn observed(s: &Scenario<'_>, peers: &[&str]) -> String {
     out
 }
 
+/// Matches an `error` event with `code`, for [`Scenario::wait_for`].
+pub fn is_error(code: natter_core::ErrorCode) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::Error { code: c, .. } if *c == code)
+}
+
 /// Runs until both named peers are registered.
 pub fn registered(s: &mut Scenario<'_>, peers: &[&str]) {
     for peer in peers {

@@ -4,7 +4,7 @@
 
 use crate::invariants::every_message_accounted_for;
 use crate::raw_client::{plain_bytes, RawClient};
-use crate::{chat, observed, registered, say, LIMIT};
+use crate::{chat, is_error, observed, registered, say, LIMIT};
 use natter_core::{
     ChatEndReason, EndCause, ErrorCode, ErrorDetail, Event, ListedPeer, PeerStatus, RegistryConfig,
 };
@@ -12,10 +12,6 @@ use natter_net_sim::scenario::{builder, Scenario, LATENCY};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn is_error(code: ErrorCode) -> impl Fn(&Event) -> bool {
-    move |e| matches!(e, Event::Error { code: c, .. } if *c == code)
-}
 
 fn chat_ended(e: &Event) -> bool {
     matches!(e, Event::ChatEnded { .. })

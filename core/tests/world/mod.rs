@@ -789,6 +789,17 @@ impl PeerEffects<'_> {
     }
 }
 
+/// The `error` events among `events`, as (code, detail), in order.
+pub fn errors(events: &[Event]) -> Vec<(natter_core::ErrorCode, natter_core::ErrorDetail)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { code, detail } => Some((*code, detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Every frame in `text`, as a server sent it (for raw-client tests).
 pub fn server_frames(text: &str) -> Vec<natter_core::protocol::ServerMsg> {
     let mut decoder = natter_core::FrameDecoder::new(usize::MAX);
