@@ -42,6 +42,30 @@ pub fn is_error(code: natter_core::ErrorCode) -> impl Fn(&Event) -> bool {
     move |e| matches!(e, Event::Error { code: c, .. } if *c == code)
 }
 
+/// `caller` calls `callee`, who has no room: `busy` comes back at once.
+/// At once means: connect (SYN, SYN-ACK), the Noise handshake (three
+/// messages, the hello riding with the third), the callee's lookup of the
+/// caller's key at the directory, then `busy`: four round trips of
+/// `LATENCY` each way, plus a tick per hop.
+pub fn busy_answered_at_once(s: &mut Scenario<'_>, caller: &str, callee: &str) {
+    s.type_line(caller, &format!("/connect {callee}"));
+    let asked_at = s.elapsed();
+    let (at, answer) = s.wait_for(caller, LIMIT, |e| {
+        matches!(e, Event::Busy { .. } | Event::ChatStarted { .. })
+    });
+    assert_eq!(
+        answer,
+        Event::Busy {
+            peer: callee.into()
+        }
+    );
+    let waited = at - asked_at;
+    assert!(
+        waited <= 8 * natter_net_sim::scenario::LATENCY + Duration::from_millis(10),
+        "busy took {waited:?}"
+    );
+}
+
 /// Runs until both named peers are registered.
 pub fn registered(s: &mut Scenario<'_>, peers: &[&str]) {
     for peer in peers {

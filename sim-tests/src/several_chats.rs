@@ -5,9 +5,9 @@
 //! for a snapshot.
 
 use crate::invariants::every_message_accounted_for;
-use crate::{chat, observed, registered, LIMIT};
+use crate::{busy_answered_at_once, chat, observed, registered, LIMIT};
 use natter_core::{ChatEndReason, EndCause, ErrorCode, Event, PeerStatus};
-use natter_net_sim::scenario::{Scenario, LATENCY};
+use natter_net_sim::scenario::Scenario;
 use std::time::Duration;
 
 /// The partner an event is about, for the events of a chat.
@@ -137,24 +137,7 @@ pub fn caller_while_full_gets_busy(seed: u64) -> String {
     };
     let alice = peers.iter().find(|p| p.name == "alice").expect("listed");
     assert_eq!(alice.status, PeerStatus::Busy, "the directory says so");
-    s.type_line("dave", "/connect alice");
-    let asked_at = s.elapsed();
-    let (at, answer) = s.wait_for("dave", LIMIT, |e| {
-        matches!(e, Event::Busy { .. } | Event::ChatStarted { .. })
-    });
-    assert_eq!(
-        answer,
-        Event::Busy {
-            peer: "alice".into()
-        }
-    );
-    // As for one chat at a time (scenario 4): connect, the handshake with
-    // the hello, alice's lookup of dave's key, then busy: four round trips.
-    let waited = at - asked_at;
-    assert!(
-        waited <= 8 * LATENCY + Duration::from_millis(10),
-        "busy took {waited:?}"
-    );
+    busy_answered_at_once(&mut s, "dave", "alice");
     s.wait_for(
         "alice",
         LIMIT,
