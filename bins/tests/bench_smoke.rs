@@ -21,6 +21,26 @@ fn quick_bench_reports_every_section_with_numeric_figures_and_noise_baselines() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "natter bench failed: {stderr}");
     let doc: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert!(doc["load_average_at_start"].is_number(), "{doc:#}");
+    // Issue 13's goals, each with a verdict (or none on a loaded machine).
+    let goals: Vec<&str> = doc["sections"]
+        .as_object()
+        .expect("sections")
+        .values()
+        .flat_map(|s| s["figures"].as_array().into_iter().flatten())
+        .flat_map(|f| f["goals"].as_array().into_iter().flatten())
+        .filter_map(|g| g["goal"].as_str())
+        .collect();
+    for goal in [
+        "ratio ≤ 1.3",
+        "ratio +N ≤ 1.15",
+        "ratio +N ≥ 0.8",
+        "≤ 4 KiB",
+        "≤ 5 ms",
+        "≤ 8 ms",
+    ] {
+        assert!(goals.contains(&goal), "goal {goal} missing: {goals:?}");
+    }
     for section in ["handshake", "latency", "throughput", "registry", "flood"] {
         let figures = doc["sections"][section]["figures"]
             .as_array()

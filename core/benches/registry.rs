@@ -254,6 +254,10 @@ impl Bench {
     }
 }
 
+/// Issue 13's core-level goal: heap per registration at this size.
+const GOAL_SIZE: usize = 1_000_000;
+const GOAL_BYTES_PER_ENTRY: f64 = 400.0;
+
 /// Set in the environment of the child process that measures memory.
 const MEMORY_CHILD: &str = "NATTER_BENCH_REGISTRY_MEMORY";
 
@@ -316,6 +320,14 @@ fn measure_memory(size: usize) {
         "registry/memory/{size}: one full list holds up to +{:.1} MiB of heap at its peak",
         mib(list_peak as f64),
     );
+    if size == GOAL_SIZE {
+        let met = per(heap as f64) <= GOAL_BYTES_PER_ENTRY;
+        println!(
+            "registry/memory/{size}: goal (issue 13) ≤ {GOAL_BYTES_PER_ENTRY} B of heap per registration: {:.0} B, {}",
+            per(heap as f64),
+            if met { "met" } else { "NOT MET" },
+        );
+    }
     drop(bench);
 }
 

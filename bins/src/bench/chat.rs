@@ -3,11 +3,49 @@
 //! --json` (its standard output read by this process), and a sending peer
 //! (a bench child running `run_peer` with a workload).
 
-use super::child::{ChildSpec, Pace, Proc, Work};
+use super::baseline::stdin_closed;
+use super::child::{emit, ChildSpec, Pace, Proc, Work};
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use natter_core::rate::RateLimit;
+use natter_core::RegistryConfig;
+use natter_net_real::{ServerBuilder, TokioNet};
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `natter bench-child server`: the directory the chat sections' peers
+/// register with (the registry section runs the real `natter server`
+/// binary instead), logging as `natter server` does (formatted, then
+/// discarded), its limits raised since every bench client comes from
+/// 127.0.0.1. Stops when its standard input closes.
+pub async fn natter_server(max_peers: usize) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .with_ansi(false)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let config = RegistryConfig {
+        max_peers,
+        max_connections_per_ip: 1_000_000,
+        requests: RateLimit {
+            burst: 1_000_000,
+            per_second: 1_000_000,
+        },
+        max_connections: 1_000_000,
+        handshakes_total: RateLimit {
+            burst: 1_000_000,
+            per_second: 1_000_000,
+        },
+        ..RegistryConfig::default()
+    };
+    let server = ServerBuilder::new(TokioNet).config(config).spawn().await?;
+    emit(&json!({ "addr": server.addr(), "pid": std::process::id() }));
+    stdin_closed().await;
+    server.stop(Duration::from_secs(10)).await?;
+    Ok(())
+}
 
 /// A directory server for the peer sections.
 pub struct Server {

@@ -108,8 +108,40 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
+/// Files a `natter server` keeps open beside one socket per client: its
+/// spare files and probes (`fit_open_file_limit` in `server_cmd.rs`: 64 +
+/// 256), its database, standard streams, with a margin.
+pub const SERVER_SPARE_FILES: u64 = 1_024;
+
+/// Raises the limit of open files to at least `wanted` where allowed: the
+/// hard limit too when the bench may (as root), else the soft limit to
+/// the hard one. Child processes inherit it.
+pub fn raise_fd_limit_to(wanted: u64) {
+    #[cfg(unix)]
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every system
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur as u64 >= wanted
+        {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: wanted as libc::rlim_t,
+            rlim_max: limit.rlim_max.max(wanted as libc::rlim_t),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            raise_fd_limit();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = wanted;
+}
+
 /// Raises the soft limit of open files to the hard limit: the registry
-/// section holds 10,000 connections in each of two processes.
+/// section holds a connection per peer in each of two processes.
 pub fn raise_fd_limit() {
     #[cfg(unix)]
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.

@@ -43,9 +43,10 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
             "µs",
             column(&natter, "p50_us"),
             Some(column(&raw, "p50_us")),
-            Some(Goal::RatioAtMost(1.5)),
+            Some(Goal::RatioAtMost(1.3)),
         )
-        .with_noise(column(&noise, "p50_us")),
+        .with_noise(column(&noise, "p50_us"))
+        .goal(Goal::NoiseRatioAtMost(1.15)),
     );
     section.figures.push(
         Figure::lower(

@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// flood); all of them by default.
     #[arg(long, value_delimiter = ',', value_name = "SECTION")]
     pub only: Vec<String>,
+    /// Also print today's figures beside those of an earlier run saved
+    /// with `natter bench --json > FILE` (with --json: on standard error).
+    #[arg(long, value_name = "FILE")]
+    pub compare: Option<std::path::PathBuf>,
 }
 
 /// `natter bench-child SPEC`: one process of the bench (hidden).
@@ -76,6 +80,13 @@ fn wall_date() -> SystemTime {
     SystemTime::now()
 }
 
+/// Peers registered in the registry section at most: this host's
+/// open-file limit (20,000) less a few for standard streams and the like,
+/// as issue 13 asks. Each process (server, load generator) holds one
+/// socket per peer; the bench raises its open-file limit (children
+/// inherit it) to fit them and the server's spare files.
+pub const REGISTRY_TOTAL: usize = 19_980;
+
 /// Workload sizes; `--quick` shrinks them for a smoke run.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
@@ -95,7 +106,12 @@ pub struct Plan {
     /// have without receipt is `window + max_waiting`, of which at most
     /// `window` are on the wire (a receiver cuts a sender with more).
     pub max_waiting: usize,
+    /// Peers registered when the full lists are timed (the issue's
+    /// 10,000-peer list).
     pub registry_peers: usize,
+    /// Peers registered in all, for the RSS figure and the churn: as many
+    /// as the open-file limit allows, up to [`REGISTRY_TOTAL`].
+    pub registry_total: usize,
     pub registry_lists: usize,
     pub registry_reps: usize,
     pub flood: Duration,
@@ -117,6 +133,7 @@ impl Plan {
             window: 64,
             max_waiting: 64,
             registry_peers: if quick { 1_000 } else { 10_000 },
+            registry_total: if quick { 1_200 } else { REGISTRY_TOTAL },
             registry_lists: if quick { 10 } else { 100 },
             registry_reps: reps.min(3),
             flood: Duration::from_millis(if quick { 1_500 } else { 6_000 }),
@@ -128,12 +145,29 @@ impl Plan {
 pub async fn run(args: BenchArgs) -> i32 {
     // Everything below waits on child processes with blocking reads; the
     // runtime only hosts this one task.
+    // Read first: a wrong path should not cost a whole run.
+    let earlier = match args.compare.as_deref().map(read_earlier).transpose() {
+        Ok(earlier) => earlier,
+        Err(e) => {
+            eprintln!("natter bench: {e:#}");
+            return 2;
+        }
+    };
     match tokio::task::block_in_place(|| bench(&args)) {
         Ok(report) => {
+            let compared = earlier
+                .as_ref()
+                .map(|(path, doc)| report.compare(doc, path));
             if args.json {
                 println!("{}", report.json());
+                if let Some(compared) = compared {
+                    eprint!("{compared}");
+                }
             } else {
                 print!("{}", report.table());
+                if let Some(compared) = compared {
+                    print!("{compared}");
+                }
             }
             0
         }
@@ -144,12 +178,42 @@ pub async fn run(args: BenchArgs) -> i32 {
     }
 }
 
+/// An earlier `natter bench --json` document, and its path as given.
+fn read_earlier(path: &std::path::Path) -> Result<(String, serde_json::Value)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {} for --compare", path.display()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not the output of `natter bench --json`",
+            path.display()
+        )
+    })?;
+    if !doc["sections"].is_object() {
+        anyhow::bail!(
+            "{} is not the output of `natter bench --json` (no sections)",
+            path.display()
+        );
+    }
+    Ok((path.display().to_string(), doc))
+}
+
 fn bench(args: &BenchArgs) -> Result<Report> {
     if cfg!(debug_assertions) && !args.quick {
         eprintln!("natter bench: this is a debug build; use `cargo run --release -p natter -- bench` for figures worth quoting");
     }
-    child::raise_fd_limit();
-    let plan = Plan::new(args);
+    let mut plan = Plan::new(args);
+    // The server keeps files beside its sockets (probes, its database):
+    // room for those too, where the hard limit may be raised (root).
+    child::raise_fd_limit_to(plan.registry_total as u64 + child::SERVER_SPARE_FILES);
+    let fits = child::fd_limit().saturating_sub(child::SERVER_SPARE_FILES) as usize;
+    if plan.registry_total > fits {
+        eprintln!(
+            "natter bench: the open-file limit ({}) holds {fits} peers in the registry section, not {}",
+            child::fd_limit(),
+            plan.registry_total
+        );
+        plan.registry_total = fits.max(plan.registry_peers);
+    }
     let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
     let started = wall_now();
     let mut report = Report::new(wall_date(), plan);
@@ -198,7 +262,7 @@ pub async fn run_child(args: BenchChildArgs) -> i32 {
     };
     child::raise_fd_limit();
     let result = match spec {
-        ChildSpec::Server { max_peers } => registry_scale::natter_server(max_peers).await,
+        ChildSpec::Server { max_peers } => chat::natter_server(max_peers).await,
         ChildSpec::Sender {
             server,
             name,

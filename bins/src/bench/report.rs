@@ -43,24 +43,35 @@ fn max(values: &[f64]) -> f64 {
 /// A goal from the issue.
 #[derive(Clone, Copy, Debug)]
 pub enum Goal {
-    /// natter / baseline ≤ x.
+    /// natter / raw TCP ≤ x.
     RatioAtMost(f64),
-    /// natter / baseline ≥ x.
-    RatioAtLeast(f64),
+    /// natter / (raw TCP + Noise) ≤ x.
+    NoiseRatioAtMost(f64),
+    /// natter / (raw TCP + Noise) ≥ x.
+    NoiseRatioAtLeast(f64),
     /// natter's median ≤ x (in the figure's unit).
     AtMost(f64),
-    /// natter's median < x.
-    Below(f64),
 }
 
 impl Goal {
-    fn text(self, unit: &str) -> String {
+    pub fn text(self, unit: &str) -> String {
         match self {
             Goal::RatioAtMost(x) => format!("ratio ≤ {x}"),
-            Goal::RatioAtLeast(x) => format!("ratio ≥ {x}"),
+            Goal::NoiseRatioAtMost(x) => format!("ratio +N ≤ {x}"),
+            Goal::NoiseRatioAtLeast(x) => format!("ratio +N ≥ {x}"),
             Goal::AtMost(x) => format!("≤ {x} {unit}"),
-            Goal::Below(x) => format!("< {x} {unit}"),
         }
+    }
+
+    /// Whether `figure` reaches the goal (`None`: a baseline is missing).
+    fn met(self, figure: &Figure) -> Option<bool> {
+        let value = median(&figure.natter);
+        Some(match self {
+            Goal::RatioAtMost(x) => figure.ratio()? <= x,
+            Goal::NoiseRatioAtMost(x) => figure.noise_ratio()? <= x,
+            Goal::NoiseRatioAtLeast(x) => figure.noise_ratio()? >= x,
+            Goal::AtMost(x) => value <= x,
+        })
     }
 }
 
@@ -76,7 +87,8 @@ pub struct Figure {
     /// The same baseline inside a Noise XX link, as natter's links are:
     /// natter against it is what natter costs beyond encryption.
     pub noise: Option<Vec<f64>>,
-    pub goal: Option<Goal>,
+    /// Every goal the figure has (issue 13 gives the latency two).
+    pub goals: Vec<Goal>,
 }
 
 impl Figure {
@@ -94,8 +106,14 @@ impl Figure {
             natter,
             baseline,
             noise: None,
-            goal,
+            goals: goal.into_iter().collect(),
         }
+    }
+
+    /// With one more goal.
+    pub fn goal(mut self, goal: Goal) -> Self {
+        self.goals.push(goal);
+        self
     }
 
     /// With a raw TCP + Noise baseline too.
@@ -133,17 +151,31 @@ impl Figure {
             .map(|b| median(&self.natter) / median(b))
     }
 
-    pub fn met(&self) -> Option<bool> {
-        let value = median(&self.natter);
-        Some(match self.goal? {
-            Goal::RatioAtMost(x) => self.ratio()? <= x,
-            Goal::RatioAtLeast(x) => self.ratio()? >= x,
-            Goal::AtMost(x) => value <= x,
-            Goal::Below(x) => value < x,
-        })
+    /// Each goal with whether it is met.
+    pub fn verdicts(&self) -> Vec<(Goal, Option<bool>)> {
+        self.goals.iter().map(|&g| (g, g.met(self))).collect()
     }
 
-    fn json(&self) -> Value {
+    /// The goal column: each goal, and (unless `judged` is false: the
+    /// machine was loaded) met or not.
+    fn goal_text(&self, judged: bool) -> String {
+        let goals: Vec<String> = self
+            .verdicts()
+            .into_iter()
+            .map(|(goal, met)| match (judged, met) {
+                (true, Some(true)) => format!("{} met", goal.text(self.unit)),
+                (true, Some(false)) => format!("{} NOT MET", goal.text(self.unit)),
+                _ => goal.text(self.unit),
+            })
+            .collect();
+        let mut text = goals.join(", ");
+        if !judged && !goals.is_empty() {
+            text.push_str(" (no verdict: loaded)");
+        }
+        text
+    }
+
+    fn json(&self, judged: bool) -> Value {
         let stats =
             |v: &[f64]| json!({ "median": median(v), "min": min(v), "max": max(v), "reps": v });
         json!({
@@ -155,8 +187,10 @@ impl Figure {
             "ratio": self.ratio(),
             "noise_baseline": self.noise.as_deref().map(stats),
             "noise_ratio": self.noise_ratio(),
-            "goal": self.goal.map(|g| g.text(self.unit)),
-            "met": self.met(),
+            "goals": self.verdicts().into_iter().map(|(goal, met)| json!({
+                "goal": goal.text(self.unit),
+                "met": if judged { met } else { None },
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -201,12 +235,20 @@ impl Section {
     }
 }
 
+/// A 1-minute load average per CPU above this at the start means other
+/// work is running: the ratios then move with it (docs/BENCH.md, "Load
+/// changes the latency ratio"), and no goal is judged.
+pub const LOADED_PER_CPU: f64 = 0.5;
+
 /// The whole run.
 pub struct Report {
     date: SystemTime,
     plan: Plan,
     sections: Vec<Section>,
     pub elapsed: Duration,
+    /// The 1-minute load average when the run started (NaN if unknown).
+    load_at_start: f64,
+    cpus: usize,
 }
 
 impl Report {
@@ -216,6 +258,36 @@ impl Report {
             plan,
             sections: Vec::new(),
             elapsed: Duration::ZERO,
+            load_at_start: load_average(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Whether the machine was quiet enough at the start for verdicts.
+    pub fn judged(&self) -> bool {
+        self.load_at_start.is_finite() && self.load_at_start <= self.load_limit()
+    }
+
+    fn load_limit(&self) -> f64 {
+        LOADED_PER_CPU * self.cpus as f64
+    }
+
+    fn load_text(&self) -> String {
+        if self.judged() {
+            format!(
+                "load average {:.2} at the start (quiet: at most {:.1} on {} CPUs)",
+                self.load_at_start,
+                self.load_limit(),
+                self.cpus
+            )
+        } else {
+            format!(
+                "load average {:.2} at the start, above {:.1} on {} CPUs: the machine is loaded, \
+                 the ratios move with the load, so NO VERDICT is printed; rerun on a quiet machine",
+                self.load_at_start,
+                self.load_limit(),
+                self.cpus
+            )
         }
     }
 
@@ -247,6 +319,8 @@ impl Report {
             "medians over the repetitions [min–max]; ratio = natter median / raw-TCP median; \
              ratio +N = natter median / (raw TCP + Noise XX) median"
         );
+        let _ = writeln!(out, "{}", self.load_text());
+        let judged = self.judged();
         for section in &self.sections {
             let _ = writeln!(out, "\n== {}: {}", section.name, section.what);
             let values = |v: Option<&[f64]>, unit| v.map_or("—".to_string(), |v| spread(v, unit));
@@ -262,14 +336,7 @@ impl Report {
                         values(f.noise.as_deref(), f.unit),
                         ratio(f.ratio()),
                         ratio(f.noise_ratio()),
-                        match (f.goal, f.met()) {
-                            (Some(goal), Some(met)) => format!(
-                                "{} {}",
-                                goal.text(f.unit),
-                                if met { "met" } else { "NOT MET" }
-                            ),
-                            _ => String::new(),
-                        },
+                        f.goal_text(judged),
                     ]
                 })
                 .collect();
@@ -313,6 +380,127 @@ impl Report {
                 let _ = writeln!(out, "  [{mark}] {}: {}", check.name, check.detail);
             }
         }
+        self.goals_summary(&mut out);
+        out
+    }
+
+    /// The closing list: every goal of the run, with its figure and
+    /// whether it is met (or why there is no verdict).
+    fn goals_summary(&self, out: &mut String) {
+        let judged = self.judged();
+        let _ = writeln!(
+            out,
+            "\n== goals (issue 13){}",
+            if judged {
+                ""
+            } else {
+                ": no verdict, the machine was loaded"
+            }
+        );
+        for section in &self.sections {
+            for figure in &section.figures {
+                for (goal, met) in figure.verdicts() {
+                    let value = match goal {
+                        Goal::RatioAtMost(_) => figure
+                            .ratio()
+                            .map_or("?".into(), |r| format!("ratio {r:.2}")),
+                        Goal::NoiseRatioAtMost(_) | Goal::NoiseRatioAtLeast(_) => figure
+                            .noise_ratio()
+                            .map_or("?".into(), |r| format!("ratio +N {r:.2}")),
+                        Goal::AtMost(_) => {
+                            format!("{} {}", num(median(&figure.natter)), figure.unit)
+                        }
+                    };
+                    let verdict = match (judged, met) {
+                        (false, _) => "no verdict",
+                        (true, Some(true)) => "met",
+                        (true, Some(false)) => "NOT MET",
+                        (true, None) => "no baseline",
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {:<10} {}: {} — goal {}: {verdict}",
+                        section.name,
+                        figure.name,
+                        value,
+                        goal.text(figure.unit)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  {:<10} memory per registration at 1,000,000 — goal ≤ 400 B: \
+             `cargo bench -p natter-core --bench registry` prints it",
+            "core"
+        );
+    }
+
+    /// Today's figures beside those of an earlier `--json` document.
+    pub fn compare(&self, earlier: &Value, source: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\n== compared with {source}: the run of {} ({}, load average {} at its start)",
+            earlier["date"].as_str().unwrap_or("?"),
+            earlier["build"].as_str().unwrap_or("?"),
+            earlier["load_average_at_start"]
+                .as_f64()
+                .map_or("unknown".to_string(), |l| format!("{l:.2}")),
+        );
+        let header = [
+            "figure",
+            "then",
+            "now",
+            "change",
+            "ratio then → now",
+            "ratio +N then → now",
+        ]
+        .map(String::from);
+        let mut rows = vec![header];
+        for section in &self.sections {
+            let figures = earlier["sections"][section.name]["figures"].as_array();
+            for f in &section.figures {
+                let then =
+                    figures.and_then(|all| all.iter().find(|e| e["name"] == f.name.as_str()));
+                let now = median(&f.natter);
+                let then_median = then.and_then(|e| e["natter"]["median"].as_f64());
+                let change = then_median.map_or("—".to_string(), |t| {
+                    format!("{:+.0} %", (now / t - 1.0) * 100.0)
+                });
+                let pair = |key: &str, today: Option<f64>| {
+                    let before = then.and_then(|e| e[key].as_f64());
+                    let show = |r: Option<f64>| r.map_or("—".to_string(), |r| format!("{r:.2}"));
+                    format!("{} → {}", show(before), show(today))
+                };
+                rows.push([
+                    format!("{} {}", section.name, f.name),
+                    then_median.map_or("—".to_string(), |t| format!("{} {}", num(t), f.unit)),
+                    format!("{} {}", num(now), f.unit),
+                    change,
+                    pair("ratio", f.ratio()),
+                    pair("noise_ratio", f.noise_ratio()),
+                ]);
+            }
+        }
+        let mut widths = [0usize; 6];
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in &rows {
+            let mut line = String::new();
+            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                let pad = " ".repeat(w - cell.chars().count());
+                if i == 0 {
+                    let _ = write!(line, "{cell}{pad}  ");
+                } else {
+                    let _ = write!(line, "{pad}{cell}  ");
+                }
+            }
+            let _ = writeln!(out, "  {}", line.trim_end());
+        }
         out
     }
 
@@ -324,7 +512,7 @@ impl Report {
                 s.name.to_string(),
                 json!({
                     "what": s.what,
-                    "figures": s.figures.iter().map(Figure::json).collect::<Vec<_>>(),
+                    "figures": s.figures.iter().map(|f| f.json(self.judged())).collect::<Vec<_>>(),
                     "checks": s.checks.iter().map(|c| json!({
                         "name": c.name, "ok": c.ok, "detail": c.detail,
                     })).collect::<Vec<_>>(),
@@ -339,6 +527,8 @@ impl Report {
             "quick": self.plan.quick,
             "reps": self.plan.reps,
             "elapsed_s": self.elapsed.as_secs_f64(),
+            "load_average_at_start": self.load_at_start,
+            "loaded": !self.judged(),
             "sections": sections,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default()
@@ -389,6 +579,14 @@ fn num(x: f64) -> String {
     }
 }
 
+/// The 1-minute load average from /proc/loadavg (NaN where there is none).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// What the figures were taken on.
 struct Machine {
     cpus: usize,
@@ -415,6 +613,89 @@ impl Machine {
             cpus,
             cpu_model,
             kernel,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan::new(&super::super::BenchArgs {
+            json: false,
+            quick: true,
+            reps: Some(1),
+            only: Vec::new(),
+            compare: None,
+        })
+    }
+
+    /// A report of one latency figure (natter 60 µs, raw 50, raw + Noise
+    /// 55) taken at the given load average on 2 CPUs.
+    fn report(load: f64, natter: f64) -> Report {
+        let mut report = Report::new(UNIX_EPOCH, plan());
+        report.load_at_start = load;
+        report.cpus = 2;
+        let mut section = Section::new("latency", "pings".into());
+        section.figures.push(
+            Figure::lower(
+                "send → receipt p50",
+                "µs",
+                vec![natter],
+                Some(vec![50.0]),
+                Some(Goal::RatioAtMost(1.3)),
+            )
+            .with_noise(vec![55.0])
+            .goal(Goal::NoiseRatioAtMost(1.15)),
+        );
+        report.push(section);
+        report
+    }
+
+    #[test]
+    fn a_quiet_run_judges_every_goal_of_a_figure() {
+        let table = report(0.2, 60.0).table();
+        assert!(
+            table.contains("ratio ≤ 1.3 met, ratio +N ≤ 1.15 met"),
+            "{table}"
+        );
+        assert!(
+            table.contains("ratio +N 1.09 — goal ratio +N ≤ 1.15: met"),
+            "{table}"
+        );
+        let table = report(0.2, 70.0).table();
+        assert!(
+            table.contains("ratio ≤ 1.3 NOT MET, ratio +N ≤ 1.15 NOT MET"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_loaded_machine_gets_no_verdict_and_is_told_so() {
+        let report = report(3.5, 60.0);
+        let table = report.table();
+        assert!(table.contains("load average 3.50 at the start"), "{table}");
+        assert!(table.contains("NO VERDICT"), "{table}");
+        assert!(!table.contains(" met"), "{table}");
+        let doc: Value = serde_json::from_str(&report.json()).unwrap();
+        assert_eq!(doc["loaded"], true);
+        let goals = &doc["sections"]["latency"]["figures"][0]["goals"];
+        assert_eq!(goals[0]["goal"], "ratio ≤ 1.3");
+        assert!(goals[0]["met"].is_null(), "{goals}");
+    }
+
+    #[test]
+    fn compare_prints_an_earlier_json_run_beside_today() {
+        let earlier: Value = serde_json::from_str(&report(0.1, 100.0).json()).unwrap();
+        let today = report(0.1, 60.0).compare(&earlier, "before.json");
+        assert!(today.contains("compared with before.json"), "{today}");
+        let row = today
+            .lines()
+            .find(|l| l.contains("latency send → receipt p50"))
+            .unwrap_or_else(|| panic!("no row in {today}"));
+        for cell in ["100 µs", "60.0 µs", "-40 %", "2.00 → 1.20", "1.82 → 1.09"] {
+            assert!(row.contains(cell), "{cell} not in {row}");
         }
     }
 }

@@ -62,7 +62,7 @@ pub fn run(plan: &Plan, dir: &Path) -> Result<Section> {
             "msg/s",
             column(&natter, "msgs_per_s"),
             Some(column(&raw, "msgs_per_s")),
-            Some(Goal::RatioAtLeast(0.5)),
+            Some(Goal::NoiseRatioAtLeast(0.8)),
         )
         .with_noise(column(&noise, "msgs_per_s")),
     );
