@@ -3,10 +3,18 @@
 //!
 //! The driver's main loop must never wait on one socket, or one slow or
 //! stuck peer would freeze every other conversation and every timer. So the
-//! loop only ever hands bytes to a link's bounded queue (`try_send`) and
-//! learns about the network through one channel of [`LinkEvent`]s fed by
-//! the per-link tasks. A link whose queue is full is a peer that stopped
-//! reading: it is cut off rather than buffered without bound.
+//! loop only ever writes what the socket takes at once (when nothing is
+//! queued before it) or hands bytes to a link's bounded queue
+//! (`try_send`), and learns about the network through one channel of
+//! [`LinkEvent`]s fed by the per-link tasks. A link whose queue is full is
+//! a peer that stopped reading: it is cut off rather than buffered without
+//! bound.
+//!
+//! The direct write matters for latency: a chat message or receipt handed
+//! to the writer task costs a task wake-up (often on the other thread)
+//! before its `write`; on an idle link the socket's buffer has room, so
+//! the driver writes it itself, and the writer task only takes over what
+//! the socket did not take.
 //!
 //! Only `tokio::spawn`, tokio channels and tokio timers are used, so the
 //! same code runs over turmoil's simulated sockets.
@@ -16,11 +24,13 @@ use natter_core::LinkId;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::{AbortHandle, JoinHandle};
 
 /// Bytes asked of the socket per read: bounds the memory one connection can
@@ -111,7 +121,7 @@ pub enum Overflow {
 pub struct Links<N: Net> {
     net: N,
     events: mpsc::Sender<LinkEvent<N::Stream>>,
-    open: BTreeMap<LinkId, LinkHandle>,
+    open: BTreeMap<LinkId, LinkHandle<N::Stream>>,
     /// Outgoing connections in progress, so that one the state machine
     /// gave up on can be cancelled and its late success ignored.
     dialing: BTreeMap<LinkId, AbortHandle>,
@@ -130,8 +140,12 @@ pub struct Links<N: Net> {
 /// The driver's grip on one connection's tasks. Dropping it is a graceful
 /// close: the writer sends what was queued, shuts the socket down, and the
 /// reader drains until the other side closes (bounded by [`LINGER`]).
-struct LinkHandle {
+struct LinkHandle<S> {
     queue: mpsc::Sender<Vec<u8>>,
+    /// The socket's write side, shared with the writer task: the driver
+    /// writes to it directly when nothing is queued (see the module
+    /// comment); the writer holds the lock while it writes.
+    write: Arc<Mutex<WriteHalf<S>>>,
     /// Bytes queued on this link and not yet written; the writer counts
     /// them down as it writes (see [`Written`]).
     queued: Arc<AtomicUsize>,
@@ -248,6 +262,7 @@ impl<N: Net> Links<N> {
     /// Starts the reader and writer tasks of a connected stream.
     pub fn open(&mut self, link: LinkId, stream: N::Stream) {
         let (read, write) = tokio::io::split(stream);
+        let write = Arc::new(Mutex::new(write));
         let (queue, queued) = mpsc::channel(WRITE_QUEUE);
         let (alive, alive_rx) = watch::channel(());
         let written = Written {
@@ -257,7 +272,7 @@ impl<N: Net> Links<N> {
         let reader = tokio::spawn(read_loop(link, read, self.events.clone(), alive_rx.clone()));
         let writer = tokio::spawn(write_loop(
             link,
-            write,
+            Arc::clone(&write),
             queued,
             written.clone(),
             self.events.clone(),
@@ -267,6 +282,7 @@ impl<N: Net> Links<N> {
             link,
             LinkHandle {
                 queue,
+                write,
                 queued: written.link,
                 _alive: alive,
                 reader: reader.abort_handle(),
@@ -285,10 +301,24 @@ impl<N: Net> Links<N> {
 
     /// As [`Links::send`], saying which bound of the queue was hit when
     /// the link had to be cut.
-    pub fn send_checked(&mut self, link: LinkId, bytes: Vec<u8>) -> Result<(), Overflow> {
+    pub fn send_checked(&mut self, link: LinkId, mut bytes: Vec<u8>) -> Result<(), Overflow> {
         let Some(handle) = self.open.get(&link) else {
             return Ok(());
         };
+        // Nothing counted means nothing queued and nothing in the writer's
+        // hands (it counts down only after its write): writing now keeps
+        // the order. What the socket does not take is queued as usual.
+        if handle.queued.load(Ordering::Relaxed) == 0 {
+            if let Ok(mut write) = handle.write.try_lock() {
+                match write_now(&mut *write, &bytes) {
+                    Now::All => return Ok(()),
+                    Now::AllUnflushed => bytes = Vec::new(),
+                    Now::Part(n) => {
+                        bytes.drain(..n);
+                    }
+                }
+            }
+        }
         // What the buffer holds, not only what it says: an encrypted
         // frame's buffer may be twice its length.
         let size = bytes.capacity();
@@ -336,7 +366,7 @@ impl<N: Net> Links<N> {
     /// Takes a link that leaves the open set out of the count: nothing is
     /// added to it any more, and its writer's later counting down stops
     /// at zero.
-    fn uncount(&self, handle: &LinkHandle) {
+    fn uncount(&self, handle: &LinkHandle<N::Stream>) {
         let left = handle.queued.swap(0, Ordering::Relaxed);
         self.queued.fetch_sub(left, Ordering::Relaxed);
     }
@@ -445,6 +475,35 @@ async fn read_loop<S: crate::net::Stream>(
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
+/// What [`write_now`] managed.
+enum Now {
+    /// Written and flushed.
+    All,
+    /// Written, but the stream's flush would have to wait: an empty frame
+    /// queued behind it makes the writer task flush.
+    AllUnflushed,
+    /// The first `n` bytes written (maybe none): the socket is full, or
+    /// failed (the writer task meets the error again and reports it).
+    Part(usize),
+}
+
+/// Writes what the stream takes without waiting (a waker that does
+/// nothing: nobody is woken when it would take more).
+fn write_now<W: AsyncWrite + Unpin>(write: &mut W, bytes: &[u8]) -> Now {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut done = 0;
+    while done < bytes.len() {
+        match Pin::new(&mut *write).poll_write(&mut cx, &bytes[done..]) {
+            Poll::Ready(Ok(n)) if n > 0 => done += n,
+            _ => return Now::Part(done),
+        }
+    }
+    match Pin::new(&mut *write).poll_flush(&mut cx) {
+        Poll::Ready(Ok(())) => Now::All,
+        _ => Now::AllUnflushed,
+    }
+}
+
 /// The count of a link's bytes not yet written, and of all links': the
 /// writer counts both down as it writes.
 #[derive(Clone)]
@@ -473,7 +532,7 @@ impl Written {
 /// that never reads cannot keep the task alive.
 async fn write_loop<S: crate::net::Stream>(
     link: LinkId,
-    mut write: WriteHalf<S>,
+    write: Arc<Mutex<WriteHalf<S>>>,
     mut queued: mpsc::Receiver<Vec<u8>>,
     written: Written,
     events: mpsc::Sender<LinkEvent<S>>,
@@ -494,6 +553,7 @@ async fn write_loop<S: crate::net::Stream>(
                     Err(_) => break,
                 }
             }
+            let mut write = write.lock().await;
             write.write_all(&bytes).await?;
             written.release(held);
             // Streams that buffer (any `Stream` may) must not sit on a
@@ -502,7 +562,7 @@ async fn write_loop<S: crate::net::Stream>(
                 write.flush().await?;
             }
         }
-        write.shutdown().await
+        write.lock().await.shutdown().await
     };
     tokio::pin!(work);
     let result = tokio::select! {
@@ -547,7 +607,7 @@ mod tests {
     use super::*;
     use std::io;
     use std::time::SystemTime;
-    use tokio::io::DuplexStream;
+    use tokio::io::{AsyncRead, DuplexStream};
 
     /// In-memory streams with a tiny buffer: a peer that does not read is
     /// then one that blocks writes after a few bytes.
@@ -641,6 +701,45 @@ mod tests {
         let mut got = Vec::new();
         theirs.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"one\ntwo\n");
+    }
+
+    /// Reads what `stream` holds right now, without waiting.
+    fn read_now(stream: &mut DuplexStream) -> Vec<u8> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut buf = [0u8; 256];
+        let mut read = tokio::io::ReadBuf::new(&mut buf);
+        match Pin::new(stream).poll_read(&mut cx, &mut read) {
+            Poll::Ready(Ok(())) => read.filled().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_on_an_idle_link_is_written_at_once_without_the_writer_task() {
+        let (mut links, _events) = Links::new(DuplexNet);
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        links.open(LINK, ours);
+        assert_eq!(links.send(LINK, b"ping\n".to_vec()), Queued::Ok);
+        // No await since the send: the writer task has not run.
+        assert_eq!(read_now(&mut theirs), b"ping\n");
+        assert_eq!(links.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_does_not_take_at_once_is_queued_and_later_frames_wait_behind_it() {
+        let (mut links, _events) = Links::new(DuplexNet);
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        links.open(LINK, ours);
+        let first: Vec<u8> = (0..100u8).collect();
+        assert_eq!(links.send(LINK, first.clone()), Queued::Ok);
+        // 64 bytes written at once; the other 36 queued, counted by the
+        // buffer that holds them.
+        assert_eq!(links.queued(), 100);
+        assert_eq!(links.send(LINK, b"second".to_vec()), Queued::Ok);
+        let mut got = vec![0; 106];
+        theirs.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..100], &first[..]);
+        assert_eq!(&got[100..], b"second");
     }
 
     #[tokio::test]
