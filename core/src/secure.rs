@@ -43,7 +43,10 @@ use rand_chacha::ChaCha20Rng;
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
-use snow::{HandshakeState, TransportState};
+use snow::HandshakeState;
+use transport::Transport;
+
+mod transport;
 use std::fmt;
 
 /// The Noise protocol name of every natter link.
@@ -117,7 +120,7 @@ enum Phase {
         /// Plaintext given to `send` before the transport keys exist.
         pending: Vec<u8>,
     },
-    Transport(Box<TransportState>),
+    Transport(Transport),
     Failed,
 }
 
@@ -254,10 +257,10 @@ impl SecureLink {
                 pending.extend_from_slice(plaintext);
                 Ok(())
             }
-            Phase::Transport(noise) => {
-                seal(noise, plaintext, &mut self.transmit);
-                Ok(())
-            }
+            Phase::Transport(keys) => match seal(keys, plaintext, &mut self.transmit) {
+                Ok(()) => Ok(()),
+                Err(error) => self.fail(error),
+            },
         }
     }
 
@@ -331,10 +334,10 @@ impl SecureLink {
                 }
                 self.finish_handshake_if_done()
             }
-            Phase::Transport(noise) => {
+            Phase::Transport(keys) => {
                 let start = self.plaintext.len();
-                self.plaintext.resize(start + frame.len(), 0);
-                match noise.read_message(frame, &mut self.plaintext[start..]) {
+                self.plaintext.extend_from_slice(frame);
+                match keys.open(&mut self.plaintext[start..]) {
                     Ok(length) => {
                         self.plaintext.truncate(start + length);
                         Ok(())
@@ -385,19 +388,15 @@ impl SecureLink {
             .and_then(|key| key.try_into().ok())
             .expect("XX always transmits the remote static key");
         let pending = std::mem::take(pending);
-        let Phase::Handshake { noise, .. } = std::mem::replace(&mut self.phase, Phase::Failed)
+        let Phase::Handshake { mut noise, .. } = std::mem::replace(&mut self.phase, Phase::Failed)
         else {
             unreachable!("matched above");
         };
-        let mut transport = Box::new(
-            noise
-                .into_transport_mode()
-                .expect("the handshake is finished"),
-        );
-        seal(&mut transport, &pending, &mut self.transmit);
+        let mut transport = Transport::new(&mut noise);
+        let sealed = seal(&mut transport, &pending, &mut self.transmit);
         self.phase = Phase::Transport(transport);
         self.remote = Some(PublicKey::from_bytes(remote));
-        Ok(())
+        sealed.or_else(|error| self.fail(error))
     }
 
     fn fail(&mut self, error: SecureError) -> Result<(), SecureError> {
@@ -408,17 +407,18 @@ impl SecureLink {
 }
 
 /// Appends `plaintext` to `out` as framed transport messages.
-fn seal(noise: &mut TransportState, plaintext: &[u8], out: &mut Vec<u8>) {
+fn seal(keys: &mut Transport, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), SecureError> {
     for chunk in plaintext.chunks(MAX_PLAINTEXT) {
         let length = chunk.len() + TAG_LEN;
         let start = out.len();
         out.extend_from_slice(&(length as u16).to_be_bytes());
         out.resize(start + 2 + length, 0);
-        let written = noise
-            .write_message(chunk, &mut out[start + 2..])
-            .expect("a chunk of MAX_PLAINTEXT bytes fits one message");
-        debug_assert_eq!(written, length);
+        if keys.seal(chunk, &mut out[start + 2..]).is_err() {
+            out.truncate(start);
+            return Err(SecureError::Failed);
+        }
     }
+    Ok(())
 }
 
 /// Whether an X25519 public key is of small order. Such a key makes every
