@@ -29,18 +29,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::{AbortHandle, JoinHandle};
 
 /// Bytes asked of the socket per read: bounds the memory one connection can
-/// make the driver hold before the state machine has seen it.
+/// make the driver hold before the state machine has seen it. The buffer
+/// exists only during the read (see `read_some`): an idle link holds none.
 pub const READ_BUFFER: usize = 8 * 1024;
 
-/// A link's first read buffer. It doubles (up to [`READ_BUFFER`]) each
-/// time a read fills it, so an idle connection — a server holds
-/// thousands — costs a few hundred bytes, and a busy one soon reads in
-/// large chunks.
+/// The first buffer of a [`crate::SecureStream`]'s reads; it grows to
+/// [`READ_BUFFER`] while reads fill it.
 pub const READ_BUFFER_MIN: usize = 512;
 
 /// Frames queued for one link before it counts as not reading. Frames are
@@ -427,35 +426,26 @@ impl<N: Net> Drop for Links<N> {
     }
 }
 
-/// Reads into a bounded buffer and forwards what arrives. When the driver
-/// closes the link, keeps reading (and discarding) until the other side
-/// closes too, so that unread data does not turn our close into a reset
-/// that could destroy the last frames we sent.
+/// Reads what arrives and forwards it. When the driver closes the link,
+/// keeps reading (and discarding) until the other side closes too, so
+/// that unread data does not turn our close into a reset that could
+/// destroy the last frames we sent.
 async fn read_loop<S: crate::net::Stream>(
     link: LinkId,
     mut read: ReadHalf<S>,
     events: mpsc::Sender<LinkEvent<S>>,
     mut alive: watch::Receiver<()>,
 ) {
-    let mut buf = vec![0u8; READ_BUFFER_MIN];
     loop {
         tokio::select! {
             biased;
             _ = alive.changed() => break,
-            read = read.read(&mut buf) => {
+            read = read_some(&mut read) => {
                 let event = match read {
-                    Ok(0) => LinkEvent::Closed { link, reason: "closed by the other side".into() },
-                    Ok(n) => {
-                        let bytes = buf[..n].to_vec();
-                        if n == buf.len() && buf.len() < READ_BUFFER {
-                            buf.resize((buf.len() * 2).min(READ_BUFFER), 0);
-                        } else if n < READ_BUFFER_MIN && buf.len() > READ_BUFFER_MIN {
-                            // Quiet again after a burst: thousands of
-                            // idle links must not each keep 8 KiB.
-                            buf = vec![0; READ_BUFFER_MIN];
-                        }
-                        LinkEvent::Bytes { link, bytes }
+                    Ok(bytes) if bytes.is_empty() => {
+                        LinkEvent::Closed { link, reason: "closed by the other side".into() }
                     }
+                    Ok(bytes) => LinkEvent::Bytes { link, bytes },
                     Err(e) => LinkEvent::Closed { link, reason: e.to_string() },
                 };
                 let done = matches!(event, LinkEvent::Closed { .. });
@@ -466,13 +456,32 @@ async fn read_loop<S: crate::net::Stream>(
         }
     }
     let drain = async {
-        while let Ok(n) = read.read(&mut buf).await {
-            if n == 0 {
+        while let Ok(bytes) = read_some(&mut read).await {
+            if bytes.is_empty() {
                 break;
             }
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// The next bytes the stream has (at most [`READ_BUFFER`]; empty at its
+/// end), in a buffer of their size.
+///
+/// The read goes to a buffer on the stack that lives only while the read
+/// is polled: a stream writes into the buffer only when it returns ready,
+/// so an idle link — a server holds thousands — keeps no read buffer.
+async fn read_some<R: AsyncRead + Unpin>(read: &mut R) -> std::io::Result<Vec<u8>> {
+    std::future::poll_fn(|cx| {
+        let mut buf = [0u8; READ_BUFFER];
+        let mut filled = ReadBuf::new(&mut buf);
+        match Pin::new(&mut *read).poll_read(cx, &mut filled) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(filled.filled().to_vec())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// What [`write_now`] managed.
@@ -607,7 +616,7 @@ mod tests {
     use super::*;
     use std::io;
     use std::time::SystemTime;
-    use tokio::io::{AsyncRead, DuplexStream};
+    use tokio::io::{AsyncReadExt, DuplexStream};
 
     /// In-memory streams with a tiny buffer: a peer that does not read is
     /// then one that blocks writes after a few bytes.

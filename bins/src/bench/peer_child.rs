@@ -54,8 +54,11 @@ pub async fn run(
     // End of input: the peer leaves the chat (waiting for the last
     // receipts), deregisters and exits.
     peer.end_input();
+    // Bounded waits add up (receipts, then the link's and the server's
+    // linger, 2 s each); a debug build on a busy machine (the smoke test)
+    // took more than 10 s after a flood.
     let code = peer
-        .exited(Duration::from_secs(10))
+        .exited(EVENT_TIMEOUT)
         .await
         .context("the peer did not exit after its input ended")?;
     if code != 0 {
