@@ -324,14 +324,10 @@ fn silent_sockets_do_not_keep_honest_callers_out() {
                     // Held, silent, until the victim cuts it.
                     let mut buf = [0u8; 256];
                     while !stop.load(Ordering::Relaxed) {
-                        match tokio::time::timeout(
-                            Duration::from_millis(200),
-                            stream.read(&mut buf),
-                        )
-                        .await
-                        {
-                            Ok(Ok(0) | Err(_)) => break,
-                            _ => {}
+                        let read = stream.read(&mut buf);
+                        let read = tokio::time::timeout(Duration::from_millis(200), read).await;
+                        if let Ok(Ok(0) | Err(_)) = read {
+                            break;
                         }
                     }
                 }
