@@ -442,6 +442,9 @@ fn identity_of(i: usize) -> Identity {
     Identity::from_seed(&derive_seed(&[0; 32], b"bench member", i as u64))
 }
 
+/// Registrations between two progress lines of the load generator.
+const PROGRESS_EVERY: usize = 1_000;
+
 /// Where member `i` is in the churn.
 const REGISTERED: u8 = 0;
 const LEFT: u8 = 1;
@@ -527,10 +530,13 @@ pub async fn loadgen(load: Load) -> Result<()> {
     }
     let churned = std::sync::atomic::AtomicBool::new(false);
     let churn = async {
-        for _ in 0..load.total {
+        for done in 1..=load.total {
             if let Some(Err(e)) = reports.recv().await {
                 eprintln!("natter bench-child: churn: {e:#}");
                 shared.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if done % PROGRESS_EVERY == 0 {
+                emit(&json!({ "phase": "progress", "rejoined": done }));
             }
         }
         churned.store(true, Ordering::Release);
@@ -599,12 +605,18 @@ impl Members {
             self.leave.push(tx);
             tokio::spawn(member(i, Arc::clone(&self.shared), rx, self.report.clone()));
         }
-        for _ in 0..count {
+        for done in 1..=count {
             reports
                 .recv()
                 .await
                 .ok_or_else(|| anyhow!("members stopped"))?
                 .context("registration")?;
+            // A line now and then: the bench gives up on a child silent
+            // for a minute, and on a busy machine 10,000 registrations
+            // with a handshake each may take longer.
+            if done % PROGRESS_EVERY == 0 {
+                emit(&json!({ "phase": "progress", "registered": done }));
+            }
         }
         Ok(start.elapsed().as_secs_f64())
     }
