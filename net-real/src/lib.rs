@@ -28,6 +28,7 @@ mod private;
 pub mod secure_stream;
 pub mod server;
 pub mod transcripts;
+mod write_queue;
 
 pub use bindings::{BindingsError, NameBindings};
 pub use disk::{Disk, StdDisk};

@@ -20,6 +20,7 @@
 //! same code runs over turmoil's simulated sockets.
 
 use crate::net::{Listener, Net};
+use crate::write_queue::{write_queue, QueueReceiver, QueueSender, TrySendError};
 use natter_core::LinkId;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -140,7 +141,7 @@ pub struct Links<N: Net> {
 /// close: the writer sends what was queued, shuts the socket down, and the
 /// reader drains until the other side closes (bounded by [`LINGER`]).
 struct LinkHandle<S> {
-    queue: mpsc::Sender<Vec<u8>>,
+    queue: QueueSender,
     /// The socket's write side, shared with the writer task: the driver
     /// writes to it directly when nothing is queued (see the module
     /// comment); the writer holds the lock while it writes.
@@ -262,7 +263,7 @@ impl<N: Net> Links<N> {
     pub fn open(&mut self, link: LinkId, stream: N::Stream) {
         let (read, write) = tokio::io::split(stream);
         let write = Arc::new(Mutex::new(write));
-        let (queue, queued) = mpsc::channel(WRITE_QUEUE);
+        let (queue, queued) = write_queue(WRITE_QUEUE);
         let (alive, alive_rx) = watch::channel(());
         let written = Written {
             link: Arc::new(AtomicUsize::new(0)),
@@ -336,8 +337,8 @@ impl<N: Net> Links<N> {
             match sent {
                 Ok(()) => None,
                 // The writer already failed; its Closed event is on the way.
-                Err(mpsc::error::TrySendError::Closed(_)) => None,
-                Err(mpsc::error::TrySendError::Full(_)) => Some(Overflow::Frames),
+                Err(TrySendError::Closed(_)) => None,
+                Err(TrySendError::Full(_)) => Some(Overflow::Frames),
             }
         };
         let Some(overflow) = overflow else {
@@ -542,7 +543,7 @@ impl Written {
 async fn write_loop<S: crate::net::Stream>(
     link: LinkId,
     write: Arc<Mutex<WriteHalf<S>>>,
-    mut queued: mpsc::Receiver<Vec<u8>>,
+    mut queued: QueueReceiver,
     written: Written,
     events: mpsc::Sender<LinkEvent<S>>,
     mut alive: watch::Receiver<()>,
@@ -555,11 +556,11 @@ async fn write_loop<S: crate::net::Stream>(
             // out in one write: one syscall instead of one per frame.
             while bytes.len() < WRITE_BATCH {
                 match queued.try_recv() {
-                    Ok(more) => {
+                    Some(more) => {
                         held += more.capacity();
                         bytes.extend_from_slice(&more);
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             }
             let mut write = write.lock().await;
