@@ -29,6 +29,10 @@ pub async fn run(
     work: Work,
 ) -> Result<()> {
     let mut peer = PeerBuilder::new(TokioNet, &name, server, transcripts)
+        .config(|config| {
+            config.transcript_quota_chat = super::chat::TRANSCRIPT_QUOTA;
+            config.transcript_quota_day = super::chat::TRANSCRIPT_QUOTA;
+        })
         .spawn()
         .await
         .context("cannot listen on 127.0.0.1")?;
