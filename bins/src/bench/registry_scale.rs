@@ -93,6 +93,10 @@ impl ServerProc {
                 "--source-request-rate",
                 many,
             ])
+            // A list of 19,670 peers is more than the 2 MiB queued for one
+            // client by default (room for 10,000), and lists during the
+            // churn come on top of thousands of handshakes.
+            .args(["--max-queue", "67108864", "--memory-budget", "1073741824"])
             .env_remove("RUST_LOG")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
