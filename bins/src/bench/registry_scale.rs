@@ -195,7 +195,7 @@ pub fn run(plan: &Plan) -> Result<Section> {
         "registry",
         format!(
             "{peers} peers register with one `natter server` process from a load-generator process, then {} full lists; \
-             then {} more register ({total} in all) and all {total} leave and rejoin while lists are read",
+             then {} more register ({total} in all: the RSS figure) and leave; the first {peers} leave and rejoin while lists are read",
             plan.registry_lists,
             total - peers,
         ),
@@ -242,7 +242,7 @@ pub fn run(plan: &Plan) -> Result<Section> {
     );
     section.figures.push(
         Figure::lower(
-            &format!("churn of {total} (leave + rejoin)"),
+            &format!("churn of {peers} (leave + rejoin)"),
             "s",
             column(&natter, "churn_secs"),
             Some(column(&raw, "churn_secs")),
@@ -453,6 +453,9 @@ const PROGRESS_EVERY: usize = 1_000;
 const REGISTERED: u8 = 0;
 const LEFT: u8 = 1;
 const REJOINED: u8 = 2;
+/// Gone for good before the churn: may still be listed at its old address
+/// until the server has seen the connection close.
+const DEPARTED: u8 = 3;
 
 struct Shared {
     server: SocketAddr,
@@ -495,6 +498,7 @@ pub async fn loadgen(load: Load) -> Result<()> {
         shared: Arc::clone(&shared),
         report,
         leave: Vec::with_capacity(load.total),
+        tasks: Vec::with_capacity(load.total),
     };
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut go = String::new();
@@ -527,14 +531,25 @@ pub async fn loadgen(load: Load) -> Result<()> {
     go.clear();
     stdin.read_line(&mut go).await?;
 
-    // Churn: every member leaves and rejoins; lists are read meanwhile.
+    // The members past `peers` go for good (their connections dropped):
+    // at the open-file limit, the churn needs their files for the
+    // connections that overlap while members leave and rejoin.
+    for (i, task) in members.tasks.iter().enumerate().skip(load.peers) {
+        shared.state[i].store(DEPARTED, Ordering::Release);
+        task.abort();
+    }
+    // Churn: the first `peers` members leave and rejoin; lists are read
+    // meanwhile.
     let start = wall_now();
+    // (The departed members' senders are kept: a dropped one would read
+    // as "leave" to a task not yet cancelled.)
+    let _departed = members.leave.split_off(load.peers);
     for tx in members.leave {
         let _ = tx.send(());
     }
     let churned = std::sync::atomic::AtomicBool::new(false);
     let churn = async {
-        for done in 1..=load.total {
+        for done in 1..=load.peers {
             if let Some(Err(e)) = reports.recv().await {
                 eprintln!("natter bench-child: churn: {e:#}");
                 shared.errors.fetch_add(1, Ordering::Relaxed);
@@ -573,7 +588,7 @@ pub async fn loadgen(load: Load) -> Result<()> {
         .collect();
     let last = lister.list().await?;
     let (s, m) = check_list(&last, &before, load.total);
-    let final_ok = last.len() == load.total && s == 0 && m == 0;
+    let final_ok = last.len() == load.peers && s == 0 && m == 0;
     emit(&json!({ "result": {
         "list_p50_ms": percentile(&millis, 50.0),
         "list_p99_ms": percentile(&millis, 99.0),
@@ -592,6 +607,7 @@ struct Members {
     shared: Arc<Shared>,
     report: tokio::sync::mpsc::UnboundedSender<Result<()>>,
     leave: Vec<oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Members {
@@ -607,7 +623,8 @@ impl Members {
         for i in range {
             let (tx, rx) = oneshot::channel();
             self.leave.push(tx);
-            tokio::spawn(member(i, Arc::clone(&self.shared), rx, self.report.clone()));
+            let task = tokio::spawn(member(i, Arc::clone(&self.shared), rx, self.report.clone()));
+            self.tasks.push(task);
         }
         for done in 1..=count {
             reports
@@ -648,7 +665,7 @@ fn check_list(list: &[PeerInfo], before: &[u8], peers: usize) -> (u64, u64) {
             stale += 1;
         }
         let old = info.addr.port() == PORT_BEFORE + i as u16;
-        if old && before[i] != REGISTERED {
+        if old && before[i] != REGISTERED && before[i] != DEPARTED {
             stale += 1;
         }
     }
