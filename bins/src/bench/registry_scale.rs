@@ -530,6 +530,11 @@ pub async fn loadgen(load: Load) -> Result<()> {
     emit(&json!({ "phase": "registered_all", "secs": secs, "per_s": others as f64 / secs }));
     go.clear();
     stdin.read_line(&mut go).await?;
+    // The lister answered no ping while the others registered (longer
+    // than the server's 15 s idle limit on a busy machine): a new session
+    // with the same key replaces it.
+    drop(lister);
+    let mut lister = shared.register(load.total, "lister", 9_998).await?;
 
     // The members past `peers` go for good (their connections dropped):
     // at the open-file limit, the churn needs their files for the
