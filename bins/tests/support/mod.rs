@@ -77,8 +77,14 @@ pub struct Proc {
 
 impl Proc {
     fn spawn(label: &str, args: &[&str]) -> Proc {
+        Proc::spawn_with(label, args, &[])
+    }
+
+    /// `natter ARGS` with these environment variables set.
+    pub fn spawn_with(label: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(NATTER)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
