@@ -266,7 +266,13 @@ fn a_server_with_another_key_at_one_address_is_passed_over_for_the_next() {
         )]
     );
     assert!(
-        matches!(events.last(), Some(Event::Registered { server: SERVER2, .. })),
+        matches!(
+            events.last(),
+            Some(Event::Registered {
+                server: SERVER2,
+                ..
+            })
+        ),
         "{events:?}"
     );
     assert!(!world.exits.contains_key("alice"));
@@ -288,7 +294,13 @@ fn a_server_with_another_key_at_one_address_is_passed_over_for_the_next() {
     assert!(
         matches!(
             events[..],
-            [Event::ServerLost, Event::Reregistered { server: SERVER2, .. }]
+            [
+                Event::ServerLost,
+                Event::Reregistered {
+                    server: SERVER2,
+                    ..
+                }
+            ]
         ),
         "{events:?}"
     );

@@ -136,8 +136,7 @@ impl<'a> Scenario<'a> {
     /// configuration names it (see [`Scenario::server_addr`]).
     pub fn start_server(&mut self, host: &str, registry: RegistryConfig) {
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        self.other_server_logs
-            .insert(host.to_string(), log.clone());
+        self.other_server_logs.insert(host.to_string(), log.clone());
         self.start_server_logging(host, registry, None, log);
     }
 

@@ -96,7 +96,9 @@ pub fn man_in_the_middle(seed: u64) -> String {
     let read = notes.clone();
     s.start_raw_host("mallory", move || relay_between(bob_addr, read.clone()));
     let mallory = s.sim.lookup("mallory");
-    s.start_peer_with("bob", |c| c.servers = vec![SocketAddr::new(mallory, SERVER_PORT)]);
+    s.start_peer_with("bob", |c| {
+        c.servers = vec![SocketAddr::new(mallory, SERVER_PORT)]
+    });
     s.start_peer("alice");
     registered(&mut s, &["alice", "bob"]);
     let listed = list(&mut s, "alice");

@@ -200,7 +200,11 @@ mod tests {
             ]
         );
         servers.new_round();
-        assert_eq!(servers.current(), a[1], "the round after starts after the last tried");
+        assert_eq!(
+            servers.current(),
+            a[1],
+            "the round after starts after the last tried"
+        );
     }
 
     #[test]
