@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use support::{Proc, Server};
 
 #[test]
+// The wall clock: real processes, and a figure to report (a generous bound).
+#[allow(clippy::disallowed_methods)]
 fn a_killed_server_hands_its_peers_to_the_second_and_their_chat_goes_on() {
     let dirs = tempfile::tempdir().unwrap();
     let mut first = Server::start();
