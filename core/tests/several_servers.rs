@@ -306,6 +306,30 @@ fn a_server_with_another_key_at_one_address_is_passed_over_for_the_next() {
     );
 }
 
+/// The first address refuses, the second proves another key than the
+/// one pinned for it: no address is left to try, and natter ends as when
+/// no server answers (having said why about each).
+#[test]
+fn one_address_down_and_the_other_with_another_key_at_start_ends_natter() {
+    let mut world = two_servers();
+    world.crash_server();
+    let mut config = both("alice");
+    config
+        .server_keys
+        .insert(SERVER2, Identity::from_seed(&[0x11; 32]).public());
+    world.add_peer_with(config);
+    let codes: Vec<ErrorCode> = errors(&world.take_events("alice"))
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect();
+    assert_eq!(
+        codes,
+        [ErrorCode::ServerKeyChanged, ErrorCode::ServerUnreachable]
+    );
+    assert_eq!(world.exits.get("alice"), Some(&1));
+    assert_eq!(dials_of(&world, "alice").len(), 2, "each address once");
+}
+
 /// The same key registered the name elsewhere: this natter stops using
 /// every server (it does not move to the next, where the two would take
 /// turns), and its requests say so.

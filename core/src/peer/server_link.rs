@@ -308,7 +308,7 @@ impl Peer {
             }
             next => {
                 self.event(problem.into());
-                self.try_next(next);
+                self.move_on(next);
             }
         }
         false
@@ -581,18 +581,8 @@ impl Peer {
         let was_registered = self.server.is_registered();
         self.server_close();
         let next = self.server.servers().failed(reason);
-        // Never registered and no address left to try in this round,
-        // none of them a server that only turned us away for now: fatal
-        // even when input has ended already, so the user learns why (not
-        // a silent exit 0).
         if !self.server.ever_registered {
-            let servers = self.server.servers();
-            let retry = servers.any_for_now() && !self.quitting;
-            if !matches!(next, Next::Try(_)) && !retry {
-                let failures = servers.failures();
-                return self.fatal(unreachable(failures));
-            }
-            return self.try_next(next);
+            return self.move_on(next);
         }
         if self.quitting {
             self.server.phase = Phase::Gone;
@@ -600,6 +590,22 @@ impl Peer {
         }
         if was_registered {
             self.event(Event::ServerLost);
+        }
+        self.try_next(next);
+    }
+
+    /// After an address failed: [`Peer::try_next`], except that before
+    /// the first registration a round of failed addresses, none of them a
+    /// server that only turned us away for now, is fatal, even when input
+    /// has ended already, so the user learns why (not a silent exit 0).
+    fn move_on(&mut self, next: Next) {
+        if !self.server.ever_registered {
+            let servers = self.server.servers();
+            let retry = servers.any_for_now() && !self.quitting;
+            if !matches!(next, Next::Try(_)) && !retry {
+                let failures = servers.failures();
+                return self.fatal(unreachable(failures));
+            }
         }
         self.try_next(next);
     }
