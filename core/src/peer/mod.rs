@@ -635,17 +635,25 @@ impl Peer {
     /// A caller said hello: ring if there is room, else answer `busy`.
     /// A caller we already have a chat or a call with gets `busy` too: a
     /// name is one chat (two calls crossing each other both get `busy`,
-    /// as with one chat at a time).
+    /// as with one chat at a time). That second call is no call the user
+    /// missed: it ends without a notice.
     fn greeted(&mut self, link: LinkId, caller: Partner) {
-        let busy = self.is_full() || self.named(&caller.name, &Stage::OPEN).is_some();
+        let second = self.named(&caller.name, &Stage::OPEN).is_some();
+        let busy = second || self.is_full();
         let (mut ctx, chats) = self.split();
         let Some(chat) = chats.get_mut(&link) else {
             return;
         };
         if busy {
             chat.answer_busy(&mut ctx);
-            let caller = caller.name;
-            return self.finish(link, End::NoRoom { caller });
+            let end = if second {
+                End::Quiet
+            } else {
+                End::NoRoom {
+                    caller: caller.name,
+                }
+            };
+            return self.finish(link, end);
         }
         chat.ring(&mut ctx, caller);
         self.take_turn(link);
