@@ -3,18 +3,11 @@
 //!
 //! The driver's main loop must never wait on one socket, or one slow or
 //! stuck peer would freeze every other conversation and every timer. So the
-//! loop only ever writes what the socket takes at once (when nothing is
-//! queued before it) or hands bytes to a link's bounded queue
-//! (`try_send`), and learns about the network through one channel of
+//! loop only ever hands bytes to a link's bounded queue (`try_send`),
+//! and learns about the network through one channel of
 //! [`LinkEvent`]s fed by the per-link tasks. A link whose queue is full is
 //! a peer that stopped reading: it is cut off rather than buffered without
 //! bound.
-//!
-//! The direct write matters for latency: a chat message or receipt handed
-//! to the writer task costs a task wake-up (often on the other thread)
-//! before its `write`; on an idle link the socket's buffer has room, so
-//! the driver writes it itself, and the writer task only takes over what
-//! the socket did not take.
 //!
 //! Only `tokio::spawn`, tokio channels and tokio timers are used, so the
 //! same code runs over turmoil's simulated sockets.
@@ -28,7 +21,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch, Mutex};
@@ -301,24 +294,10 @@ impl<N: Net> Links<N> {
 
     /// As [`Links::send`], saying which bound of the queue was hit when
     /// the link had to be cut.
-    pub fn send_checked(&mut self, link: LinkId, mut bytes: Vec<u8>) -> Result<(), Overflow> {
+    pub fn send_checked(&mut self, link: LinkId, bytes: Vec<u8>) -> Result<(), Overflow> {
         let Some(handle) = self.open.get(&link) else {
             return Ok(());
         };
-        // Nothing counted means nothing queued and nothing in the writer's
-        // hands (it counts down only after its write): writing now keeps
-        // the order. What the socket does not take is queued as usual.
-        if handle.queued.load(Ordering::Relaxed) == 0 {
-            if let Ok(mut write) = handle.write.try_lock() {
-                match write_now(&mut *write, &bytes) {
-                    Now::All => return Ok(()),
-                    Now::AllUnflushed => bytes = Vec::new(),
-                    Now::Part(n) => {
-                        bytes.drain(..n);
-                    }
-                }
-            }
-        }
         // What the buffer holds, not only what it says: an encrypted
         // frame's buffer may be twice its length.
         let size = bytes.capacity();
@@ -483,35 +462,6 @@ async fn read_some<R: AsyncRead + Unpin>(read: &mut R) -> std::io::Result<Vec<u8
         }
     })
     .await
-}
-
-/// What [`write_now`] managed.
-enum Now {
-    /// Written and flushed.
-    All,
-    /// Written, but the stream's flush would have to wait: an empty frame
-    /// queued behind it makes the writer task flush.
-    AllUnflushed,
-    /// The first `n` bytes written (maybe none): the socket is full, or
-    /// failed (the writer task meets the error again and reports it).
-    Part(usize),
-}
-
-/// Writes what the stream takes without waiting (a waker that does
-/// nothing: nobody is woken when it would take more).
-fn write_now<W: AsyncWrite + Unpin>(write: &mut W, bytes: &[u8]) -> Now {
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut done = 0;
-    while done < bytes.len() {
-        match Pin::new(&mut *write).poll_write(&mut cx, &bytes[done..]) {
-            Poll::Ready(Ok(n)) if n > 0 => done += n,
-            _ => return Now::Part(done),
-        }
-    }
-    match Pin::new(&mut *write).poll_flush(&mut cx) {
-        Poll::Ready(Ok(())) => Now::All,
-        _ => Now::AllUnflushed,
-    }
 }
 
 /// The count of a link's bytes not yet written, and of all links': the
@@ -711,45 +661,6 @@ mod tests {
         let mut got = Vec::new();
         theirs.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"one\ntwo\n");
-    }
-
-    /// Reads what `stream` holds right now, without waiting.
-    fn read_now(stream: &mut DuplexStream) -> Vec<u8> {
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut buf = [0u8; 256];
-        let mut read = tokio::io::ReadBuf::new(&mut buf);
-        match Pin::new(stream).poll_read(&mut cx, &mut read) {
-            Poll::Ready(Ok(())) => read.filled().to_vec(),
-            _ => Vec::new(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_frame_on_an_idle_link_is_written_at_once_without_the_writer_task() {
-        let (mut links, _events) = Links::new(DuplexNet);
-        let (ours, mut theirs) = tokio::io::duplex(1024);
-        links.open(LINK, ours);
-        assert_eq!(links.send(LINK, b"ping\n".to_vec()), Queued::Ok);
-        // No await since the send: the writer task has not run.
-        assert_eq!(read_now(&mut theirs), b"ping\n");
-        assert_eq!(links.queued(), 0);
-    }
-
-    #[tokio::test]
-    async fn what_the_socket_does_not_take_at_once_is_queued_and_later_frames_wait_behind_it() {
-        let (mut links, _events) = Links::new(DuplexNet);
-        let (ours, mut theirs) = tokio::io::duplex(64);
-        links.open(LINK, ours);
-        let first: Vec<u8> = (0..100u8).collect();
-        assert_eq!(links.send(LINK, first.clone()), Queued::Ok);
-        // 64 bytes written at once; the other 36 queued, counted by the
-        // buffer that holds them.
-        assert_eq!(links.queued(), 100);
-        assert_eq!(links.send(LINK, b"second".to_vec()), Queued::Ok);
-        let mut got = vec![0; 106];
-        theirs.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got[..100], &first[..]);
-        assert_eq!(&got[100..], b"second");
     }
 
     #[tokio::test]
