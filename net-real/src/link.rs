@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::{AbortHandle, JoinHandle};
 
@@ -134,11 +134,8 @@ pub struct Links<N: Net> {
 /// close: the writer sends what was queued, shuts the socket down, and the
 /// reader drains until the other side closes (bounded by [`LINGER`]).
 struct LinkHandle<S> {
+    _stream: std::marker::PhantomData<fn() -> S>,
     queue: QueueSender,
-    /// The socket's write side, shared with the writer task: the driver
-    /// writes to it directly when nothing is queued (see the module
-    /// comment); the writer holds the lock while it writes.
-    write: Arc<Mutex<WriteHalf<S>>>,
     /// Bytes queued on this link and not yet written; the writer counts
     /// them down as it writes (see [`Written`]).
     queued: Arc<AtomicUsize>,
@@ -274,8 +271,8 @@ impl<N: Net> Links<N> {
         self.open.insert(
             link,
             LinkHandle {
+                _stream: std::marker::PhantomData,
                 queue,
-                write,
                 queued: written.link,
                 _alive: alive,
                 reader: reader.abort_handle(),
