@@ -56,6 +56,79 @@ pub fn every_message_accounted_for(events: &[(Duration, Event)]) -> Result<(), S
     Ok(())
 }
 
+/// The partner an event is about, for the events of a chat.
+fn partner(event: &Event) -> Option<&str> {
+    match event {
+        Event::ChatStarted { peer, .. }
+        | Event::Sent { peer, .. }
+        | Event::Delivered { peer, .. }
+        | Event::Message { peer, .. }
+        | Event::ChatEnded { peer, .. } => Some(peer),
+        _ => None,
+    }
+}
+
+/// [`every_message_accounted_for`] for the chats with one partner, when a
+/// peer has several chats at once.
+pub fn every_message_to_accounted_for(
+    events: &[(Duration, Event)],
+    peer: &str,
+) -> Result<(), String> {
+    let theirs: Vec<(Duration, Event)> = events
+        .iter()
+        .filter(|(_, e)| partner(e) == Some(peer))
+        .cloned()
+        .collect();
+    every_message_accounted_for(&theirs)
+}
+
+/// [`every_message_to_accounted_for`] for every partner `events` mention.
+pub fn every_message_of_every_chat_accounted_for(
+    events: &[(Duration, Event)],
+) -> Result<(), String> {
+    let partners: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|(_, e)| partner(e)).collect();
+    for peer in partners {
+        every_message_to_accounted_for(events, peer).map_err(|e| format!("with {peer}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// What a server or peer says when a budget or share is hit (docs/LIMITS.md).
+const BUDGET_CODES: [&str; 5] = [
+    "rate_limited",
+    "too_many_connections",
+    "server_full",
+    "frame_too_long",
+    "memory budget",
+];
+
+/// Honest peers hit no budget, whatever the network does to them: the
+/// server refused or cut none of them (its log), and none was told of a
+/// limit (their events).
+pub fn no_budget_hit(
+    server_log: &str,
+    peers: &[(&str, &[(Duration, Event)])],
+) -> Result<(), String> {
+    if let Some(line) = server_log
+        .lines()
+        .find(|line| BUDGET_CODES.iter().any(|code| line.contains(code)))
+    {
+        return Err(format!("the server hit a budget: {line}"));
+    }
+    for (name, events) in peers {
+        for (at, event) in *events {
+            if let Event::Error { code, .. } = event {
+                let code = code.to_string();
+                if BUDGET_CODES.contains(&code.as_str()) {
+                    return Err(format!("{name} was told {code} at {at:?}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The reason the last chat of a peer ended, if it ended.
 pub fn last_end(events: &[(Duration, Event)]) -> Option<ChatEndReason> {
     events.iter().rev().find_map(|(_, e)| match e {

@@ -198,6 +198,10 @@ pub(super) enum Signal {
     /// A caller said hello with a key not pinned for its name: ask the
     /// directory about `name`, and hand its answer to [`Chat::listed`].
     Verify { name: String },
+    /// The peer we called said hello and proved its key: a call placed
+    /// by address now knows whom it reached (the peer checks that this is
+    /// no second chat with that name).
+    Answered,
     /// The conversation started (our call was accepted).
     Started,
     /// The chat is over.
@@ -647,7 +651,7 @@ impl Chat {
                         max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
                         key,
                     });
-                    None
+                    return Some(Signal::Answered);
                 }
                 None => {
                     let detail = ErrorDetail::PeerBadFrame {
@@ -699,6 +703,19 @@ impl Chat {
     fn refuse(&mut self, ctx: &mut Ctx<'_>, problem: Problem, message: String) -> End {
         self.send_error(ctx, problem.code, message);
         End::Untrusted(problem)
+    }
+
+    /// The peer we called is one we have another chat or call with
+    /// already: the call ends, the callee told why.
+    pub(super) fn refuse_second_chat(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        code: ErrorCode,
+        detail: ErrorDetail,
+    ) -> End {
+        let message = format!("{} has a chat or call with you already", ctx.config.name);
+        self.send_error(ctx, code, message);
+        End::Refused(Problem::new(code, detail))
     }
 
     /// There is room for the caller: show the request.

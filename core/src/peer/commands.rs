@@ -71,30 +71,42 @@ impl Peer {
     /// Why a new call (to `name`, if we know whom) cannot be placed now,
     /// if it cannot: a chat or call with `name` already, or no room.
     pub(super) fn dial_refusal(&self, name: Option<&str>) -> Option<(ErrorCode, ErrorDetail)> {
-        let with = |stages: &[Stage]| {
-            let link = self.named(name?, stages)?;
-            Some(self.chats[&link].partner())
-        };
-        if let Some(peer) = with(&[Stage::Talking, Stage::Leaving]) {
-            return Some((
-                ErrorCode::AlreadyInChat,
-                ErrorDetail::AlreadyInChat { peer },
-            ));
-        }
-        if let Some(peer) = with(&[Stage::Calling]) {
-            return Some((ErrorCode::AlreadyInChat, ErrorDetail::CallRinging { peer }));
-        }
-        if let Some(peer) = with(&[Stage::Ringing]) {
-            return Some((
-                ErrorCode::RequestPending,
-                ErrorDetail::RequestWaiting { peer },
-            ));
+        if let Some(refusal) = name.and_then(|name| self.one_chat_per_name(None, name)) {
+            return Some(refusal);
         }
         if self.is_full() {
             let max = self.config.max_chats.max(1);
             return Some((ErrorCode::ChatsFull, ErrorDetail::ChatsFull { max }));
         }
         None
+    }
+
+    /// A name is one chat: why a call with `name` (other than the one on
+    /// `except`) cannot go on, if there is a chat or call with it already.
+    /// Checked when a call is placed and again when a call placed by
+    /// address learns whom it reached.
+    pub(super) fn one_chat_per_name(
+        &self,
+        except: Option<LinkId>,
+        name: &str,
+    ) -> Option<(ErrorCode, ErrorDetail)> {
+        let (_, chat) = self.chats.iter().find(|(&link, chat)| {
+            Some(link) != except
+                && Stage::OPEN.contains(&chat.stage())
+                && same_name(&chat.partner(), name)
+        })?;
+        let peer = chat.partner();
+        Some(match chat.stage() {
+            Stage::Calling => (ErrorCode::AlreadyInChat, ErrorDetail::CallRinging { peer }),
+            Stage::Ringing => (
+                ErrorCode::RequestPending,
+                ErrorDetail::RequestWaiting { peer },
+            ),
+            _ => (
+                ErrorCode::AlreadyInChat,
+                ErrorDetail::AlreadyInChat { peer },
+            ),
+        })
     }
 
     /// Whether `addr` is where this very peer listens.

@@ -538,6 +538,7 @@ impl Peer {
         match signal {
             Signal::Greeted { caller } => self.greeted(link, caller),
             Signal::Verify { name } => self.verify_caller(link, name),
+            Signal::Answered => self.answered(link),
             Signal::Started => self.started(link),
             Signal::Ended(end) => self.finish(link, end),
         }
@@ -572,6 +573,24 @@ impl Peer {
         chat.ring(&mut ctx, caller);
         self.take_turn(link);
         self.update_status();
+    }
+
+    /// The peer we called on `link` said who it is: a call placed by
+    /// address to someone we have a chat or call with already ends there
+    /// (a name is one chat), before it rings.
+    fn answered(&mut self, link: LinkId) {
+        let Some(name) = self.chats.get(&link).map(Chat::partner) else {
+            return;
+        };
+        let Some((code, detail)) = self.one_chat_per_name(Some(link), &name) else {
+            return;
+        };
+        let (mut ctx, chats) = self.split();
+        let Some(chat) = chats.get_mut(&link) else {
+            return;
+        };
+        let end = chat.refuse_second_chat(&mut ctx, code, detail);
+        self.finish(link, end);
     }
 
     fn closed(&mut self, link: LinkId, end: End) {
