@@ -239,7 +239,10 @@ impl UiState {
             // peer moves its focus by itself (a chat ended), the pane shown
             // stays: plain lines go to the pane shown anyway.
             Event::Focused { .. } => {}
-            Event::Trusted { .. } | Event::Help { .. } | Event::Chats { .. } => {
+            Event::Trusted { .. }
+            | Event::Help { .. }
+            | Event::Chats { .. }
+            | Event::MissedCalls { .. } => {
                 self.push_shown(at, note(&event));
             }
         }

@@ -3,7 +3,7 @@
 use super::chat::{Chat, Dialled, End, Stage};
 use super::{Peer, PeerOutput};
 use crate::command::{Command, Target, HELP};
-use crate::event::{ErrorDetail, Event};
+use crate::event::{ErrorDetail, Event, Problem};
 use crate::link::LinkId;
 use crate::protocol::{ErrorCode, PeerInfo};
 use crate::text::{prepare_message, same_name, sanitize, MAX_NAME};
@@ -289,8 +289,15 @@ impl Peer {
 
     fn say_to(&mut self, link: LinkId, text: &str) {
         let (mut ctx, chats) = self.split();
-        if let Err(problem) = chats.get_mut(&link).expect("found").say(&mut ctx, text) {
-            self.event(problem.into());
+        match chats.get_mut(&link).expect("found").say(&mut ctx, text) {
+            Ok(()) => {}
+            // The message would take the transcript past its quota: it
+            // is not sent, and the chat ends saying why.
+            Err(Problem {
+                detail: ErrorDetail::QuotaReached { scope, .. },
+                ..
+            }) => self.finish(link, End::Quota(scope)),
+            Err(problem) => self.event(problem.into()),
         }
     }
 }
