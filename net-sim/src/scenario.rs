@@ -200,6 +200,7 @@ impl<'a> Scenario<'a> {
             server_log: Arc::default(),
             peers: BTreeMap::new(),
             server_host: servers[0].to_string(),
+            other_server_logs: BTreeMap::new(),
         };
         scenario.sim.host("store", || async {
             serve_kv().await?;
