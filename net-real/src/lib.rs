@@ -21,6 +21,7 @@ pub mod disk;
 pub mod harness;
 pub mod keyfile;
 pub mod link;
+pub mod nats_server;
 pub mod net;
 pub mod peer;
 pub mod pins;
