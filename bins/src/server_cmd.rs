@@ -3,7 +3,7 @@
 use crate::cli::{LogFormat, ServerArgs};
 use natter_core::rate::RateLimit;
 use natter_core::{HeartbeatConfig, RegistryConfig};
-use natter_net_real::{keyfile, run_server, NameBindings, Net, TokioNet};
+use natter_net_real::{keyfile, run_server, Embedded, NameBindings, Net, TokioNet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,7 +59,16 @@ pub async fn run(args: ServerArgs) -> i32 {
             return 1;
         }
     }
-    match run_server(TokioNet, listener, config, Some(store), None, stop_signal()).await {
+    match run_server(
+        TokioNet,
+        listener,
+        config,
+        Embedded::from(store),
+        None,
+        stop_signal(),
+    )
+    .await
+    {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("natter server: cannot read the name bindings: {e}");

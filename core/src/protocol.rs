@@ -244,6 +244,10 @@ error_codes! {
     /// A caller whose key is not pinned, and no directory to check it
     /// against (not connected, or no answer in time): the call is refused.
     CannotVerify = "cannot_verify",
+    /// The server is cut off from the store it shares with other servers
+    /// (or the store did not answer in time): it takes no registration
+    /// now. Passes by itself; a peer retries.
+    StoreUnavailable = "store_unavailable",
 }
 
 impl fmt::Display for ErrorCode {

@@ -49,13 +49,15 @@ pub mod client;
 pub mod presence;
 pub mod refusals;
 pub mod sources;
+pub mod store;
 
+pub use bindings::Binding;
 use bindings::Bindings;
-pub use bindings::{Binding, StoreOp};
 use presence::{Presence, PresenceConfig};
 use refusals::{thousands, RefusalLog};
 pub use sources::SourceKey;
 use sources::{ShareLimits, Sources};
+pub use store::{ClaimResult, ClusterConfig, RemoteChange, StoreInput, StoreOp};
 
 /// Limits and timings of a registry.
 #[derive(Clone, Debug)]
@@ -138,6 +140,9 @@ pub struct RegistryConfig {
     pub name_ttl: Duration,
     /// How often, and how much, subscribers are told who comes and goes.
     pub presence: PresenceConfig,
+    /// Set when the directory is shared with other servers through a
+    /// store ([`store`]); `None` (the default) for the embedded store.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for RegistryConfig {
@@ -179,6 +184,7 @@ impl Default for RegistryConfig {
             seed: derive_seed(&[0; KEY_LEN], b"test server seed", 0),
             name_ttl: Duration::from_secs(30 * 24 * 3600),
             presence: PresenceConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -202,6 +208,9 @@ pub enum RegistryInput {
     /// The server is over its memory budget and this connection holds
     /// the most partial input ([`Registry::heaviest_input`]): cut it.
     OverBudget { link: LinkId },
+    /// What a shared store answered or watched ([`store`]); never sent
+    /// by the embedded store.
+    Store(StoreInput),
 }
 
 /// What the registry asks the driver to do, in order.
@@ -559,6 +568,7 @@ impl Registry {
                 );
                 self.refuse_and_close(link, None, ErrorCode::FrameTooLong, message);
             }
+            RegistryInput::Store(input) => self.store_input(now.mono, input),
         }
         self.presence.arm(now.mono);
     }
@@ -602,6 +612,9 @@ impl Registry {
     }
 
     // ---- internals ----
+
+    /// What a shared store answered or watched.
+    fn store_input(&mut self, _now: Instant, _input: StoreInput) {}
 
     /// Whether `client` is on the server's own host and loopback is not
     /// limited: no per-source share applies to it.

@@ -28,6 +28,7 @@ pub mod pins;
 mod private;
 pub mod secure_stream;
 pub mod server;
+pub mod store;
 pub mod transcripts;
 
 pub use bindings::{BindingsError, NameBindings};
@@ -38,6 +39,7 @@ pub use net::{Clock, Listener, Net, Stream, TokioNet};
 pub use peer::{run_peer, EventSink, EXIT_STARTUP_FAILED, MAX_TYPED_AHEAD};
 pub use secure_stream::{SecureStream, SecureStreamError};
 pub use server::{run_server, LogHook};
+pub use store::{Bucket, Embedded, Kv, KvEntry, KvError, KvEvent, Shared, Store};
 pub use transcripts::{Transcripts, TranscriptsError};
 
 /// Sleeps until `deadline`, or forever when the state machine has none,
