@@ -39,6 +39,7 @@ use async_nats::jetstream::{self, consumer, kv};
 use async_nats::{ConnectOptions, Event, HeaderMap};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -93,6 +94,7 @@ impl NatsKv {
         let servers = parse_url(url)?;
         let (losses_tx, losses) = watch::channel(0u64);
         let logged_url = url.to_string();
+        let cut_off = Arc::new(AtomicBool::new(false));
         let options = ConnectOptions::new()
             .name("natter server")
             .retry_on_initial_connect()
@@ -105,7 +107,8 @@ impl NatsKv {
             .event_callback(move |event| {
                 let url = logged_url.clone();
                 let losses = losses_tx.clone();
-                async move { connection_event(&url, &losses, event) }
+                let cut_off = Arc::clone(&cut_off);
+                async move { connection_event(&url, &losses, &cut_off, event) }
             });
         let client = options
             .connect(servers)
@@ -166,19 +169,31 @@ fn parse_url(url: &str) -> Result<Vec<async_nats::ServerAddr>, NatsStoreError> {
     Ok(servers)
 }
 
-/// Logs the connection's changes; counts its losses for the watches.
-fn connection_event(url: &str, losses: &watch::Sender<u64>, event: Event) {
+/// Logs the connection's changes, once each way (not every attempt to
+/// reconnect); counts its losses for the watches.
+fn connection_event(url: &str, losses: &watch::Sender<u64>, cut_off: &AtomicBool, event: Event) {
     match event {
         Event::Connected => {
+            cut_off.store(false, Ordering::Relaxed);
             tracing::info!(store = %url, "connected to NATS at {url}");
         }
         Event::Disconnected => {
             losses.send_modify(|n| *n += 1);
+            cut_off.store(true, Ordering::Relaxed);
             tracing::warn!(
                 store = %url,
                 "cut off from NATS at {url}: new registrations are refused until it is back; chats go on"
             );
         }
+        // Not connected yet, or reconnecting: each failed attempt says
+        // so; the first is enough.
+        Event::ClientError(e) if !cut_off.swap(true, Ordering::Relaxed) => {
+            tracing::warn!(
+                store = %url, error = %e,
+                "cannot reach NATS at {url} ({e}); trying again every second, new registrations are refused meanwhile"
+            );
+        }
+        Event::ClientError(e) => tracing::debug!(store = %url, error = %e, "NATS client: {e}"),
         Event::LameDuckMode => {
             tracing::info!(store = %url, "the NATS server at {url} is shutting down (lame duck mode)");
         }
@@ -186,7 +201,6 @@ fn connection_event(url: &str, losses: &watch::Sender<u64>, event: Event) {
             tracing::warn!(store = %url, sid, "NATS says this server reads too slowly");
         }
         Event::ServerError(e) => tracing::warn!(store = %url, error = %e, "NATS: {e}"),
-        Event::ClientError(e) => tracing::warn!(store = %url, error = %e, "NATS client: {e}"),
         Event::Draining | Event::Closed => {}
     }
 }
