@@ -38,7 +38,7 @@ use crate::store::{Bucket, Kv, KvEntry, KvError, KvEvent};
 use async_nats::jetstream::{self, consumer, kv};
 use async_nats::{ConnectOptions, Event, HeaderMap};
 use futures_util::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -375,6 +375,9 @@ impl Kv for NatsKv {
         let url = self.inner.url.clone();
         tokio::spawn(async move {
             let mut current = empty;
+            // Keys that have a value: a delete marker ageing out leaves a
+            // marker of its own, which is no news for a key already gone.
+            let mut present = BTreeSet::new();
             if current && tx.send(KvEvent::Current).await.is_err() {
                 return;
             }
@@ -401,12 +404,15 @@ impl Kv for NatsKv {
                 };
                 let key = key.to_string();
                 let op = op_of(message.headers.as_ref());
+                // The snapshot holds keys that have a value; a delete or
+                // expiry before the watch started is no news.
                 let event = match op {
-                    Op::Put => entry(key, &message.payload, revision, op).map(KvEvent::Put),
-                    // The snapshot holds keys that have a value; a delete
-                    // or expiry before the watch started is no news.
-                    Op::Deleted if current => Some(KvEvent::Deleted { key, revision }),
-                    Op::Expired if current => Some(KvEvent::Expired { key, revision }),
+                    Op::Put => {
+                        present.insert(key.clone());
+                        entry(key, &message.payload, revision, op).map(KvEvent::Put)
+                    }
+                    Op::Deleted if present.remove(&key) => Some(KvEvent::Deleted { key, revision }),
+                    Op::Expired if present.remove(&key) => Some(KvEvent::Expired { key, revision }),
                     Op::Deleted | Op::Expired => None,
                 };
                 if let Some(event) = event {

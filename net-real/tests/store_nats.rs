@@ -211,6 +211,32 @@ async fn an_entry_its_server_stops_refreshing_expires_for_every_watcher() {
 }
 
 #[tokio::test]
+async fn a_deleted_entry_is_reported_gone_once_not_again_when_its_marker_ages_out() {
+    let Some(nats) = nats("a_deleted_entry_is_reported_gone_once") else {
+        return;
+    };
+    let a = server(&nats, Duration::from_secs(1)).await;
+    let mut watch = a.watch(Bucket::Peers).await.unwrap();
+    assert_eq!(next(&mut watch).await, KvEvent::Current);
+    a.put(Bucket::Peers, "alice", b"on a".to_vec())
+        .await
+        .unwrap();
+    a.delete(Bucket::Peers, "alice", None).await.unwrap();
+    assert!(matches!(next(&mut watch).await, KvEvent::Put(_)));
+    assert!(matches!(next(&mut watch).await, KvEvent::Deleted { .. }));
+    // The delete marker reaches the bucket's age after 1 s and JetStream
+    // writes an expiry marker for "alice": a watcher hears nothing of it.
+    let more = timeout(Duration::from_secs(3), watch.recv()).await;
+    assert!(more.is_err(), "nothing more: {more:?}");
+    // A later put and its expiry still are.
+    a.put(Bucket::Peers, "alice", b"on a".to_vec())
+        .await
+        .unwrap();
+    assert!(matches!(next(&mut watch).await, KvEvent::Put(_)));
+    assert!(matches!(next(&mut watch).await, KvEvent::Expired { .. }));
+}
+
+#[tokio::test]
 async fn cut_off_from_nats_calls_fail_at_once_watches_end_and_all_resumes_when_it_is_back() {
     let Some(mut nats) = nats("cut_off_from_nats_calls_fail_at_once_watches_end") else {
         return;
