@@ -344,6 +344,12 @@ fn trace_log(log: &RegistryLog) {
         } => {
             tracing::info!(change = "refused", client = %client, code = %code, detail = %detail, "{log}")
         }
+        RegistryLog::StoreUnreachable => {
+            tracing::warn!(change = "store", reachable = false, "{log}")
+        }
+        RegistryLog::StoreReachable => {
+            tracing::info!(change = "store", reachable = true, "{log}")
+        }
         RegistryLog::RefusedSummary {
             from, code, count, ..
         } => {

@@ -55,6 +55,7 @@ pub use embedded::Embedded;
 pub use shared::{BindingRecord, PeerRecord, Shared};
 
 use natter_core::registry::{Binding, ClusterConfig, StoreInput, StoreOp};
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -103,7 +104,8 @@ pub trait Store: Send + 'static {
 }
 
 /// The two buckets of a shared directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Bucket {
     /// Names bound to keys ([`BindingRecord`] values, keyed by the name in
     /// lower case). Maximum age: the server's `--name-ttl`.
@@ -125,7 +127,7 @@ impl Bucket {
 }
 
 /// One key's latest value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvEntry {
     pub key: String,
     pub value: Vec<u8>,
@@ -146,7 +148,8 @@ pub enum KvError {
 }
 
 /// A change seen by a watch, in revision order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum KvEvent {
     /// The key has a (new) value: from the snapshot or a later write.
     Put(KvEntry),

@@ -489,7 +489,7 @@ impl Peer {
     fn server_refused(&mut self, problem: Problem) {
         let passing = matches!(
             problem.code,
-            ErrorCode::TooManyConnections | ErrorCode::RateLimited
+            ErrorCode::TooManyConnections | ErrorCode::RateLimited | ErrorCode::StoreUnavailable
         );
         // With input at end, the user is gone: do not retry forever.
         let give_up = !self.server.ever_registered && (!passing || self.quitting);
