@@ -180,17 +180,14 @@ fn connection_event(url: &str, losses: &watch::Sender<u64>, cut_off: &AtomicBool
         Event::Disconnected => {
             losses.send_modify(|n| *n += 1);
             cut_off.store(true, Ordering::Relaxed);
-            tracing::warn!(
-                store = %url,
-                "cut off from NATS at {url}: new registrations are refused until it is back; chats go on"
-            );
+            tracing::warn!(store = %url, "lost the connection to NATS at {url}; reconnecting");
         }
         // Not connected yet, or reconnecting: each failed attempt says
         // so; the first is enough.
         Event::ClientError(e) if !cut_off.swap(true, Ordering::Relaxed) => {
             tracing::warn!(
                 store = %url, error = %e,
-                "cannot reach NATS at {url} ({e}); trying again every second, new registrations are refused meanwhile"
+                "cannot reach NATS at {url} ({e}); trying again every second"
             );
         }
         Event::ClientError(e) => tracing::debug!(store = %url, error = %e, "NATS client: {e}"),
