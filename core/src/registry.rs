@@ -1337,7 +1337,6 @@ impl Registry {
         self.cluster.as_ref().map_or(0, |c| c.remote.len())
     }
 
-
     /// True if `link` has registered; refuses the request `id` if not. A
     /// registration waiting for its probe counts: a client may send
     /// `register` and its first requests in one write.

@@ -297,7 +297,12 @@ impl Report {
                     *w = (*w).max(cell.chars().count());
                 }
             }
-            for row in std::iter::once(&header).chain(&rows) {
+            // A section with no figure (skipped) shows no empty table.
+            let table = if rows.is_empty() { &[][..] } else { &rows[..] };
+            for row in std::iter::once(&header)
+                .chain(table)
+                .skip(usize::from(table.is_empty()))
+            {
                 let mut line = String::new();
                 for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
                     let pad = " ".repeat(w - cell.chars().count());
