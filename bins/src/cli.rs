@@ -260,12 +260,36 @@ pub struct PeerLimits {
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub ring_timeout: Duration,
     /// Time someone who connects to you has to say hello before being cut.
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
-    /// Incoming connections waiting for their hello at once; more are
-    /// closed at once (a flood of half-open calls).
-    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Incoming connections waiting for their hello at once; at the cap
+    /// the oldest of the host holding the most is cut for a newcomer.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_calls: u32,
+    /// Incoming connections from one host (IPv4 address or IPv6 /64) not
+    /// yet a chat (waiting for hello, ringing); more are closed at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_calls_per_source: u32,
+    /// New incoming connections one host may open at once (then
+    /// --call-rate a second); more are closed at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub call_burst: u32,
+    /// New incoming connections per second from one host, after
+    /// --call-burst.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub call_rate: u32,
+    /// Count callers on this host (loopback) per host too; by default
+    /// they are exempt from the per-host limits.
+    #[arg(long)]
+    pub limit_loopback: bool,
+    /// Bytes one chat's transcript may take; past it the chat is ended
+    /// (chat_ended reason quota).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(4096..))]
+    pub transcript_quota_chat: u64,
+    /// Bytes all transcripts may take in one UTC day; past it each chat
+    /// is ended at its next message (reason quota).
+    #[arg(long, default_value_t = 128 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(4096..))]
+    pub transcript_quota_day: u64,
     /// Chats at once, calls ringing either way included; a caller beyond
     /// it gets busy.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]

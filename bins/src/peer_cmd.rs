@@ -5,6 +5,7 @@ use crate::data_dir::Owner;
 use crate::input::{self, Interrupt};
 use crate::{plain, render, terminal};
 use natter_core::command::Command;
+use natter_core::rate::RateLimit;
 use natter_core::{ErrorCode, ErrorDetail, Event, PeerConfig};
 use natter_net_real::pins::Pins;
 use natter_net_real::{keyfile, run_peer, Net, TokioNet, Transcripts};
@@ -136,6 +137,16 @@ pub async fn run(args: PeerArgs) -> i32 {
     config.ring_timeout = args.limits.ring_timeout;
     config.handshake_timeout = args.limits.handshake_timeout;
     config.max_pending_incoming = args.limits.max_pending_calls as usize;
+    config.max_calls_per_source = args.limits.max_calls_per_source as usize;
+    config.calls_per_source = RateLimit {
+        burst: args.limits.call_burst,
+        per_second: args.limits.call_rate,
+    };
+    config.limit_loopback = args.limits.limit_loopback;
+    config.transcript_quota_chat = args.limits.transcript_quota_chat;
+    config.transcript_quota_day = args.limits.transcript_quota_day;
+    config.transcript_used_today =
+        natter_net_real::transcripts::written_today(&dir, &args.name, TokioNet.wall_clock());
     config.max_chats = args.limits.max_chats as usize;
     config.presence = true;
     let (line_tx, line_rx) = mpsc::channel(LINE_QUEUE);

@@ -6,7 +6,7 @@
 //! here already sanitized by the core, so nothing printed can carry an
 //! escape sequence.
 
-use natter_core::event::{ChatEntry, ChatState};
+use natter_core::event::{ChatEntry, ChatState, QuotaScope};
 use natter_core::{EndCause, ErrorDetail, Event, Request};
 use std::collections::BTreeSet;
 
@@ -142,6 +142,23 @@ pub fn human(event: &Event) -> String {
         Event::NoAnswer { peer } => format!("{peer} did not answer"),
         Event::Cancelled { peer } => format!("you cancelled your call to {peer}"),
         Event::Missed { peer } => format!("missed a request from {peer}"),
+        Event::MissedCalls {
+            count,
+            refused,
+            peers,
+            interval_ms,
+        } => {
+            let secs = interval_ms / 1000;
+            let refused = match refused {
+                0 => String::new(),
+                n => format!(" ({n} of them refused: their key could not be verified)"),
+            };
+            let more = if *count > peers.len() { ", …" } else { "" };
+            format!(
+                "missed {count} more requests in the last {secs} s{refused}, from {}{more}",
+                peers.join(", ")
+            )
+        }
         Event::Declined { peer } => format!("you rejected {peer}'s request"),
         Event::Sent { n, text, .. } => format!("[you #{n}] {text}"),
         Event::WindowFull {
@@ -169,6 +186,8 @@ pub fn human(event: &Event) -> String {
                 EndCause::Silent => format!("{peer} stopped answering"),
                 EndCause::BadFrame => format!("{peer} broke the protocol"),
                 EndCause::Cut => format!("{peer} stopped reading and was cut off"),
+                EndCause::Quota => "your transcript quota is reached".to_string(),
+                EndCause::PeerQuota => format!("{peer}'s transcript quota is reached"),
             };
             let mut out = format!("chat with {peer} ended: {why}");
             if !undelivered.is_empty() {
@@ -429,6 +448,19 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         D::TranscriptWrite { file, reason } => {
             format!("could not write to the transcript {file}: {reason}")
         }
+        D::QuotaReached { peer, scope, limit } => {
+            let per = match scope {
+                QuotaScope::Chat => "for one chat (--transcript-quota-chat)",
+                QuotaScope::Day => "for one day (--transcript-quota-day)",
+            };
+            format!(
+                "the transcripts reached their quota of {} {per}; the chat with {peer} is ended and what it did not record was not acknowledged",
+                bytes(*limit)
+            )
+        }
+        D::PartnerMessageTooLong { peer, n, chars, max } => format!(
+            "{peer} sent message #{n} of {chars} characters, longer than your limit of {max} (--max-message); it was refused, not shown or recorded, and the chat is ended"
+        ),
         D::NotRecorded { peer, n, reason } => format!(
             "message #{n} from {peer} could not be written to the transcript ({reason}); no receipt was sent"
         ),
@@ -440,6 +472,17 @@ fn request_name(request: Request) -> &'static str {
         Request::List => "/list",
         Request::Lookup => "/connect NAME",
         Request::Trust => "/trust NAME",
+    }
+}
+
+/// A byte count as people read it: `16 MiB`, `512 KiB`, `300 bytes`.
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
     }
 }
 

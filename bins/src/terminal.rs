@@ -169,6 +169,7 @@ impl Ui {
     /// Applies one input; true when the peer is done.
     fn apply(&mut self, input: Input) -> bool {
         let at = clock::now();
+        self.state.set_today(&clock::today());
         let actions = match input {
             Input::PeerDone => return true,
             Input::Peer(event) => {

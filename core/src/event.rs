@@ -24,6 +24,9 @@ pub enum ChatEndReason {
     PeerLost,
     /// The partner stopped reading and was cut off.
     Cut,
+    /// A transcript quota (per chat or per day) was reached: ours, or the
+    /// partner's (it said so).
+    Quota,
 }
 
 impl fmt::Display for ChatEndReason {
@@ -33,6 +36,7 @@ impl fmt::Display for ChatEndReason {
             ChatEndReason::PeerLeft => "peer_left",
             ChatEndReason::PeerLost => "peer_lost",
             ChatEndReason::Cut => "cut",
+            ChatEndReason::Quota => "quota",
         })
     }
 }
@@ -55,6 +59,10 @@ pub enum EndCause {
     BadFrame,
     /// The partner stopped reading what we sent.
     Cut,
+    /// Our transcript quota was reached.
+    Quota,
+    /// The partner's transcript quota was reached (its `error` said so).
+    PeerQuota,
 }
 
 impl EndCause {
@@ -65,6 +73,7 @@ impl EndCause {
             EndCause::Bye => ChatEndReason::PeerLeft,
             EndCause::Closed | EndCause::Silent | EndCause::BadFrame => ChatEndReason::PeerLost,
             EndCause::Cut => ChatEndReason::Cut,
+            EndCause::Quota | EndCause::PeerQuota => ChatEndReason::Quota,
         }
     }
 }
@@ -78,6 +87,8 @@ impl fmt::Display for EndCause {
             EndCause::Silent => "silent",
             EndCause::BadFrame => "bad_frame",
             EndCause::Cut => "cut",
+            EndCause::Quota => "quota",
+            EndCause::PeerQuota => "peer_quota",
         })
     }
 }
@@ -144,6 +155,16 @@ pub enum Event {
     /// A caller gave up, went away or rang too long before we answered,
     /// or called while we had no room.
     Missed { peer: String },
+    /// More calls ended unanswered (or callers were refused) in the last
+    /// `interval_ms` than are shown one by one: how many, how many of
+    /// them were refused, and the first names (sorted). At most one per
+    /// interval, after its first `missed` notices (see `peer::missed`).
+    MissedCalls {
+        count: usize,
+        refused: usize,
+        peers: Vec<String>,
+        interval_ms: u64,
+    },
     /// We rejected a request (the answer to `/reject`).
     Declined { peer: String },
     /// Our message `n` is taken: on its way, or waiting for the window
@@ -531,6 +552,40 @@ pub enum ErrorDetail {
         n: u64,
         reason: String,
     },
+    /// The transcript quota (`scope`: of this chat, or of the day) is
+    /// reached: the chat with `peer` is ended.
+    QuotaReached {
+        peer: String,
+        scope: QuotaScope,
+        limit: u64,
+    },
+    /// The partner sent a message longer than our `--max-message` (which
+    /// our hello announced): refused, the chat is ended.
+    PartnerMessageTooLong {
+        peer: String,
+        n: u64,
+        chars: usize,
+        max: usize,
+    },
+}
+
+/// Which transcript quota was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaScope {
+    /// `--transcript-quota-chat`: bytes in one chat's transcript.
+    Chat,
+    /// `--transcript-quota-day`: bytes in all transcripts in one UTC day.
+    Day,
+}
+
+impl fmt::Display for QuotaScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QuotaScope::Chat => "chat",
+            QuotaScope::Day => "day",
+        })
+    }
 }
 
 /// A request to the server, named in errors about it.

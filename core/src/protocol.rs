@@ -244,6 +244,9 @@ error_codes! {
     /// A caller whose key is not pinned, and no directory to check it
     /// against (not connected, or no answer in time): the call is refused.
     CannotVerify = "cannot_verify",
+    /// A transcript quota (per chat or per day) is reached: the chat is
+    /// ended (`chat_ended.reason` `quota` on both sides).
+    TranscriptQuota = "transcript_quota",
     /// The server is cut off from the store it shares with other servers
     /// (or the store did not answer in time): it takes no registration
     /// now. Passes by itself; a peer retries.

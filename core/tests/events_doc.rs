@@ -148,6 +148,12 @@ fn events() -> Vec<Event> {
         Event::NoAnswer { peer: peer() },
         Event::Cancelled { peer: peer() },
         Event::Missed { peer: peer() },
+        Event::MissedCalls {
+            count: 12,
+            refused: 3,
+            peers: vec![peer()],
+            interval_ms: 10_000,
+        },
         Event::Declined { peer: peer() },
         Event::Sent {
             peer: peer(),
@@ -212,6 +218,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::NoAnswer { .. } => "no_answer",
         Event::Cancelled { .. } => "cancelled",
         Event::Missed { .. } => "missed",
+        Event::MissedCalls { .. } => "missed_calls",
         Event::Declined { .. } => "declined",
         Event::Sent { .. } => "sent",
         Event::WindowFull { .. } => "window_full",
@@ -372,6 +379,17 @@ fn details() -> Vec<ErrorDetail> {
             n: 1,
             reason: text(),
         },
+        D::QuotaReached {
+            peer: peer(),
+            scope: natter_core::event::QuotaScope::Chat,
+            limit: 16 << 20,
+        },
+        D::PartnerMessageTooLong {
+            peer: peer(),
+            n: 3,
+            chars: 65_000,
+            max: 256,
+        },
     ]
 }
 
@@ -435,15 +453,33 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::Retrying { .. } => "retrying",
         D::TranscriptWrite { .. } => "transcript_write",
         D::NotRecorded { .. } => "not_recorded",
+        D::QuotaReached { .. } => "quota_reached",
+        D::PartnerMessageTooLong { .. } => "partner_message_too_long",
     }
 }
 
 fn causes() -> Vec<EndCause> {
     use EndCause as E;
-    let all = vec![E::Left, E::Bye, E::Closed, E::Silent, E::BadFrame, E::Cut];
+    let all = vec![
+        E::Left,
+        E::Bye,
+        E::Closed,
+        E::Silent,
+        E::BadFrame,
+        E::Cut,
+        E::Quota,
+        E::PeerQuota,
+    ];
     for cause in &all {
         match cause {
-            E::Left | E::Bye | E::Closed | E::Silent | E::BadFrame | E::Cut => {}
+            E::Left
+            | E::Bye
+            | E::Closed
+            | E::Silent
+            | E::BadFrame
+            | E::Cut
+            | E::Quota
+            | E::PeerQuota => {}
         }
     }
     all
@@ -451,10 +487,10 @@ fn causes() -> Vec<EndCause> {
 
 fn reasons() -> Vec<ChatEndReason> {
     use ChatEndReason as R;
-    let all = vec![R::Left, R::PeerLeft, R::PeerLost, R::Cut];
+    let all = vec![R::Left, R::PeerLeft, R::PeerLost, R::Cut, R::Quota];
     for reason in &all {
         match reason {
-            R::Left | R::PeerLeft | R::PeerLost | R::Cut => {}
+            R::Left | R::PeerLeft | R::PeerLost | R::Cut | R::Quota => {}
         }
     }
     all

@@ -11,7 +11,7 @@ mod world;
 
 use natter_core::peer::{PeerConfig, PeerInput, PeerOutput};
 use natter_core::protocol::ServerMsg;
-use natter_core::{ErrorCode, Event, Identity, LinkId, Now, Peer, PeerStatus};
+use natter_core::{ErrorCode, Event, Identity, LinkId, Now, Peer};
 use noise_wire::{feed, feed_input, sent_bytes, Wire};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -310,12 +310,12 @@ fn a_caller_that_only_pings_is_still_cut_at_the_handshake_timeout() {
     // A ping before hello is answered (heartbeats are always answered)…
     let outputs = feed(&mut bob, t0, link, &wire.seal("{\"type\":\"ping\"}\n"));
     assert_eq!(wire.open(&outputs, link), "{\"type\":\"pong\"}\n");
-    // …but does not buy time: the hello is still due 10 s after connecting.
-    let t9 = t0.advanced(Duration::from_secs(9));
-    feed(&mut bob, t9, link, &wire.seal("{\"type\":\"ping\"}\n"));
-    let t10 = t0.advanced(Duration::from_secs(10));
-    assert!(bob.poll_timeout().is_some_and(|at| at <= t10.mono));
-    bob.handle_timeout(t10);
+    // …but does not buy time: the hello is still due 5 s after connecting.
+    let t4 = t0.advanced(Duration::from_secs(4));
+    feed(&mut bob, t4, link, &wire.seal("{\"type\":\"ping\"}\n"));
+    let t5 = t0.advanced(Duration::from_secs(5));
+    assert!(bob.poll_timeout().is_some_and(|at| at <= t5.mono));
+    bob.handle_timeout(t5);
     let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
     assert!(outputs.contains(&PeerOutput::Close { link }), "{outputs:?}");
 }
@@ -554,9 +554,11 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
         link,
         &server.seal(b"{\"type\":\"peers\",\"id\":1,\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\",\"reachable\":true}],\"more\":false}\n"),
     );
+    // An entry whose name is no valid name is dropped (it could only
+    // be spoofed: the server refuses such names at `register`).
     let shown = events(&outputs);
     assert!(
-        matches!(shown.as_slice(), [Event::Peers { peers }] if peers.len() == 1 && peers[0].status == PeerStatus::Available),
+        matches!(shown.as_slice(), [Event::Peers { peers }] if peers.is_empty()),
         "{shown:?}"
     );
     shown.iter().for_each(|e| assert_event_clean(e));

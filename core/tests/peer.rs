@@ -749,42 +749,6 @@ fn connect_by_name_dials_where_the_peer_is_now_not_where_an_old_list_said() {
 }
 
 #[test]
-fn a_flood_of_silent_incoming_connections_is_bounded() {
-    use natter_core::peer::{PeerInput, PeerOutput};
-    use natter_core::{LinkId, Now, Peer};
-    let now = Now::at_unix(0);
-    let mut bob = Peer::new(PeerConfig::new("bob", SERVER, LISTEN_PORT), now);
-    while bob.poll_output().is_some() {}
-    for i in 0..16 {
-        let addr = format!("10.0.0.66:{}", 5000 + i).parse().unwrap();
-        bob.handle_input(
-            now,
-            PeerInput::Accepted {
-                link: LinkId(100 + i),
-                addr,
-            },
-        );
-        assert_eq!(
-            bob.poll_output(),
-            None,
-            "connection {i} is kept waiting for its hello"
-        );
-    }
-    let addr = "10.0.0.66:6000".parse().unwrap();
-    bob.handle_input(
-        now,
-        PeerInput::Accepted {
-            link: LinkId(200),
-            addr,
-        },
-    );
-    assert_eq!(
-        bob.poll_output(),
-        Some(PeerOutput::Close { link: LinkId(200) })
-    );
-}
-
-#[test]
 fn a_message_limit_larger_than_a_frame_is_refused_at_start_up() {
     let mut world = World::new();
     let mut config = PeerConfig::new("alice", SERVER, LISTEN_PORT);

@@ -349,6 +349,36 @@ fn connect_to_someone_already_chatted_with_or_called_is_refused() {
 }
 
 #[test]
+fn connect_by_address_to_someone_already_chatted_with_ends_before_it_rings() {
+    let mut world = world_with(&["alice", "bob", "carol"], 4);
+    chat(&mut world, "alice", "bob");
+    world.take_events("bob");
+    let bob = world.addr_of("bob");
+    world.type_line("alice", &format!("/connect {bob}"));
+    world.type_line("carol", "/connect alice");
+    let carol = world.addr_of("carol");
+    world.type_line("alice", &format!("/connect {carol}"));
+    assert_eq!(
+        seen(&world.take_events("alice")),
+        [
+            format!("calling {bob}"),
+            "error already_in_chat already_in_chat".to_string(),
+            "incoming carol".to_string(),
+            format!("calling {carol}"),
+            "error request_pending request_waiting".to_string(),
+        ]
+    );
+    // Bob's screen shows nothing of the second call (no request, no
+    // missed call), and the one chat goes on.
+    assert_eq!(seen(&world.take_events("bob")), Vec::<String>::new());
+    world.type_line("alice", "/msg bob still here");
+    assert_eq!(
+        seen(&world.take_events("bob")),
+        ["message alice #1 still here"]
+    );
+}
+
+#[test]
 fn cancel_by_name_stops_only_that_call() {
     let mut world = world_with(&["alice", "bob", "carol"], 4);
     world.type_line("alice", "/connect bob");

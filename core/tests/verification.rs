@@ -187,7 +187,7 @@ fn a_directory_that_does_not_answer_gets_an_unknown_caller_refused_after_the_gre
     // and asks a directory that never answers.
     world.partition("bob", None);
     world.type_line("alice", "/connect bob");
-    world.advance(Duration::from_millis(9_900));
+    world.advance(Duration::from_millis(4_900));
     let bob = world.take_events("bob");
     assert!(bob.is_empty(), "nothing shows while bob waits: {bob:?}");
     world.advance(Duration::from_millis(100));
@@ -197,7 +197,7 @@ fn a_directory_that_does_not_answer_gets_an_unknown_caller_refused_after_the_gre
             error(&bob, ErrorCode::CannotVerify),
             Some(ErrorDetail::CannotVerify { peer, .. }) if peer == "alice"
         ),
-        "refused once the 10 s to greet are over: {bob:?}"
+        "refused once the 5 s to greet are over: {bob:?}"
     );
     assert!(!rang(&bob), "{bob:?}");
     let alice = world.take_events("alice");

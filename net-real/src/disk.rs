@@ -30,6 +30,15 @@ pub trait Disk: Send + 'static {
     /// Makes the entries of `dir` (files created in it) durable: a new
     /// file whose data is synced is still lost in a crash until then.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Cuts the last `bytes` bytes off `file`: the start of a line whose
+    /// write failed half-way, so the next line does not continue it. A
+    /// disk that cannot says so (the file is then written no more).
+    fn cut_tail(&self, _file: &Self::File, _bytes: u64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this disk cannot cut a file short",
+        ))
+    }
 }
 
 /// The machine's own file system (`std::fs`).
@@ -57,6 +66,11 @@ impl Disk for StdDisk {
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
         file.sync_data()
+    }
+
+    fn cut_tail(&self, file: &File, bytes: u64) -> io::Result<()> {
+        let len = file.metadata()?.len();
+        file.set_len(len.saturating_sub(bytes))
     }
 
     #[cfg(unix)]

@@ -2,9 +2,17 @@
 //! peer driver, on any [`Disk`].
 //!
 //! The core formats every line and names every file; this puts the bytes
-//! on disk. Each line goes out with one `write_all` of `line + "\n"` on a
-//! file opened in append mode, so a line is never interleaved with another
-//! writer's and a crash leaves at worst one truncated last line.
+//! on disk. Each line goes out as `line + "\n"` in one write on a file
+//! opened in append mode, so a line is never interleaved with another
+//! writer's. The newline is the last byte written: a line is whole only
+//! once it has it. A process killed in the middle of a long line (the
+//! kernel stops a write between pages for SIGKILL) leaves its start as
+//! the file's last line, *without* a newline; readers take such a final
+//! line for incomplete (docs/LIMITS.md), and no later line is ever
+//! appended to it, since a new process writes new files. Within a
+//! process, a write that fails half-way (disk full) has what it wrote
+//! cut off again before the next line goes to that file; a disk that
+//! cannot cut it gets no more lines in that file.
 //!
 //! [`Transcripts::sync`] makes every line appended so far durable: the
 //! data of each file written since the last sync, and the directory entry
@@ -48,6 +56,9 @@ pub struct Transcripts<D: Disk = StdDisk> {
     /// A file closed with lines it could not make durable: the next sync
     /// fails with this, so no receipt claims those lines.
     lost: Option<io::Error>,
+    /// Files that end with the start of a line that could not be cut off:
+    /// nothing more is appended to them (it would continue that line).
+    torn: BTreeSet<String>,
 }
 
 impl Transcripts<StdDisk> {
@@ -70,6 +81,7 @@ impl<D: Disk> Transcripts<D> {
             unsynced: BTreeSet::new(),
             new_entries: false,
             lost: None,
+            torn: BTreeSet::new(),
         }
     }
 
@@ -147,6 +159,12 @@ impl<D: Disk> Transcripts<D> {
     }
 
     fn write(&mut self, file: &str, line: &str) -> io::Result<()> {
+        if self.torn.contains(file) {
+            return Err(io::Error::other(format!(
+                "{} ends with an incomplete line that could not be removed; later lines of this chat are not written to it",
+                self.dir.join(file).display()
+            )));
+        }
         self.uses += 1;
         let uses = self.uses;
         if !self.open.contains_key(file) {
@@ -163,8 +181,13 @@ impl<D: Disk> Transcripts<D> {
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
         self.unsynced.insert(file.to_string());
-        let result = f.write_all(&bytes);
+        let (written, result) = write_counted(f, &bytes);
         if result.is_err() {
+            // The start of the line must not become the start of the next
+            // one: cut it off, or write no more to this file.
+            if written > 0 && self.disk.cut_tail(f, written as u64).is_err() {
+                self.torn.insert(file.to_string());
+            }
             // Reopen next time rather than keep a handle in a bad state.
             self.close(file);
         }
@@ -195,6 +218,55 @@ impl<D: Disk> Transcripts<D> {
             }
         }
     }
+}
+
+/// Bytes that `name`'s transcripts in `dir` started on the UTC day of
+/// `now` hold: what this peer wrote earlier today, counted towards its
+/// daily quota (core's `PeerConfig::transcript_used_today`) so that a
+/// restart does not start the day afresh. Files are named
+/// `START_ME_PEER.log` (core/src/transcript.rs); a chat started
+/// yesterday and still going is not counted. An unreadable directory
+/// counts as nothing (it is reported when the peer prepares it).
+pub fn written_today(dir: &Path, name: &str, now: std::time::SystemTime) -> u64 {
+    let since_epoch = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let today = natter_core::time::rfc3339_millis(since_epoch);
+    let day = &today[..10];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            let Some((stamp, rest)) = file.split_once('_') else {
+                return false;
+            };
+            stamp.starts_with(day)
+                && rest.strip_prefix(name).is_some_and(|r| r.starts_with('_'))
+                && file.ends_with(".log")
+        })
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum()
+}
+
+/// Writes all of `bytes` (in one `write` as a rule: a regular file takes
+/// it whole unless the disk fills or the process is killed); returns how
+/// many were written, with the error that stopped it.
+fn write_counted(f: &mut impl Write, bytes: &[u8]) -> (usize, io::Result<()>) {
+    let mut written = 0;
+    while written < bytes.len() {
+        match f.write(&bytes[written..]) {
+            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(e)),
+        }
+    }
+    (written, Ok(()))
 }
 
 /// Says which file a sync error is about, for the user's message.
@@ -346,6 +418,90 @@ mod tests {
         }
         let first = std::fs::read_to_string(dir.path().join("0.log")).unwrap();
         assert_eq!(first, "r0\nr1\n");
+    }
+
+    /// The machine's disk, full after `room` more bytes: a write stops
+    /// half-way there, as when the disk fills (or a kill stops it).
+    #[derive(Clone)]
+    struct Filling {
+        room: Arc<Mutex<usize>>,
+        cuttable: bool,
+    }
+
+    struct FillingFile(std::fs::File, Arc<Mutex<usize>>);
+
+    impl Write for FillingFile {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut room = self.1.lock().unwrap();
+            if *room == 0 {
+                return Err(io::Error::other("no space left on device"));
+            }
+            let n = buf.len().min(*room);
+            *room -= n;
+            self.0.write(&buf[..n])
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    impl Disk for Filling {
+        type File = FillingFile;
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            StdDisk.create_dir_all(dir)
+        }
+        fn is_dir(&self, path: &Path) -> bool {
+            StdDisk.is_dir(path)
+        }
+        fn open_append(&self, path: &Path) -> io::Result<FillingFile> {
+            Ok(FillingFile(
+                StdDisk.open_append(path)?,
+                Arc::clone(&self.room),
+            ))
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            StdDisk.remove_file(path)
+        }
+        fn sync_data(&self, file: &FillingFile) -> io::Result<()> {
+            StdDisk.sync_data(&file.0)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            StdDisk.sync_dir(dir)
+        }
+        fn cut_tail(&self, file: &FillingFile, bytes: u64) -> io::Result<()> {
+            if !self.cuttable {
+                return Err(io::ErrorKind::Unsupported.into());
+            }
+            StdDisk.cut_tail(&file.0, bytes)
+        }
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_full_disk_never_becomes_the_start_of_the_next() {
+        for cuttable in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let room = Arc::new(Mutex::new(usize::MAX));
+            let disk = Filling {
+                room: Arc::clone(&room),
+                cuttable,
+            };
+            let mut t = Transcripts::on(disk, dir.path());
+            t.prepare().unwrap();
+            t.append("a.log", "one").unwrap();
+            *room.lock().unwrap() = 10;
+            assert!(t.append("a.log", &"x".repeat(100)).is_err());
+            *room.lock().unwrap() = usize::MAX;
+            let next = t.append("a.log", "two");
+            let text = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+            if cuttable {
+                next.unwrap();
+                assert_eq!(text, "one\ntwo\n", "the start of the failed line is gone");
+            } else {
+                let err = next.unwrap_err();
+                assert!(err.to_string().contains("incomplete line"), "{err}");
+                assert_eq!(text, format!("one\n{}", "x".repeat(10)), "nothing glued on");
+            }
+        }
     }
 
     #[test]

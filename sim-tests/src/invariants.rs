@@ -56,6 +56,100 @@ pub fn every_message_accounted_for(events: &[(Duration, Event)]) -> Result<(), S
     Ok(())
 }
 
+/// The partner an event is about, for the events of a chat.
+fn partner(event: &Event) -> Option<&str> {
+    match event {
+        Event::ChatStarted { peer, .. }
+        | Event::Sent { peer, .. }
+        | Event::Delivered { peer, .. }
+        | Event::Message { peer, .. }
+        | Event::ChatEnded { peer, .. } => Some(peer),
+        _ => None,
+    }
+}
+
+/// [`every_message_accounted_for`] for the chats with one partner, when a
+/// peer has several chats at once.
+pub fn every_message_to_accounted_for(
+    events: &[(Duration, Event)],
+    peer: &str,
+) -> Result<(), String> {
+    let theirs: Vec<(Duration, Event)> = events
+        .iter()
+        .filter(|(_, e)| partner(e) == Some(peer))
+        .cloned()
+        .collect();
+    every_message_accounted_for(&theirs)
+}
+
+/// [`every_message_to_accounted_for`] for every partner `events` mention.
+pub fn every_message_of_every_chat_accounted_for(
+    events: &[(Duration, Event)],
+) -> Result<(), String> {
+    let partners: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|(_, e)| partner(e)).collect();
+    for peer in partners {
+        every_message_to_accounted_for(events, peer).map_err(|e| format!("with {peer}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// What the server's log says when it refuses or cuts a client for a
+/// budget or share (docs/LIMITS.md).
+const SERVER_BUDGET_WORDS: [&str; 6] = [
+    "rate_limited",
+    "too_many_connections",
+    "server_full",
+    "frame_too_long",
+    "memory budget",
+    "not reading",
+];
+
+/// Error codes a peer is told when it hits a budget, its own or the
+/// server's.
+const BUDGET_CODES: [&str; 5] = [
+    "rate_limited",
+    "too_many_connections",
+    "server_full",
+    "frame_too_long",
+    "transcript_quota",
+];
+
+/// Honest peers hit no budget, whatever the network does to them: the
+/// server refused or cut none of them (its log), none was told of a limit,
+/// and no chat ended for one (`cut`: a partner stopped reading; `quota`).
+pub fn no_budget_hit(
+    server_log: &str,
+    peers: &[(&str, &[(Duration, Event)])],
+) -> Result<(), String> {
+    if let Some(line) = server_log
+        .lines()
+        .find(|line| SERVER_BUDGET_WORDS.iter().any(|word| line.contains(word)))
+    {
+        return Err(format!("the server hit a budget: {line}"));
+    }
+    for (name, events) in peers {
+        for (at, event) in *events {
+            match event {
+                Event::Error { code, .. } if BUDGET_CODES.contains(&code.to_string().as_str()) => {
+                    return Err(format!("{name} was told {code} at {at:?}"));
+                }
+                Event::ChatEnded {
+                    peer,
+                    reason: reason @ (ChatEndReason::Cut | ChatEndReason::Quota),
+                    ..
+                } => {
+                    return Err(format!(
+                        "{name}'s chat with {peer} ended {reason} at {at:?}"
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The reason the last chat of a peer ended, if it ended.
 pub fn last_end(events: &[(Duration, Event)]) -> Option<ChatEndReason> {
     events.iter().rev().find_map(|(_, e)| match e {

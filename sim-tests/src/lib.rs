@@ -7,6 +7,7 @@
 //! prove determinism, and sweep seeds asserting the invariants below.
 
 pub mod cluster;
+pub mod faults;
 pub mod identity;
 pub mod invariants;
 pub mod presence;

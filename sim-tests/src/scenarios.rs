@@ -281,16 +281,20 @@ pub fn duplicates(seed: u64) -> String {
 /// Scenario 7: The server crashes and comes back while two peers chat: the chat goes
 /// on, both peers re-register, and lists are right again.
 pub fn server_bounce(seed: u64) -> String {
-    let mut s = Scenario::new(seed);
+    server_bounce_in(&mut Scenario::new(seed))
+}
+
+/// [`server_bounce`] in a given world.
+pub fn server_bounce_in(s: &mut Scenario<'_>) -> String {
     s.start_peer("alice");
     s.start_peer("bob");
-    registered(&mut s, &["alice", "bob"]);
-    chat(&mut s, "alice", "bob");
+    registered(s, &["alice", "bob"]);
+    chat(s, "alice", "bob");
     s.sim.crash("server");
     s.wait_for("alice", LIMIT, |e| *e == Event::ServerLost);
     s.wait_for("bob", LIMIT, |e| *e == Event::ServerLost);
-    say(&mut s, "alice", "the server is gone");
-    say(&mut s, "bob", "we do not need it");
+    say(s, "alice", "the server is gone");
+    say(s, "bob", "we do not need it");
     s.run_for(Duration::from_secs(3));
     s.sim.bounce("server");
     s.wait_for("alice", LIMIT, |e| *e == Event::Reregistered);
@@ -306,8 +310,8 @@ pub fn server_bounce(seed: u64) -> String {
         (peers[0].name.as_str(), peers[0].status),
         ("bob", PeerStatus::Chatting)
     );
-    say(&mut s, "alice", "and it is back");
-    observed(&s, &["alice", "bob"])
+    say(s, "alice", "and it is back");
+    observed(s, &["alice", "bob"])
 }
 
 /// Scenario 8: Hostile clients. One sends plain JSON instead of a Noise

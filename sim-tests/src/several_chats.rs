@@ -4,34 +4,14 @@
 //! what the users must observe, and returns everything observable as text
 //! for a snapshot.
 
-use crate::invariants::every_message_accounted_for;
+use crate::invariants::every_message_to_accounted_for;
 use crate::{busy_answered_at_once, chat, observed, registered, LIMIT};
 use natter_core::{ChatEndReason, EndCause, ErrorCode, Event, PeerStatus};
 use natter_net_sim::scenario::Scenario;
-use std::time::Duration;
 
-/// The partner an event is about, for the events of a chat.
-fn partner(event: &Event) -> Option<&str> {
-    match event {
-        Event::ChatStarted { peer, .. }
-        | Event::Sent { peer, .. }
-        | Event::Delivered { peer, .. }
-        | Event::Message { peer, .. }
-        | Event::ChatEnded { peer, .. } => Some(peer),
-        _ => None,
-    }
-}
-
-/// Every message `me` sent to `peer` ends exactly once, numbered from 1:
-/// the chats of several partners, taken one partner at a time.
+/// Every message `me` sent to `peer` ends exactly once, numbered from 1.
 fn accounted_for(s: &Scenario<'_>, me: &str, peer: &str) {
-    let events: Vec<(Duration, Event)> = s
-        .events(me)
-        .iter()
-        .filter(|(_, e)| partner(e) == Some(peer))
-        .cloned()
-        .collect();
-    if let Err(e) = every_message_accounted_for(&events) {
+    if let Err(e) = every_message_to_accounted_for(s.events(me), peer) {
         panic!("{me}'s chat with {peer}: {e}");
     }
 }
@@ -57,21 +37,25 @@ fn say_to(s: &mut Scenario<'_>, from: &str, line: &str, to: &str) {
 /// message undelivered; the chats with bob and dave go on both ways, each
 /// numbered from 1 in its own transcript.
 pub fn three_chats_one_partner_crashes(seed: u64) -> String {
-    let mut s = Scenario::new(seed);
+    three_chats_one_partner_crashes_in(&mut Scenario::new(seed))
+}
+
+/// [`three_chats_one_partner_crashes`] in a given world.
+pub fn three_chats_one_partner_crashes_in(s: &mut Scenario<'_>) -> String {
     for name in ["alice", "bob", "carol", "dave"] {
         s.start_peer(name);
     }
-    registered(&mut s, &["alice", "bob", "carol", "dave"]);
-    chat(&mut s, "alice", "bob");
-    chat(&mut s, "carol", "alice");
-    chat(&mut s, "alice", "dave");
+    registered(s, &["alice", "bob", "carol", "dave"]);
+    chat(s, "alice", "bob");
+    chat(s, "carol", "alice");
+    chat(s, "alice", "dave");
     // Plain lines go to the chat started last: dave's.
-    say_to(&mut s, "alice", "hi dave", "dave");
-    say_to(&mut s, "alice", "/msg bob hi bob", "bob");
-    say_to(&mut s, "bob", "hi alice", "alice");
-    say_to(&mut s, "alice", "/msg carol hi carol", "carol");
-    say_to(&mut s, "carol", "carol here", "alice");
-    say_to(&mut s, "dave", "dave here", "alice");
+    say_to(s, "alice", "hi dave", "dave");
+    say_to(s, "alice", "/msg bob hi bob", "bob");
+    say_to(s, "bob", "hi alice", "alice");
+    say_to(s, "alice", "/msg carol hi carol", "carol");
+    say_to(s, "carol", "carol here", "alice");
+    say_to(s, "dave", "dave here", "alice");
     // carol dies while alice's next message to her is on the wire.
     s.type_line("alice", "/msg carol still there?");
     s.wait_for(
@@ -91,10 +75,10 @@ pub fn three_chats_one_partner_crashes(seed: u64) -> String {
         }
     );
     // The others go on, both ways.
-    say_to(&mut s, "alice", "/msg bob carol is gone", "bob");
-    say_to(&mut s, "alice", "dave, carol is gone", "dave");
-    say_to(&mut s, "bob", "too bad", "alice");
-    say_to(&mut s, "dave", "indeed", "alice");
+    say_to(s, "alice", "/msg bob carol is gone", "bob");
+    say_to(s, "alice", "dave, carol is gone", "dave");
+    say_to(s, "bob", "too bad", "alice");
+    say_to(s, "dave", "indeed", "alice");
     s.type_line("alice", "/chats");
     let (_, chats) = s.wait_for("alice", LIMIT, |e| matches!(e, Event::Chats { .. }));
     let Event::Chats { chats } = chats else {
@@ -107,12 +91,12 @@ pub fn three_chats_one_partner_crashes(seed: u64) -> String {
     s.wait_for("dave", LIMIT, |e| matches!(e, Event::ChatEnded { .. }));
     assert_eq!(s.wait_exit("alice", LIMIT), 0);
     for peer in ["bob", "carol", "dave"] {
-        accounted_for(&s, "alice", peer);
+        accounted_for(s, "alice", peer);
     }
     for peer in ["bob", "dave"] {
-        accounted_for(&s, peer, "alice");
+        accounted_for(s, peer, "alice");
     }
-    observed(&s, &["alice", "bob", "dave"])
+    observed(s, &["alice", "bob", "dave"])
 }
 
 /// alice has room for two chats: one with bob, and carol's call ringing.

@@ -12,6 +12,12 @@ pub fn now() -> String {
     jiff::ZonedDateTime::now().strftime("%H:%M").to_string()
 }
 
+/// The local day now, `YYYY-MM-DD`: the driver tells the state when it
+/// changes, so a chat going on past midnight shows the new day.
+pub fn today() -> String {
+    jiff::ZonedDateTime::now().strftime("%Y-%m-%d").to_string()
+}
+
 /// A transcript's RFC 3339 stamp in `zone`: its day (`YYYY-MM-DD`) and its
 /// time of day (`HH:MM`); `None` if it is no timestamp.
 pub fn local(rfc3339: &str, zone: &TimeZone) -> Option<(String, String)> {

@@ -42,6 +42,9 @@ pub enum Line {
     Error(String),
     /// Where an earlier chat from the transcript starts (its day).
     Earlier(String),
+    /// The local day changed since the pane's last line (`YYYY-MM-DD`):
+    /// `HH:MM` alone would read as earlier today.
+    Day(String),
 }
 
 /// One line with the local time (`HH:MM`) it happened at.
@@ -70,6 +73,15 @@ pub struct Pane {
     pub fingerprint: Option<Fingerprint>,
     /// Messages waiting for the partner's window (`window_full`).
     pub waiting: Option<usize>,
+    /// The local day (`YYYY-MM-DD`) new lines happen on, as the driver
+    /// last set it ([`Pane::set_today`]); empty when nobody set it.
+    today: String,
+    /// The day of the pane's last line, to tell when a [`Line::Day`]
+    /// separator is due.
+    last_day: Option<String>,
+    /// The day of its first live line, to tell whether one is due after
+    /// the earlier chats loaded later ([`Pane::prepend`]).
+    first_day: Option<String>,
 }
 
 impl Pane {
@@ -92,6 +104,9 @@ impl Pane {
             scroll: 0,
             fingerprint: None,
             waiting: None,
+            today: String::new(),
+            last_day: None,
+            first_day: None,
         }
     }
 
@@ -101,7 +116,24 @@ impl Pane {
             .is_some_and(|p| p.eq_ignore_ascii_case(peer))
     }
 
+    /// The day new lines now happen on (local, `YYYY-MM-DD`).
+    pub fn set_today(&mut self, day: &str) {
+        if self.today != day {
+            self.today = day.to_string();
+        }
+    }
+
     pub fn push(&mut self, at: &str, line: Line) {
+        if !self.today.is_empty() {
+            if self.last_day.as_ref().is_some_and(|day| *day != self.today) {
+                self.lines.push(Stamped {
+                    at: at.to_string(),
+                    line: Line::Day(self.today.clone()),
+                });
+            }
+            self.first_day.get_or_insert_with(|| self.today.clone());
+            self.last_day = Some(self.today.clone());
+        }
         self.lines.push(Stamped {
             at: at.to_string(),
             line,
@@ -127,8 +159,22 @@ impl Pane {
         self.scroll = 0;
     }
 
-    /// Earlier chats from the transcript go before everything else.
-    pub fn prepend(&mut self, earlier: Vec<Stamped>) {
+    /// Earlier chats from the transcript go before everything else. They
+    /// come once the pane has its first line: if that line is of another
+    /// day than the last earlier chat, its day goes between them.
+    pub fn prepend(&mut self, mut earlier: Vec<Stamped>) {
+        let earlier_day = earlier.iter().rev().find_map(|s| match &s.line {
+            Line::Earlier(day) => Some(day.clone()),
+            _ => None,
+        });
+        match (earlier_day, &self.first_day) {
+            (Some(before), Some(first)) if before != *first => earlier.push(Stamped {
+                at: self.lines.first().map(|s| s.at.clone()).unwrap_or_default(),
+                line: Line::Day(first.clone()),
+            }),
+            (Some(before), None) => self.last_day = Some(before),
+            _ => {}
+        }
         let shift = earlier.len();
         self.lines.splice(0..0, earlier);
         for index in [&mut self.first_unread, &mut self.divider]
@@ -186,6 +232,95 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_new_day_separates_lines_only_when_the_day_changes() {
+        let mut pane = Pane::chat("bob", Phase::Talking);
+        let day_lines = |pane: &Pane| {
+            pane.lines
+                .iter()
+                .filter_map(|s| match &s.line {
+                    Line::Day(day) => Some(day.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        pane.set_today("2026-12-05");
+        pane.push("23:59", Line::Note("chat started".into()));
+        pane.push(
+            "23:59",
+            Line::Heard {
+                n: 1,
+                text: "a".into(),
+            },
+        );
+        assert!(
+            day_lines(&pane).is_empty(),
+            "the first day needs no separator"
+        );
+        pane.set_today("2026-12-06");
+        pane.push(
+            "00:01",
+            Line::Heard {
+                n: 2,
+                text: "b".into(),
+            },
+        );
+        pane.push(
+            "00:02",
+            Line::Heard {
+                n: 3,
+                text: "c".into(),
+            },
+        );
+        assert_eq!(day_lines(&pane), ["2026-12-06"]);
+        assert_eq!(pane.lines[2].line, Line::Day("2026-12-06".into()));
+    }
+
+    #[test]
+    fn earlier_chats_loaded_after_the_first_line_are_followed_by_todays_date() {
+        // As in use: the event that opens the pane adds its line, then the
+        // earlier chats are read back from the transcripts.
+        let mut pane = Pane::chat("bob", Phase::Ringing);
+        pane.set_today("2026-01-02");
+        pane.push("09:00", Line::Note("bob wants to chat".into()));
+        pane.prepend(vec![
+            Stamped {
+                at: "10:00".into(),
+                line: Line::Earlier("2026-01-01".into()),
+            },
+            Stamped {
+                at: "10:01".into(),
+                line: Line::Heard {
+                    n: 1,
+                    text: "old".into(),
+                },
+            },
+        ]);
+        let lines: Vec<&Line> = pane.lines.iter().map(|s| &s.line).collect();
+        assert_eq!(lines[2], &Line::Day("2026-01-02".into()));
+        assert_eq!(lines[3], &Line::Note("bob wants to chat".into()));
+        pane.push(
+            "09:01",
+            Line::Heard {
+                n: 1,
+                text: "new".into(),
+            },
+        );
+        assert_eq!(pane.lines.len(), 5, "no second rule on the same day");
+    }
+
+    #[test]
+    fn a_live_line_on_another_day_than_the_earlier_chat_is_preceded_by_its_day() {
+        let mut pane = Pane::chat("bob", Phase::Talking);
+        pane.set_today("2026-01-02");
+        pane.prepend(vec![Stamped {
+            at: "10:00".into(),
+            line: Line::Earlier("2026-01-01".into()),
+        }]);
+        pane.push("09:00", Line::Note("chat started".into()));
+        assert_eq!(pane.lines[1].line, Line::Day("2026-01-02".into()));
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub fn load(dir: &Path, me: &str, peer: &str, zone: &TimeZone) -> Vec<Stamped> {
     lines
 }
 
-/// The last [`TAIL`] bytes of a file, from its first whole line.
+/// The last [`TAIL`] bytes of a file, from its first whole line to its
+/// last: a final line without its newline is the start of a line whose
+/// writer was killed (net-real/src/transcripts.rs), not a whole one, and
+/// is left out.
 fn tail(path: &Path) -> String {
     let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();
@@ -65,6 +68,8 @@ fn tail(path: &Path) -> String {
     }
     let mut bytes = Vec::new();
     let _ = file.take(TAIL).read_to_end(&mut bytes);
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(whole);
     let text = String::from_utf8_lossy(&bytes).into_owned();
     match (start, text.find('\n')) {
         (0, _) => text,
@@ -223,5 +228,29 @@ mod tests {
         assert!(!lines
             .iter()
             .any(|s| matches!(&s.line, Line::Said { text, .. } if text == "not for bob")));
+    }
+
+    #[test]
+    fn a_final_line_without_its_newline_is_not_read_as_a_message() {
+        // A peer killed while writing a long line leaves its start.
+        let dir = tempfile::tempdir().unwrap();
+        let torn = format!(
+            "{CHAT}2026-01-05T10:03:00.000Z received #2 (sent 2026-01-05T10:03:00.000Z): the sta"
+        );
+        std::fs::write(
+            dir.path().join("2026-01-05T10-00-00.000Z_alice_bob.log"),
+            torn,
+        )
+        .unwrap();
+        let lines = load(dir.path(), "alice", "bob", &TimeZone::UTC);
+        assert!(
+            !lines
+                .iter()
+                .any(|s| matches!(&s.line, Line::Heard { n: 2, .. })),
+            "{lines:?}"
+        );
+        assert!(lines
+            .iter()
+            .any(|s| matches!(&s.line, Line::Heard { n: 1, .. })));
     }
 }

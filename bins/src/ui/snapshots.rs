@@ -110,6 +110,25 @@ fn a_narrow_terminal_gives_tabs_instead_of_the_roster() {
 }
 
 #[test]
+fn alt_o_shows_who_is_online_on_a_narrow_terminal() {
+    let mut state = two_chats();
+    state.on_key(alt('o'), "10:05");
+    insta::assert_snapshot!(screen(&state, 40, 12));
+}
+
+#[test]
+fn a_chat_going_on_past_midnight_shows_the_new_day() {
+    let mut state = online();
+    state.set_today("2026-12-05");
+    state.on_event(started("bob"), "23:58");
+    state.on_event(message("bob", 1, "still up?"), "23:59");
+    state.set_today("2026-12-06");
+    state.on_event(sent("bob", 1, "yes, release night"), "00:01");
+    state.on_event(message("bob", 2, "good luck"), "00:02");
+    insta::assert_snapshot!(screen(&state, 60, 10));
+}
+
+#[test]
 fn no_color_paints_no_colour_and_keeps_the_same_text() {
     let state = two_chats();
     let coloured = frame(&state, 80, 16, Theme::new(true));

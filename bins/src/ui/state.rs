@@ -53,6 +53,9 @@ pub struct UiState {
     pub roster: Roster,
     /// Fingerprints shown in the roster and pane titles (Alt-K).
     pub show_keys: bool,
+    /// Alt-O: below `view::ROSTER_FROM` columns, where the roster has no
+    /// column of its own, it takes the place of the pane's lines.
+    pub show_online: bool,
     pub draft: Draft,
     /// The last key was Ctrl-C: another on an empty line quits.
     pub interrupted: bool,
@@ -62,6 +65,8 @@ pub struct UiState {
     /// roster without a line in the natter pane.
     quiet_lists: usize,
     bell: bool,
+    /// See [`UiState::set_today`]; new panes start on it.
+    today: String,
 }
 
 impl UiState {
@@ -74,11 +79,22 @@ impl UiState {
             view: 0,
             roster: Roster::default(),
             show_keys: false,
+            show_online: false,
             draft: Draft::with_history(history),
             interrupted: false,
             choices: Vec::new(),
             quiet_lists: 0,
             bell,
+            today: String::new(),
+        }
+    }
+
+    /// The local day (`YYYY-MM-DD`) of what happens from now on; the
+    /// driver sets it before each input (the state reads no clock).
+    pub fn set_today(&mut self, day: &str) {
+        self.today = day.to_string();
+        for pane in &mut self.panes {
+            pane.set_today(day);
         }
     }
 
@@ -223,7 +239,10 @@ impl UiState {
             // peer moves its focus by itself (a chat ended), the pane shown
             // stays: plain lines go to the pane shown anyway.
             Event::Focused { .. } => {}
-            Event::Trusted { .. } | Event::Help { .. } | Event::Chats { .. } => {
+            Event::Trusted { .. }
+            | Event::Help { .. }
+            | Event::Chats { .. }
+            | Event::MissedCalls { .. } => {
                 self.push_shown(at, note(&event));
             }
         }
@@ -286,6 +305,9 @@ impl UiState {
             KeyCode::Char('a') | KeyCode::Char('A') if alt => return self.answer(true),
             KeyCode::Char('r') | KeyCode::Char('R') if alt => return self.answer(false),
             KeyCode::Char('k') | KeyCode::Char('K') if alt => self.show_keys = !self.show_keys,
+            KeyCode::Char('o') | KeyCode::Char('O') if alt => {
+                self.show_online = !self.show_online;
+            }
             KeyCode::Char('w') | KeyCode::Char('W') if alt => self.close(),
             KeyCode::Char(d @ '1'..='9') if alt => {
                 let index = d as usize - '1' as usize;
@@ -453,7 +475,9 @@ impl UiState {
         let (pane, new) = match self.find(peer) {
             Some(pane) => (pane, false),
             None => {
-                self.panes.push(Pane::chat(peer, phase));
+                let mut chat = Pane::chat(peer, phase);
+                chat.set_today(&self.today);
+                self.panes.push(chat);
                 (self.panes.len() - 1, true)
             }
         };

@@ -13,7 +13,8 @@
 //! bob> draft
 //! ```
 //!
-//! Below [`ROSTER_FROM`] columns the roster gives way to a row of tabs.
+//! Below [`ROSTER_FROM`] columns the roster gives way to a row of tabs;
+//! Alt-O then shows it in place of the pane's lines.
 //! Lines are wrapped here, by display width, so the newest row is always
 //! the last one and scrolling counts rows.
 
@@ -54,7 +55,11 @@ pub fn draw(frame: &mut Frame, state: &UiState, theme: Theme) {
         let [tabs, lines] =
             Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(body);
         frame.render_widget(Paragraph::new(tab_row(state, theme)), tabs);
-        draw_lines(frame, lines, state.shown(), theme);
+        if state.show_online {
+            draw_roster(frame, lines, state, theme);
+        } else {
+            draw_lines(frame, lines, state.shown(), theme);
+        }
     }
     frame.render_widget(
         Paragraph::new(status_line(state, theme)).style(theme.bar()),
@@ -227,6 +232,10 @@ fn draw_lines(frame: &mut Frame, area: Rect, pane: &Pane, theme: Theme) {
         if pane.divider == Some(i) {
             rows.push(rule("new messages", width, theme));
         }
+        if let PaneLine::Day(day) = &stamped.line {
+            rows.push(rule(day, width, theme));
+            continue;
+        }
         let peer = pane.peer.as_deref().unwrap_or("");
         rows.extend(wrap(line_spans(stamped, peer, theme), width));
     }
@@ -278,6 +287,8 @@ fn line_spans(stamped: &Stamped, peer: &str, theme: Theme) -> Vec<Span<'static>>
                 theme.rule(),
             ));
         }
+        // Drawn as a rule across the pane by `draw_lines`.
+        PaneLine::Day(day) => spans.push(Span::styled(day.clone(), theme.rule())),
     }
     spans
 }

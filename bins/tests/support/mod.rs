@@ -77,7 +77,13 @@ pub struct Proc {
 
 impl Proc {
     fn spawn(label: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(NATTER)
+        Proc::spawn_bin(NATTER, label, args)
+    }
+
+    /// `bin` (a `natter` build: this one, or another to compare) with
+    /// `args`, its standard output read as JSON lines.
+    pub fn spawn_bin(bin: &str, label: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -172,6 +178,46 @@ impl Proc {
                 ),
             }
         }
+    }
+
+    /// Every line that comes within `wait` (each kept in `seen` too):
+    /// what a user would have seen meanwhile. Never panics.
+    pub fn lines_within(&mut self, wait: Duration) -> Vec<Value> {
+        let until = tokio::time::Instant::now() + wait;
+        let mut got = Vec::new();
+        while !self.eof {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(Line::Json(value)) => {
+                    self.seen.push(value.clone());
+                    got.push(value);
+                }
+                Ok(Line::Eof) => self.eof = true,
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
+    /// The first line matching `want` within `wait`, if any (the others
+    /// are kept in `seen`). Never panics: for attacks, where a victim may
+    /// fail in any way and the test reports it.
+    pub fn wait_for(&mut self, wait: Duration, want: impl Fn(&Value) -> bool) -> Option<Value> {
+        let until = tokio::time::Instant::now() + wait;
+        while !self.eof {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(Line::Json(value)) => {
+                    self.seen.push(value.clone());
+                    if want(&value) {
+                        return Some(value);
+                    }
+                }
+                Ok(Line::Eof) => self.eof = true,
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// Standard error so far, for a failure message.

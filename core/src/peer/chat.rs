@@ -11,7 +11,7 @@
 
 use super::{Ctx, PeerOutput, TranscriptWrite};
 use crate::codec::{encode, FrameDecoder};
-use crate::event::{EndCause, ErrorDetail, Event, Problem};
+use crate::event::{EndCause, ErrorDetail, Event, Problem, QuotaScope};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identity::{PublicKey, KEY_LEN};
 use crate::link::LinkId;
@@ -137,6 +137,8 @@ struct Talk {
     unreceipted: usize,
     /// Every message of ours without receipt, in flight or waiting.
     unacked: BTreeMap<u64, String>,
+    /// Bytes written to the transcript so far (see [`super::quota`]).
+    recorded: u64,
 }
 
 impl Talk {
@@ -184,6 +186,12 @@ pub(super) enum End {
     /// The link's cryptography failed: a tampered, truncated or forged
     /// Noise message, or bytes that are not Noise at all.
     Insecure { problem: String },
+    /// The partner sent message `n` longer than our limit (our hello
+    /// said it): refused (an `error` frame went to it).
+    TooLong { n: u64, chars: usize },
+    /// A transcript quota is reached: the message that would pass it is
+    /// not recorded, and the partner is told.
+    Quota(QuotaScope),
     /// The other side's key failed a check (the directory's key, the
     /// pinned key, or no way to check it): shown to the user in every
     /// phase (an `error` frame went to the other side).
@@ -198,6 +206,10 @@ pub(super) enum Signal {
     /// A caller said hello with a key not pinned for its name: ask the
     /// directory about `name`, and hand its answer to [`Chat::listed`].
     Verify { name: String },
+    /// The peer we called said hello and proved its key: a call placed
+    /// by address now knows whom it reached (the peer checks that this is
+    /// no second chat with that name).
+    Answered,
     /// The conversation started (our call was accepted).
     Started,
     /// The chat is over.
@@ -483,13 +495,15 @@ impl Chat {
                 if chars > ctx.config.max_message {
                     // A sender that ignores the limit our hello announced:
                     // refused with its own code, and the chat ends (the
-                    // numbering cannot skip a message).
+                    // numbering cannot skip a message). The message is
+                    // neither shown nor recorded nor acknowledged: the
+                    // sender lists it in `undelivered`.
                     let problem = format!(
                         "message #{n} has {chars} characters; this peer takes at most {}",
                         ctx.config.max_message
                     );
-                    self.send_error(ctx, ErrorCode::MessageTooLong, problem.clone());
-                    return Some(Signal::Ended(End::BadFrame { problem }));
+                    self.send_error(ctx, ErrorCode::MessageTooLong, problem);
+                    return Some(Signal::Ended(End::TooLong { n, chars }));
                 }
                 let text = sanitize(&text, ctx.config.max_message);
                 let at = sanitize(&at, 64);
@@ -498,7 +512,11 @@ impl Chat {
                     text: &text,
                     at: &at,
                 };
-                record(ctx, &talk.transcript, &entry, Some((self.link, n)));
+                // Past a quota the message is not recorded, so it gets no
+                // receipt: the sender lists it in `undelivered`.
+                if let Err(scope) = record_within_quota(ctx, talk, &entry, Some((self.link, n))) {
+                    return Some(Signal::Ended(End::Quota(scope)));
+                }
                 let peer = talk.partner.clone();
                 ctx.out
                     .push_back(PeerOutput::Event(Event::Message { peer, n, text, at }));
@@ -507,7 +525,7 @@ impl Chat {
             (Phase::Talking(talk), PeerMsg::Ack { n })
             | (Phase::Leaving { talk, .. }, PeerMsg::Ack { n }) => {
                 if n < talk.next_wire && talk.unacked.remove(&n).is_some() {
-                    record(ctx, &talk.transcript, &Entry::Delivered { n }, None);
+                    record(ctx, talk, &Entry::Delivered { n }, None);
                     let peer = talk.partner.clone();
                     ctx.out
                         .push_back(PeerOutput::Event(Event::Delivered { peer, n }));
@@ -647,7 +665,7 @@ impl Chat {
                         max_message: max_message.unwrap_or(DEFAULT_MAX_MESSAGE),
                         key,
                     });
-                    None
+                    return Some(Signal::Answered);
                 }
                 None => {
                     let detail = ErrorDetail::PeerBadFrame {
@@ -699,6 +717,19 @@ impl Chat {
     fn refuse(&mut self, ctx: &mut Ctx<'_>, problem: Problem, message: String) -> End {
         self.send_error(ctx, problem.code, message);
         End::Untrusted(problem)
+    }
+
+    /// The peer we called is one we have another chat or call with
+    /// already: the call ends, the callee told why.
+    pub(super) fn refuse_second_chat(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        code: ErrorCode,
+        detail: ErrorDetail,
+    ) -> End {
+        let message = format!("{} has a chat or call with you already", ctx.config.name);
+        self.send_error(ctx, code, message);
+        End::Refused(Problem::new(code, detail))
     }
 
     /// There is room for the caller: show the request.
@@ -759,7 +790,9 @@ impl Chat {
             direction,
             fingerprint: fingerprint.as_str(),
         };
-        record(ctx, &transcript, &entry, None);
+        let line = transcript::line(&ctx.now, &entry);
+        let recorded = line.len() as u64 + 1;
+        write(ctx, &transcript, line, None);
         ctx.out.push_back(PeerOutput::Event(Event::ChatStarted {
             peer: partner.clone(),
             fingerprint,
@@ -775,6 +808,7 @@ impl Chat {
             next_in: 1,
             unreceipted: 0,
             unacked: BTreeMap::new(),
+            recorded,
         });
     }
 
@@ -810,9 +844,16 @@ impl Chat {
         }
         let was_waiting = talk.waiting();
         let n = talk.next_out;
+        if let Err(scope) = record_within_quota(ctx, talk, &Entry::Sent { n, text }, None) {
+            let detail = ErrorDetail::QuotaReached {
+                peer: talk.partner.clone(),
+                scope,
+                limit: super::quota::limit(ctx.config, scope),
+            };
+            return Err(Problem::new(ErrorCode::TranscriptQuota, detail));
+        }
         talk.next_out += 1;
         talk.unacked.insert(n, text.to_string());
-        record(ctx, &talk.transcript, &Entry::Sent { n, text }, None);
         let peer = talk.partner.clone();
         ctx.out.push_back(PeerOutput::Event(Event::Sent {
             peer,
@@ -964,20 +1005,63 @@ impl Chat {
                             .push_back(event(Event::error(ErrorCode::BadFrame, detail)));
                         EndCause::BadFrame
                     }
+                    End::TooLong { n, chars } => {
+                        let detail = ErrorDetail::PartnerMessageTooLong {
+                            peer: peer.clone(),
+                            n: *n,
+                            chars: *chars,
+                            max: ctx.config.max_message,
+                        };
+                        ctx.out
+                            .push_back(event(Event::error(ErrorCode::MessageTooLong, detail)));
+                        EndCause::BadFrame
+                    }
+                    End::Quota(scope) => {
+                        let limit = super::quota::limit(ctx.config, *scope);
+                        let detail = ErrorDetail::QuotaReached {
+                            peer: peer.clone(),
+                            scope: *scope,
+                            limit,
+                        };
+                        ctx.out
+                            .push_back(event(Event::error(ErrorCode::TranscriptQuota, detail)));
+                        EndCause::Quota
+                    }
                     End::Refused(problem) => {
                         ctx.out.push_back(event(problem.clone().into()));
-                        EndCause::Closed
+                        if problem.code == ErrorCode::TranscriptQuota {
+                            EndCause::PeerQuota
+                        } else {
+                            EndCause::Closed
+                        }
                     }
                     _ => EndCause::Closed,
                 };
-                for (n, text) in &talk.unacked {
-                    let entry = Entry::Undelivered { n: *n, text };
-                    record(ctx, &talk.transcript, &entry, None);
+                let mut talk = talk;
+                for (n, text) in std::mem::take(&mut talk.unacked) {
+                    let entry = Entry::Undelivered { n, text: &text };
+                    record(ctx, &mut talk, &entry, None);
+                    talk.unacked.insert(n, text);
                 }
                 let entry = Entry::Ended { cause };
-                record(ctx, &talk.transcript, &entry, None);
+                record(ctx, &mut talk, &entry, None);
                 if cause == EndCause::Left {
                     goodbye(ctx, PeerMsg::Bye);
+                }
+                if let End::Quota(scope) = &end {
+                    let limit = super::quota::limit(ctx.config, *scope);
+                    let message = format!(
+                        "{}'s transcript quota ({limit} bytes per {scope}) is reached; the chat is ended",
+                        ctx.config.name
+                    );
+                    goodbye(
+                        ctx,
+                        PeerMsg::Error {
+                            code: ErrorCode::TranscriptQuota,
+                            message,
+                            close: true,
+                        },
+                    );
                 }
                 ctx.out.push_back(event(Event::ChatEnded {
                     peer,
@@ -1012,12 +1096,16 @@ impl Chat {
                         ErrorCode::BadFrame,
                         ErrorDetail::PeerBadFrame { peer, problem },
                     )),
-                    End::Bye | End::Closed | End::Cut | End::NoRoom { .. } | End::Quiet => {
-                        event(Event::error(
-                            ErrorCode::PeerUnreachable,
-                            ErrorDetail::ClosedBeforeAnswer { peer },
-                        ))
-                    }
+                    End::Bye
+                    | End::Closed
+                    | End::Cut
+                    | End::NoRoom { .. }
+                    | End::Quiet
+                    | End::TooLong { .. }
+                    | End::Quota(_) => event(Event::error(
+                        ErrorCode::PeerUnreachable,
+                        ErrorDetail::ClosedBeforeAnswer { peer },
+                    )),
                 };
                 ctx.out.push_back(outcome);
             }
@@ -1028,12 +1116,19 @@ impl Chat {
                 }
                 // The caller refused us after all (its check of our key
                 // failed, say): its reason, not a mere missed call.
-                End::Refused(problem) => ctx.out.push_back(event(problem.into())),
-                _ => ctx.out.push_back(event(Event::Missed { peer })),
+                End::Refused(problem) => notice(ctx, &peer, true, problem.into()),
+                _ => notice(ctx, &peer, false, Event::Missed { peer: peer.clone() }),
             },
             Phase::Greeting { .. } | Phase::Verifying { .. } => match end {
-                End::NoRoom { caller } => ctx.out.push_back(event(Event::Missed { peer: caller })),
-                End::Untrusted(problem) => ctx.out.push_back(event(problem.into())),
+                End::NoRoom { caller } => notice(
+                    ctx,
+                    &caller,
+                    false,
+                    Event::Missed {
+                        peer: caller.clone(),
+                    },
+                ),
+                End::Untrusted(problem) => notice(ctx, &peer, true, problem.into()),
                 _ => {}
             },
         }
@@ -1140,11 +1235,47 @@ fn pin_mismatch(ctx: &Ctx<'_>, name: &str, key: PublicKey) -> Option<PublicKey> 
         .filter(|pinned| *pinned != key)
 }
 
-/// Appends a line to a conversation's transcript.
-fn record(ctx: &mut Ctx<'_>, file: &str, entry: &Entry<'_>, receipt: Option<(LinkId, u64)>) {
+/// The notice of a call the user never answered: shown, or counted for
+/// the next summary (see [`super::missed`]).
+fn notice(ctx: &mut Ctx<'_>, peer: &str, refused: bool, event: Event) {
+    if ctx.missed.show(ctx.now.mono, peer, refused) {
+        ctx.out.push_back(PeerOutput::Event(event));
+    }
+}
+
+/// Appends a line to a conversation's transcript, counted against the
+/// quotas but not checked (the lines that close a chat, receipts).
+fn record(ctx: &mut Ctx<'_>, talk: &mut Talk, entry: &Entry<'_>, receipt: Option<(LinkId, u64)>) {
+    let line = transcript::line(&ctx.now, entry);
+    talk.recorded += line.len() as u64 + 1;
+    write(ctx, &talk.transcript, line, receipt);
+}
+
+/// Appends a message's line unless it would take the chat or the day
+/// past its quota.
+fn record_within_quota(
+    ctx: &mut Ctx<'_>,
+    talk: &mut Talk,
+    entry: &Entry<'_>,
+    receipt: Option<(LinkId, u64)>,
+) -> Result<(), QuotaScope> {
+    let line = transcript::line(&ctx.now, entry);
+    let bytes = line.len() as u64 + 1;
+    let over = super::quota::exceeded(ctx.config, ctx.day_quota, ctx.now, talk.recorded, bytes);
+    if let Some(scope) = over {
+        return Err(scope);
+    }
+    talk.recorded += bytes;
+    write(ctx, &talk.transcript, line, receipt);
+    Ok(())
+}
+
+/// Hands a line to the driver, counted for the day.
+fn write(ctx: &mut Ctx<'_>, file: &str, line: String, receipt: Option<(LinkId, u64)>) {
+    ctx.day_quota.spend(ctx.now, line.len() as u64 + 1);
     ctx.out.push_back(PeerOutput::Transcript(TranscriptWrite {
         file: file.to_string(),
-        line: transcript::line(&ctx.now, entry),
+        line,
         receipt,
     }));
 }

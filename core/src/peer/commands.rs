@@ -3,7 +3,7 @@
 use super::chat::{Chat, Dialled, End, Stage};
 use super::{Peer, PeerOutput};
 use crate::command::{Command, Target, HELP};
-use crate::event::{ErrorDetail, Event};
+use crate::event::{ErrorDetail, Event, Problem};
 use crate::link::LinkId;
 use crate::protocol::{ErrorCode, PeerInfo};
 use crate::text::{prepare_message, same_name, sanitize, MAX_NAME};
@@ -71,30 +71,42 @@ impl Peer {
     /// Why a new call (to `name`, if we know whom) cannot be placed now,
     /// if it cannot: a chat or call with `name` already, or no room.
     pub(super) fn dial_refusal(&self, name: Option<&str>) -> Option<(ErrorCode, ErrorDetail)> {
-        let with = |stages: &[Stage]| {
-            let link = self.named(name?, stages)?;
-            Some(self.chats[&link].partner())
-        };
-        if let Some(peer) = with(&[Stage::Talking, Stage::Leaving]) {
-            return Some((
-                ErrorCode::AlreadyInChat,
-                ErrorDetail::AlreadyInChat { peer },
-            ));
-        }
-        if let Some(peer) = with(&[Stage::Calling]) {
-            return Some((ErrorCode::AlreadyInChat, ErrorDetail::CallRinging { peer }));
-        }
-        if let Some(peer) = with(&[Stage::Ringing]) {
-            return Some((
-                ErrorCode::RequestPending,
-                ErrorDetail::RequestWaiting { peer },
-            ));
+        if let Some(refusal) = name.and_then(|name| self.one_chat_per_name(None, name)) {
+            return Some(refusal);
         }
         if self.is_full() {
             let max = self.config.max_chats.max(1);
             return Some((ErrorCode::ChatsFull, ErrorDetail::ChatsFull { max }));
         }
         None
+    }
+
+    /// A name is one chat: why a call with `name` (other than the one on
+    /// `except`) cannot go on, if there is a chat or call with it already.
+    /// Checked when a call is placed and again when a call placed by
+    /// address learns whom it reached.
+    pub(super) fn one_chat_per_name(
+        &self,
+        except: Option<LinkId>,
+        name: &str,
+    ) -> Option<(ErrorCode, ErrorDetail)> {
+        let (_, chat) = self.chats.iter().find(|(&link, chat)| {
+            Some(link) != except
+                && Stage::OPEN.contains(&chat.stage())
+                && same_name(&chat.partner(), name)
+        })?;
+        let peer = chat.partner();
+        Some(match chat.stage() {
+            Stage::Calling => (ErrorCode::AlreadyInChat, ErrorDetail::CallRinging { peer }),
+            Stage::Ringing => (
+                ErrorCode::RequestPending,
+                ErrorDetail::RequestWaiting { peer },
+            ),
+            _ => (
+                ErrorCode::AlreadyInChat,
+                ErrorDetail::AlreadyInChat { peer },
+            ),
+        })
     }
 
     /// Whether `addr` is where this very peer listens.
@@ -277,8 +289,15 @@ impl Peer {
 
     fn say_to(&mut self, link: LinkId, text: &str) {
         let (mut ctx, chats) = self.split();
-        if let Err(problem) = chats.get_mut(&link).expect("found").say(&mut ctx, text) {
-            self.event(problem.into());
+        match chats.get_mut(&link).expect("found").say(&mut ctx, text) {
+            Ok(()) => {}
+            // The message would take the transcript past its quota: it
+            // is not sent, and the chat ends saying why.
+            Err(Problem {
+                detail: ErrorDetail::QuotaReached { scope, .. },
+                ..
+            }) => self.finish(link, End::Quota(scope)),
+            Err(problem) => self.event(problem.into()),
         }
     }
 }

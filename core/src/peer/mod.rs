@@ -14,9 +14,12 @@
 //! [`PeerConfig::max_chats`] at once (calls ringing either way count);
 //! which of them a command means is [`focus`]'s business.
 
+mod callers;
 mod chat;
 mod commands;
 mod focus;
+pub mod missed;
+mod quota;
 mod server_link;
 
 use crate::command::Command;
@@ -25,9 +28,13 @@ use crate::heartbeat::HeartbeatConfig;
 use crate::identity::{derive_seed, Identity, PublicKey, KEY_LEN};
 use crate::link::LinkId;
 use crate::protocol::{ErrorCode, PeerMsg, PeerStatus, Versions, MAX_FRAME};
+use crate::rate::RateLimit;
 use crate::secure::LinkSeeds;
 use crate::time::{Instant, Now};
+use callers::{Admission, Callers};
 use chat::{Chat, Directory, End, Partner, Signal, Stage};
+use missed::MissedCalls;
+use quota::DayQuota;
 use server_link::ServerLink;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -76,9 +83,29 @@ pub struct PeerConfig {
     pub max_frame: usize,
     /// Most peers kept from one list answer.
     pub max_list: usize,
-    /// Incoming connections that have not said hello yet, at most; more
-    /// are closed at once (a flood of half-open calls).
+    /// Incoming connections that have not said hello yet (or are being
+    /// verified), at most. At the cap, the oldest of the source holding
+    /// the most is cut for a newcomer (see [`callers`]).
     pub max_pending_incoming: usize,
+    /// Incoming connections from one source (an IPv4 address or an IPv6
+    /// /64) that are not yet a conversation (waiting for their hello,
+    /// being verified, ringing), at most; more are closed at once.
+    pub max_calls_per_source: usize,
+    /// New incoming connections per source: a burst, then so many a
+    /// second; more are closed at once.
+    pub calls_per_source: RateLimit,
+    /// Count loopback callers (users of this host) per source too; by
+    /// default they are exempt from the per-source limits.
+    pub limit_loopback: bool,
+    /// Bytes one chat's transcript may take; past it the chat ends
+    /// (`quota`).
+    pub transcript_quota_chat: u64,
+    /// Bytes all transcripts may take in one UTC day; past it every chat
+    /// that records a message ends (`quota`).
+    pub transcript_quota_day: u64,
+    /// Bytes written to transcripts earlier today, before this process
+    /// started (the driver counts them), towards `transcript_quota_day`.
+    pub transcript_used_today: u64,
     /// Subscribe to live presence (`peer_online`, `peer_offline`,
     /// `peer_status`) after each registration. Off in [`PeerConfig::new`]
     /// (tests and simulations that are not about presence see only the
@@ -125,7 +152,7 @@ impl PeerConfig {
             max_message: 256,
             ring_timeout: Duration::from_secs(30),
             leave_grace: Duration::from_secs(2),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             heartbeat: HeartbeatConfig::default(),
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(4),
@@ -134,7 +161,16 @@ impl PeerConfig {
             max_chats: 4,
             max_frame: MAX_FRAME,
             max_list: 100_000,
-            max_pending_incoming: 16,
+            max_pending_incoming: 32,
+            max_calls_per_source: 4,
+            calls_per_source: RateLimit {
+                burst: 8,
+                per_second: 1,
+            },
+            limit_loopback: false,
+            transcript_quota_chat: 16 << 20,
+            transcript_quota_day: 128 << 20,
+            transcript_used_today: 0,
             presence: false,
         }
     }
@@ -230,6 +266,8 @@ pub enum Timer {
     ServerHeartbeat,
     /// A deadline of the chat on this link.
     Chat(LinkId, ChatTimer),
+    /// Tell the user about the calls missed in the last interval.
+    MissedCalls,
 }
 
 /// What a sub-machine needs from the peer while it handles an input: the
@@ -240,6 +278,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) out: &'a mut VecDeque<PeerOutput>,
     /// Keys pinned for names: those from earlier runs and those met now.
     pub(crate) pins: &'a mut BTreeMap<String, PublicKey>,
+    /// Notices of calls the user never answered, bounded.
+    pub(super) missed: &'a mut MissedCalls,
+    /// Transcript bytes written today.
+    pub(super) day_quota: &'a mut DayQuota,
 }
 
 /// One chat peer's state machine.
@@ -264,6 +306,10 @@ pub struct Peer {
     seeds: LinkSeeds,
     /// Keys pinned for names (see [`PeerConfig::known_peers`]).
     pins: BTreeMap<String, PublicKey>,
+    /// New-connection budgets of the sources that called lately.
+    callers: Callers,
+    missed: MissedCalls,
+    day_quota: DayQuota,
     quitting: bool,
     exited: bool,
     /// The monotonic time of the `handle_*` call in progress.
@@ -277,6 +323,7 @@ impl Peer {
         let pins = config.known_peers.clone();
         let mut peer = Self {
             server: ServerLink::new(&config),
+            day_quota: DayQuota::new(&config, now),
             config,
             next_link: 0,
             outputs: VecDeque::new(),
@@ -287,6 +334,8 @@ impl Peer {
             status_sent: None,
             pins,
             seeds,
+            callers: Callers::default(),
+            missed: MissedCalls::default(),
             quitting: false,
             exited: false,
             clock: now,
@@ -379,7 +428,13 @@ impl Peer {
             chat.deadline()
                 .map(|(at, timer)| (at, Timer::Chat(link, timer)))
         });
-        self.server.deadline().into_iter().chain(chats).min()
+        let missed = self.missed.deadline().map(|at| (at, Timer::MissedCalls));
+        self.server
+            .deadline()
+            .into_iter()
+            .chain(chats)
+            .chain(missed)
+            .min()
     }
 
     // ---- mutators ----
@@ -421,6 +476,9 @@ impl Peer {
         }
         self.tick(now);
         self.server_timeout();
+        if let Some(summary) = self.missed.summary(now.mono, false) {
+            self.event(summary);
+        }
         let due: Vec<LinkId> = self
             .chats
             .iter()
@@ -464,6 +522,8 @@ impl Peer {
             config: &self.config,
             out: &mut self.outputs,
             pins: &mut self.pins,
+            missed: &mut self.missed,
+            day_quota: &mut self.day_quota,
         };
         (ctx, &mut self.chats)
     }
@@ -492,14 +552,18 @@ impl Peer {
         }
     }
 
+    /// A connection to us: let it say hello if its source has room (see
+    /// [`callers`]), cutting an older one of the heaviest source if the
+    /// places are all taken.
     fn accepted(&mut self, link: LinkId, addr: SocketAddr) {
-        let opening = self
-            .chats
-            .values()
-            .filter(|c| c.stage() == Stage::Opening)
-            .count();
-        if self.quitting || opening >= self.config.max_pending_incoming {
+        if self.quitting {
             return self.outputs.push_back(PeerOutput::Close { link });
+        }
+        let now = self.clock.mono;
+        match self.callers.admit(now, addr, &self.config, &self.chats) {
+            Admission::Admit => {}
+            Admission::Refuse => return self.outputs.push_back(PeerOutput::Close { link }),
+            Admission::AdmitCutting(oldest) => self.finish(oldest, End::Quiet),
         }
         let seed = self.seeds.next_seed();
         let (ctx, chats) = self.split();
@@ -538,6 +602,7 @@ impl Peer {
         match signal {
             Signal::Greeted { caller } => self.greeted(link, caller),
             Signal::Verify { name } => self.verify_caller(link, name),
+            Signal::Answered => self.answered(link),
             Signal::Started => self.started(link),
             Signal::Ended(end) => self.finish(link, end),
         }
@@ -557,21 +622,47 @@ impl Peer {
     /// A caller said hello: ring if there is room, else answer `busy`.
     /// A caller we already have a chat or a call with gets `busy` too: a
     /// name is one chat (two calls crossing each other both get `busy`,
-    /// as with one chat at a time).
+    /// as with one chat at a time). That second call is no call the user
+    /// missed: it ends without a notice.
     fn greeted(&mut self, link: LinkId, caller: Partner) {
-        let busy = self.is_full() || self.named(&caller.name, &Stage::OPEN).is_some();
+        let second = self.named(&caller.name, &Stage::OPEN).is_some();
+        let busy = second || self.is_full();
         let (mut ctx, chats) = self.split();
         let Some(chat) = chats.get_mut(&link) else {
             return;
         };
         if busy {
             chat.answer_busy(&mut ctx);
-            let caller = caller.name;
-            return self.finish(link, End::NoRoom { caller });
+            let end = if second {
+                End::Quiet
+            } else {
+                End::NoRoom {
+                    caller: caller.name,
+                }
+            };
+            return self.finish(link, end);
         }
         chat.ring(&mut ctx, caller);
         self.take_turn(link);
         self.update_status();
+    }
+
+    /// The peer we called on `link` said who it is: a call placed by
+    /// address to someone we have a chat or call with already ends there
+    /// (a name is one chat), before it rings.
+    fn answered(&mut self, link: LinkId) {
+        let Some(name) = self.chats.get(&link).map(Chat::partner) else {
+            return;
+        };
+        let Some((code, detail)) = self.one_chat_per_name(Some(link), &name) else {
+            return;
+        };
+        let (mut ctx, chats) = self.split();
+        let Some(chat) = chats.get_mut(&link) else {
+            return;
+        };
+        let end = chat.refuse_second_chat(&mut ctx, code, detail);
+        self.finish(link, end);
     }
 
     fn closed(&mut self, link: LinkId, end: End) {
@@ -633,6 +724,7 @@ impl Peer {
             return;
         }
         self.server_goodbye();
+        self.tell_missed();
         self.exited = true;
         self.outputs.push_back(PeerOutput::Exit { code: 0 });
     }
@@ -648,6 +740,13 @@ impl Peer {
             self.finish(link, End::Left);
         }
         self.outputs.push_back(PeerOutput::Exit { code: 1 });
+    }
+
+    /// The calls missed since the last summary, before the peer exits.
+    fn tell_missed(&mut self) {
+        if let Some(summary) = self.missed.summary(self.clock.mono, true) {
+            self.event(summary);
+        }
     }
 
     fn event(&mut self, event: Event) {

@@ -20,7 +20,7 @@ use crate::protocol::{
 };
 use crate::rate::{RateLimit, TokenBucket};
 use crate::secure::{LinkKind, SecureLink};
-use crate::text::{same_name, sanitize, MAX_NAME};
+use crate::text::{is_valid_name, same_name, sanitize, MAX_NAME};
 use crate::time::Instant;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -103,6 +103,16 @@ enum Pending {
     Caller { link: LinkId, name: String },
     /// For `/trust NAME`.
     Trust { name: String },
+}
+
+impl Pending {
+    /// Directory entries held for this request.
+    fn entries(&self) -> usize {
+        match self {
+            Pending::List { chunks } => chunks.len(),
+            _ => 0,
+        }
+    }
 }
 
 impl ServerLink {
@@ -307,7 +317,12 @@ impl Peer {
                 addr, reachable, ..
             } => self.registered(addr, reachable),
             ServerMsg::Peers { id, peers, more } => {
-                let max_list = self.config.max_list;
+                // Bounded over every list still being received, and only
+                // entries with valid names are kept (a name is at most 32
+                // bytes): a server cannot make us hold more than
+                // `max_list` small entries, whatever it sends.
+                let held: usize = self.server.pending.iter().map(|(_, p)| p.entries()).sum();
+                let room = self.config.max_list.saturating_sub(held);
                 let Some(chunks) =
                     self.server
                         .pending
@@ -319,8 +334,8 @@ impl Peer {
                 else {
                     return; // an answer nobody asked for
                 };
-                let room = max_list.saturating_sub(chunks.len());
-                chunks.extend(peers.into_iter().take(room));
+                let valid = peers.into_iter().filter(|p| is_valid_name(&p.name));
+                chunks.extend(valid.take(room));
                 if more {
                     return;
                 }
@@ -357,7 +372,11 @@ impl Peer {
                     return self.server_refused(problem);
                 }
                 let refused = if id.is_some() {
-                    self.take_pending(id)
+                    match self.take_pending(id) {
+                        Some(pending) => Some(pending),
+                        // An answer to nothing we asked: not shown.
+                        None => return,
+                    }
                 } else {
                     None
                 };
@@ -366,9 +385,15 @@ impl Peer {
                     self.caller_listed(link, Directory::Unreachable);
                 }
             }
-            ServerMsg::Presence { changes } => self.presence(changes),
-            // Changes were dropped: a fresh list says who is online.
-            ServerMsg::PresenceResync => self.request_list(),
+            // Presence comes only to a subscriber: any other is ignored.
+            ServerMsg::Presence { changes } if self.subscribed() => self.presence(changes),
+            ServerMsg::Presence { .. } => {}
+            // Changes were dropped: a fresh list says who is online (one
+            // at a time, however often a server says so).
+            ServerMsg::PresenceResync if self.subscribed() && !self.list_pending() => {
+                self.request_list()
+            }
+            ServerMsg::PresenceResync => {}
             ServerMsg::Ping => {
                 self.send_server(&ClientMsg::Pong);
             }
@@ -376,9 +401,24 @@ impl Peer {
         }
     }
 
-    /// Live presence: one event per change, in the server's order.
+    /// Whether we asked the server for presence (`subscribe` goes out
+    /// once registered, with [`PeerConfig::presence`]).
+    fn subscribed(&self) -> bool {
+        self.config.presence && self.server.is_registered()
+    }
+
+    fn list_pending(&self) -> bool {
+        let list = |(_, p): &(u64, Pending)| matches!(p, Pending::List { .. });
+        self.server.pending.iter().any(list)
+    }
+
+    /// Live presence: one event per change, in the server's order; an
+    /// entry whose name is no valid name is dropped.
     fn presence(&mut self, changes: Vec<PresenceChange>) {
         for change in changes {
+            if !change.name().is_some_and(is_valid_name) {
+                continue;
+            }
             let event = match change {
                 PresenceChange::Online(mut info) => {
                     info.name = sanitize(&info.name, MAX_NAME);

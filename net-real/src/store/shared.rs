@@ -345,3 +345,122 @@ async fn bounded<T>(call: impl Future<Output = Result<T, KvError>>) -> Result<T,
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KvEntry;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    /// An in-memory [`Kv`] whose every call yields first, so that two
+    /// claims run together interleave their reads and writes.
+    #[derive(Clone, Default)]
+    struct Interleaving {
+        names: Arc<Mutex<BTreeMap<String, KvEntry>>>,
+        revision: Arc<Mutex<u64>>,
+        conflicts: Arc<Mutex<u32>>,
+    }
+
+    impl Interleaving {
+        fn write(&self, key: &str, value: Vec<u8>) -> u64 {
+            let mut revision = self.revision.lock().unwrap();
+            *revision += 1;
+            let entry = KvEntry {
+                key: key.to_string(),
+                value,
+                revision: *revision,
+            };
+            self.names.lock().unwrap().insert(key.to_string(), entry);
+            *revision
+        }
+
+        fn conflict<T>(&self) -> Result<T, KvError> {
+            *self.conflicts.lock().unwrap() += 1;
+            Err(KvError::Conflict)
+        }
+    }
+
+    impl Kv for Interleaving {
+        async fn open(&self, _: Bucket, _: Duration) -> Result<(), KvError> {
+            Ok(())
+        }
+        async fn get(&self, _: Bucket, key: &str) -> Result<Option<KvEntry>, KvError> {
+            tokio::task::yield_now().await;
+            Ok(self.names.lock().unwrap().get(key).cloned())
+        }
+        async fn create(&self, _: Bucket, key: &str, value: Vec<u8>) -> Result<u64, KvError> {
+            tokio::task::yield_now().await;
+            if self.names.lock().unwrap().contains_key(key) {
+                return self.conflict();
+            }
+            Ok(self.write(key, value))
+        }
+        async fn update(
+            &self,
+            _: Bucket,
+            key: &str,
+            value: Vec<u8>,
+            revision: u64,
+        ) -> Result<u64, KvError> {
+            tokio::task::yield_now().await;
+            let latest = self.names.lock().unwrap().get(key).map(|e| e.revision);
+            if latest != Some(revision) {
+                return self.conflict();
+            }
+            Ok(self.write(key, value))
+        }
+        async fn put(&self, _: Bucket, key: &str, value: Vec<u8>) -> Result<u64, KvError> {
+            Ok(self.write(key, value))
+        }
+        async fn delete(&self, _: Bucket, key: &str, _: Option<u64>) -> Result<(), KvError> {
+            self.names.lock().unwrap().remove(key);
+            Ok(())
+        }
+        async fn watch(&self, _: Bucket) -> Result<mpsc::Receiver<KvEvent>, KvError> {
+            Err(KvError::Unavailable("not modelled".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn of_two_keys_claiming_a_free_name_at_once_exactly_one_wins() {
+        let kv = Interleaving::default();
+        let (first, second) = tokio::join!(
+            claim(&kv, "alice", [1; 32], 100),
+            claim(&kv, "alice", [2; 32], 100)
+        );
+        assert_eq!(
+            (first, second),
+            (Ok(ClaimResult::Won), Ok(ClaimResult::Taken))
+        );
+        assert_eq!(
+            *kv.conflicts.lock().unwrap(),
+            1,
+            "both read it free; the second create conflicted"
+        );
+        let bound = kv.names.lock().unwrap()["alice"].value.clone();
+        let bound: BindingRecord = serde_json::from_slice(&bound).unwrap();
+        assert_eq!(bound.key, "01".repeat(32));
+    }
+
+    #[tokio::test]
+    async fn the_same_key_claiming_again_updates_its_binding_by_revision() {
+        let kv = Interleaving::default();
+        assert_eq!(
+            claim(&kv, "alice", [1; 32], 100).await,
+            Ok(ClaimResult::Won)
+        );
+        assert_eq!(
+            claim(&kv, "alice", [1; 32], 200).await,
+            Ok(ClaimResult::Won)
+        );
+        let entry = kv.names.lock().unwrap()["alice"].clone();
+        assert_eq!(entry.revision, 2);
+        let bound: BindingRecord = serde_json::from_slice(&entry.value).unwrap();
+        assert_eq!(bound.last_used, 200);
+        assert_eq!(
+            claim(&kv, "alice", [2; 32], 300).await,
+            Ok(ClaimResult::Taken)
+        );
+    }
+}
