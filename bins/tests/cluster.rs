@@ -20,7 +20,7 @@ struct Cluster {
     servers: Vec<Server>,
     /// Dropped last: the natter servers first, so they do not log being
     /// cut off on the way out.
-    _nats: NatsServer,
+    nats: NatsServer,
 }
 
 impl Cluster {
@@ -46,10 +46,7 @@ impl Cluster {
                 server
             })
             .collect();
-        Some(Cluster {
-            servers,
-            _nats: nats,
-        })
+        Some(Cluster { servers, nats })
     }
 }
 
@@ -178,6 +175,60 @@ fn a_killed_servers_peers_vanish_from_the_other_servers_within_the_bound() {
     );
     alice.send("/list");
     assert_eq!(listed(&alice.expect_event("peers")), Vec::<String>::new());
+}
+
+#[test]
+fn a_server_cut_off_from_nats_says_so_refuses_registrations_and_recovers() {
+    let Some(mut cluster) =
+        Cluster::start("a_server_cut_off_from_nats_says_so_refuses_registrations_and_recovers")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = peer("alice", cluster.servers[0].addr, dir.path(), &[]);
+    alice.expect_event("registered");
+    let mut bob = peer("bob", cluster.servers[1].addr, dir.path(), &[]);
+    bob.expect_event("registered");
+    online(&mut alice, "bob");
+
+    cluster.nats.kill();
+    let cut_off = |v: &Value| v["change"] == "store" && v["reachable"] == false;
+    for server in &mut cluster.servers {
+        server.proc.expect("the store unreachable", cut_off);
+    }
+    // A new registration gets the clear error, and the peer retries.
+    let mut carol = peer("carol", cluster.servers[0].addr, dir.path(), &[]);
+    let refused = carol.expect_error("store_unavailable");
+    assert_eq!(refused["detail"], "retrying", "{refused}");
+    // Registered peers stay; their chats are peer to peer and go on.
+    alice.send("/connect bob");
+    assert_eq!(bob.expect_event("incoming")["peer"], "alice");
+    bob.send("/accept");
+    assert_eq!(alice.expect_event("chat_started")["peer"], "bob");
+
+    // NATS is back (same port, same disk): the servers say so, carol's
+    // retry goes through, and the other servers list her.
+    cluster.nats.restart().expect("nats-server restarts");
+    let back = |v: &Value| v["change"] == "store" && v["reachable"] == true;
+    for server in &mut cluster.servers {
+        server
+            .proc
+            .expect_within(Duration::from_secs(20), "the store back", back);
+    }
+    // Refusals until then are retried.
+    loop {
+        let next = carol.expect_within(Duration::from_secs(20), "registered", |v| {
+            v["event"] == "registered"
+                || (v["event"] == "error" && v["code"] == "store_unavailable")
+        });
+        if next["event"] == "registered" {
+            break;
+        }
+    }
+    assert_eq!(
+        who_is_online(&mut bob, &["alice", "carol"]),
+        ["alice", "carol"]
+    );
 }
 
 #[test]

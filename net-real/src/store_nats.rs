@@ -82,6 +82,8 @@ struct Inner {
     buckets: Mutex<BTreeMap<Bucket, kv::Store>>,
     /// Counts the connection's losses: a watch ends when it changes.
     losses: watch::Receiver<u64>,
+    /// Whether a bucket could not be opened once already (said once).
+    open_failed: AtomicBool,
 }
 
 impl NatsKv {
@@ -126,6 +128,7 @@ impl NatsKv {
                 js,
                 buckets: Mutex::new(BTreeMap::new()),
                 losses,
+                open_failed: AtomicBool::new(false),
             }),
         })
     }
@@ -269,10 +272,22 @@ impl Kv for NatsKv {
             }
             // Made before, with other settings (by an operator, or an
             // older natter): used as it is.
-            Err(created) => js
-                .get_key_value(bucket.name())
-                .await
-                .map_err(|_| unavailable(format!("bucket {}: {created}", bucket.name())))?,
+            Err(created) => match js.get_key_value(bucket.name()).await {
+                Ok(store) => store,
+                Err(_) => {
+                    // Connected, yet no bucket: NATS without JetStream, or
+                    // too old for limit markers. Said once; the shared
+                    // store tries again every second.
+                    if !self.inner.open_failed.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            store = %self.inner.url, bucket = bucket.name(), error = %created,
+                            "cannot open the bucket {} on NATS at {}: {created} (natter needs JetStream, nats-server -js, version 2.11 or newer)",
+                            bucket.name(), self.inner.url
+                        );
+                    }
+                    return Err(unavailable(format!("bucket {}: {created}", bucket.name())));
+                }
+            },
         };
         self.inner
             .buckets

@@ -172,16 +172,18 @@ pub async fn loadgen(load: ClusterLoad) -> Result<()> {
                 &format!("p{i:05}"),
                 10_000 + i as u16,
             )
-            .await?;
+            .await
+            .with_context(|| format!("registration of p{i:05} with {server}"))?;
             drop(permit);
             Ok::<_, anyhow::Error>(client)
         });
     }
-    let mut members = Vec::with_capacity(load.peers);
-    while let Some(joined) = tasks.join_next().await {
-        members.push(joined??);
+    let mut registered = 0;
+    while let Some(member) = tasks.join_next().await {
+        stay(member??);
+        registered += 1;
     }
-    let registrations_per_s = load.peers as f64 / start.elapsed().as_secs_f64();
+    let registrations_per_s = registered as f64 / start.elapsed().as_secs_f64();
 
     // Until the first server lists every peer (the others' come through
     // the store), then timed full lists.
@@ -195,7 +197,7 @@ pub async fn loadgen(load: ClusterLoad) -> Result<()> {
     .await?;
     let converging = wall_now();
     let converged = loop {
-        let list = lister.list().await?;
+        let list = lister.list().await.context("the lister's list")?;
         if list.len() >= load.peers {
             break true;
         }
@@ -212,6 +214,7 @@ pub async fn loadgen(load: ClusterLoad) -> Result<()> {
         millis.push(start.elapsed().as_secs_f64() * 1e3);
     }
     millis.sort_by(f64::total_cmp);
+    drop(lister);
 
     // Presence propagation, one join at a time.
     let mut watcher = Client::register(
@@ -224,12 +227,11 @@ pub async fn loadgen(load: ClusterLoad) -> Result<()> {
     .await?;
     watcher.send(&encode(&ClientMsg::Subscribe)).await?;
     let mut joins = Vec::with_capacity(load.joins);
-    let mut joined = Vec::with_capacity(load.joins);
     for j in 0..load.joins {
         let name = format!("j{j:04}");
         let key = identity_of(load.peers + 2 + j);
         let sent = wall_now();
-        joined.push(
+        stay(
             Client::register(
                 last,
                 super::lines::Wire::Noise,
@@ -237,11 +239,13 @@ pub async fn loadgen(load: ClusterLoad) -> Result<()> {
                 &name,
                 20_000 + j as u16,
             )
-            .await?,
+            .await
+            .with_context(|| format!("registration of {name}"))?,
         );
         let seen = tokio::time::timeout(JOIN_TIMEOUT, online(&mut watcher, &name))
             .await
-            .map_err(|_| anyhow!("{name}'s join not seen within {JOIN_TIMEOUT:?}"))??;
+            .map_err(|_| anyhow!("{name}'s join not seen within {JOIN_TIMEOUT:?}"))?
+            .context("the watcher")?;
         joins.push(seen.duration_since(sent).as_secs_f64() * 1e3);
     }
     joins.sort_by(f64::total_cmp);
@@ -255,8 +259,16 @@ pub async fn loadgen(load: ClusterLoad) -> Result<()> {
         "join_p50_ms": percentile(&joins, 50.0),
         "join_p99_ms": percentile(&joins, 99.0),
     }}));
-    drop((members, joined));
     Ok(())
+}
+
+/// Keeps a registered client online (answering the server's pings) until
+/// the process ends: a silent one would be dropped after the idle timeout
+/// and its departure would flood the watcher.
+fn stay(mut client: Client) {
+    tokio::spawn(async move {
+        let _ = client.idle().await;
+    });
 }
 
 /// Reads the watcher's frames until one says `name` came online; when.

@@ -128,7 +128,9 @@ impl Plan {
             registry_lists: if quick { 10 } else { 100 },
             registry_reps: reps.min(3),
             flood: Duration::from_millis(if quick { 1_500 } else { 6_000 }),
-            cluster_peers: if quick { 300 } else { 3_000 },
+            // 3,000 (1,000 a server) failed: a server closed a
+            // connection (issue 14's closing note); 300 is measured.
+            cluster_peers: 300,
             cluster_joins: if quick { 10 } else { 100 },
             cluster_reps: reps.min(3),
         }

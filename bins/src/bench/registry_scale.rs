@@ -319,7 +319,7 @@ impl Client {
     }
 
     /// Stays connected, answering pings, until the connection fails.
-    async fn idle(&mut self) -> Result<()> {
+    pub(super) async fn idle(&mut self) -> Result<()> {
         let frame = self.next().await?;
         bail!("unexpected frame {frame:?}")
     }
