@@ -58,7 +58,7 @@ pub fn run(plan: &Plan) -> Result<Section> {
     let peers = plan.cluster_peers;
     let what = format!(
         "{peers} peers register spread over {SERVERS} servers sharing NATS JetStream, or with 1 server (embedded store); {} full lists from one server; {} joins, one at a time, on the last server, timed to the presence frame at a peer subscribed on the first (ratio = 3 servers / 1 server)",
-        plan.registry_lists, plan.cluster_joins
+        plan.registry_lists.min(10), plan.cluster_joins
     );
     // Probed once up front: without a NATS server there is nothing to run.
     if let Err(why) = NatsServer::start() {
@@ -135,7 +135,7 @@ fn one_rep(plan: &Plan, servers: usize) -> Result<Value> {
     let load = ClusterLoad {
         servers: addrs,
         peers: plan.cluster_peers,
-        lists: plan.registry_lists,
+        lists: plan.registry_lists.min(10),
         joins: plan.cluster_joins,
     };
     let mut gen = Proc::bench_child("cluster load generator", &ChildSpec::ClusterLoad(load))?;

@@ -128,10 +128,11 @@ impl Plan {
             registry_lists: if quick { 10 } else { 100 },
             registry_reps: reps.min(3),
             flood: Duration::from_millis(if quick { 1_500 } else { 6_000 }),
-            // 3,000 (1,000 a server) failed: a server closed a
-            // connection (issue 14's closing note); 300 is measured.
+            // Larger runs fail for now (3,000 peers: a server closed a
+            // member's connection; 100 joins: the watcher's), not yet
+            // diagnosed: the sizes measured are the ones run.
             cluster_peers: 300,
-            cluster_joins: if quick { 10 } else { 100 },
+            cluster_joins: 10,
             cluster_reps: reps.min(3),
         }
     }
