@@ -144,7 +144,7 @@ fn peers_on_different_servers_list_and_call_each_other() {
 }
 
 #[test]
-fn a_killed_servers_peers_vanish_from_the_other_servers_within_the_bound() {
+fn a_killed_servers_peers_vanish_from_the_other_servers_within_the_bound_or_move() {
     let Some(mut cluster) =
         Cluster::start("a_killed_servers_peers_vanish_from_the_other_servers_within_the_bound")
     else {
@@ -156,6 +156,16 @@ fn a_killed_servers_peers_vanish_from_the_other_servers_within_the_bound() {
     let mut dave = peer("dave", cluster.servers[2].addr, dir.path(), &[]);
     dave.expect_event("registered");
     online(&mut alice, "dave");
+    // carol also knows s1: she moves there when s3 dies.
+    let s1 = cluster.servers[0].addr.to_string();
+    let mut carol = peer(
+        "carol",
+        cluster.servers[2].addr,
+        dir.path(),
+        &["--server", &s1],
+    );
+    carol.expect_event("registered");
+    online(&mut alice, "carol");
 
     // s3 dies without a word (SIGKILL): nobody withdraws dave's entry; it
     // expires (15 s without a refresh, refreshed every 5 s), and s1 tells
@@ -163,6 +173,8 @@ fn a_killed_servers_peers_vanish_from_the_other_servers_within_the_bound() {
     let killed = wall_now();
     cluster.servers[2].proc.kill();
     dave.expect_event("server_lost");
+    let moved = carol.expect_event("reregistered");
+    assert_eq!(moved["server"], s1.as_str(), "{moved}");
     let bound = Duration::from_secs(15 + 5 + 10);
     let offline = alice.expect_within(bound, "peer_offline dave", |v| {
         v["event"] == "peer_offline" && v["name"] == "dave"
@@ -173,8 +185,9 @@ fn a_killed_servers_peers_vanish_from_the_other_servers_within_the_bound() {
         took < bound,
         "dave unlisted {took:?} after s3 died: {offline}"
     );
+    // carol, registered again through s1, is still listed; dave is not.
     alice.send("/list");
-    assert_eq!(listed(&alice.expect_event("peers")), Vec::<String>::new());
+    assert_eq!(listed(&alice.expect_event("peers")), ["carol"]);
 }
 
 #[test]
