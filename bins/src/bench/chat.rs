@@ -17,7 +17,13 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Result<Server> {
-        let mut proc = Proc::bench_child("server", &ChildSpec::Server { max_peers: 100 })?;
+        let mut proc = Proc::bench_child(
+            "server",
+            &ChildSpec::Server {
+                max_peers: 100,
+                store: None,
+            },
+        )?;
         let hello = proc.recv()?;
         let addr = serde_json::from_value(hello["addr"].clone())
             .with_context(|| format!("the server said {hello}"))?;

@@ -14,8 +14,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use natter_core::identity::derive_seed;
 use natter_core::protocol::{ClientMsg, ServerMsg, Versions};
 use natter_core::rate::RateLimit;
+use natter_core::registry::ClusterConfig;
 use natter_core::{encode, Identity, LinkKind, PeerInfo, RegistryConfig};
-use natter_net_real::{ServerBuilder, TokioNet};
+use natter_net_real::{Bucket, Kv, NatsKv, ServerBuilder, TokioNet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -57,7 +58,11 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `natter bench-child server`: natter's directory server, logging as
 /// `natter server` does (formatted, then discarded), with the per-IP and
 /// request limits raised since every bench client comes from 127.0.0.1.
-pub async fn natter_server(max_peers: usize) -> Result<()> {
+///
+/// With `store` (a NATS address), the server shares its directory there,
+/// as `natter server --store` does, and says it is ready only once NATS
+/// answers.
+pub async fn natter_server(max_peers: usize, store: Option<String>) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::sink)
         .with_ansi(false)
@@ -81,7 +86,28 @@ pub async fn natter_server(max_peers: usize) -> Result<()> {
         },
         ..RegistryConfig::default()
     };
-    let server = ServerBuilder::new(TokioNet).config(config).spawn().await?;
+    let server = match store {
+        None => ServerBuilder::new(TokioNet).config(config).spawn().await?,
+        Some(url) => {
+            let kv = NatsKv::connect(&url).await?;
+            let deadline = wall_now() + Duration::from_secs(10);
+            while let Err(e) = kv
+                .open(Bucket::Peers, ClusterConfig::new("").entry_ttl)
+                .await
+            {
+                if wall_now() > deadline {
+                    bail!("NATS at {url} does not answer: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let cluster = ClusterConfig::new(format!("bench-{}", std::process::id()));
+            ServerBuilder::new(TokioNet)
+                .config(config)
+                .with_store(natter_net_real::Shared::new(kv, cluster))
+                .spawn()
+                .await?
+        }
+    };
     emit(&json!({ "addr": server.addr(), "pid": std::process::id() }));
     stdin_closed().await;
     server.stop(STOP_TIMEOUT).await?;
@@ -196,6 +222,7 @@ fn one_rep(plan: &Plan, directory: Directory) -> Result<Value> {
         Directory::Natter => (
             ChildSpec::Server {
                 max_peers: peers + 10,
+                store: None,
             },
             "server",
             Wire::Noise,
@@ -235,8 +262,8 @@ fn one_rep(plan: &Plan, directory: Directory) -> Result<Value> {
 /// A plain reader's buffer in each client: 10,000 of them in one process.
 const CLIENT_BUFFER: usize = 512;
 
-/// A raw JSON-lines client of the directory.
-struct Client {
+/// A raw JSON-lines client of the directory (the cluster section's too).
+pub(super) struct Client {
     read: LineReader,
     write: LineWriter,
 }
@@ -244,7 +271,7 @@ struct Client {
 impl Client {
     /// Connects as `me` (with Noise: the key the name is bound to) and
     /// registers.
-    async fn register(
+    pub(super) async fn register(
         server: SocketAddr,
         wire: Wire,
         me: &Identity,
@@ -273,8 +300,13 @@ impl Client {
         }
     }
 
+    /// Sends frames as they are.
+    pub(super) async fn send(&mut self, frames: &[u8]) -> Result<()> {
+        self.write.send(frames).await
+    }
+
     /// The next frame that is not a ping (pings are answered).
-    async fn next(&mut self) -> Result<ServerMsg> {
+    pub(super) async fn next(&mut self) -> Result<ServerMsg> {
         loop {
             let Some(line) = self.read.next_line().await? else {
                 bail!("the server closed the connection");
@@ -287,12 +319,12 @@ impl Client {
     }
 
     /// Stays connected, answering pings, until the connection fails.
-    async fn idle(&mut self) -> Result<()> {
+    pub(super) async fn idle(&mut self) -> Result<()> {
         let frame = self.next().await?;
         bail!("unexpected frame {frame:?}")
     }
 
-    async fn list(&mut self) -> Result<Vec<PeerInfo>> {
+    pub(super) async fn list(&mut self) -> Result<Vec<PeerInfo>> {
         self.write
             .send(&encode(&ClientMsg::List { id: None }))
             .await?;
@@ -324,7 +356,7 @@ fn name_of(i: usize) -> String {
 }
 
 /// Member `i`'s key, the same at every run; the lister is member `peers`.
-fn identity_of(i: usize) -> Identity {
+pub(super) fn identity_of(i: usize) -> Identity {
     Identity::from_seed(&derive_seed(&[0; 32], b"bench member", i as u64))
 }
 
