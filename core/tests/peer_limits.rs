@@ -600,3 +600,19 @@ fn an_error_answering_a_request_never_made_is_not_shown() {
     let outputs = feed(&mut alice, now, link, &server.seal(frames));
     assert_eq!(shown(&outputs), Vec::<&Event>::new());
 }
+
+#[test]
+fn a_flood_of_errors_answering_nothing_shows_only_a_few_per_interval() {
+    // Before: every `error` without an `id` was one more line on the
+    // user's screen, as many as a hostile server cared to send.
+    use natter_core::peer::server_errors::{UNASKED_INTERVAL, UNASKED_SHOWN};
+    let (mut alice, link, now, mut server) = alice_at_a_hostile_server(|_| {});
+    let frames =
+        "{\"type\":\"error\",\"code\":\"bad_input\",\"message\":\"spam\",\"close\":false}\n"
+            .repeat(1000);
+    let outputs = feed(&mut alice, now, link, &server.seal(frames.clone()));
+    assert_eq!(shown(&outputs).len(), UNASKED_SHOWN);
+    let later = now.advanced(UNASKED_INTERVAL);
+    let outputs = feed(&mut alice, later, link, &server.seal(frames));
+    assert_eq!(shown(&outputs).len(), UNASKED_SHOWN, "a few again later");
+}

@@ -20,6 +20,7 @@ mod commands;
 mod focus;
 pub mod missed;
 mod quota;
+pub mod server_errors;
 mod server_link;
 
 use crate::command::Command;

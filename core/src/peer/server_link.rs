@@ -9,6 +9,7 @@
 //! (trust on first use, like SSH's known_hosts): not even our name.
 
 use super::chat::{Dialled, Directory};
+use super::server_errors::UnaskedErrors;
 use super::{Peer, PeerConfig, PeerOutput, Timer};
 use crate::codec::{encode, FrameDecoder};
 use crate::event::{ErrorDetail, Event, Problem, Request};
@@ -63,6 +64,8 @@ pub(super) struct ServerLink {
     /// `server_key_changed` after a registration): requests then say so
     /// rather than that it is reconnecting.
     stopped: bool,
+    /// Errors that answer no request, shown only a few at a time.
+    unasked_errors: UnaskedErrors,
 }
 
 #[derive(Debug)]
@@ -134,6 +137,7 @@ impl ServerLink {
             max_frame: config.max_frame,
             server_key: config.server_key,
             stopped: false,
+            unasked_errors: UnaskedErrors::default(),
         }
     }
 
@@ -377,8 +381,10 @@ impl Peer {
                         // An answer to nothing we asked: not shown.
                         None => return,
                     }
-                } else {
+                } else if self.server.unasked_errors.show(self.clock.mono) {
                     None
+                } else {
+                    return;
                 };
                 self.event(problem.into());
                 if let Some(Pending::Caller { link, .. }) = refused {
