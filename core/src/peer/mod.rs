@@ -624,8 +624,12 @@ impl Peer {
     /// A caller we already have a chat or a call with gets `busy` too: a
     /// name is one chat (two calls crossing each other both get `busy`,
     /// as with one chat at a time).
+    /// So does a caller whose host has its share of calls ringing
+    /// already ([`callers::ringing_share`]).
     fn greeted(&mut self, link: LinkId, caller: Partner) {
-        let busy = self.is_full() || self.named(&caller.name, &Stage::OPEN).is_some();
+        let busy = self.is_full()
+            || self.named(&caller.name, &Stage::OPEN).is_some()
+            || callers::rings_past_its_share(link, &self.config, &self.chats);
         let (mut ctx, chats) = self.split();
         let Some(chat) = chats.get_mut(&link) else {
             return;
