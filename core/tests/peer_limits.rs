@@ -695,3 +695,47 @@ fn one_host_rings_only_half_the_places_and_others_still_get_through() {
         "another host still rings: {events:?}"
     );
 }
+
+#[test]
+fn callers_that_ring_then_refuse_us_are_not_counted_as_unverified() {
+    // Before: a call that rang and was then refused by its caller counted
+    // in `missed_calls.refused`, whose sentence says their key could not
+    // be verified; we had verified it.
+    let now = Now::at_unix(0);
+    let mut config = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    config
+        .known_peers
+        .insert("mallory".into(), Wire::identity().public());
+    let mut bob = Peer::new(config, now);
+    while bob.poll_output().is_some() {}
+    let mut events = Vec::new();
+    for i in 0..(MISSED_SHOWN as u64 + 3) {
+        let link = LinkId(100 + i);
+        let addr = format!("10.0.1.{i}:5000").parse().unwrap();
+        feed_input(&mut bob, now, PeerInput::Accepted { link, addr });
+        let (mut wire, _) = Wire::call(&mut bob, now, link);
+        let hello = wire.seal("{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n");
+        let outputs = feed(&mut bob, now, link, &hello);
+        assert!(
+            shown(&outputs)
+                .iter()
+                .any(|e| matches!(e, Event::Incoming { .. })),
+            "rings: {outputs:?}"
+        );
+        let refusal = wire
+            .seal("{\"type\":\"error\",\"code\":\"identity_mismatch\",\"message\":\"not you\"}\n");
+        let outputs = feed(&mut bob, now, link, &refusal);
+        events.extend(shown(&outputs).into_iter().cloned());
+    }
+    bob.handle_timeout(now.advanced(MISSED_INTERVAL));
+    let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
+    events.extend(shown(&outputs).into_iter().cloned());
+    let summary = events
+        .iter()
+        .find_map(|e| match e {
+            Event::MissedCalls { count, refused, .. } => Some((*count, *refused)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("a summary: {events:?}"));
+    assert_eq!(summary, (3, 0), "{events:?}");
+}
