@@ -664,7 +664,7 @@ fn one_host_rings_only_half_the_places_and_others_still_get_through() {
     let host: std::net::IpAddr = "10.0.0.66".parse().unwrap();
     for i in 0..4 {
         // Four names of one host, each on its own port.
-        let config = PeerConfig::new(&format!("mal{i}"), SERVER, LISTEN_PORT + 1 + i);
+        let config = PeerConfig::new(format!("mal{i}"), SERVER, LISTEN_PORT + 1 + i);
         world.add_peer_at(config, host);
         world.type_line(&format!("mal{i}"), "/connect alice");
     }
