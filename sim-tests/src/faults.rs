@@ -59,8 +59,8 @@ pub const FAULTS: &[Fault] = &[
         run: hold_and_release,
     },
     Fault {
-        name: "paused_past_the_heartbeat",
-        run: paused_past_the_heartbeat,
+        name: "stalled_past_the_heartbeat",
+        run: stalled_past_the_heartbeat,
     },
     Fault {
         name: "flood_during_a_partition",
@@ -148,11 +148,14 @@ fn hold_and_release(s: &mut Scenario<'_>) -> Vec<&'static str> {
     vec!["alice", "bob"]
 }
 
-/// alice's machine stops answering (every packet to and from it held)
-/// for longer than the heartbeat timeout while she types: both chats
-/// sides end `peer_lost` within the timeout, the server drops her, and
-/// once her packets flow again she registers again and can chat anew.
-fn paused_past_the_heartbeat(s: &mut Scenario<'_>) -> Vec<&'static str> {
+/// alice's network stalls (every packet to and from her held, none
+/// lost) for longer than the heartbeat timeout while she types: both
+/// sides of the chat end `peer_lost` within the timeout, the server drops
+/// her, and once her packets flow again she registers again and can chat
+/// anew. This stands for a peer paused past the heartbeat as well (a
+/// suspended laptop): turmoil cannot pause a host's process, and to its
+/// partner and the server both look the same, a silence.
+fn stalled_past_the_heartbeat(s: &mut Scenario<'_>) -> Vec<&'static str> {
     s.start_peer("alice");
     s.start_peer("bob");
     registered(s, &["alice", "bob"]);
@@ -279,8 +282,8 @@ fn server_crash_during_a_lookup(s: &mut Scenario<'_>) -> Vec<&'static str> {
 }
 
 /// bob leaves while five of alice's messages are on the wire: each of
-/// them ends once for alice, delivered or listed undelivered, and bob's
-/// transcript holds exactly those delivered.
+/// them ends once for alice, delivered or listed undelivered (the sweep's
+/// invariant), and alice holds no receipt for a message bob did not get.
 fn leave_with_messages_in_flight(s: &mut Scenario<'_>) -> Vec<&'static str> {
     s.start_peer("alice");
     s.start_peer("bob");

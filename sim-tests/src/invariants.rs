@@ -94,35 +94,56 @@ pub fn every_message_of_every_chat_accounted_for(
     Ok(())
 }
 
-/// What a server or peer says when a budget or share is hit (docs/LIMITS.md).
-const BUDGET_CODES: [&str; 5] = [
+/// What the server's log says when it refuses or cuts a client for a
+/// budget or share (docs/LIMITS.md).
+const SERVER_BUDGET_WORDS: [&str; 6] = [
     "rate_limited",
     "too_many_connections",
     "server_full",
     "frame_too_long",
     "memory budget",
+    "not reading",
+];
+
+/// Error codes a peer is told when it hits a budget, its own or the
+/// server's.
+const BUDGET_CODES: [&str; 5] = [
+    "rate_limited",
+    "too_many_connections",
+    "server_full",
+    "frame_too_long",
+    "transcript_quota",
 ];
 
 /// Honest peers hit no budget, whatever the network does to them: the
-/// server refused or cut none of them (its log), and none was told of a
-/// limit (their events).
+/// server refused or cut none of them (its log), none was told of a limit,
+/// and no chat ended for one (`cut`: a partner stopped reading; `quota`).
 pub fn no_budget_hit(
     server_log: &str,
     peers: &[(&str, &[(Duration, Event)])],
 ) -> Result<(), String> {
     if let Some(line) = server_log
         .lines()
-        .find(|line| BUDGET_CODES.iter().any(|code| line.contains(code)))
+        .find(|line| SERVER_BUDGET_WORDS.iter().any(|word| line.contains(word)))
     {
         return Err(format!("the server hit a budget: {line}"));
     }
     for (name, events) in peers {
         for (at, event) in *events {
-            if let Event::Error { code, .. } = event {
-                let code = code.to_string();
-                if BUDGET_CODES.contains(&code.as_str()) {
+            match event {
+                Event::Error { code, .. } if BUDGET_CODES.contains(&code.to_string().as_str()) => {
                     return Err(format!("{name} was told {code} at {at:?}"));
                 }
+                Event::ChatEnded {
+                    peer,
+                    reason: reason @ (ChatEndReason::Cut | ChatEndReason::Quota),
+                    ..
+                } => {
+                    return Err(format!(
+                        "{name}'s chat with {peer} ended {reason} at {at:?}"
+                    ));
+                }
+                _ => {}
             }
         }
     }

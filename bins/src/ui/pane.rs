@@ -88,6 +88,9 @@ pub struct Pane {
     /// The day of the pane's last line, to tell when a [`Line::Day`]
     /// separator is due.
     last_day: Option<String>,
+    /// The day of its first live line, to tell whether one is due after
+    /// the earlier chats loaded later ([`Pane::prepend`]).
+    first_day: Option<String>,
 }
 
 impl Pane {
@@ -112,6 +115,7 @@ impl Pane {
             waiting: None,
             today: String::new(),
             last_day: None,
+            first_day: None,
         }
     }
 
@@ -129,14 +133,14 @@ impl Pane {
     }
 
     pub fn push(&mut self, at: &str, line: Line) {
-        let day = Some(self.today.as_str());
-        if self.last_day.is_some() && self.last_day.as_deref() != day {
-            self.lines.push(Stamped {
-                at: at.to_string(),
-                line: Line::Day(self.today.clone()),
-            });
-        }
-        if self.last_day.as_deref() != day {
+        if !self.today.is_empty() {
+            if self.last_day.as_ref().is_some_and(|day| *day != self.today) {
+                self.lines.push(Stamped {
+                    at: at.to_string(),
+                    line: Line::Day(self.today.clone()),
+                });
+            }
+            self.first_day.get_or_insert_with(|| self.today.clone());
             self.last_day = Some(self.today.clone());
         }
         self.lines.push(Stamped {
@@ -183,15 +187,21 @@ impl Pane {
         self.scroll = 0;
     }
 
-    /// Earlier chats from the transcript go before everything else.
-    /// A live line after them, on another day than the last of them, is
-    /// preceded by its day.
-    pub fn prepend(&mut self, earlier: Vec<Stamped>) {
-        if self.last_day.is_none() {
-            self.last_day = earlier.iter().rev().find_map(|s| match &s.line {
-                Line::Earlier(day) => Some(day.clone()),
-                _ => None,
-            });
+    /// Earlier chats from the transcript go before everything else. They
+    /// come once the pane has its first line: if that line is of another
+    /// day than the last earlier chat, its day goes between them.
+    pub fn prepend(&mut self, mut earlier: Vec<Stamped>) {
+        let earlier_day = earlier.iter().rev().find_map(|s| match &s.line {
+            Line::Earlier(day) => Some(day.clone()),
+            _ => None,
+        });
+        match (earlier_day, &self.first_day) {
+            (Some(before), Some(first)) if before != *first => earlier.push(Stamped {
+                at: self.lines.first().map(|s| s.at.clone()).unwrap_or_default(),
+                line: Line::Day(first.clone()),
+            }),
+            (Some(before), None) => self.last_day = Some(before),
+            _ => {}
         }
         let shift = earlier.len();
         self.lines.splice(0..0, earlier);
@@ -295,6 +305,39 @@ mod tests {
         );
         assert_eq!(day_lines(&pane), ["2026-12-06"]);
         assert_eq!(pane.lines[2].line, Line::Day("2026-12-06".into()));
+    }
+
+    #[test]
+    fn earlier_chats_loaded_after_the_first_line_are_followed_by_todays_date() {
+        // As in use: the event that opens the pane adds its line, then the
+        // earlier chats are read back from the transcripts.
+        let mut pane = Pane::chat("bob", Phase::Ringing);
+        pane.set_today("2026-01-02");
+        pane.push("09:00", Line::Note("bob wants to chat".into()));
+        pane.prepend(vec![
+            Stamped {
+                at: "10:00".into(),
+                line: Line::Earlier("2026-01-01".into()),
+            },
+            Stamped {
+                at: "10:01".into(),
+                line: Line::Heard {
+                    n: 1,
+                    text: "old".into(),
+                },
+            },
+        ]);
+        let lines: Vec<&Line> = pane.lines.iter().map(|s| &s.line).collect();
+        assert_eq!(lines[2], &Line::Day("2026-01-02".into()));
+        assert_eq!(lines[3], &Line::Note("bob wants to chat".into()));
+        pane.push(
+            "09:01",
+            Line::Heard {
+                n: 1,
+                text: "new".into(),
+            },
+        );
+        assert_eq!(pane.lines.len(), 5, "no second rule on the same day");
     }
 
     #[test]

@@ -623,12 +623,14 @@ impl Peer {
     /// A caller said hello: ring if there is room, else answer `busy`.
     /// A caller we already have a chat or a call with gets `busy` too: a
     /// name is one chat (two calls crossing each other both get `busy`,
-    /// as with one chat at a time).
-    /// So does a caller whose host has its share of calls ringing
-    /// already ([`callers::ringing_share`]).
+    /// as with one chat at a time). That second call is no call the user
+    /// missed: it ends without a notice. A caller whose host has its
+    /// share of calls ringing already ([`callers::ringing_share`]) gets
+    /// `busy` too.
     fn greeted(&mut self, link: LinkId, caller: Partner) {
-        let busy = self.is_full()
-            || self.named(&caller.name, &Stage::OPEN).is_some()
+        let second = self.named(&caller.name, &Stage::OPEN).is_some();
+        let busy = second
+            || self.is_full()
             || callers::rings_past_its_share(link, &self.config, &self.chats);
         let (mut ctx, chats) = self.split();
         let Some(chat) = chats.get_mut(&link) else {
@@ -636,8 +638,14 @@ impl Peer {
         };
         if busy {
             chat.answer_busy(&mut ctx);
-            let caller = caller.name;
-            return self.finish(link, End::NoRoom { caller });
+            let end = if second {
+                End::Quiet
+            } else {
+                End::NoRoom {
+                    caller: caller.name,
+                }
+            };
+            return self.finish(link, end);
         }
         chat.ring(&mut ctx, caller);
         self.take_turn(link);
