@@ -187,8 +187,12 @@ pub struct PeerArgs {
     pub name: String,
     /// The directory server: a host name or an IP address, with or without
     /// a port (default 4201); an IPv6 address with a port is [ADDR]:PORT.
-    #[arg(long, env = "NATTER_SERVER", default_value = "127.0.0.1:4201", value_name = "HOST[:PORT]", value_parser = parse_server, value_hint = ValueHint::Hostname)]
-    pub server: ServerAddr,
+    /// Give it more than once, or separate several with commas (as in
+    /// NATTER_SERVER and the config file), for servers of one directory:
+    /// natter registers with the first that answers and moves to the next
+    /// when it is lost; a host name stands for all of its addresses.
+    #[arg(long, env = "NATTER_SERVER", default_value = "127.0.0.1:4201", value_name = "HOST[:PORT]", value_parser = parse_server, value_delimiter = SERVER_SEPARATOR, value_hint = ValueHint::Hostname)]
+    pub server: Vec<ServerAddr>,
     /// Port to listen on for chats; 0 lets the system choose.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -291,6 +295,11 @@ pub struct PeerLimits {
 
 /// Server port when `--server` names none.
 pub const DEFAULT_SERVER_PORT: u16 = 4201;
+
+/// Between several servers in one `--server` value, `NATTER_SERVER` or
+/// the config file's `server`: no address has one (an IPv6 address has
+/// colons, a host name neither).
+pub const SERVER_SEPARATOR: char = ',';
 
 /// Where `--server` points.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -512,6 +521,34 @@ mod tests {
             let error = parse_server(bad).expect_err(bad);
             assert!(error.contains("server"), "{bad:?}: {error}");
         }
+    }
+
+    #[test]
+    fn several_servers_are_taken_repeated_or_separated_by_commas_in_order() {
+        let servers = |args: &[&str]| {
+            let mut line = vec!["natter", "peer", "--name", "a"];
+            line.extend(args);
+            match Cli::try_parse_from(line).unwrap().command {
+                Command::Peer(peer) => peer.server,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(servers(&[]), [ip("127.0.0.1:4201")], "the default");
+        assert_eq!(
+            servers(&[
+                "--server",
+                "10.0.0.7",
+                "--server",
+                "b.example:4300, [fd77::1]:5000"
+            ]),
+            [
+                ip("10.0.0.7:4201"),
+                host("b.example", 4300),
+                ip("[fd77::1]:5000")
+            ]
+        );
+        let wrong = Cli::try_parse_from(["natter", "peer", "--name", "a", "--server", "a,,b"]);
+        assert!(wrong.is_err(), "an empty address between commas");
     }
 
     #[test]

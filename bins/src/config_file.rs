@@ -13,6 +13,10 @@
 //! data-dir = "~/natter"
 //! ```
 //!
+//! A flag that may be given several times (`server`) takes several values
+//! as a TOML array (`server = ["a.example", "b.example"]`) or separated as
+//! on its command line (`server = "a.example,b.example"`).
+//!
 //! The values become clap's defaults before the command line is parsed, so
 //! the order of precedence is clap's own (a flag, then its environment
 //! variable, then the default) and `--help` shows the values in use. Each
@@ -126,6 +130,9 @@ struct Entry {
 #[derive(Debug)]
 enum Value {
     Text(String),
+    /// A TOML array of strings and integers: several values, for a flag
+    /// that takes several.
+    List(Vec<String>),
     /// Anything else, by its TOML type (refused when applied, so that the
     /// message can name the flag).
     Other(&'static str),
@@ -175,14 +182,15 @@ fn parse(path: PathBuf, text: &str) -> Result<Settings, ConfigError> {
     let mut entries: Vec<(usize, Entry)> = Vec::new();
     for (key, value) in table.get_ref() {
         let value = match value.get_ref() {
-            toml::de::DeValue::String(text) => Value::Text(text.to_string()),
-            // In decimal, as a flag takes it (TOML also has 0x…, 1_000);
-            // one too large for any flag is left for the flag to refuse.
-            toml::de::DeValue::Integer(number) => Value::Text(
-                i128::from_str_radix(number.as_str(), number.radix())
-                    .map_or_else(|_| number.as_str().to_string(), |n| n.to_string()),
-            ),
-            other => Value::Other(other.type_str()),
+            toml::de::DeValue::Array(items) => {
+                let texts: Option<Vec<String>> =
+                    items.iter().map(|item| scalar(item.get_ref())).collect();
+                match texts {
+                    Some(texts) => Value::List(texts),
+                    None => Value::Other("array of something else"),
+                }
+            }
+            other => scalar(other).map_or(Value::Other(other.type_str()), Value::Text),
         };
         let start = key.span().start;
         let entry = Entry {
@@ -207,6 +215,20 @@ fn parse(path: PathBuf, text: &str) -> Result<Settings, ConfigError> {
         }
     }
     Ok(Settings { path, entries })
+}
+
+/// A string, or an integer in decimal as a flag takes it (TOML also has
+/// 0x…, 1_000; one too large for any flag is left for the flag to
+/// refuse); `None` for any other TOML value.
+fn scalar(value: &toml::de::DeValue<'_>) -> Option<String> {
+    match value {
+        toml::de::DeValue::String(text) => Some(text.to_string()),
+        toml::de::DeValue::Integer(number) => Some(
+            i128::from_str_radix(number.as_str(), number.radix())
+                .map_or_else(|_| number.as_str().to_string(), |n| n.to_string()),
+        ),
+        _ => None,
+    }
 }
 
 /// Makes each value in `settings` the default of the flag it names, in
@@ -238,6 +260,20 @@ pub fn apply(mut cli: Command, settings: &Settings) -> Result<Command, ConfigErr
             }
             let value = match &entry.value {
                 Value::Text(text) => expand_home(arg, text),
+                // Joined as on the command line, split again by clap.
+                Value::List(texts) => match arg.get_value_delimiter() {
+                    Some(separator) => texts
+                        .iter()
+                        .map(|text| expand_home(arg, text))
+                        .collect::<Vec<_>>()
+                        .join(&separator.to_string()),
+                    None => {
+                        return Err(error(format!(
+                            "`{}` takes one value, not an array",
+                            entry.key
+                        )))
+                    }
+                },
                 Value::Other(kind) => {
                     return Err(error(format!(
                         "`{}` must be a string or an integer; this is a TOML {kind}",
@@ -273,6 +309,8 @@ fn check(arg: &Arg, value: &str) -> Result<(), clap::Error> {
     let long = arg.get_long().expect("settable flags have a long name");
     let mut alone = Arg::new(arg.get_id().clone())
         .long(long.to_string())
+        .action(arg.get_action().clone())
+        .value_delimiter(arg.get_value_delimiter())
         .value_parser(arg.get_value_parser().clone());
     if let Some(names) = arg.get_value_names() {
         alone = alone.value_names(names.to_vec());
@@ -474,6 +512,31 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn several_servers_are_an_array_or_separated_by_commas_and_a_single_flag_takes_no_array() {
+        let servers = |text: &str| {
+            let cli = applied(text).unwrap();
+            let matches = cli
+                .try_get_matches_from(["natter", "peer", "--name", "a"])
+                .unwrap();
+            let (_, peer) = matches.subcommand().unwrap();
+            peer.get_many::<crate::cli::ServerAddr>("server")
+                .unwrap()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let both = ["a.example:4201", "10.0.0.7:4300"];
+        assert_eq!(
+            servers("server = [\"a.example\", \"10.0.0.7:4300\"]\n"),
+            both
+        );
+        assert_eq!(servers("server = \"a.example, 10.0.0.7:4300\"\n"), both);
+        let error = applied("server = [\"a.example\", \"a b\"]\n").unwrap_err();
+        assert!(error.problem.contains("not a server address"), "{error}");
+        let error = applied("name = [\"a\", \"b\"]\n").unwrap_err();
+        assert!(error.problem.contains("takes one value"), "{error}");
     }
 
     #[test]

@@ -73,10 +73,9 @@ pub async fn run(args: PeerArgs) -> i32 {
     let Some(dir) = args.transcripts.clone().or_else(default_transcripts_dir) else {
         return report.fatal(ErrorCode::TranscriptFailed, ErrorDetail::NoDataDir);
     };
-    let server = match resolve_server(&args.server).await {
-        Ok(addr) => addr,
-        Err(reason) => {
-            let server = args.server.to_string();
+    let servers = match resolve_servers(&args.server).await {
+        Ok(servers) => servers,
+        Err((server, reason)) => {
             let detail = ErrorDetail::ServerAddress { server, reason };
             return report.fatal(ErrorCode::ServerUnreachable, detail);
         }
@@ -108,23 +107,29 @@ pub async fn run(args: PeerArgs) -> i32 {
         }
     };
     if ui != Ui::Json {
+        let names: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        let with = match &names[..] {
+            [one] => one.clone(),
+            several => format!("the first that answers of {}", several.join(", ")),
+        };
         println!(
-            "natter: listening for chats on port {port}; registering as {} with {server}…",
+            "natter: listening for chats on port {port}; registering as {} with {with}…",
             args.name
         );
         println!("natter: transcripts go to {}", dir.display());
     }
 
-    let mut config = PeerConfig::new(args.name.clone(), server, port);
+    let mut config = PeerConfig::new(args.name.clone(), servers[0], port);
+    config.servers = servers.clone();
     // A name that is no name is refused by the peer itself, first thing.
     let mut pins = None;
     if natter_core::text::is_valid_name(&args.name) {
-        match own_keys(&args, server) {
+        match own_keys(&args, &servers) {
             Ok(keys) => {
                 config.identity = keys.identity;
                 config.seed = keys.seed;
                 config.known_peers = keys.known;
-                config.server_key = keys.server_key;
+                config.server_keys = keys.server_keys;
                 pins = Some(keys.pins);
             }
             Err(reason) => {
@@ -190,8 +195,8 @@ pub async fn run(args: PeerArgs) -> i32 {
 
 /// This name's key (created on first use), a fresh seed from the system,
 /// the keys it pinned at earlier chats (`DATA/peers/NAME/known_peers`) and
-/// the key it pinned for this server's address (`known_servers`).
-fn own_keys(args: &PeerArgs, server: SocketAddr) -> Result<OwnKeys, String> {
+/// those it pinned for these server addresses (`known_servers`).
+fn own_keys(args: &PeerArgs, servers: &[SocketAddr]) -> Result<OwnKeys, String> {
     let no_dir = |_| "no data directory (is HOME set?); give --data-dir DIR".to_string();
     let key_path =
         crate::data_dir::identity_path(&args.identity, Owner::Peer(&args.name)).map_err(no_dir)?;
@@ -201,13 +206,14 @@ fn own_keys(args: &PeerArgs, server: SocketAddr) -> Result<OwnKeys, String> {
         crate::data_dir::DataDir::from_flag(args.identity.data_dir.as_deref()).map_err(no_dir)?;
     let pins = Pins::in_dir(&dir.peer(&args.name));
     let known = pins.peers.load()?;
-    let server_key = pins.servers.load_servers()?.get(&server).copied();
+    let mut server_keys = pins.servers.load_servers()?;
+    server_keys.retain(|addr, _| servers.contains(addr));
     Ok(OwnKeys {
         identity: loaded.identity,
         seed,
         pins,
         known,
-        server_key,
+        server_keys,
     })
 }
 
@@ -230,7 +236,7 @@ struct OwnKeys {
     seed: [u8; 32],
     pins: Pins,
     known: std::collections::BTreeMap<String, natter_core::PublicKey>,
-    server_key: Option<natter_core::PublicKey>,
+    server_keys: std::collections::BTreeMap<SocketAddr, natter_core::PublicKey>,
 }
 
 /// How start-up failures are shown: an `error` event on standard output in
@@ -256,16 +262,53 @@ fn default_transcripts_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().join("transcripts"))
 }
 
-/// `--server` as an address: a host name is resolved now.
-async fn resolve_server(server: &ServerAddr) -> Result<SocketAddr, String> {
+/// The `--server`s as addresses, in order, each once: a host name is
+/// resolved now and stands for all of its addresses (A and AAAA records,
+/// in the resolver's order), so that servers behind one name take over
+/// from each other. A name that does not resolve is left out with a
+/// warning while others give addresses; with none at all, the first
+/// failure is the error: (the `--server` text, why).
+async fn resolve_servers(servers: &[ServerAddr]) -> Result<Vec<SocketAddr>, (String, String)> {
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut failures = Vec::new();
+    for server in servers {
+        match resolve_server(server).await {
+            Ok(found) => {
+                for addr in found {
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+            }
+            Err(reason) => failures.push((server.to_string(), reason)),
+        }
+    }
+    if addrs.is_empty() {
+        return Err(failures
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| (String::new(), "no server address given".to_string())));
+    }
+    for (server, reason) in failures {
+        eprintln!("natter: warning: --server {server} left out: {reason}");
+    }
+    Ok(addrs)
+}
+
+/// One `--server` as addresses: a host name is resolved now.
+async fn resolve_server(server: &ServerAddr) -> Result<Vec<SocketAddr>, String> {
     let (name, port) = match server {
-        ServerAddr::Ip(addr) => return Ok(*addr),
+        ServerAddr::Ip(addr) => return Ok(vec![*addr]),
         ServerAddr::Host { name, port } => (name.as_str(), *port),
     };
     match tokio::net::lookup_host((name, port)).await {
-        Ok(mut addrs) => addrs
-            .next()
-            .ok_or_else(|| "the name resolves to no address".to_string()),
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if addrs.is_empty() {
+                return Err("the name resolves to no address".to_string());
+            }
+            Ok(addrs)
+        }
         Err(e) => Err(e.to_string()),
     }
 }

@@ -202,7 +202,26 @@ pub fn human(event: &Event) -> String {
         Event::ServerLost => {
             "lost the connection to the server; reconnecting (chats go on)".to_string()
         }
-        Event::Reregistered => "connected to the server again".to_string(),
+        Event::Reregistered {
+            addr,
+            server,
+            reachable,
+            server_fingerprint,
+            new_server,
+        } => {
+            let mut out = format!("registered again, at {addr} with the server at {server}");
+            if *new_server {
+                out.push_str(&format!(
+                    "\nfirst time with this server: its key {server_fingerprint} is pinned now (its first log line shows its key; from now on natter refuses another key at {server})"
+                ));
+            }
+            if !*reachable {
+                out.push_str(&format!(
+                    "\nnote: this server could not connect to {addr}, so others cannot call you (a NAT or firewall?); you can still call them"
+                ));
+            }
+            out
+        }
         Event::Help { commands } => help(commands),
         Event::Focused { peer } => {
             format!("typing to {peer} now (/switch NAME to type to another chat)")
@@ -287,6 +306,16 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
         D::ServerDown { server, reason } => format!(
             "cannot register with the server at {server} ({reason}); is `natter server` running there?"
         ),
+        D::ServersDown { servers } => {
+            let each: Vec<String> = servers
+                .iter()
+                .map(|failure| format!("{} ({})", failure.server, failure.reason))
+                .collect();
+            format!(
+                "cannot register with any of the servers: {}; is `natter server` running there?",
+                each.join(", ")
+            )
+        }
         D::TranscriptsUnusable { reason } => reason.clone(),
         D::NoDataDir => {
             "cannot find the platform data directory (is HOME set?); give --transcripts DIR"
@@ -437,6 +466,12 @@ pub fn error_sentence(detail: &ErrorDetail) -> String {
             min_version,
         } => format!(
             "the server speaks protocol versions {min_version} to {version}, which this natter does not; upgrade the older side"
+        ),
+        D::Retrying {
+            server_message,
+            retry_in_ms: 0,
+        } => format!(
+            "the server turned this connection away for now ({server_message}); trying the next server now"
         ),
         D::Retrying {
             server_message,

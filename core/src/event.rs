@@ -208,8 +208,19 @@ pub enum Event {
     /// The link to the directory server broke; chats go on, natter
     /// reconnects by itself.
     ServerLost,
-    /// Registered again after `server_lost`.
-    Reregistered,
+    /// Registered again after `server_lost`: with the same server, or,
+    /// when several addresses were given, perhaps another one. The
+    /// fields are those of [`Event::Registered`] that may differ from
+    /// one server to the next.
+    Reregistered {
+        addr: SocketAddr,
+        server: SocketAddr,
+        reachable: bool,
+        server_fingerprint: Fingerprint,
+        /// True when this server's key was pinned just now: the first
+        /// registration with its address (compare `server_fingerprint`).
+        new_server: bool,
+    },
     /// The answer to `/help`: the commands, as typed.
     Help { commands: Vec<String> },
     /// Plain lines go to the chat with `peer` from now on: after
@@ -295,6 +306,11 @@ pub enum ErrorDetail {
     ServerDown {
         server: SocketAddr,
         reason: String,
+    },
+    /// None of several server addresses could be reached to register at
+    /// all: each one tried, in order, and why it failed.
+    ServersDown {
+        servers: Vec<ServerFailure>,
     },
     /// The transcripts storage cannot be used.
     TranscriptsUnusable {
@@ -586,6 +602,13 @@ impl fmt::Display for QuotaScope {
             QuotaScope::Day => "day",
         })
     }
+}
+
+/// One server address that could not be reached, in `servers_down`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServerFailure {
+    pub server: SocketAddr,
+    pub reason: String,
 }
 
 /// A request to the server, named in errors about it.

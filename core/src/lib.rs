@@ -30,7 +30,9 @@ pub mod transcript;
 
 pub use codec::{encode, DecodeError, FrameDecoder};
 pub use command::Command;
-pub use event::{ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer, Problem, Request};
+pub use event::{
+    ChatEndReason, EndCause, ErrorDetail, Event, ListedPeer, Problem, Request, ServerFailure,
+};
 pub use heartbeat::HeartbeatConfig;
 pub use identity::{safety_number, Fingerprint, Identity, PublicKey};
 pub use link::LinkId;

@@ -187,7 +187,13 @@ fn events() -> Vec<Event> {
             fingerprint: fingerprint(),
         },
         Event::ServerLost,
-        Event::Reregistered,
+        Event::Reregistered {
+            addr: addr(),
+            server: addr(),
+            reachable: true,
+            server_fingerprint: fingerprint(),
+            new_server: true,
+        },
         Event::Help {
             commands: vec!["/list".into()],
         },
@@ -228,7 +234,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::SafetyNumber { .. } => "safety_number",
         Event::Trusted { .. } => "trusted",
         Event::ServerLost => "server_lost",
-        Event::Reregistered => "reregistered",
+        Event::Reregistered { .. } => "reregistered",
         Event::Help { .. } => "help",
         Event::Focused { .. } => "focused",
         Event::Chats { .. } => "chats",
@@ -254,6 +260,12 @@ fn details() -> Vec<ErrorDetail> {
         D::ServerDown {
             server: addr(),
             reason: text(),
+        },
+        D::ServersDown {
+            servers: vec![natter_core::ServerFailure {
+                server: addr(),
+                reason: text(),
+            }],
         },
         D::TranscriptsUnusable { reason: text() },
         D::NoDataDir,
@@ -400,6 +412,7 @@ fn detail_name(detail: &ErrorDetail) -> &'static str {
         D::OwnNameInvalid { .. } => "own_name_invalid",
         D::MessageLimitOutOfRange { .. } => "message_limit_out_of_range",
         D::ServerDown { .. } => "server_down",
+        D::ServersDown { .. } => "servers_down",
         D::TranscriptsUnusable { .. } => "transcripts_unusable",
         D::NoDataDir => "no_data_dir",
         D::ServerAddress { .. } => "server_address",

@@ -19,6 +19,18 @@ fn error_code(event: &Event) -> Option<ErrorCode> {
     }
 }
 
+/// `reregistered` as `name` sees it, back with the server it had (whose
+/// key it pinned at its first registration, not now).
+fn reregistered(name: &str, world: &World) -> Event {
+    Event::Reregistered {
+        addr: world.addr_of(name),
+        server: SERVER,
+        reachable: true,
+        server_fingerprint: RegistryConfig::default().identity.public().fingerprint(),
+        new_server: false,
+    }
+}
+
 /// The fingerprint of the key a test peer named `name` has.
 fn key_of(name: &str) -> natter_core::Fingerprint {
     PeerConfig::new(name, SERVER, LISTEN_PORT)
@@ -605,10 +617,10 @@ fn server_lost_mid_chat_keeps_the_chat_and_reregisters() {
                 peer: "bob".into(),
                 n: 1
             },
-            Event::Reregistered
+            reregistered("alice", &world)
         ]
     );
-    assert_eq!(world.take_events("bob"), vec![Event::Reregistered]);
+    assert_eq!(world.take_events("bob"), vec![reregistered("bob", &world)]);
     let peers = world.registry().peers();
     assert_eq!(peers.len(), 2);
     assert!(
@@ -627,7 +639,10 @@ fn silent_server_is_lost_after_the_heartbeat_timeout_then_reconnected() {
     assert_eq!(world.take_events("alice"), vec![Event::ServerLost]);
     // The server dropped alice too; the retry (1 s later) reaches it.
     world.advance(Duration::from_secs(1));
-    assert_eq!(world.take_events("alice"), vec![Event::Reregistered]);
+    assert_eq!(
+        world.take_events("alice"),
+        vec![reregistered("alice", &world)]
+    );
     assert_eq!(world.registry().registered(), 1);
 }
 

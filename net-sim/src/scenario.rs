@@ -87,6 +87,8 @@ impl SimPeer {
 pub struct Scenario<'a> {
     pub sim: turmoil::Sim<'a>,
     server_log: Arc<Mutex<Vec<String>>>,
+    /// The logs of the servers [`Scenario::start_server`] started, by host.
+    other_server_logs: BTreeMap<String, Arc<Mutex<Vec<String>>>>,
     peers: BTreeMap<String, SimPeer>,
 }
 
@@ -120,10 +122,38 @@ impl<'a> Scenario<'a> {
         let mut scenario = Self {
             sim: builder.build(),
             server_log: Arc::default(),
+            other_server_logs: BTreeMap::new(),
             peers: BTreeMap::new(),
         };
         let log = scenario.server_log.clone();
-        scenario.sim.host("server", move || {
+        scenario.start_server_logging("server", registry, bindings, log);
+        scenario
+    }
+
+    /// Starts another `natter server` on a host named `host`, port 4201,
+    /// independent of the first: its own registry (in memory), its own
+    /// log ([`Scenario::server_log_of`]). Peers reach it only if their
+    /// configuration names it (see [`Scenario::server_addr`]).
+    pub fn start_server(&mut self, host: &str, registry: RegistryConfig) {
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        self.other_server_logs.insert(host.to_string(), log.clone());
+        self.start_server_logging(host, registry, None, log);
+    }
+
+    /// The address of the server on host `host` ("server", or one that
+    /// [`Scenario::start_server`] started).
+    pub fn server_addr(&self, host: &str) -> SocketAddr {
+        SocketAddr::new(self.sim.lookup(host), SERVER_PORT)
+    }
+
+    fn start_server_logging(
+        &mut self,
+        host: &str,
+        registry: RegistryConfig,
+        bindings: Option<PathBuf>,
+        log: Arc<Mutex<Vec<String>>>,
+    ) {
+        self.sim.host(host, move || {
             let log = log.clone();
             let mut server = ServerBuilder::new(SimNet)
                 .config(registry.clone())
@@ -144,7 +174,6 @@ impl<'a> Scenario<'a> {
                 Ok(())
             }
         });
-        scenario
     }
 
     /// Starts a peer named `name` on a host of the same name.
@@ -357,12 +386,13 @@ impl<'a> Scenario<'a> {
 
     /// The server's directory log so far, one stamped line each.
     pub fn server_log(&self) -> String {
-        self.server_log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| format!("{l}\n"))
-            .collect()
+        joined(&self.server_log)
+    }
+
+    /// The directory log of the server on `host`, one that
+    /// [`Scenario::start_server`] started.
+    pub fn server_log_of(&self, host: &str) -> String {
+        joined(&self.other_server_logs[host])
     }
 
     /// All of `peer`'s transcripts, in file-name order, each headed by its
@@ -415,6 +445,15 @@ impl<'a> Scenario<'a> {
             peer.collect(at);
         }
     }
+}
+
+/// Log lines, each ended by a newline.
+fn joined(log: &Mutex<Vec<String>>) -> String {
+    log.lock()
+        .unwrap()
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn any_addr(port: u16) -> SocketAddr {

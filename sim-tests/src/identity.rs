@@ -96,7 +96,9 @@ pub fn man_in_the_middle(seed: u64) -> String {
     let read = notes.clone();
     s.start_raw_host("mallory", move || relay_between(bob_addr, read.clone()));
     let mallory = s.sim.lookup("mallory");
-    s.start_peer_with("bob", |c| c.server = SocketAddr::new(mallory, SERVER_PORT));
+    s.start_peer_with("bob", |c| {
+        c.servers = vec![SocketAddr::new(mallory, SERVER_PORT)]
+    });
     s.start_peer("alice");
     registered(&mut s, &["alice", "bob"]);
     let listed = list(&mut s, "alice");
@@ -237,7 +239,7 @@ pub fn lying_directory(seed: u64) -> String {
     let liar = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), SERVER_PORT);
     s.start_peer_beside(
         "alice",
-        |c| c.server = liar,
+        |c| c.servers = vec![liar],
         || lying_relay(key_of("alice"), "bob", forged_key()),
     );
     s.start_peer("bob");
@@ -540,7 +542,7 @@ pub fn server_restart_keeps_bindings(seed: u64) -> String {
     s.sim.bounce("server");
     s.start_peer_with("mallory", |c| c.name = "alice".into());
     refused_owned_by_another_key(&mut s, "mallory");
-    s.wait_for("bob", LIMIT, |e| *e == Event::Reregistered);
+    s.wait_for("bob", LIMIT, |e| matches!(e, Event::Reregistered { .. }));
 
     s.restart_peer("alice", |_| {});
     s.wait_for("alice", LIMIT, |e| matches!(e, Event::Registered { .. }));

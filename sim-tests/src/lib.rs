@@ -13,6 +13,7 @@ pub mod presence;
 pub mod raw_client;
 pub mod scenarios;
 pub mod several_chats;
+pub mod several_servers;
 
 use natter_core::Event;
 use natter_net_sim::scenario::Scenario;

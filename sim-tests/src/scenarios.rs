@@ -159,7 +159,7 @@ pub fn partition_in(s: &mut Scenario<'_>) -> String {
     assert_eq!(list, Event::Peers { peers: vec![] });
     s.sim.repair("alice", "bob");
     s.sim.repair("alice", "server");
-    s.wait_for("alice", LIMIT, |e| *e == Event::Reregistered);
+    s.wait_for("alice", LIMIT, |e| matches!(e, Event::Reregistered { .. }));
     s.type_line("bob", "/list");
     let (_, list) = s.wait_for("bob", LIMIT, |e| matches!(e, Event::Peers { .. }));
     let Event::Peers { peers } = list else {
@@ -297,8 +297,8 @@ pub fn server_bounce_in(s: &mut Scenario<'_>) -> String {
     say(s, "bob", "we do not need it");
     s.run_for(Duration::from_secs(3));
     s.sim.bounce("server");
-    s.wait_for("alice", LIMIT, |e| *e == Event::Reregistered);
-    s.wait_for("bob", LIMIT, |e| *e == Event::Reregistered);
+    s.wait_for("alice", LIMIT, |e| matches!(e, Event::Reregistered { .. }));
+    s.wait_for("bob", LIMIT, |e| matches!(e, Event::Reregistered { .. }));
     s.run_for(Duration::from_millis(100));
     s.type_line("alice", "/list");
     let (_, list) = s.wait_for("alice", LIMIT, |e| matches!(e, Event::Peers { .. }));

@@ -114,7 +114,8 @@ impl UiState {
                 self.panes[0].push(at, note(&event));
                 actions.push(self.quiet_list());
             }
-            Event::Reregistered => {
+            Event::Reregistered { server, .. } => {
+                self.server = Some(server.to_string());
                 self.connected = true;
                 self.panes[0].push(at, note(&event));
                 actions.push(self.quiet_list());
@@ -724,13 +725,24 @@ mod tests {
     }
 
     #[test]
-    fn the_server_lost_shows_until_registered_again() {
+    fn the_server_lost_shows_until_registered_again_with_the_server_now_in_use() {
         let mut state = chatting_with(&[]);
         state.on_event(Event::ServerLost, "10:00");
         assert!(!state.connected);
         assert!(state.on_tick().is_empty(), "no /list while reconnecting");
-        let actions = state.on_event(Event::Reregistered, "10:01");
+        let fingerprint = natter_core::Identity::from_seed(&[2; 32])
+            .public()
+            .fingerprint();
+        let again = Event::Reregistered {
+            addr: "10.0.0.2:4000".parse().unwrap(),
+            server: "10.0.1.1:4201".parse().unwrap(),
+            reachable: true,
+            server_fingerprint: fingerprint,
+            new_server: true,
+        };
+        let actions = state.on_event(again, "10:01");
         assert!(state.connected);
+        assert_eq!(state.server.as_deref(), Some("10.0.1.1:4201"));
         assert_eq!(sends(&actions), [&Command::List]);
     }
 }

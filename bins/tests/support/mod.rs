@@ -80,11 +80,21 @@ impl Proc {
         Proc::spawn_bin(NATTER, label, args)
     }
 
+    /// `natter ARGS` with these environment variables set.
+    pub fn spawn_with(label: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn_bin_with(NATTER, label, args, env)
+    }
+
     /// `bin` (a `natter` build: this one, or another to compare) with
     /// `args`, its standard output read as JSON lines.
     pub fn spawn_bin(bin: &str, label: &str, args: &[&str]) -> Proc {
+        Proc::spawn_bin_with(bin, label, args, &[])
+    }
+
+    fn spawn_bin_with(bin: &str, label: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

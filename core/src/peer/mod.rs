@@ -22,6 +22,7 @@ pub mod missed;
 mod quota;
 pub mod server_errors;
 mod server_link;
+mod servers;
 
 use crate::command::Command;
 use crate::event::{ErrorDetail, Event, Problem};
@@ -47,8 +48,11 @@ pub use chat::ChatTimer;
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
     pub name: String,
-    /// The directory server.
-    pub server: SocketAddr,
+    /// The directory servers' addresses, in the order to try them: the
+    /// peer registers with the first that answers and moves on to the
+    /// next when one fails or is lost (see `servers.rs`). At least one;
+    /// an address given twice counts once.
+    pub servers: Vec<SocketAddr>,
     /// The port this peer's listener is bound to (already bound by the
     /// driver, so never 0).
     pub listen_port: u16,
@@ -119,10 +123,13 @@ pub struct PeerConfig {
     /// use, like SSH's known_hosts): a partner presenting another key for
     /// a pinned name is refused (`key_changed`).
     pub known_peers: BTreeMap<String, PublicKey>,
-    /// The key pinned for `server` at an earlier run (known_servers), if
-    /// any: a server proving another key is refused (`server_key_changed`).
-    /// Without one, the key the server proves now is pinned.
-    pub server_key: Option<PublicKey>,
+    /// The keys pinned for server addresses at earlier runs
+    /// (known_servers): a server proving another key than the one pinned
+    /// for its address is refused (`server_key_changed`). An address
+    /// without one gets the key its server proves now pinned. Each
+    /// address has its own: servers sharing a directory may have
+    /// different keys.
+    pub server_keys: BTreeMap<SocketAddr, PublicKey>,
     /// Every random choice of the peer comes from here: the ephemeral
     /// keys of its links and the jitter of reconnection delays. A real
     /// peer takes it from the operating system; a simulation passes a
@@ -145,10 +152,10 @@ impl PeerConfig {
         Self {
             identity,
             known_peers: BTreeMap::new(),
-            server_key: None,
+            server_keys: BTreeMap::new(),
             seed,
             name,
-            server,
+            servers: vec![server],
             listen_port,
             max_message: 256,
             ring_timeout: Duration::from_secs(30),
@@ -348,6 +355,12 @@ impl Peer {
                 longest,
             };
             peer.fatal(Problem::new(ErrorCode::BadInput, detail));
+        } else if peer.config.servers.is_empty() {
+            let detail = ErrorDetail::ServerAddress {
+                server: String::new(),
+                reason: "no server address given".to_string(),
+            };
+            peer.fatal(Problem::new(ErrorCode::ServerUnreachable, detail));
         } else if crate::text::is_valid_name(&peer.config.name) {
             peer.connect_server();
         } else {

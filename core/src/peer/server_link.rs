@@ -1,18 +1,23 @@
 //! The link to the directory server: registration, lists, lookups,
-//! heartbeat, and reconnecting (capped backoff with jitter) when it is
-//! lost. Every request gets an answer or an error: one pending when the
-//! link breaks fails with `request_lost`.
+//! heartbeat, and reconnecting when it is lost: at once to the next of
+//! several server addresses, and with a capped backoff with jitter once
+//! every address has failed in a row (see [`super::servers`]). Every
+//! request gets an answer or an error: one pending when the link breaks
+//! fails with `request_lost`.
 //!
 //! The link is a Noise XX session (the server link's prologue). Nothing
 //! is sent before the handshake has proved the server's key and that key
 //! has been checked against the one pinned for the server's address
-//! (trust on first use, like SSH's known_hosts): not even our name.
+//! (trust on first use, like SSH's known_hosts): not even our name. Each
+//! address has its own pin: servers sharing one directory may each have
+//! their own key.
 
 use super::chat::{Dialled, Directory};
 use super::server_errors::UnaskedErrors;
+use super::servers::{Next, Servers};
 use super::{Peer, PeerConfig, PeerOutput, Timer};
 use crate::codec::{encode, FrameDecoder};
-use crate::event::{ErrorDetail, Event, Problem, Request};
+use crate::event::{ErrorDetail, Event, Problem, Request, ServerFailure};
 use crate::heartbeat::{Beat, Heartbeat, HeartbeatConfig};
 use crate::identity::PublicKey;
 use crate::link::LinkId;
@@ -23,7 +28,7 @@ use crate::rate::{RateLimit, TokenBucket};
 use crate::secure::{LinkKind, SecureLink};
 use crate::text::{is_valid_name, same_name, sanitize, MAX_NAME};
 use crate::time::Instant;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -57,12 +62,16 @@ pub(super) struct ServerLink {
     own_addr: Option<SocketAddr>,
     heartbeat_config: HeartbeatConfig,
     max_frame: usize,
-    /// The server's key: pinned at an earlier run, or proved by the first
-    /// handshake of this one. Every later handshake must prove the same.
-    server_key: Option<PublicKey>,
-    /// Whether natter stopped using the server for good (`replaced`, or
-    /// `server_key_changed` after a registration): requests then say so
-    /// rather than that it is reconnecting.
+    /// The addresses to register with, and which one is in use. `None`
+    /// when none was given (the peer then ends at once).
+    servers: Option<Servers>,
+    /// The servers' keys by address: pinned at an earlier run, or proved
+    /// by the first handshake with that address in this one. Every later
+    /// handshake with an address must prove the same key.
+    keys: BTreeMap<SocketAddr, PublicKey>,
+    /// Whether natter stopped using the servers for good (`replaced`, or
+    /// `server_key_changed` at every address after a registration):
+    /// requests then say so rather than that it is reconnecting.
     stopped: bool,
     /// Errors that answer no request, shown only a few at a time.
     unasked_errors: UnaskedErrors,
@@ -93,6 +102,9 @@ struct Conn {
     secure: SecureLink,
     decoder: FrameDecoder<ServerMsg>,
     heartbeat: Heartbeat,
+    /// Whether this handshake pinned the server's key (the first with
+    /// its address): `new_server` in the registration's event.
+    pinned_now: bool,
 }
 
 #[derive(Debug)]
@@ -135,10 +147,26 @@ impl ServerLink {
             own_addr: None,
             heartbeat_config: config.heartbeat,
             max_frame: config.max_frame,
-            server_key: config.server_key,
+            servers: Servers::new(&config.servers),
+            keys: config.server_keys.clone(),
             stopped: false,
             unasked_errors: UnaskedErrors::default(),
         }
+    }
+
+    /// The address in use, or being tried.
+    fn server(&self) -> SocketAddr {
+        self.servers
+            .as_ref()
+            .expect("a peer with no server address ends at once")
+            .current()
+    }
+
+    /// The other side of [`Servers`], which needs one address at least.
+    fn servers(&mut self) -> &mut Servers {
+        self.servers
+            .as_mut()
+            .expect("a peer with no server address ends at once")
     }
 
     pub(super) fn owns(&self, link: LinkId) -> bool {
@@ -188,7 +216,7 @@ impl Peer {
         self.server.phase = Phase::Connecting { link };
         self.outputs.push_back(PeerOutput::Connect {
             link,
-            addr: self.config.server,
+            addr: self.server.server(),
         });
     }
 
@@ -203,6 +231,7 @@ impl Peer {
             secure: SecureLink::initiator(&self.config.identity, LinkKind::Server, seed),
             decoder: FrameDecoder::new(self.server.max_frame),
             heartbeat: Heartbeat::new(self.server.heartbeat_config, self.clock.mono),
+            pinned_now: false,
         };
         conn.transmit(&mut self.outputs);
         self.server.phase = Phase::Handshaking(conn);
@@ -258,13 +287,19 @@ impl Peer {
     }
 
     /// Whether the server proved the key pinned for its address (or, at
-    /// first contact, pins it). A server with another key is refused:
-    /// fatal before the first registration, and after it the link stops
-    /// (chats go on), since the name must not be handed to an impostor.
+    /// first contact with that address, pins it). A server with another
+    /// key is refused, and its address is not tried again in this run:
+    /// the peer moves on to the next address, if there is one. With none
+    /// left, that is fatal before the first registration, and after it
+    /// the peer stops using servers (chats go on): the name must not be
+    /// handed to an impostor.
     fn server_key_accepted(&mut self, key: PublicKey) -> bool {
-        let Some(pinned) = self.server.server_key else {
-            self.server.server_key = Some(key);
-            let addr = self.config.server;
+        let addr = self.server.server();
+        let Some(&pinned) = self.server.keys.get(&addr) else {
+            self.server.keys.insert(addr, key);
+            if let Phase::Handshaking(conn) = &mut self.server.phase {
+                conn.pinned_now = true;
+            }
             self.outputs.push_back(PeerOutput::PinServer { addr, key });
             return true;
         };
@@ -272,18 +307,23 @@ impl Peer {
             return true;
         }
         self.server_close();
-        self.server.stopped = true;
         let detail = ErrorDetail::ServerKeyChanged {
-            server: self.config.server,
+            server: addr,
             expected: pinned.fingerprint(),
             presented: key.fingerprint(),
         };
         let problem = Problem::new(ErrorCode::ServerKeyChanged, detail);
-        if !self.server.ever_registered {
-            self.fatal(problem);
-        } else {
-            self.event(problem.into());
-            self.exit_if_done();
+        match self.server.servers().shun() {
+            Next::NoneLeft if !self.server.ever_registered => self.fatal(problem),
+            Next::NoneLeft => {
+                self.server.stopped = true;
+                self.event(problem.into());
+                self.exit_if_done();
+            }
+            next => {
+                self.event(problem.into());
+                self.move_on(next);
+            }
         }
         false
     }
@@ -451,32 +491,40 @@ impl Peer {
         else {
             return;
         };
+        let new_server = conn.pinned_now;
         self.server.phase = Phase::Registered(conn);
         self.server.backoff = self.config.reconnect_min;
+        self.server.servers().registered();
         // Told who comes and goes from now on (a server too old to know
         // `subscribe` skips it: no presence events then, `/list` works).
         if self.config.presence {
             self.send_server(&ClientMsg::Subscribe);
         }
         self.server.own_addr = Some(addr);
+        let server = self.server.server();
+        let server_fingerprint = self.server.keys[&server].fingerprint();
         if self.server.ever_registered {
-            self.event(Event::Reregistered);
+            self.event(Event::Reregistered {
+                addr,
+                server,
+                reachable,
+                server_fingerprint,
+                new_server,
+            });
         } else {
             self.server.ever_registered = true;
             // Our own name, not the server's echo of it: a server cannot
             // put text of its choosing on our screen here.
             let name = self.config.name.clone();
-            let server = self.config.server;
             let fingerprint = self.config.identity.public().fingerprint();
-            let server_key = self.server.server_key.expect("proved by the handshake");
             self.event(Event::Registered {
                 name,
                 addr,
                 server,
                 reachable,
                 fingerprint,
-                server_fingerprint: server_key.fingerprint(),
-                new_server: self.config.server_key.is_none(),
+                server_fingerprint,
+                new_server,
             });
         }
         self.status_sent = None;
@@ -486,8 +534,13 @@ impl Peer {
 
     /// The same identity registered our name again elsewhere (another
     /// natter started with this key): that one is listed now. Registering
-    /// back would only make the two take turns; this one stops using the
-    /// server and keeps its chats.
+    /// back, at this server or another, would only make the two take
+    /// turns; this one stops using servers and keeps its chats.
+    ///
+    /// Only the session in use can be replaced: when this peer moves to
+    /// another server, it has closed the link to the old one first, so
+    /// the old session being replaced by its own new registration (a
+    /// shared directory) never reaches it.
     fn replaced(&mut self) {
         self.server_close();
         self.server.stopped = true;
@@ -527,11 +580,13 @@ impl Peer {
     }
 
     /// The server refused us while registering. Some refusals pass by
-    /// themselves (too many connections from our address just now): wait
-    /// and retry. Others need the user (a name taken by someone else, a
-    /// full server): fatal the first time; after an earlier registration
-    /// they are retried (the user is away, chatting; the server may have
-    /// lost its state).
+    /// themselves (too many connections from our address just now): try
+    /// the next address, or wait and retry. Others need the user (a name
+    /// taken by someone else, a full server): fatal the first time,
+    /// whichever server says it (servers sharing a directory agree on
+    /// names); after an earlier registration they are retried like a lost
+    /// link (the user is away, chatting; the server may have lost its
+    /// state).
     fn server_refused(&mut self, problem: Problem) {
         let passing = matches!(
             problem.code,
@@ -543,11 +598,15 @@ impl Peer {
             return self.fatal(problem);
         }
         self.server_close();
-        let retry_in = self.schedule_reconnect();
-        let server_message = match problem.detail {
-            ErrorDetail::ServerSaid { text } => text,
+        let server_message = match &problem.detail {
+            ErrorDetail::ServerSaid { text } => text.clone(),
             ErrorDetail::ServerVersion { .. } => "no protocol version in common".to_string(),
             _ => String::new(),
+        };
+        let next = self.server.servers().refused_for_now(&server_message);
+        let retry_in = match next {
+            Next::Try(_) => Duration::ZERO,
+            Next::Wait | Next::NoneLeft => self.schedule_reconnect(),
         };
         self.error(
             problem.code,
@@ -556,19 +615,20 @@ impl Peer {
                 retry_in_ms: retry_in.as_millis() as u64,
             },
         );
+        if let Next::Try(_) = next {
+            self.connect_server();
+        }
     }
 
+    /// The link to the server in use failed or was lost: on to the next
+    /// address at once, or, once every address has failed in a row, wait
+    /// (and before the first registration, end: nobody answers).
     pub(super) fn server_down(&mut self, reason: &str) {
         let was_registered = self.server.is_registered();
         self.server_close();
-        // Never registered: fatal even when input has ended already, so
-        // the user learns why (not a silent exit 0).
+        let next = self.server.servers().failed(reason);
         if !self.server.ever_registered {
-            let detail = ErrorDetail::ServerDown {
-                server: self.config.server,
-                reason: reason.to_string(),
-            };
-            return self.fatal(Problem::new(ErrorCode::ServerUnreachable, detail));
+            return self.move_on(next);
         }
         if self.quitting {
             self.server.phase = Phase::Gone;
@@ -577,7 +637,37 @@ impl Peer {
         if was_registered {
             self.event(Event::ServerLost);
         }
-        self.schedule_reconnect();
+        self.try_next(next);
+    }
+
+    /// After an address failed: [`Peer::try_next`], except that before
+    /// the first registration a round of failed addresses, none of them a
+    /// server that only turned us away for now, is fatal, even when input
+    /// has ended already, so the user learns why (not a silent exit 0).
+    fn move_on(&mut self, next: Next) {
+        if !self.server.ever_registered {
+            let servers = self.server.servers();
+            let retry = servers.any_for_now() && !self.quitting;
+            if !matches!(next, Next::Try(_)) && !retry {
+                let failures = servers.failures();
+                return self.fatal(unreachable(failures));
+            }
+        }
+        self.try_next(next);
+    }
+
+    /// Connects to the next address now, or waits for the next round.
+    fn try_next(&mut self, next: Next) {
+        match next {
+            Next::Try(_) => self.connect_server(),
+            Next::Wait => {
+                self.schedule_reconnect();
+            }
+            Next::NoneLeft => {
+                self.server.stopped = true;
+                self.server.phase = Phase::Gone;
+            }
+        }
     }
 
     /// Closes the server link, failing every request still pending.
@@ -629,7 +719,10 @@ impl Peer {
     pub(super) fn server_timeout(&mut self) {
         let now = self.clock.mono;
         match &self.server.phase {
-            Phase::Down { retry_at } if now >= *retry_at => self.connect_server(),
+            Phase::Down { retry_at } if now >= *retry_at => {
+                self.server.servers().new_round();
+                self.connect_server();
+            }
             Phase::Handshaking(conn) if now >= conn.heartbeat.lost_at() => {
                 self.server_down("the server did not complete the encrypted handshake")
             }
@@ -750,6 +843,22 @@ impl Conn {
             });
         }
     }
+}
+
+/// Why registering failed when every address failed in a row before the
+/// first registration: one address says so alone (as a single server
+/// always did), several list each one's reason.
+fn unreachable(failures: Vec<(SocketAddr, String)>) -> Problem {
+    let detail = match <[_; 1]>::try_from(failures) {
+        Ok([(server, reason)]) => ErrorDetail::ServerDown { server, reason },
+        Err(failures) => ErrorDetail::ServersDown {
+            servers: failures
+                .into_iter()
+                .map(|(server, reason)| ServerFailure { server, reason })
+                .collect(),
+        },
+    };
+    Problem::new(ErrorCode::ServerUnreachable, detail)
 }
 
 /// The entry of a `found` answer, if it is about the name asked: an

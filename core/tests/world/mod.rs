@@ -21,12 +21,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 4201);
+/// Where [`World::add_server`] puts a second server (an independent one,
+/// with its own registry).
+pub const SERVER2: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)), 4201);
 pub const LISTEN_PORT: u16 = 4000;
 
 /// One end of a connection: which machine, which of its links.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum End {
     Server(LinkId),
+    /// A link of one of the servers [`World::add_server`] started.
+    OtherServer(SocketAddr, LinkId),
     Peer(String, LinkId),
 }
 
@@ -46,6 +51,12 @@ pub struct World {
     pub now: Now,
     pub registry: Option<Registry>,
     registry_config: RegistryConfig,
+    /// More servers, each with its own registry, by address (see
+    /// [`World::add_server`]); `registry` is the one at [`SERVER`].
+    pub others: BTreeMap<SocketAddr, Registry>,
+    /// Every connection a peer opened or tried, in order: when, who, to
+    /// where.
+    pub dials: Vec<(natter_core::time::Instant, String, SocketAddr)>,
     next_server_link: u64,
     pub peers: BTreeMap<String, Peer>,
     /// Each peer's drain loop, the same as the real driver's.
@@ -172,6 +183,8 @@ impl World {
             now,
             registry: Some(Registry::new(config.clone(), now)),
             registry_config: config,
+            others: BTreeMap::new(),
+            dials: Vec::new(),
             next_server_link: 0,
             peers: BTreeMap::new(),
             drives: BTreeMap::new(),
@@ -307,6 +320,7 @@ impl World {
                 .values()
                 .filter_map(Peer::poll_timeout)
                 .chain(self.registry.as_ref().and_then(Registry::poll_timeout))
+                .chain(self.others.values().filter_map(Registry::poll_timeout))
                 .filter(|&at| at <= target)
                 .min();
             let Some(at) = next else { break };
@@ -319,6 +333,11 @@ impl World {
                 }
             }
             if let Some(registry) = &mut self.registry {
+                if registry.poll_timeout().is_some_and(|t| t <= now.mono) {
+                    registry.handle_timeout(now);
+                }
+            }
+            for registry in self.others.values_mut() {
                 if registry.poll_timeout().is_some_and(|t| t <= now.mono) {
                     registry.handle_timeout(now);
                 }
@@ -395,6 +414,24 @@ impl World {
         self.settle();
     }
 
+    /// Starts another server at `addr`, independent of the first (its
+    /// own registry, the default settings, the key `identity`): peers
+    /// given both addresses can move between them.
+    pub fn add_server(&mut self, addr: SocketAddr, identity: Identity) {
+        let config = RegistryConfig {
+            identity,
+            ..RegistryConfig::default()
+        };
+        self.others.insert(addr, Registry::new(config, self.now));
+    }
+
+    /// The server at `addr` (one [`World::add_server`] started) dies:
+    /// its partners see EOF, and connecting there is refused.
+    pub fn crash_server_at(&mut self, addr: SocketAddr) {
+        self.others.remove(&addr);
+        self.hang_up_all(|e| matches!(e, End::OtherServer(at, _) if *at == addr));
+    }
+
     pub fn restart_server(&mut self) {
         self.registry = Some(Registry::new(self.registry_config.clone(), self.now));
     }
@@ -469,7 +506,7 @@ impl World {
 
     fn owner(end: &End) -> Option<&str> {
         match end {
-            End::Server(_) => None,
+            End::Server(_) | End::OtherServer(..) => None,
             End::Peer(name, _) => Some(name),
         }
     }
@@ -485,6 +522,13 @@ impl World {
             while let Some(out) = self.registry.as_mut().and_then(Registry::poll_output) {
                 progressed = true;
                 self.registry_output(out);
+            }
+            let others: Vec<SocketAddr> = self.others.keys().copied().collect();
+            for addr in others {
+                while let Some(out) = self.others.get_mut(&addr).and_then(Registry::poll_output) {
+                    progressed = true;
+                    self.other_output(addr, out);
+                }
             }
             while let Some(job) = self.jobs.pop_front() {
                 progressed = true;
@@ -525,8 +569,26 @@ impl World {
         if !self.peers.contains_key(name) {
             return;
         }
+        self.dials.push((now.mono, name.to_string(), addr));
         let from = End::Peer(name.to_string(), link);
         let client = SocketAddr::new(self.ips[name], 50_000 + link.0 as u16);
+        if let Some(registry) = self.others.get_mut(&addr) {
+            self.next_server_link += 1;
+            let server_link = LinkId(self.next_server_link);
+            let to = End::OtherServer(addr, server_link);
+            registry.handle_input(
+                now,
+                RegistryInput::Opened {
+                    link: server_link,
+                    addr: client,
+                },
+            );
+            self.wires.insert(from.clone(), to.clone());
+            self.wires.insert(to, from);
+            self.peer(name)
+                .handle_input(now, PeerInput::Connected { link });
+            return;
+        }
         if addr == SERVER && self.registry.is_some() {
             self.next_server_link += 1;
             let server_link = LinkId(self.next_server_link);
@@ -616,13 +678,35 @@ impl World {
     /// The server's reachability probe: reachable when a peer listens at
     /// `addr` (the probe's connection itself is not shown to the peer).
     fn answer_probe(&mut self, link: LinkId, addr: SocketAddr) {
-        let reachable = self
-            .peers
-            .keys()
-            .any(|name| SocketAddr::new(self.ips[name], LISTEN_PORT) == addr);
+        let reachable = self.listens_at(addr);
         let now = self.now;
         self.registry()
             .handle_input(now, RegistryInput::Probed { link, reachable });
+    }
+
+    fn listens_at(&self, addr: SocketAddr) -> bool {
+        self.peers
+            .keys()
+            .any(|name| SocketAddr::new(self.ips[name], LISTEN_PORT) == addr)
+    }
+
+    /// What the server at `server` (one of [`World::others`]) does.
+    fn other_output(&mut self, server: SocketAddr, out: RegistryOutput) {
+        match out {
+            RegistryOutput::Send { link, bytes } => {
+                self.transmit(End::OtherServer(server, link), bytes)
+            }
+            RegistryOutput::Close { link } => self.hang_up(End::OtherServer(server, link)),
+            RegistryOutput::Probe { link, addr } => {
+                let reachable = self.listens_at(addr);
+                let now = self.now;
+                if let Some(registry) = self.others.get_mut(&server) {
+                    registry.handle_input(now, RegistryInput::Probed { link, reachable });
+                }
+            }
+            RegistryOutput::Log(log) => self.logs.push(log),
+            RegistryOutput::Store(_) => {}
+        }
     }
 
     fn transmit(&mut self, from: End, bytes: Vec<u8>) {
@@ -674,6 +758,16 @@ impl World {
             Job::Bytes(End::Server(link), bytes) => {
                 if let Some(r) = &mut self.registry {
                     r.handle_input(now, RegistryInput::Bytes { link, bytes })
+                }
+            }
+            Job::Bytes(End::OtherServer(addr, link), bytes) => {
+                if let Some(r) = self.others.get_mut(&addr) {
+                    r.handle_input(now, RegistryInput::Bytes { link, bytes })
+                }
+            }
+            Job::Closed(End::OtherServer(addr, link)) => {
+                if let Some(r) = self.others.get_mut(&addr) {
+                    r.handle_input(now, RegistryInput::Closed { link })
                 }
             }
             Job::Bytes(End::Peer(name, link), bytes) => {
