@@ -288,7 +288,7 @@ impl Proc {
     /// stops) and waits for the process to exit.
     pub fn finish(mut self) -> Result<()> {
         self.stdin = None;
-        let deadline = super::wall_now() + Duration::from_secs(20);
+        let deadline = super::wall_now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait()? {
                 if !status.success() {
