@@ -91,6 +91,13 @@ pub struct ServerArgs {
     /// last use (e.g. 30d, 12h); meanwhile another key gets name_taken.
     #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_duration)]
     pub name_ttl: Duration,
+    /// Share the directory with other servers through NATS JetStream at
+    /// this address (nats://HOST:PORT; several, comma-separated, for a NATS
+    /// cluster): every server then lists every peer (docs/DEPLOY.md).
+    /// Default: the embedded store (memory and the data directory), one
+    /// server, nothing to set up.
+    #[arg(long, value_name = "URL", env = "NATTER_STORE")]
+    pub store: Option<String>,
     /// Limits against misbehaving clients (docs/LIMITS.md).
     #[command(flatten)]
     pub limits: ServerLimits,

@@ -2,8 +2,9 @@
 
 use crate::cli::{LogFormat, ServerArgs};
 use natter_core::rate::RateLimit;
+use natter_core::registry::ClusterConfig;
 use natter_core::{HeartbeatConfig, RegistryConfig};
-use natter_net_real::{keyfile, run_server, NameBindings, Net, TokioNet};
+use natter_net_real::{keyfile, run_server, Embedded, NameBindings, NatsKv, Net, Shared, TokioNet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,19 +34,6 @@ pub async fn run(args: ServerArgs) -> i32 {
             return 1;
         }
     };
-    let Some(path) = bindings_path(&args) else {
-        eprintln!(
-            "natter server: no data directory on this system to keep the name bindings in; give one with --data-dir DIR"
-        );
-        return 1;
-    };
-    let store = match NameBindings::open(&path) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("natter server: cannot keep the name bindings: {e}");
-            return 1;
-        }
-    };
     let mut config = registry_config(&args);
     fit_open_file_limit(&mut config);
     give_back_freed_memory();
@@ -59,13 +47,110 @@ pub async fn run(args: ServerArgs) -> i32 {
             return 1;
         }
     }
-    match run_server(TokioNet, listener, config, Some(store), None, stop_signal()).await {
+    match &args.store {
+        None => run_embedded(&args, listener, config).await,
+        Some(url) => run_shared(url, listener, config).await,
+    }
+}
+
+/// One server: the name bindings in SQLite in the data directory.
+async fn run_embedded(
+    args: &ServerArgs,
+    listener: <TokioNet as Net>::Listener,
+    config: RegistryConfig,
+) -> i32 {
+    let Some(path) = bindings_path(args) else {
+        eprintln!(
+            "natter server: no data directory on this system to keep the name bindings in; give one with --data-dir DIR"
+        );
+        return 1;
+    };
+    let store = match NameBindings::open(&path) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("natter server: cannot keep the name bindings: {e}");
+            return 1;
+        }
+    };
+    match run_server(
+        TokioNet,
+        listener,
+        config,
+        Embedded::from(store),
+        None,
+        stop_signal(),
+    )
+    .await
+    {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("natter server: cannot read the name bindings: {e}");
             1
         }
     }
+}
+
+/// Several servers sharing one directory on NATS JetStream at `url`. The
+/// server starts even while NATS is unreachable (it says so, and refuses
+/// registrations until NATS answers).
+async fn run_shared(
+    url: &str,
+    listener: <TokioNet as Net>::Listener,
+    config: RegistryConfig,
+) -> i32 {
+    let kv = match NatsKv::connect(url).await {
+        Ok(kv) => kv,
+        Err(e) => {
+            eprintln!("natter server: {e}");
+            return 2;
+        }
+    };
+    let port = listener.local_addr().map_or(0, |addr| addr.port());
+    let cluster = ClusterConfig::new(server_id(&config, port));
+    tracing::info!(store = %url, server = %cluster.server, "sharing the directory through NATS at {url} as {}", cluster.server);
+    match run_server(
+        TokioNet,
+        listener,
+        config,
+        Shared::new(kv, cluster),
+        None,
+        stop_signal(),
+    )
+    .await
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("natter server: {e}");
+            1
+        }
+    }
+}
+
+/// This server's id among those sharing a store: its key's fingerprint,
+/// the host's name and the listening port. Stable across restarts (so a
+/// restarted server recognises the entries its earlier life left), and
+/// distinct even for servers that were given copies of one key, or run
+/// side by side on one host (as the tests do).
+fn server_id(config: &RegistryConfig, port: u16) -> String {
+    let fingerprint = config.identity.public().fingerprint();
+    format!("{fingerprint}@{}:{port}", host_name())
+}
+
+#[cfg(unix)]
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(name) if ok && !name.is_empty() => name.to_string(),
+        _ => "localhost".to_string(),
+    }
+}
+
+#[cfg(not(unix))]
+fn host_name() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "localhost".to_string())
 }
 
 /// The server's key (`DIR/server/identity`, or `--identity FILE`; created
@@ -222,7 +307,10 @@ async fn resolve(listen: &str) -> Result<SocketAddr, String> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The NATS client logs every reconnection attempt at info; the
+    // server says itself, once, when it is cut off and when it is back.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout)

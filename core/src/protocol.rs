@@ -247,6 +247,10 @@ error_codes! {
     /// A transcript quota (per chat or per day) is reached: the chat is
     /// ended (`chat_ended.reason` `quota` on both sides).
     TranscriptQuota = "transcript_quota",
+    /// The server is cut off from the store it shares with other servers
+    /// (or the store did not answer in time): it takes no registration
+    /// now. Passes by itself; a peer retries.
+    StoreUnavailable = "store_unavailable",
 }
 
 impl fmt::Display for ErrorCode {

@@ -46,16 +46,20 @@ use std::time::Duration;
 
 pub mod bindings;
 pub mod client;
+mod cluster;
 pub mod presence;
 pub mod refusals;
 pub mod sources;
+pub mod store;
 
+pub use bindings::Binding;
 use bindings::Bindings;
-pub use bindings::{Binding, StoreOp};
+use cluster::Cluster;
 use presence::{Presence, PresenceConfig};
 use refusals::{thousands, RefusalLog};
 pub use sources::SourceKey;
 use sources::{ShareLimits, Sources};
+pub use store::{ClaimResult, ClusterConfig, RemoteChange, StoreInput, StoreOp};
 
 /// Limits and timings of a registry.
 #[derive(Clone, Debug)]
@@ -138,6 +142,9 @@ pub struct RegistryConfig {
     pub name_ttl: Duration,
     /// How often, and how much, subscribers are told who comes and goes.
     pub presence: PresenceConfig,
+    /// Set when the directory is shared with other servers through a
+    /// store ([`store`]); `None` (the default) for the embedded store.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for RegistryConfig {
@@ -179,6 +186,7 @@ impl Default for RegistryConfig {
             seed: derive_seed(&[0; KEY_LEN], b"test server seed", 0),
             name_ttl: Duration::from_secs(30 * 24 * 3600),
             presence: PresenceConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -202,6 +210,9 @@ pub enum RegistryInput {
     /// The server is over its memory budget and this connection holds
     /// the most partial input ([`Registry::heaviest_input`]): cut it.
     OverBudget { link: LinkId },
+    /// What a shared store answered or watched ([`store`]); never sent
+    /// by the embedded store.
+    Store(StoreInput),
 }
 
 /// What the registry asks the driver to do, in order.
@@ -261,6 +272,11 @@ pub enum RegistryLog {
         code: ErrorCode,
         detail: String,
     },
+    /// The shared store cannot be reached: new registrations are refused
+    /// (`store_unavailable`) until it is back. Logged once per cut.
+    StoreUnreachable,
+    /// The shared store answers (again): registrations are taken.
+    StoreReachable,
     /// Refusals not logged one by one (see [`refusals`]): `count` of them
     /// from `from` (a source, or "N other sources") in the last `secs`.
     RefusedSummary {
@@ -307,6 +323,14 @@ impl fmt::Display for RegistryLog {
                 code,
                 detail,
             } => write!(f, "refused {client}: {code}: {detail}"),
+            RegistryLog::StoreUnreachable => write!(
+                f,
+                "cut off from the shared directory store: new registrations are refused (store_unavailable) until it is back; registered peers and their chats go on"
+            ),
+            RegistryLog::StoreReachable => write!(
+                f,
+                "the shared directory store is reachable: registrations are taken"
+            ),
             RegistryLog::RefusedSummary {
                 from,
                 code,
@@ -377,6 +401,8 @@ pub struct Registry {
     seeds: LinkSeeds,
     /// Who is told of changes, and what they have not been told yet.
     presence: Presence,
+    /// Set when the directory is shared with other servers.
+    cluster: Option<Cluster>,
 }
 
 #[derive(Debug)]
@@ -458,6 +484,7 @@ impl Registry {
             unix_now: now.wall.as_secs(),
             bindings: Bindings::new(config.name_ttl, bindings),
             presence: Presence::new(config.presence),
+            cluster: config.cluster.clone().map(Cluster::new),
             config,
             conns: BTreeMap::new(),
             names: BTreeMap::new(),
@@ -490,11 +517,17 @@ impl Registry {
     /// The directory as a list would show it to an outsider, in name order
     /// regardless of case.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.names
-            .values()
-            .filter_map(|link| self.conns[link].entry.as_ref())
-            .map(Entry::info)
-            .collect()
+        let local = self
+            .names
+            .iter()
+            .filter_map(|(key, link)| Some((key, self.conns[link].entry.as_ref()?.info())));
+        let remote = self.cluster.iter().flat_map(|c| &c.remote);
+        let remote = remote
+            .filter(|(key, _)| !self.names.contains_key(*key))
+            .map(|(key, remote)| (key, remote.info.clone()));
+        let mut peers: Vec<_> = local.chain(remote).collect();
+        peers.sort_by(|a, b| a.0.cmp(b.0));
+        peers.into_iter().map(|(_, info)| info).collect()
     }
 
     /// Registered peers (those whose probe has answered).
@@ -559,6 +592,7 @@ impl Registry {
                 );
                 self.refuse_and_close(link, None, ErrorCode::FrameTooLong, message);
             }
+            RegistryInput::Store(input) => self.store_input(now.mono, input),
         }
         self.presence.arm(now.mono);
     }
@@ -580,6 +614,7 @@ impl Registry {
             self.timers.pop_first();
             self.check_deadlines(now.mono, link);
         }
+        self.cluster_timeout(now.mono);
         for (link, frame) in self.presence.flush(now.mono) {
             self.send_bytes(now.mono, link, frame);
         }
@@ -598,6 +633,7 @@ impl Registry {
             .into_iter()
             .chain(self.presence.deadline())
             .chain(self.refusals.deadline())
+            .chain(self.cluster.as_ref().and_then(Cluster::deadline))
             .min()
     }
 
@@ -820,7 +856,8 @@ impl Registry {
             let cost = match frame {
                 ClientMsg::List { .. } => {
                     let chunk = self.config.list_chunk.max(1);
-                    u32::try_from(self.names.len().div_ceil(chunk).max(1)).unwrap_or(u32::MAX)
+                    let listed = self.names.len() + self.remote_len();
+                    u32::try_from(listed.div_ceil(chunk).max(1)).unwrap_or(u32::MAX)
                 }
                 _ => 1,
             };
@@ -889,12 +926,17 @@ impl Registry {
                     return self.reply_error(now, link, id, ErrorCode::InvalidName, message);
                 }
                 if self.require_registered(now, link, id) {
-                    let peer = self
-                        .names
-                        .get(&name_key(&name))
-                        .filter(|&&other| other != link)
-                        .and_then(|other| self.conns[other].entry.as_ref())
-                        .map(Entry::info);
+                    let key = name_key(&name);
+                    let peer = match self.names.get(&key) {
+                        Some(&other) => (other != link)
+                            .then(|| self.conns[&other].entry.as_ref().map(Entry::info))
+                            .flatten(),
+                        None => self
+                            .cluster
+                            .as_ref()
+                            .and_then(|c| c.remote.get(&key))
+                            .map(|remote| remote.info.clone()),
+                    };
                     self.send(now, link, &ServerMsg::Found { id, name, peer });
                 }
             }
@@ -917,6 +959,7 @@ impl Registry {
                             let name = entry.name.clone();
                             self.presence.status(&name, status);
                             self.log(RegistryLog::StatusChanged { name, status });
+                            self.announce(link);
                         }
                     }
                 }
@@ -981,12 +1024,25 @@ impl Registry {
                 return self.send(now, link, &error);
             }
         };
+        if self.cluster.as_ref().is_some_and(Cluster::cut_off) {
+            let code = ErrorCode::StoreUnavailable;
+            let message = "this server is cut off from the directory store it shares with other servers; try again later, or another server".to_string();
+            self.refused(client, code, message.clone());
+            let error = ServerMsg::Error {
+                id: None,
+                code,
+                message,
+                close: false,
+            };
+            return self.send(now, link, &error);
+        }
         if let Some(old) = replaced {
             let message =
                 format!("a newer session with the same key registered {name}; this one is closed");
             self.refuse_and_close(old, None, ErrorCode::Replaced, message);
         }
-        if let Some(key) = key {
+        let shared = self.cluster.is_some();
+        if let (false, Some(key)) = (shared, key) {
             self.use_name(&name, key);
         }
         self.sources.registered(source, 1);
@@ -1005,8 +1061,14 @@ impl Registry {
         });
         self.claims.insert(name_key(&name), link);
         self.addrs.insert(addr, link);
-        self.probe_queue.insert(link);
-        self.start_probes();
+        match (shared, key) {
+            // The store decides; the probe waits for its answer.
+            (true, Some(key)) => self.claim(now, link, &name, key),
+            _ => {
+                self.probe_queue.insert(link);
+                self.start_probes();
+            }
+        }
     }
 
     /// The directory is full and `source` registers: if another source
@@ -1058,10 +1120,12 @@ impl Registry {
             .names
             .get(&name_key)
             .or_else(|| self.claims.get(&name_key));
-        if self
-            .bindings
-            .owner(&name_key)
-            .is_some_and(|owner| Some(owner) != key)
+        // Shared: the store decides, when the claim is made.
+        if self.cluster.is_none()
+            && self
+                .bindings
+                .owner(&name_key)
+                .is_some_and(|owner| Some(owner) != key)
         {
             // As its owner registered it, if online.
             let owned = holder
@@ -1112,6 +1176,9 @@ impl Registry {
     /// Ends the bindings past their TTL (before a registration looks the
     /// name up, and on timers); those of online owners are renewed.
     fn expire_bindings(&mut self) {
+        if self.cluster.is_some() {
+            return self.expire_shared_bindings();
+        }
         let Self {
             bindings,
             names,
@@ -1128,9 +1195,32 @@ impl Registry {
         bindings.expire(self.unix_now, online, store);
     }
 
+    /// [`Registry::expire_bindings`] for a shared store: the uses it
+    /// records go out as claims.
+    fn expire_shared_bindings(&mut self) {
+        let Self {
+            bindings,
+            names,
+            conns,
+            ..
+        } = self;
+        let online = |name: &str, key: &[u8; 32]| {
+            let holder = names.get(name);
+            holder.is_some_and(|holder| conns[holder].key.as_ref() == Some(key))
+        };
+        let mut ops = Vec::new();
+        bindings.expire(self.unix_now, online, |op| ops.push(op));
+        for op in ops {
+            self.shared_use(op);
+        }
+    }
+
     /// `key` registered `name` or left under it: either is a use.
     fn use_name(&mut self, name: &str, key: [u8; 32]) {
         if let Some(op) = self.bindings.used(&name_key(name), key, self.unix_now) {
+            if self.cluster.is_some() {
+                return self.shared_use(op);
+            }
             self.outputs.push_back(RegistryOutput::Store(op));
         }
     }
@@ -1169,6 +1259,7 @@ impl Registry {
             self.send(now, link, &registered);
             let info = self.conns[&link].entry.as_ref().expect("registered").info();
             self.presence.online(info);
+            self.announce(link);
             self.log(RegistryLog::Registered {
                 name,
                 addr,
@@ -1183,15 +1274,52 @@ impl Registry {
     /// entry once per change of it, see [`Entry::list`]): a list is
     /// copied together, not encoded, so asking for it again and again
     /// costs the server a copy and the encryption only.
+    ///
+    /// A shared registry lists the other servers' peers from its cache
+    /// too, merged in name order (a name registered here wins).
     fn send_list(&mut self, now: Instant, link: LinkId, id: Option<u64>) {
-        let chunk = self.config.list_chunk.max(1);
-        let mut others = self
+        let local = self
             .names
             .values()
             .filter(|&&other| other != link)
             .filter_map(|other| self.conns[other].entry.as_ref())
-            .map(|entry| entry.listed.as_str())
-            .peekable();
+            .map(|entry| entry.listed.as_str());
+        let remote = self.cluster.as_ref().map(|c| &c.remote);
+        let frames = match remote.filter(|remote| !remote.is_empty()) {
+            None => self.list_frames(id, local),
+            Some(remote) => {
+                let own = self.conns[&link].entry.as_ref().map(|e| name_key(&e.name));
+                let local = self
+                    .names
+                    .iter()
+                    .filter(|&(_, &other)| other != link)
+                    .filter_map(|(key, other)| {
+                        let entry = self.conns[other].entry.as_ref()?;
+                        Some((key.as_str(), entry.listed.as_str()))
+                    });
+                let remote = remote
+                    .iter()
+                    .filter(|&(key, _)| !self.names.contains_key(key) && Some(key) != own.as_ref())
+                    .map(|(key, remote)| (key.as_str(), remote.listed.as_str()));
+                let mut merged: Vec<(&str, &str)> = local.chain(remote).collect();
+                merged.sort_unstable_by_key(|&(key, _)| key);
+                self.list_frames(id, merged.into_iter().map(|(_, listed)| listed))
+            }
+        };
+        for bytes in frames {
+            self.send_bytes(now, link, bytes);
+        }
+    }
+
+    /// The `peers` frames of a list, [`RegistryConfig::list_chunk`]
+    /// entries each.
+    fn list_frames<'a>(
+        &self,
+        id: Option<u64>,
+        others: impl Iterator<Item = &'a str>,
+    ) -> Vec<Vec<u8>> {
+        let chunk = self.config.list_chunk.max(1);
+        let mut others = others.peekable();
         let mut frames = Vec::new();
         loop {
             let peers: Vec<&str> = others.by_ref().take(chunk).collect();
@@ -1201,9 +1329,12 @@ impl Registry {
                 break;
             }
         }
-        for bytes in frames {
-            self.send_bytes(now, link, bytes);
-        }
+        frames
+    }
+
+    /// Peers registered on other servers (shared store only).
+    fn remote_len(&self) -> usize {
+        self.cluster.as_ref().map_or(0, |c| c.remote.len())
     }
 
     /// True if `link` has registered; refuses the request `id` if not. A
@@ -1356,9 +1487,14 @@ impl Registry {
         if self.partial.remove(&(conn.partial, link)) {
             self.partial_total -= conn.partial;
         }
+        // A claim not answered yet is no use of the name (it may be lost).
+        let claiming = self
+            .cluster
+            .as_mut()
+            .is_some_and(|cluster| cluster.done_waiting(link));
         if let Some(entry) = conn.entry {
             self.sources.registered(conn.source, -1);
-            if let Some(key) = conn.key {
+            if let (Some(key), false) = (conn.key, claiming) {
                 self.use_name(&entry.name, key);
             }
             self.addrs.remove(&entry.addr);
@@ -1370,7 +1506,12 @@ impl Registry {
                 return;
             }
             self.names.remove(&key);
-            self.presence.offline(&entry.name);
+            self.withdraw(&entry.name);
+            match self.cluster.as_ref().and_then(|c| c.remote.get(&key)) {
+                // Another server lists the name too (the peer moved there).
+                Some(remote) => self.presence.online(remote.info.clone()),
+                None => self.presence.offline(&entry.name),
+            }
             self.log(RegistryLog::Deregistered {
                 name: entry.name,
                 reason,

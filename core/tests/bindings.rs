@@ -155,6 +155,7 @@ impl Server {
                         StoreOp::Expire { name } => {
                             self.store.remove(name).expect("expire a binding");
                         }
+                        other => panic!("an embedded registry asked a shared store: {other:?}"),
                     }
                     self.ops.push(op);
                 }

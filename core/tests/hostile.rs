@@ -535,7 +535,7 @@ fn events(outputs: &[PeerOutput]) -> Vec<&Event> {
 }
 
 #[test]
-fn names_in_a_list_from_the_server_are_shown_escaped() {
+fn names_in_a_list_from_the_server_reach_the_user_only_valid_and_clean() {
     let (mut alice, link, now, mut server) = alice_at_a_hostile_server();
     feed(
         &mut alice,
@@ -552,16 +552,45 @@ fn names_in_a_list_from_the_server_are_shown_escaped() {
         &mut alice,
         now,
         link,
-        &server.seal(b"{\"type\":\"peers\",\"id\":1,\"peers\":[{\"name\":\"ev\\u001b[2Jil\\u202e\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\",\"reachable\":true}],\"more\":false}\n"),
+        &server.seal(list_of(&[
+            "ev\\u001b[2Jil\\u202e",
+            "-",
+            "_-_",
+            "Zz-9_",
+            "0123456789abcdefghijklmnopqrstuv",
+            "0123456789abcdefghijklmnopqrstuvw",
+            "a b",
+            "caf\\u00e9",
+            "",
+        ])),
     );
-    // An entry whose name is no valid name is dropped (it could only
-    // be spoofed: the server refuses such names at `register`).
+    // Only valid names (1-32 of A-Z a-z 0-9 _ -, odd as they may look)
+    // come through, unchanged; an entry with another name is dropped (it
+    // could only be spoofed: the server refuses such names at `register`).
     let shown = events(&outputs);
-    assert!(
-        matches!(shown.as_slice(), [Event::Peers { peers }] if peers.is_empty()),
-        "{shown:?}"
+    let [Event::Peers { peers }] = shown.as_slice() else {
+        panic!("one list: {shown:?}");
+    };
+    let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["-", "_-_", "Zz-9_", "0123456789abcdefghijklmnopqrstuv"]
     );
     shown.iter().for_each(|e| assert_event_clean(e));
+}
+
+/// A `peers` frame answering request 1 with an entry per name (JSON
+/// string contents, escapes included).
+fn list_of(names: &[&str]) -> Vec<u8> {
+    let entries: Vec<String> = names
+        .iter()
+        .map(|name| format!("{{\"name\":\"{name}\",\"addr\":\"10.0.0.9:4000\",\"status\":\"available\",\"reachable\":true}}"))
+        .collect();
+    format!(
+        "{{\"type\":\"peers\",\"id\":1,\"peers\":[{}],\"more\":false}}\n",
+        entries.join(",")
+    )
+    .into_bytes()
 }
 
 /// A server's `error` message reaches the user escaped, both while

@@ -148,6 +148,43 @@ fn at_the_cap_the_oldest_call_of_the_heaviest_host_is_cut_for_a_newcomer() {
 }
 
 #[test]
+fn at_the_cap_a_host_tied_for_the_most_places_is_the_one_turned_away() {
+    // Before: a newcomer whose host held as many places as the heaviest
+    // (but was not the one picked among equals) cut another host's call.
+    let mut bob = bob_with(|c| c.max_pending_incoming = 4);
+    let now = Now::at_unix(0);
+    for (link, host) in [(100, "10.0.0.66"), (101, "10.0.0.66")] {
+        assert!(!connect(&mut bob, now, link, &format!("{host}:5000")).0);
+    }
+    for (link, host) in [(102, "10.0.0.67"), (103, "10.0.0.67")] {
+        assert!(!connect(&mut bob, now, link, &format!("{host}:5000")).0);
+    }
+    // Both hosts hold two: the one picked among equals is .66 (its oldest
+    // call is older), yet a newcomer from .67 must not cut .66's call.
+    assert_eq!(
+        connect(&mut bob, now, 104, "10.0.0.67:5001"),
+        (true, vec![])
+    );
+    assert_eq!(
+        connect(&mut bob, now, 105, "10.0.0.66:5001"),
+        (true, vec![])
+    );
+    // Every host holding one place: a newcomer from one of them is
+    // turned away too, a new host is let in.
+    let mut bob = bob_with(|c| c.max_pending_incoming = 2);
+    assert!(!connect(&mut bob, now, 200, "10.0.0.70:5000").0);
+    assert!(!connect(&mut bob, now, 201, "10.0.0.71:5000").0);
+    assert_eq!(
+        connect(&mut bob, now, 202, "10.0.0.71:5001"),
+        (true, vec![])
+    );
+    assert_eq!(
+        connect(&mut bob, now, 203, "10.0.0.72:5000"),
+        (false, vec![LinkId(200)])
+    );
+}
+
+#[test]
 fn a_silent_caller_is_cut_after_the_short_pre_hello_deadline() {
     let mut bob = bob_with(|_| {});
     let now = Now::at_unix(0);
@@ -599,4 +636,106 @@ fn an_error_answering_a_request_never_made_is_not_shown() {
     let frames = "{\"type\":\"error\",\"id\":77,\"code\":\"bad_input\",\"message\":\"spam\",\"close\":false}\n{\"type\":\"found\",\"id\":78,\"name\":\"x\",\"peer\":null}\n".repeat(100);
     let outputs = feed(&mut alice, now, link, &server.seal(frames));
     assert_eq!(shown(&outputs), Vec::<&Event>::new());
+}
+
+#[test]
+fn a_flood_of_errors_answering_nothing_shows_only_a_few_per_interval() {
+    // Before: every `error` without an `id` was one more line on the
+    // user's screen, as many as a hostile server cared to send.
+    use natter_core::peer::server_errors::{UNASKED_INTERVAL, UNASKED_SHOWN};
+    let (mut alice, link, now, mut server) = alice_at_a_hostile_server(|_| {});
+    let frames =
+        "{\"type\":\"error\",\"code\":\"bad_input\",\"message\":\"spam\",\"close\":false}\n"
+            .repeat(1000);
+    let outputs = feed(&mut alice, now, link, &server.seal(frames.clone()));
+    assert_eq!(shown(&outputs).len(), UNASKED_SHOWN);
+    let later = now.advanced(UNASKED_INTERVAL);
+    let outputs = feed(&mut alice, later, link, &server.seal(frames));
+    assert_eq!(shown(&outputs).len(), UNASKED_SHOWN, "a few again later");
+}
+
+#[test]
+fn one_host_rings_only_half_the_places_and_others_still_get_through() {
+    // Before: one host registering four names filled all four places
+    // with ringing calls, and everyone else got `busy` for the ring time,
+    // round after round.
+    let mut world = World::new();
+    world.add_peer("alice");
+    let host: std::net::IpAddr = "10.0.0.66".parse().unwrap();
+    for i in 0..4 {
+        // Four names of one host, each on its own port.
+        let config = PeerConfig::new(format!("mal{i}"), SERVER, LISTEN_PORT + 1 + i);
+        world.add_peer_at(config, host);
+        world.type_line(&format!("mal{i}"), "/connect alice");
+    }
+    let rung: Vec<Event> = world.take_events("alice");
+    let ringing = rung
+        .iter()
+        .filter(|e| matches!(e, Event::Incoming { .. }))
+        .count();
+    assert_eq!(ringing, 2, "half of --max-chats 4: {rung:?}");
+    assert_eq!(
+        (2..4)
+            .filter(|i| world
+                .take_events(&format!("mal{i}"))
+                .contains(&Event::Busy {
+                    peer: "alice".into()
+                }))
+            .count(),
+        2,
+        "the rest of that host's calls get busy"
+    );
+    world.add_peer("bob");
+    world.type_line("bob", "/connect alice");
+    let events = world.take_events("alice");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Incoming { peer, .. } if peer == "bob")),
+        "another host still rings: {events:?}"
+    );
+}
+
+#[test]
+fn callers_that_ring_then_refuse_us_are_not_counted_as_unverified() {
+    // Before: a call that rang and was then refused by its caller counted
+    // in `missed_calls.refused`, whose sentence says their key could not
+    // be verified; we had verified it.
+    let now = Now::at_unix(0);
+    let mut config = PeerConfig::new("bob", SERVER, LISTEN_PORT);
+    config
+        .known_peers
+        .insert("mallory".into(), Wire::identity().public());
+    let mut bob = Peer::new(config, now);
+    while bob.poll_output().is_some() {}
+    let mut events = Vec::new();
+    for i in 0..(MISSED_SHOWN as u64 + 3) {
+        let link = LinkId(100 + i);
+        let addr = format!("10.0.1.{i}:5000").parse().unwrap();
+        feed_input(&mut bob, now, PeerInput::Accepted { link, addr });
+        let (mut wire, _) = Wire::call(&mut bob, now, link);
+        let hello = wire.seal("{\"type\":\"hello\",\"version\":2,\"name\":\"mallory\"}\n");
+        let outputs = feed(&mut bob, now, link, &hello);
+        assert!(
+            shown(&outputs)
+                .iter()
+                .any(|e| matches!(e, Event::Incoming { .. })),
+            "rings: {outputs:?}"
+        );
+        let refusal = wire
+            .seal("{\"type\":\"error\",\"code\":\"identity_mismatch\",\"message\":\"not you\"}\n");
+        let outputs = feed(&mut bob, now, link, &refusal);
+        events.extend(shown(&outputs).into_iter().cloned());
+    }
+    bob.handle_timeout(now.advanced(MISSED_INTERVAL));
+    let outputs: Vec<PeerOutput> = std::iter::from_fn(|| bob.poll_output()).collect();
+    events.extend(shown(&outputs).into_iter().cloned());
+    let summary = events
+        .iter()
+        .find_map(|e| match e {
+            Event::MissedCalls { count, refused, .. } => Some((*count, *refused)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("a summary: {events:?}"));
+    assert_eq!(summary, (3, 0), "{events:?}");
 }

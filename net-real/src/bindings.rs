@@ -173,6 +173,10 @@ impl NameBindings {
                     StoreOp::Expire { name } => tx
                         .prepare_cached("DELETE FROM bindings WHERE name = ?1")?
                         .execute([name])?,
+                    // A shared store's: never sent to the embedded one.
+                    StoreOp::Claim { .. } | StoreOp::Announce { .. } | StoreOp::Withdraw { .. } => {
+                        0
+                    }
                 };
             }
             tx.commit()

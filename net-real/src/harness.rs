@@ -14,11 +14,12 @@
 //! and tells the exit code; a [`ServerHandle`] reads or waits for the
 //! directory log and stops the server.
 
-use crate::bindings::{BindingsError, NameBindings};
+use crate::bindings::NameBindings;
 use crate::disk::{Disk, StdDisk};
 use crate::net::{Listener, Net};
 use crate::peer::{run_peer, EventSink, EXIT_STARTUP_FAILED};
 use crate::server::run_server;
+use crate::store::{Embedded, Store};
 use crate::transcripts::Transcripts;
 use natter_core::{command, Command, Event, PeerConfig, RegistryConfig};
 use std::collections::VecDeque;
@@ -490,24 +491,46 @@ impl EventSink for HandleSink {
 }
 
 /// A directory server to start.
-pub struct ServerBuilder<N: Net> {
+pub struct ServerBuilder<N: Net, S: Store = Embedded> {
     net: N,
     config: RegistryConfig,
     listen: SocketAddr,
     logs: bool,
-    store: Option<NameBindings>,
+    store: S,
 }
 
 impl<N: Net> ServerBuilder<N> {
     /// A server with the default configuration on loopback (port chosen
-    /// by the system), keeping no log.
+    /// by the system), keeping no log, with the embedded store in memory.
     pub fn new(net: N) -> Self {
         Self {
             net,
             config: RegistryConfig::default(),
             listen: loopback(),
             logs: false,
-            store: None,
+            store: Embedded::default(),
+        }
+    }
+
+    /// Keeps the name bindings in `store`, as `natter server` does: loaded
+    /// at start, every change written. Without it they live in memory
+    /// only, so a restarted server has forgotten who owns which name.
+    pub fn store(mut self, store: NameBindings) -> Self {
+        self.store = Embedded::from(store);
+        self
+    }
+}
+
+impl<N: Net, S: Store> ServerBuilder<N, S> {
+    /// Runs on `store` instead: a [`crate::Shared`] one, for a server that
+    /// shares its directory with others.
+    pub fn with_store<T: Store>(self, store: T) -> ServerBuilder<N, T> {
+        ServerBuilder {
+            net: self.net,
+            config: self.config,
+            listen: self.listen,
+            logs: self.logs,
+            store,
         }
     }
 
@@ -522,14 +545,6 @@ impl<N: Net> ServerBuilder<N> {
         self
     }
 
-    /// Keeps the name bindings in `store`, as `natter server` does: loaded
-    /// at start, every change written. Without it they live in memory
-    /// only, so a restarted server has forgotten who owns which name.
-    pub fn store(mut self, store: NameBindings) -> Self {
-        self.store = Some(store);
-        self
-    }
-
     /// Gives the directory log's lines to the handle; they queue until
     /// read, so only ask for them if they will be read.
     pub fn logs(mut self) -> Self {
@@ -538,7 +553,7 @@ impl<N: Net> ServerBuilder<N> {
     }
 
     /// The server's task (to run where its sockets live) and its handle.
-    pub fn build(self) -> (ServerTask<N>, ServerHandle) {
+    pub fn build(self) -> (ServerTask<N, S>, ServerHandle) {
         let (hook, logs) = if self.logs {
             let (tx, rx) = mpsc::unbounded_channel();
             (Some(tx), Some(rx))
@@ -582,17 +597,17 @@ impl<N: Net> ServerBuilder<N> {
 }
 
 /// A server ready to run, with everything its handle talks to.
-pub struct ServerTask<N: Net> {
+pub struct ServerTask<N: Net, S: Store = Embedded> {
     net: N,
     config: RegistryConfig,
     listen: SocketAddr,
-    store: Option<NameBindings>,
+    store: S,
     hook: Option<mpsc::UnboundedSender<String>>,
     stopped: oneshot::Receiver<()>,
     addr: watch::Sender<Option<SocketAddr>>,
 }
 
-impl<N: Net> ServerTask<N> {
+impl<N: Net, S: Store> ServerTask<N, S> {
     /// Binds and serves until the handle stops the server (or the host
     /// goes down; dropping the handle does not stop it). Fails if the
     /// store cannot be read at start.
@@ -601,7 +616,7 @@ impl<N: Net> ServerTask<N> {
         self.run_on(listener).await.map_err(io::Error::other)
     }
 
-    async fn run_on(self, listener: N::Listener) -> Result<(), BindingsError> {
+    async fn run_on(self, listener: N::Listener) -> Result<(), S::Error> {
         let Self {
             net,
             config,

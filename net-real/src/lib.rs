@@ -10,6 +10,10 @@
 //!   or created there on first use.
 //! - [`harness`]: the one way to start either in-process and talk to it
 //!   (a builder and a handle), on tokio or inside a turmoil host.
+//! - [`store_nats`]: the shared store on NATS JetStream (`natter server
+//!   --store nats://…`), and [`nats_server`], a `nats-server` process for
+//!   its tests and the bench. Both open real sockets (or processes) and
+//!   never run under turmoil.
 //!
 //! Only `tokio::spawn`, tokio channels and tokio timers are used here, never
 //! tokio's own sockets, blocking threads or the system clock (see
@@ -21,12 +25,15 @@ pub mod disk;
 pub mod harness;
 pub mod keyfile;
 pub mod link;
+pub mod nats_server;
 pub mod net;
 pub mod peer;
 pub mod pins;
 mod private;
 pub mod secure_stream;
 pub mod server;
+pub mod store;
+pub mod store_nats;
 pub mod transcripts;
 mod write_queue;
 
@@ -38,6 +45,8 @@ pub use net::{Clock, Listener, Net, Stream, TokioNet};
 pub use peer::{run_peer, EventSink, EXIT_STARTUP_FAILED, MAX_TYPED_AHEAD};
 pub use secure_stream::{SecureStream, SecureStreamError};
 pub use server::{run_server, LogHook};
+pub use store::{Bucket, Embedded, Kv, KvEntry, KvError, KvEvent, Shared, Store};
+pub use store_nats::{NatsKv, NatsStoreError};
 pub use transcripts::{Transcripts, TranscriptsError};
 
 /// Sleeps until `deadline`, or forever when the state machine has none,

@@ -6,15 +6,17 @@
 //! on its own is dial a registering peer's address when the registry asks
 //! for a reachability probe.
 //!
-//! With a [`NameBindings`] store, the name bindings are loaded at start and
-//! the registry's store operations of each drain are written in one
-//! transaction before the loop waits again: a binding is durable before
-//! the registration that made it is confirmed (`registered` goes out only
-//! after the reachability probe, in a later drain).
+//! The registry's store operations of each drain go to the [`Store`]
+//! before the loop waits again, and what the store tells comes back as
+//! [`RegistryInput::Store`]. With the embedded store and its SQLite
+//! bindings, a drain's operations are written in one transaction: a
+//! binding is durable before the registration that made it is confirmed
+//! (`registered` goes out only after the reachability probe, in a later
+//! drain).
 
-use crate::bindings::{BindingsError, NameBindings};
 use crate::link::{LinkEvent, Links, Overflow, WRITE_QUEUE};
 use crate::net::{Clock, Listener, Net};
+use crate::store::Store;
 use natter_core::registry::{LeaveReason, StoreOp};
 use natter_core::{LinkId, Registry, RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
 use std::collections::BTreeMap;
@@ -37,23 +39,23 @@ pub type LogHook = mpsc::UnboundedSender<String>;
 /// fields, the human sentence as message) and, if `logs` is given, sent
 /// there as its one-line text.
 ///
-/// Without `store`, names are bound to keys in memory only, until the
-/// server stops. Fails only if the store cannot be read at start; a write
-/// that fails later is logged, and its bindings live on in memory.
-pub async fn run_server<N: Net>(
+/// `store` is [`crate::Embedded`] for one server (with no SQLite file,
+/// names are bound to keys in memory only, until the server stops) or a
+/// [`crate::Shared`] store, whose cluster configuration the registry then
+/// runs with. Fails only if the store cannot start; a write that fails
+/// later is logged (embedded: its bindings live on in memory).
+pub async fn run_server<N: Net, S: Store>(
     net: N,
     listener: N::Listener,
-    config: RegistryConfig,
-    mut store: Option<NameBindings>,
+    mut config: RegistryConfig,
+    mut store: S,
     logs: Option<LogHook>,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), BindingsError> {
+) -> Result<(), S::Error> {
     let clock = Clock::start();
-    let now = clock.now(&net);
-    let bindings = match &mut store {
-        Some(store) => store.load_live(now.wall.as_secs(), config.name_ttl)?,
-        None => Vec::new(),
-    };
+    if let Some(cluster) = store.cluster() {
+        config.cluster = Some(cluster);
+    }
     // One line for both: users compare the fingerprint with the one their
     // natter pinned for this address.
     let fingerprint = config.identity.public().fingerprint();
@@ -69,10 +71,10 @@ pub async fn run_server<N: Net>(
             "open-file limit {limit}: at most {connections} connections and {probes} probes at once"
         );
     }
-    if store.is_some() {
-        let count = bindings.len();
-        tracing::info!(bindings = count, "{count} names bound to keys");
-    }
+    let bindings = store
+        .start(clock.now(&net).wall.as_secs(), config.name_ttl)
+        .await?;
+    let now = clock.now(&net);
     let (links, mut events) = Links::with_queue_limit(net.clone(), config.max_queue);
     let mut server = Server {
         memory_budget: config.memory_budget,
@@ -108,6 +110,7 @@ pub async fn run_server<N: Net>(
             Some(Ok((link, reachable))) = server.probes.join_next() => {
                 server.input(RegistryInput::Probed { link, reachable });
             }
+            input = server.store.next() => server.input(RegistryInput::Store(input)),
             Some(event) = events.recv() => server.network(event),
         }
     }
@@ -117,9 +120,9 @@ pub async fn run_server<N: Net>(
     Ok(())
 }
 
-struct Server<N: Net> {
+struct Server<N: Net, S: Store> {
     registry: Registry,
-    store: Option<NameBindings>,
+    store: S,
     /// Store operations of the drain in progress.
     store_ops: Vec<StoreOp>,
     links: Links<N>,
@@ -141,7 +144,7 @@ struct Server<N: Net> {
     net: N,
 }
 
-impl<N: Net> Server<N> {
+impl<N: Net, S: Store> Server<N, S> {
     fn input(&mut self, input: RegistryInput) {
         let now = self.clock.now(&self.net);
         let ignored = self.registry.ignored_frames();
@@ -280,25 +283,18 @@ impl<N: Net> Server<N> {
         }
     }
 
-    /// Writes the store operations of the last drain in one transaction.
+    /// Hands the store operations of the last drain to the store (the
+    /// embedded one writes them in one transaction).
     fn write_store(&mut self) {
         if self.store_ops.is_empty() {
             return;
         }
-        if let Some(store) = &mut self.store {
-            if let Err(e) = store.apply(&self.store_ops) {
-                tracing::error!(
-                    error = %e,
-                    "cannot record {} name binding changes: {e}; they hold until the server stops",
-                    self.store_ops.len()
-                );
-            }
-        }
+        self.store.apply(&self.store_ops);
         self.store_ops.clear();
     }
 }
 
-impl<N: Net> Server<N> {
+impl<N: Net, S: Store> Server<N, S> {
     /// Says in the server log why a client was cut off (its write queue
     /// overflowed, or it held the most of a memory budget passed): the
     /// registry only learns that it stopped reading, so its own line
@@ -347,6 +343,12 @@ fn trace_log(log: &RegistryLog) {
             detail,
         } => {
             tracing::info!(change = "refused", client = %client, code = %code, detail = %detail, "{log}")
+        }
+        RegistryLog::StoreUnreachable => {
+            tracing::warn!(change = "store", reachable = false, "{log}")
+        }
+        RegistryLog::StoreReachable => {
+            tracing::info!(change = "store", reachable = true, "{log}")
         }
         RegistryLog::RefusedSummary {
             from, code, count, ..

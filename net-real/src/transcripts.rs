@@ -223,10 +223,10 @@ impl<D: Disk> Transcripts<D> {
 /// Bytes that `name`'s transcripts in `dir` started on the UTC day of
 /// `now` hold: what this peer wrote earlier today, counted towards its
 /// daily quota (core's `PeerConfig::transcript_used_today`) so that a
-/// restart does not start the day afresh. Files are named
-/// `START_ME_PEER.log` (core/src/transcript.rs); a chat started
-/// yesterday and still going is not counted. An unreadable directory
-/// counts as nothing (it is reported when the peer prepares it).
+/// restart does not start the day afresh. A chat started yesterday and
+/// still going is not counted. An unreadable directory counts as nothing
+/// (it is reported when the peer prepares it). Which files are this
+/// name's: see [`is_transcript_of`].
 pub fn written_today(dir: &Path, name: &str, now: std::time::SystemTime) -> u64 {
     let since_epoch = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -241,16 +241,55 @@ pub fn written_today(dir: &Path, name: &str, now: std::time::SystemTime) -> u64 
         .filter(|entry| {
             let file = entry.file_name();
             let file = file.to_string_lossy();
-            let Some((stamp, rest)) = file.split_once('_') else {
-                return false;
-            };
-            stamp.starts_with(day)
-                && rest.strip_prefix(name).is_some_and(|r| r.starts_with('_'))
-                && file.ends_with(".log")
+            file.starts_with(day) && is_transcript_of(&entry.path(), &file, name)
         })
         .filter_map(|entry| entry.metadata().ok())
         .map(|meta| meta.len())
         .sum()
+}
+
+/// Whether `file` (at `path`) is a transcript of `me`'s. Files are named
+/// `START_ME_PEER.log` (core/src/transcript.rs); names are 1–32 of
+/// `A-Z a-z 0-9 _ -` and unique regardless of case, and START holds no
+/// `_`. So after `START_` comes `ME_PEER`: when that holds only the one
+/// `_`, the file name says whose it is. With more (`bob_work_carol`) it
+/// cannot tell `bob` talking to `work_carol` from `bob_work` talking to
+/// `carol`: the file's first line does (`START chat started: ME …`, names
+/// hold no space).
+fn is_transcript_of(path: &Path, file: &str, me: &str) -> bool {
+    let Some(rest) = file
+        .strip_suffix(".log")
+        .and_then(|f| f.split_once('_'))
+        .map(|(_, rest)| rest)
+    else {
+        return false;
+    };
+    let Some(peer) = rest
+        .get(..me.len())
+        .filter(|head| head.eq_ignore_ascii_case(me))
+        .and_then(|_| rest[me.len()..].strip_prefix('_'))
+    else {
+        return false;
+    };
+    !peer.is_empty() && (rest.matches('_').count() == 1 || first_line_names(path, me))
+}
+
+/// Whether the transcript at `path` starts with `me`'s `chat started`
+/// line (read at most its first 512 bytes: the line is shorter).
+fn first_line_names(path: &Path, me: &str) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let Ok(read) = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&head[..read]);
+    let Some((_, after)) = head.split_once(" chat started: ") else {
+        return false;
+    };
+    after
+        .split([' ', '\n'])
+        .next()
+        .is_some_and(|first| first.eq_ignore_ascii_case(me))
 }
 
 /// Writes all of `bytes` (in one `write` as a rule: a regular file takes
@@ -523,5 +562,65 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, TranscriptsError::CreateDir { .. }), "{err}");
         assert!(err.to_string().contains("--transcripts"));
+    }
+
+    #[test]
+    fn the_day_quota_counts_only_this_names_files_whatever_their_case() {
+        // Before: for `bob`, `bob_work`'s files counted too (`…_bob_work_
+        // carol.log` starts with `bob_`), and `Bob`'s files did not.
+        let dir = tempfile::tempdir().unwrap();
+        let write = |file: &str, first: &str, len: usize| {
+            let mut text = format!("2026-12-06T08:00:00.000Z chat started: {first}\n");
+            text.push_str(&"x".repeat(len - text.len()));
+            std::fs::write(dir.path().join(file), text).unwrap();
+        };
+        let stamp = "2026-12-06T08-00-00.000Z";
+        write(
+            &format!("{stamp}_bob_carol.log"),
+            "bob called carol at 10.0.0.9:4000 (key k)",
+            1000,
+        );
+        write(
+            &format!("{stamp}_Bob_dave.log"),
+            "Bob called dave at 10.0.0.9:4000 (key k)",
+            200,
+        );
+        // bob talking to `work_carol`: his.
+        write(
+            &format!("{stamp}_bob_work_carol.log"),
+            "bob called work_carol at 10.0.0.9:4000 (key k)",
+            130,
+        );
+        // `bob_work` talking to `carol`: not his.
+        write(
+            &format!("{stamp}_bob_work_carol2.log"),
+            "bob_work called carol2 at 10.0.0.9:4000 (key k)",
+            4000,
+        );
+        write(
+            &format!("{stamp}_bob_work_x.log"),
+            "bob_work called x at 10.0.0.9:4000 (key k)",
+            5000,
+        );
+        write(
+            &format!("{stamp}_bobby_carol.log"),
+            "bobby called carol at 10.0.0.9:4000 (key k)",
+            7000,
+        );
+        // Yesterday's, and not a transcript.
+        write(
+            "2026-12-05T23-59-00.000Z_bob_carol.log",
+            "bob called carol at 10.0.0.9:4000 (key k)",
+            9000,
+        );
+        write(
+            &format!("{stamp}_bob_carol.txt"),
+            "bob called carol at 10.0.0.9:4000 (key k)",
+            9000,
+        );
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_544_000 + 12 * 3600);
+        assert_eq!(written_today(dir.path(), "bob", now), 1330);
+        assert_eq!(written_today(dir.path(), "BOB", now), 1330);
+        assert_eq!(written_today(dir.path(), "bob_work", now), 4000 + 5000);
     }
 }

@@ -8,7 +8,7 @@ mod support;
 
 use natter_core::registry::StoreOp;
 use natter_core::{Identity, RegistryConfig};
-use natter_net_real::{run_server, BindingsError, NameBindings, Net, TokioNet};
+use natter_net_real::{run_server, BindingsError, Embedded, NameBindings, Net, TokioNet};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,7 +35,7 @@ impl Server {
             TokioNet,
             listener,
             config.clone(),
-            Some(store),
+            Embedded::from(store),
             None,
             async {
                 let _ = stopped.await;

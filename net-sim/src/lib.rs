@@ -8,6 +8,7 @@
 //! disk, which loses unsynced writes when a host crashes.
 
 pub mod disk;
+pub mod kv;
 pub mod scenario;
 
 pub use disk::{HostDisk, SimDisk};

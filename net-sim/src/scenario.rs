@@ -9,11 +9,14 @@
 //! epoch of the wall clock, the tick and the link latencies.
 
 use crate::disk::{HostDisk, SimDisk};
+use crate::kv::{serve_kv, SimKv, KV_PORT};
 use crate::SimNet;
+use natter_core::identity::derive_seed;
+use natter_core::registry::ClusterConfig;
 use natter_core::time::rfc3339_millis;
 use natter_core::{Event, PeerConfig, RegistryConfig};
 use natter_net_real::harness::PeerTask;
-use natter_net_real::{NameBindings, PeerBuilder, PeerHandle, ServerBuilder};
+use natter_net_real::{NameBindings, PeerBuilder, PeerHandle, ServerBuilder, Shared};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -90,6 +93,8 @@ pub struct Scenario<'a> {
     /// The logs of the servers [`Scenario::start_server`] started, by host.
     other_server_logs: BTreeMap<String, Arc<Mutex<Vec<String>>>>,
     peers: BTreeMap<String, SimPeer>,
+    /// The host a new peer registers with ([`Scenario::serve_peers_from`]).
+    server_host: String,
 }
 
 impl<'a> Scenario<'a> {
@@ -124,6 +129,7 @@ impl<'a> Scenario<'a> {
             server_log: Arc::default(),
             other_server_logs: BTreeMap::new(),
             peers: BTreeMap::new(),
+            server_host: "server".to_string(),
         };
         let log = scenario.server_log.clone();
         scenario.start_server_logging("server", registry, bindings, log);
@@ -176,6 +182,72 @@ impl<'a> Scenario<'a> {
         });
     }
 
+    /// A world of several servers sharing one directory: a host `store`
+    /// runs the key-value store model ([`crate::kv`]) and each of
+    /// `servers` a `natter server` on port 4201 with a shared store on it
+    /// (server id: the host's name; its own seed). The server log
+    /// interleaves all of theirs, each line headed by the server's name.
+    /// Peers register with the first server until
+    /// [`Scenario::serve_peers_from`] says otherwise.
+    pub fn cluster(
+        builder: &turmoil::Builder,
+        registry: RegistryConfig,
+        cluster: ClusterConfig,
+        servers: &[&str],
+    ) -> Self {
+        let mut scenario = Self {
+            sim: builder.build(),
+            server_log: Arc::default(),
+            peers: BTreeMap::new(),
+            server_host: servers[0].to_string(),
+            other_server_logs: BTreeMap::new(),
+        };
+        scenario.sim.host("store", || async {
+            serve_kv().await?;
+            Ok(())
+        });
+        for &name in servers {
+            let log = scenario.server_log.clone();
+            let mut registry = registry.clone();
+            registry.seed = derive_seed(&registry.seed, name.as_bytes(), 0);
+            let cluster = ClusterConfig {
+                server: name.to_string(),
+                ..cluster.clone()
+            };
+            let server_name = name.to_string();
+            scenario.sim.host(name, move || {
+                let log = log.clone();
+                let store = SimKv {
+                    addr: SocketAddr::new(turmoil::lookup("store"), KV_PORT),
+                };
+                let server = ServerBuilder::new(SimNet)
+                    .config(registry.clone())
+                    .listen_on(any_addr(SERVER_PORT))
+                    .logs()
+                    .with_store(Shared::new(store, cluster.clone()));
+                let name = server_name.clone();
+                async move {
+                    let (server, mut handle) = server.build();
+                    tokio::spawn(async move {
+                        while let Some(line) = handle.next_log().await {
+                            log.lock()
+                                .unwrap()
+                                .push(format!("{} {name}: {line}", stamp()));
+                        }
+                    });
+                    server.run().await?;
+                    Ok(())
+                }
+            });
+        }
+        scenario
+    }
+
+    /// New peers register with the server on host `server` from now on.
+    pub fn serve_peers_from(&mut self, server: &str) {
+        self.server_host = server.to_string();
+    }
+
     /// Starts a peer named `name` on a host of the same name.
     pub fn start_peer(&mut self, name: &str) {
         self.start_peer_with(name, |_| {});
@@ -207,7 +279,7 @@ impl<'a> Scenario<'a> {
     /// on its host's disk. Adjust it, then start it with
     /// [`Scenario::start_built`].
     pub fn peer_builder(&self, name: &str) -> PeerBuilder<SimNet, SimDisk> {
-        let server = SocketAddr::new(self.sim.lookup("server"), SERVER_PORT);
+        let server = SocketAddr::new(self.sim.lookup(self.server_host.as_str()), SERVER_PORT);
         PeerBuilder::on_disk(SimNet, name, server, SimDisk, TRANSCRIPTS)
             .listen_on(any_addr(PEER_PORT))
             .line_buffer(LINE_BUFFER)

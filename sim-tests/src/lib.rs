@@ -6,6 +6,7 @@
 //! The tests in `tests/` snapshot that text, run each scenario twice to
 //! prove determinism, and sweep seeds asserting the invariants below.
 
+pub mod cluster;
 pub mod faults;
 pub mod identity;
 pub mod invariants;

@@ -2,7 +2,7 @@
 //! events, transcripts and server logs. (The snapshots prove the same
 //! across processes and machines; this proves it within one.)
 
-use sim_tests::{identity, scenarios};
+use sim_tests::{cluster, identity, scenarios};
 
 const SEED: u64 = 4242;
 
@@ -35,5 +35,21 @@ fn every_scenario_gives_identical_output_for_the_same_seed() {
     twice(
         "server_restart_keeps_bindings",
         identity::server_restart_keeps_bindings,
+    );
+    twice(
+        "cluster_two_servers",
+        cluster::peers_on_two_servers_list_and_call_each_other,
+    );
+    twice(
+        "cluster_same_name_at_once",
+        cluster::same_name_on_two_servers_at_once_goes_to_one_key,
+    );
+    twice(
+        "cluster_cut_off_from_store",
+        cluster::server_cut_off_from_the_store_refuses_registrations_and_recovers,
+    );
+    twice(
+        "cluster_server_crash",
+        cluster::crashed_servers_peers_expire_from_the_others_listing,
     );
 }

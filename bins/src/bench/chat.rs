@@ -5,10 +5,12 @@
 
 use super::baseline::stdin_closed;
 use super::child::{emit, ChildSpec, Pace, Proc, Work};
+use super::wall_now;
 use anyhow::{bail, Context, Result};
 use natter_core::rate::RateLimit;
+use natter_core::registry::ClusterConfig;
 use natter_core::RegistryConfig;
-use natter_net_real::{ServerBuilder, TokioNet};
+use natter_net_real::{Bucket, Kv, NatsKv, ServerBuilder, TokioNet};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,12 +22,16 @@ use std::time::Duration;
 /// bench measures.
 pub const TRANSCRIPT_QUOTA: u64 = 1 << 30;
 
-/// `natter bench-child server`: the directory the chat sections' peers
-/// register with (the registry section runs the real `natter server`
-/// binary instead), logging as `natter server` does (formatted, then
-/// discarded), its limits raised since every bench client comes from
-/// 127.0.0.1. Stops when its standard input closes.
-pub async fn natter_server(max_peers: usize) -> Result<()> {
+/// `natter bench-child server`: the directory the chat and cluster
+/// sections' peers register with (the registry section runs the real
+/// `natter server` binary instead), logging as `natter server` does
+/// (formatted, then discarded), its limits raised since every bench client
+/// comes from 127.0.0.1. Stops when its standard input closes.
+///
+/// With `store` (a NATS address), the server shares its directory there,
+/// as `natter server --store` does, and says it is ready only once NATS
+/// answers.
+pub async fn natter_server(max_peers: usize, store: Option<String>) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::sink)
         .with_ansi(false)
@@ -39,6 +45,9 @@ pub async fn natter_server(max_peers: usize) -> Result<()> {
             burst: 1_000_000,
             per_second: 1_000_000,
         },
+        // One load generator stands for every peer: the protections
+        // against floods of connections (issue 11) are not what is
+        // measured here.
         max_connections: 1_000_000,
         handshakes_total: RateLimit {
             burst: 1_000_000,
@@ -46,7 +55,28 @@ pub async fn natter_server(max_peers: usize) -> Result<()> {
         },
         ..RegistryConfig::default()
     };
-    let server = ServerBuilder::new(TokioNet).config(config).spawn().await?;
+    let server = match store {
+        None => ServerBuilder::new(TokioNet).config(config).spawn().await?,
+        Some(url) => {
+            let kv = NatsKv::connect(&url).await?;
+            let deadline = wall_now() + Duration::from_secs(10);
+            while let Err(e) = kv
+                .open(Bucket::Peers, ClusterConfig::new("").entry_ttl)
+                .await
+            {
+                if wall_now() > deadline {
+                    bail!("NATS at {url} does not answer: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let cluster = ClusterConfig::new(format!("bench-{}", std::process::id()));
+            ServerBuilder::new(TokioNet)
+                .config(config)
+                .with_store(natter_net_real::Shared::new(kv, cluster))
+                .spawn()
+                .await?
+        }
+    };
     emit(&json!({ "addr": server.addr(), "pid": std::process::id() }));
     stdin_closed().await;
     server.stop(Duration::from_secs(10)).await?;
@@ -61,7 +91,13 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Result<Server> {
-        let mut proc = Proc::bench_child("server", &ChildSpec::Server { max_peers: 100 })?;
+        let mut proc = Proc::bench_child(
+            "server",
+            &ChildSpec::Server {
+                max_peers: 100,
+                store: None,
+            },
+        )?;
         let hello = proc.recv()?;
         let addr = serde_json::from_value(hello["addr"].clone())
             .with_context(|| format!("the server said {hello}"))?;

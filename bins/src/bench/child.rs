@@ -2,6 +2,7 @@
 //! parent's grip on one ([`Proc`]): its standard input, its standard output
 //! read as JSON lines by a thread, its memory.
 
+use super::cluster::ClusterLoad;
 use super::handshake::Handshake;
 use super::lines::Wire;
 use super::registry_scale::Load;
@@ -24,7 +25,14 @@ pub enum ChildSpec {
     /// by the system, with its per-IP and request limits raised: every
     /// bench client comes from 127.0.0.1. Prints `{"addr", "pid"}`, runs
     /// until its standard input closes.
-    Server { max_peers: usize },
+    ///
+    /// With `store`, it shares its directory through NATS JetStream there
+    /// (the cluster section).
+    Server {
+        max_peers: usize,
+        #[serde(default)]
+        store: Option<String>,
+    },
     /// A natter peer (`run_peer`, fed through its line channel) that calls
     /// `partner` and runs `work`, then quits. Prints `{"result": …}`.
     Sender {
@@ -46,6 +54,8 @@ pub enum ChildSpec {
     RawRegistry { wire: Wire },
     /// The registry section's load generator.
     Loadgen(Load),
+    /// The cluster section's load generator.
+    ClusterLoad(ClusterLoad),
     /// The handshake section: accepts connections and answers `via`.
     Responder { via: Handshake },
     /// The handshake section: opens `warmup + connections` links to
@@ -310,7 +320,7 @@ impl Proc {
     /// stops) and waits for the process to exit.
     pub fn finish(mut self) -> Result<()> {
         self.stdin = None;
-        let deadline = super::wall_now() + Duration::from_secs(20);
+        let deadline = super::wall_now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait()? {
                 if !status.success() {

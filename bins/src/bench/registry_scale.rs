@@ -353,8 +353,8 @@ impl Server {
 /// A plain reader's buffer in each client: 10,000 of them in one process.
 const CLIENT_BUFFER: usize = 512;
 
-/// A raw JSON-lines client of the directory.
-struct Client {
+/// A raw JSON-lines client of the directory (the cluster section's too).
+pub(super) struct Client {
     read: LineReader,
     write: LineWriter,
 }
@@ -362,7 +362,7 @@ struct Client {
 impl Client {
     /// Connects as `me` (with Noise: the key the name is bound to) and
     /// registers.
-    async fn register(
+    pub(super) async fn register(
         server: SocketAddr,
         wire: Wire,
         me: &Identity,
@@ -391,8 +391,13 @@ impl Client {
         }
     }
 
+    /// Sends frames as they are.
+    pub(super) async fn send(&mut self, frames: &[u8]) -> Result<()> {
+        self.write.send(frames).await
+    }
+
     /// The next frame that is not a ping (pings are answered).
-    async fn next(&mut self) -> Result<ServerMsg> {
+    pub(super) async fn next(&mut self) -> Result<ServerMsg> {
         loop {
             let Some(line) = self.read.next_line().await? else {
                 bail!("the server closed the connection");
@@ -405,12 +410,12 @@ impl Client {
     }
 
     /// Stays connected, answering pings, until the connection fails.
-    async fn idle(&mut self) -> Result<()> {
+    pub(super) async fn idle(&mut self) -> Result<()> {
         let frame = self.next().await?;
         bail!("unexpected frame {frame:?}")
     }
 
-    async fn list(&mut self) -> Result<Vec<PeerInfo>> {
+    pub(super) async fn list(&mut self) -> Result<Vec<PeerInfo>> {
         self.write
             .send(&encode(&ClientMsg::List { id: None }))
             .await?;
@@ -442,7 +447,7 @@ fn name_of(i: usize) -> String {
 }
 
 /// Member `i`'s key, the same at every run; the lister is member `peers`.
-fn identity_of(i: usize) -> Identity {
+pub(super) fn identity_of(i: usize) -> Identity {
     Identity::from_seed(&derive_seed(&[0; 32], b"bench member", i as u64))
 }
 

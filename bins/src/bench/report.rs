@@ -213,6 +213,10 @@ pub struct Section {
     pub checks: Vec<Check>,
     /// Raw per-repetition results, for the JSON document.
     pub extra: Value,
+    /// The table's headings of the natter and baseline columns, where
+    /// the section compares something else (the cluster section: three
+    /// servers against one).
+    pub columns: [&'static str; 2],
 }
 
 impl Section {
@@ -223,6 +227,7 @@ impl Section {
             figures: Vec::new(),
             checks: Vec::new(),
             extra: Value::Null,
+            columns: ["natter", "raw TCP"],
         }
     }
 
@@ -342,8 +347,8 @@ impl Report {
                 .collect();
             let header = [
                 "figure",
-                "natter",
-                "raw TCP",
+                section.columns[0],
+                section.columns[1],
                 "raw TCP + Noise",
                 "ratio",
                 "ratio +N",
@@ -359,7 +364,12 @@ impl Report {
                     *w = (*w).max(cell.chars().count());
                 }
             }
-            for row in std::iter::once(&header).chain(&rows) {
+            // A section with no figure (skipped) shows no empty table.
+            let table = if rows.is_empty() { &[][..] } else { &rows[..] };
+            for row in std::iter::once(&header)
+                .chain(table)
+                .skip(usize::from(table.is_empty()))
+            {
                 let mut line = String::new();
                 for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
                     let pad = " ".repeat(w - cell.chars().count());

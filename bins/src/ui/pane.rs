@@ -3,6 +3,15 @@
 
 use natter_core::Fingerprint;
 
+/// Lines a pane keeps at most: past it the oldest [`TRIM_LINES`] go at
+/// once (the transcript keeps them). Without it a chat partner or a
+/// hostile server adds lines for as long as natter runs.
+pub const MAX_LINES: usize = 10_000;
+
+/// Lines dropped at once when a pane is full, so that a pane at its cap
+/// does not move all its lines for each new one.
+pub const TRIM_LINES: usize = 1_000;
+
 /// Where a chat pane's conversation is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -138,6 +147,25 @@ impl Pane {
             at: at.to_string(),
             line,
         });
+        self.trim();
+    }
+
+    /// Drops the oldest lines past [`MAX_LINES`]; the unread mark and
+    /// divider keep pointing at the same lines (at the first line left,
+    /// if theirs was dropped). Scroll counts rows from the newest line, so
+    /// it stays.
+    fn trim(&mut self) {
+        if self.lines.len() <= MAX_LINES {
+            return;
+        }
+        let cut = (self.lines.len() - MAX_LINES).max(TRIM_LINES);
+        self.lines.drain(..cut);
+        for index in [&mut self.first_unread, &mut self.divider]
+            .into_iter()
+            .flatten()
+        {
+            *index = index.saturating_sub(cut);
+        }
     }
 
     /// A message from the partner while the pane is not shown.
@@ -183,6 +211,7 @@ impl Pane {
         {
             *index += shift;
         }
+        self.trim();
     }
 
     /// Marks our message `n` of the current chat (the latest of that
@@ -341,5 +370,68 @@ mod tests {
         pane.shown();
         assert_eq!(pane.divider, Some(2));
         assert_eq!(pane.unread, 0);
+    }
+
+    #[test]
+    fn a_pane_keeps_its_newest_lines_and_its_unread_mark_through_a_flood() {
+        // Before: every line stayed, however many a partner sent.
+        let heard = |n| Line::Heard {
+            n,
+            text: "x".into(),
+        };
+        let mut pane = Pane::chat("bob", Phase::Talking);
+        pane.push("10:00", Line::Note("chat started".into()));
+        for n in 1..=(MAX_LINES as u64 - 10) {
+            pane.push("10:00", heard(n));
+        }
+        // 20 come while another pane is shown: the last 20 of 30,000.
+        for n in 0..30_000 {
+            let n = MAX_LINES as u64 + n;
+            if n >= MAX_LINES as u64 + 29_980 {
+                pane.push_unread("10:01", heard(n));
+            } else {
+                pane.push("10:01", heard(n));
+            }
+        }
+        assert!(pane.lines.len() <= MAX_LINES);
+        assert!(pane.lines.len() > MAX_LINES - TRIM_LINES);
+        assert_eq!(
+            pane.lines.last().unwrap().line,
+            heard(MAX_LINES as u64 + 29_999)
+        );
+        pane.shown();
+        let divider = pane.divider.expect("a divider");
+        assert_eq!(pane.lines[divider].line, heard(MAX_LINES as u64 + 29_980));
+        assert_eq!(pane.lines.len() - divider, 20);
+    }
+
+    #[test]
+    fn earlier_chats_loaded_into_a_full_pane_keep_it_at_its_cap() {
+        let mut pane = Pane::chat("bob", Phase::Talking);
+        pane.push("10:00", Line::Note("chat started".into()));
+        pane.push_unread(
+            "10:01",
+            Line::Heard {
+                n: 1,
+                text: "hi".into(),
+            },
+        );
+        let earlier = (0..MAX_LINES)
+            .map(|_| Stamped {
+                at: "09:00".into(),
+                line: Line::Note("old".into()),
+            })
+            .collect();
+        pane.prepend(earlier);
+        assert!(pane.lines.len() <= MAX_LINES);
+        pane.shown();
+        let divider = pane.divider.expect("a divider");
+        assert_eq!(
+            pane.lines[divider].line,
+            Line::Heard {
+                n: 1,
+                text: "hi".into()
+            }
+        );
     }
 }

@@ -143,8 +143,19 @@ impl Proc {
     /// `seen`). Panics on a timeout, on the end of output, or when an
     /// `error` event arrives that `want` does not ask for.
     pub fn expect(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        self.expect_within(EVENT_TIMEOUT, what, want)
+    }
+
+    /// [`Proc::expect`] with another hang guard: for what takes longer
+    /// than a few messages by design (an entry expiring).
+    pub fn expect_within(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        want: impl Fn(&Value) -> bool,
+    ) -> Value {
         loop {
-            match self.lines.recv_timeout(EVENT_TIMEOUT) {
+            match self.lines.recv_timeout(timeout) {
                 Ok(Line::Json(value)) => {
                     self.seen.push(value.clone());
                     if want(&value) {
@@ -171,7 +182,7 @@ impl Proc {
                 Err(_) => panic!(
                     "{}: no {what} within {:?}\nseen: {:#?}{}",
                     self.label,
-                    EVENT_TIMEOUT,
+                    timeout,
                     self.seen,
                     self.stderr_note()
                 ),

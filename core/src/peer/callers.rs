@@ -12,6 +12,12 @@
 //! (users of this host) are exempt unless
 //! [`PeerConfig::limit_loopback`] is set.
 //!
+//! A source may also have only [`ringing_share`] calls ringing at once
+//! (half of [`PeerConfig::max_chats`], at least one): before, the per-source
+//! cap (4) equalled the chats allowed (4), so one host registering four
+//! names kept the user `busy` for everyone, ring time after ring time.
+//! A caller past its source's share is answered `busy`, as when full.
+//!
 //! When all [`PeerConfig::max_pending_incoming`] places are taken, the
 //! newest caller is not simply turned away (which let a few hosts lock
 //! everyone out): the oldest connection of the source holding the most
@@ -31,6 +37,35 @@ use std::time::Duration;
 /// How often sources whose budget has refilled are forgotten: the table
 /// holds only hosts seen in the last few seconds.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+/// Calls from one source that may ring at once: half the chats, at
+/// least one, so that one host never takes every place.
+pub(super) fn ringing_share(config: &PeerConfig) -> usize {
+    (config.max_chats / 2).max(1)
+}
+
+/// Whether the caller on `link` may not ring, its source having
+/// [`ringing_share`] calls ringing already (loopback is exempt unless
+/// [`PeerConfig::limit_loopback`]).
+pub(super) fn rings_past_its_share(
+    link: LinkId,
+    config: &PeerConfig,
+    chats: &BTreeMap<LinkId, Chat>,
+) -> bool {
+    let Some(addr) = chats.get(&link).map(|c| c.addr) else {
+        return false;
+    };
+    if !config.limit_loopback && addr.ip().to_canonical().is_loopback() {
+        return false;
+    }
+    let source = SourceKey::of(addr.ip());
+    let ringing = chats
+        .iter()
+        .filter(|(&l, c)| l != link && c.stage() == Stage::Ringing)
+        .filter(|(_, c)| SourceKey::of(c.addr.ip()) == source)
+        .count();
+    ringing >= ringing_share(config)
+}
 
 /// What becomes of a new incoming connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,13 +133,16 @@ impl Callers {
         }
         // The heaviest source; among equals, the one whose oldest
         // connection is oldest (link ids count up).
-        let Some((&heaviest, &(most, oldest))) = held
+        let Some((_, &(most, oldest))) = held
             .iter()
             .max_by_key(|(_, (count, oldest))| (*count, std::cmp::Reverse(*oldest)))
         else {
             return Admission::Refuse;
         };
-        if heaviest == source && most > 1 {
+        // The newcomer's own source holds the most (alone or tied): cutting
+        // another would let it grow; it is the one turned away.
+        let own = held.get(&source).map_or(0, |(count, _)| *count);
+        if own > 0 && own == most {
             return Admission::Refuse;
         }
         Admission::AdmitCutting(oldest)

@@ -1115,8 +1115,10 @@ impl Chat {
                     ctx.out.push_back(event(Event::Declined { peer }));
                 }
                 // The caller refused us after all (its check of our key
-                // failed, say): its reason, not a mere missed call.
-                End::Refused(problem) => notice(ctx, &peer, true, problem.into()),
+                // failed, say): its reason, not a mere missed call. Its
+                // key was verified before it rang, so in a summary it is
+                // no refused caller (`missed_calls.refused`).
+                End::Refused(problem) => notice(ctx, &peer, false, problem.into()),
                 _ => notice(ctx, &peer, false, Event::Missed { peer: peer.clone() }),
             },
             Phase::Greeting { .. } | Phase::Verifying { .. } => match end {

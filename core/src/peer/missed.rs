@@ -42,7 +42,8 @@ struct Interval {
 impl MissedCalls {
     /// Whether the notice of a call from `peer` shows now; if not, it is
     /// counted for the summary. `refused`: the caller failed its
-    /// verification (an `error`), rather than a `missed` call.
+    /// verification before it rang (an `error`), rather than a `missed`
+    /// call.
     pub(super) fn show(&mut self, now: Instant, peer: &str, refused: bool) -> bool {
         if self.interval.as_ref().is_some_and(|i| now >= i.until) {
             // An interval with nothing held ended unnoticed: start anew.

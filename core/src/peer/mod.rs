@@ -20,6 +20,7 @@ mod commands;
 mod focus;
 pub mod missed;
 mod quota;
+pub mod server_errors;
 mod server_link;
 mod servers;
 
@@ -636,10 +637,14 @@ impl Peer {
     /// A caller we already have a chat or a call with gets `busy` too: a
     /// name is one chat (two calls crossing each other both get `busy`,
     /// as with one chat at a time). That second call is no call the user
-    /// missed: it ends without a notice.
+    /// missed: it ends without a notice. A caller whose host has its
+    /// share of calls ringing already ([`callers::ringing_share`]) gets
+    /// `busy` too.
     fn greeted(&mut self, link: LinkId, caller: Partner) {
         let second = self.named(&caller.name, &Stage::OPEN).is_some();
-        let busy = second || self.is_full();
+        let busy = second
+            || self.is_full()
+            || callers::rings_past_its_share(link, &self.config, &self.chats);
         let (mut ctx, chats) = self.split();
         let Some(chat) = chats.get_mut(&link) else {
             return;

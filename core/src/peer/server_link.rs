@@ -13,6 +13,7 @@
 //! their own key.
 
 use super::chat::{Dialled, Directory};
+use super::server_errors::UnaskedErrors;
 use super::servers::{Next, Servers};
 use super::{Peer, PeerConfig, PeerOutput, Timer};
 use crate::codec::{encode, FrameDecoder};
@@ -72,6 +73,8 @@ pub(super) struct ServerLink {
     /// `server_key_changed` at every address after a registration):
     /// requests then say so rather than that it is reconnecting.
     stopped: bool,
+    /// Errors that answer no request, shown only a few at a time.
+    unasked_errors: UnaskedErrors,
 }
 
 #[derive(Debug)]
@@ -147,6 +150,7 @@ impl ServerLink {
             servers: Servers::new(&config.servers),
             keys: config.server_keys.clone(),
             stopped: false,
+            unasked_errors: UnaskedErrors::default(),
         }
     }
 
@@ -417,8 +421,10 @@ impl Peer {
                         // An answer to nothing we asked: not shown.
                         None => return,
                     }
-                } else {
+                } else if self.server.unasked_errors.show(self.clock.mono) {
                     None
+                } else {
+                    return;
                 };
                 self.event(problem.into());
                 if let Some(Pending::Caller { link, .. }) = refused {
@@ -584,7 +590,7 @@ impl Peer {
     fn server_refused(&mut self, problem: Problem) {
         let passing = matches!(
             problem.code,
-            ErrorCode::TooManyConnections | ErrorCode::RateLimited
+            ErrorCode::TooManyConnections | ErrorCode::RateLimited | ErrorCode::StoreUnavailable
         );
         // With input at end, the user is gone: do not retry forever.
         let give_up = !self.server.ever_registered && (!passing || self.quitting);

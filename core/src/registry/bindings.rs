@@ -14,6 +14,7 @@
 //! tenth of the TTL, if shorter): a name may thus come free that much
 //! before `name_ttl` after its true last use.
 
+use super::store::StoreOp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -29,24 +30,6 @@ pub struct Binding {
     pub key: [u8; 32],
     /// Unix seconds of its last recorded use.
     pub last_used: u64,
-}
-
-/// A change of the durable bindings, for the driver to write. The driver
-/// may batch them (one transaction per drain of outputs) but must apply
-/// them in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreOp {
-    /// `name` (lower case) is now bound to `key`, last used `at` (unix
-    /// seconds); replaces any older binding of the name.
-    Bind {
-        name: String,
-        key: [u8; 32],
-        at: u64,
-    },
-    /// `name` was used at `at` (unix seconds).
-    Touch { name: String, at: u64 },
-    /// `name`'s binding has expired: forget it.
-    Expire { name: String },
 }
 
 /// The live bindings, with an index by last use so that expired ones are
