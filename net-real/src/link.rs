@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 /// Bytes asked of the socket per read: bounds the memory one connection can
@@ -114,7 +114,7 @@ pub enum Overflow {
 pub struct Links<N: Net> {
     net: N,
     events: mpsc::Sender<LinkEvent<N::Stream>>,
-    open: BTreeMap<LinkId, LinkHandle<N::Stream>>,
+    open: BTreeMap<LinkId, LinkHandle>,
     /// Outgoing connections in progress, so that one the state machine
     /// gave up on can be cancelled and its late success ignored.
     dialing: BTreeMap<LinkId, AbortHandle>,
@@ -133,8 +133,7 @@ pub struct Links<N: Net> {
 /// The driver's grip on one connection's tasks. Dropping it is a graceful
 /// close: the writer sends what was queued, shuts the socket down, and the
 /// reader drains until the other side closes (bounded by [`LINGER`]).
-struct LinkHandle<S> {
-    _stream: std::marker::PhantomData<fn() -> S>,
+struct LinkHandle {
     queue: QueueSender,
     /// Bytes queued on this link and not yet written; the writer counts
     /// them down as it writes (see [`Written`]).
@@ -252,7 +251,6 @@ impl<N: Net> Links<N> {
     /// Starts the reader and writer tasks of a connected stream.
     pub fn open(&mut self, link: LinkId, stream: N::Stream) {
         let (read, write) = tokio::io::split(stream);
-        let write = Arc::new(Mutex::new(write));
         let (queue, queued) = write_queue(WRITE_QUEUE);
         let (alive, alive_rx) = watch::channel(());
         let written = Written {
@@ -262,7 +260,7 @@ impl<N: Net> Links<N> {
         let reader = tokio::spawn(read_loop(link, read, self.events.clone(), alive_rx.clone()));
         let writer = tokio::spawn(write_loop(
             link,
-            Arc::clone(&write),
+            write,
             queued,
             written.clone(),
             self.events.clone(),
@@ -271,7 +269,6 @@ impl<N: Net> Links<N> {
         self.open.insert(
             link,
             LinkHandle {
-                _stream: std::marker::PhantomData,
                 queue,
                 queued: written.link,
                 _alive: alive,
@@ -342,7 +339,7 @@ impl<N: Net> Links<N> {
     /// Takes a link that leaves the open set out of the count: nothing is
     /// added to it any more, and its writer's later counting down stops
     /// at zero.
-    fn uncount(&self, handle: &LinkHandle<N::Stream>) {
+    fn uncount(&self, handle: &LinkHandle) {
         let left = handle.queued.swap(0, Ordering::Relaxed);
         self.queued.fetch_sub(left, Ordering::Relaxed);
     }
@@ -489,7 +486,7 @@ impl Written {
 /// that never reads cannot keep the task alive.
 async fn write_loop<S: crate::net::Stream>(
     link: LinkId,
-    write: Arc<Mutex<WriteHalf<S>>>,
+    mut write: WriteHalf<S>,
     mut queued: QueueReceiver,
     written: Written,
     events: mpsc::Sender<LinkEvent<S>>,
@@ -510,7 +507,6 @@ async fn write_loop<S: crate::net::Stream>(
                     None => break,
                 }
             }
-            let mut write = write.lock().await;
             write.write_all(&bytes).await?;
             written.release(held);
             // Streams that buffer (any `Stream` may) must not sit on a
@@ -519,7 +515,7 @@ async fn write_loop<S: crate::net::Stream>(
                 write.flush().await?;
             }
         }
-        write.lock().await.shutdown().await
+        write.shutdown().await
     };
     tokio::pin!(work);
     let result = tokio::select! {

@@ -3,8 +3,8 @@
 //!
 //! A tokio `mpsc::channel` would do, but it allocates its first block of
 //! 32 slots (about 800 bytes for `Vec<u8>` frames) when it is made, and a
-//! server holds one queue per client, almost always empty now that the
-//! driver writes directly to an idle link. This queue holds nothing until
+//! server holds one queue per client, almost always empty (its writer
+//! takes each frame as it comes). This queue holds nothing until
 //! a frame waits, and gives its memory back when it is drained again.
 
 use std::collections::VecDeque;
