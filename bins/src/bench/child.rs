@@ -5,6 +5,7 @@
 use super::cluster::ClusterLoad;
 use super::handshake::Handshake;
 use super::lines::Wire;
+use super::presence::PresenceLoad;
 use super::registry_scale::Load;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,8 @@ pub enum ChildSpec {
     Loadgen(Load),
     /// The cluster section's load generator.
     ClusterLoad(ClusterLoad),
+    /// The presence section's load generator.
+    PresenceLoad(PresenceLoad),
     /// The handshake section: accepts connections and answers `via`.
     Responder { via: Handshake },
     /// The handshake section: opens `warmup + connections` links to
@@ -116,6 +119,34 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// CPU time a process has used so far, user and system, in seconds
+/// (`utime + stime` of /proc/PID/stat, all its threads).
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat (Linux only)"))?;
+    // The command name, in parentheses, may hold spaces: the fields
+    // counted are those after its closing parenthesis, from field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |at: usize| -> Result<f64> {
+        fields
+            .get(at)
+            .and_then(|f| f.parse::<u64>().ok())
+            .map(|t| t as f64)
+            .ok_or_else(|| anyhow!("no CPU times in /proc/{pid}/stat"))
+    };
+    // utime and stime are fields 14 and 15 of the file.
+    let (user, system) = (ticks(11)?, ticks(12)?);
+    // SAFETY: sysconf only reads a system setting.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if per_second <= 0 {
+        bail!("the clock tick of /proc/{pid}/stat is unknown");
+    }
+    Ok((user + system) / per_second as f64)
 }
 
 /// Files a `natter server` keeps beside one socket per client: its spare
