@@ -149,6 +149,29 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((user + system) / per_second as f64)
 }
 
+/// Time the threads of a process have spent runnable but waiting for a
+/// CPU so far, in seconds: the sum over /proc/PID/task/*/schedstat's
+/// second field (nanoseconds). On a shared machine it says whether a
+/// process got the CPU it asked for. Threads that have ended are no
+/// longer counted.
+pub fn run_queue_wait_seconds(pid: u32) -> Result<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("cannot read /proc/{pid}/task (Linux only)"))?;
+    let mut nanos = 0u64;
+    for task in tasks.flatten() {
+        // A thread may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        nanos += stat
+            .split_whitespace()
+            .nth(1)
+            .and_then(|w| w.parse::<u64>().ok())
+            .ok_or_else(|| anyhow!("no run-queue time in {}", task.path().display()))?;
+    }
+    Ok(nanos as f64 / 1e9)
+}
+
 /// Files a `natter server` keeps beside one socket per client: its spare
 /// files and probes (`fit_open_file_limit` in `server_cmd.rs`: 64 + 256),
 /// and the bench's lister, with a margin.

@@ -1,7 +1,8 @@
 //! `natter bench`: natter's figures against a raw-TCP baseline and a raw
 //! TCP + Noise baseline, taken in one run on one machine (issue 5,
 //! sections 1, 2, 3 and 5; section 4 is `cargo bench -p natter-core`;
-//! issue 10, item 7: the handshake and the cost of encryption).
+//! issue 10, item 7: the handshake and the cost of encryption; issue 12,
+//! item 2: what live presence costs the server).
 //!
 //! Every figure is measured between **separate processes**: this binary
 //! starts itself (`std::env::current_exe()`) as hidden `natter bench-child
@@ -48,7 +49,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Repetitions of each figure and its baseline [default: 5, or 2 with
-    /// --quick; the registry section uses at most 3].
+    /// --quick; the registry and presence sections use at most 3].
     #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
     /// Run only these sections (handshake, latency, throughput, registry,
