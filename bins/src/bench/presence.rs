@@ -182,7 +182,11 @@ pub fn run(plan: &Plan) -> Result<Section> {
         Some(none("loadgen_cpu")),
         None,
     ));
-    let sum = |key: &str| reps.iter().map(|r| r[key].as_u64().unwrap_or(0)).sum::<u64>();
+    let sum = |key: &str| {
+        reps.iter()
+            .map(|r| r[key].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
     let waits = all("server_wait");
     let most = waits.iter().copied().fold(0.0, f64::max);
     section.check(
@@ -199,15 +203,31 @@ pub fn run(plan: &Plan) -> Result<Section> {
         "every subscriber stayed connected",
         lost == 0,
         match reps.iter().find_map(|r| r["first_error"].as_str()) {
-            None => format!("{lost} of {peers} subscribers lost their connection over all repetitions"),
-            Some(e) => format!("{lost} subscribers lost their connection over all repetitions; the first: {e}"),
+            None => {
+                format!("{lost} of {peers} subscribers lost their connection over all repetitions")
+            }
+            Some(e) => format!(
+                "{lost} subscribers lost their connection over all repetitions; the first: {e}"
+            ),
         },
     );
-    let (expected, seen, disorder) = (sum("sightings_expected"), sum("sightings"), sum("out_of_order"));
+    let (both, partly, unseen, disorder) = (
+        sum("seen_both_ways_by_all"),
+        sum("seen_partly"),
+        sum("seen_by_none"),
+        sum("out_of_order"),
+    );
+    let marked = reps
+        .iter()
+        .all(|r| r["marker_seen_by"].as_u64() == r["watchers"].as_u64());
     section.check(
-        "every join and leave reached every watcher, in order",
-        expected > 0 && seen == expected && disorder == 0,
-        format!("{seen} of {expected} (watcher, churner, online or offline) seen, {disorder} offline before its online"),
+        "every watcher saw each churner come and go, in order, or none did",
+        marked && partly == 0 && disorder == 0,
+        format!(
+            "over all repetitions, of the churners while all were subscribed: {both} seen online then offline by all {watchers} watchers, \
+             {unseen} by none (joined and left within one flush, or never joined), {partly} by some only, {disorder} times offline before online{}",
+            if marked { "" } else { "; the final marker did not reach every watcher" }
+        ),
     );
     let resyncs = sum("resyncs_during_churn");
     section.check(
@@ -275,10 +295,7 @@ fn one_rep(plan: &Plan) -> Result<Value> {
         churn: plan.presence_churn,
         window_ms: plan.presence_window.as_millis() as u64,
     };
-    let mut gen = Proc::bench_child(
-        "presence load generator",
-        &ChildSpec::PresenceLoad(load),
-    )?;
+    let mut gen = Proc::bench_child("presence load generator", &ChildSpec::PresenceLoad(load))?;
     let result = gen.result()?;
     gen.finish()?;
     server.stop()?;
@@ -360,7 +377,8 @@ impl Board {
 
     /// Subscriber `i`'s watcher number, if it is one.
     fn watcher(&self, i: usize) -> Option<u32> {
-        (i % self.watch_every == 0).then_some((i / self.watch_every) as u32)
+        i.is_multiple_of(self.watch_every)
+            .then_some((i / self.watch_every) as u32)
     }
 
     fn watchers(&self) -> usize {
@@ -512,7 +530,8 @@ pub async fn loadgen(load: PresenceLoad) -> Result<()> {
     let per_window = online_at_start + events.div_ceil(2);
     // Keys are made before the clock starts, as a peer has its key
     // before it connects.
-    let keys = (0..n + 2 * per_window).map(identity_of).collect();
+    // The last churner key is the marker's (see below).
+    let keys = (0..n + 2 * per_window + 1).map(identity_of).collect();
     let board = Arc::new(Board {
         server: load.server,
         keys,
@@ -526,7 +545,7 @@ pub async fn loadgen(load: PresenceLoad) -> Result<()> {
         resyncs: AtomicU64::new(0),
         changes: AtomicU64::new(0),
         subscribed: AtomicUsize::new(0),
-        joined_at: (0..2 * per_window).map(|_| AtomicU64::new(0)).collect(),
+        joined_at: (0..=2 * per_window).map(|_| AtomicU64::new(0)).collect(),
         sightings: Mutex::new(Vec::new()),
         lost: AtomicU64::new(0),
         first_error: Mutex::new(None),
@@ -574,31 +593,37 @@ pub async fn loadgen(load: PresenceLoad) -> Result<()> {
     let all = churn.window(per_window, load.server_pid).await?;
     emit(&json!({ "phase": "all subscribed", "window": all }));
 
-    // The last changes reach the watchers.
-    let churners = per_window..2 * per_window;
-    let joined = churn.joined_in_last;
-    let expected = 2 * joined * board.watchers();
+    // Every change of the window has reached a watcher once it has seen
+    // a later one: a marker that joins after every churner has ended
+    // (frames keep the order of the changes).
+    let marker = 2 * per_window;
+    let (_stay, told) = oneshot::channel();
+    tokio::spawn(churner(
+        marker,
+        Arc::clone(&board),
+        told,
+        churn.report.clone(),
+    ));
+    let watchers = board.watchers();
     let deadline = wall_now() + SETTLE_TIMEOUT;
-    let (seen, sightings) = loop {
-        let seen = sightings_of(&board, &churners);
-        let sightings: usize = seen
-            .values()
-            .map(|kinds| {
-                usize::from(kinds.iter().any(|(online, _)| *online))
-                    + usize::from(kinds.iter().any(|(online, _)| !*online))
-            })
-            .sum();
-        if sightings >= expected || wall_now() > deadline {
-            break (seen, sightings);
+    let marked = loop {
+        let marked = sightings_of(&board, &(marker..marker + 1)).len();
+        if marked >= watchers || wall_now() > deadline {
+            break marked;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    // Each (watcher, churner) pair once online and once offline, in
-    // that order; the join times from the timed joins only (the churners
-    // online at the start joined all at once, untimed).
-    let timed = churners.start + online_at_start;
+    let seen = sightings_of(&board, &(per_window..2 * per_window));
+    // Per churner: the watchers that saw it come and go. A settled
+    // subscriber is told a join and a leave within one flush interval of
+    // neither, so a churner is seen both ways by every watcher, or by
+    // none; and never its leave before its join.
+    let mut ways: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
     let mut out_of_order = 0u64;
     let mut delays = Vec::new();
+    // The join times from the timed joins only (the churners online at
+    // the start joined all at once, untimed).
+    let timed = per_window + online_at_start;
     for (&(_, churner), kinds) in &seen {
         let first_online = kinds.iter().position(|(online, _)| *online);
         let first_offline = kinds.iter().position(|(online, _)| !*online);
@@ -607,26 +632,38 @@ pub async fn loadgen(load: PresenceLoad) -> Result<()> {
                 out_of_order += 1;
             }
         }
+        let way = ways.entry(churner).or_default();
+        way.0 += usize::from(first_online.is_some());
+        way.1 += usize::from(first_offline.is_some());
         if churner as usize >= timed {
             if let Some(on) = first_online {
                 delays.push(kinds[on].1);
             }
         }
     }
+    let both = ways
+        .values()
+        .filter(|&&w| w == (watchers, watchers))
+        .count();
+    let partly = ways.len() - both;
+    let unseen = per_window - ways.len();
     delays.retain(|d| d.is_finite());
     delays.sort_by(f64::total_cmp);
     let first_error = board.first_error.lock().expect("not poisoned").clone();
     emit(&json!({ "result": {
         "subscribers": n,
-        "watchers": board.watchers(),
+        "watchers": watchers,
         "none": none,
         "all": all,
         "resyncs_during_churn": all["resyncs"],
         "join_p50_ms": percentile(&delays, 50.0),
         "join_p99_ms": percentile(&delays, 99.0),
-        "joins_timed": delays.len() / board.watchers().max(1),
-        "sightings_expected": expected,
-        "sightings": sightings,
+        "joins_timed": delays.len() / watchers.max(1),
+        "churners": per_window,
+        "seen_both_ways_by_all": both,
+        "seen_partly": partly,
+        "seen_by_none": unseen,
+        "marker_seen_by": marked,
         "out_of_order": out_of_order,
         "churn_failures": churn.failures,
         "lost": board.lost.load(Ordering::Relaxed),
