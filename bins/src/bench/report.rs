@@ -400,7 +400,7 @@ impl Report {
         let judged = self.judged();
         let _ = writeln!(
             out,
-            "\n== goals (issue 13){}",
+            "\n== goals (issues 12 and 13){}",
             if judged {
                 ""
             } else {
