@@ -363,7 +363,7 @@ struct Change<'a> {
 
 /// What a subscriber does after a frame.
 enum Read {
-    /// A ping (already answered: the client just sent).
+    /// A ping, to answer.
     Ping,
     Other,
     /// An `error` frame, or a frame that does not parse.
@@ -692,8 +692,8 @@ fn sightings_of(
 /// One subscriber: registers, answers pings until told to subscribe,
 /// subscribes, then reads and counts every frame until the process ends.
 /// Like a natter peer, it pings when it has sent nothing for the
-/// heartbeat's interval: a subscriber only reads, and the server gives up
-/// a link it has heard nothing from.
+/// heartbeat's interval (a subscriber only reads, and the server gives up
+/// a link it has heard nothing from) and answers the server's pings.
 async fn subscriber(
     i: usize,
     board: Arc<Board>,
@@ -718,41 +718,48 @@ async fn subscriber(
     let mut subscribed = false;
     let mut last_sent = wall_now();
     loop {
-        // Reading is cancel-safe (bytes are taken only once a read is
-        // ready); it is cancelled once, when the subscription starts.
+        // Only the read is ever cancelled, and reading is cancel-safe
+        // (bytes are taken only once a read is ready); writes happen
+        // outside the select.
+        let due = tokio::time::Instant::from_std(last_sent + ping_after);
         let read = tokio::select! {
             biased;
-            _ = go.wait_for(|&go| go), if !subscribed => None,
-            text = client.next_text() => Some(text.map(|text| board.read(i, watcher, text))),
+            _ = go.wait_for(|&go| go), if !subscribed => Wake::Subscribe,
+            () = tokio::time::sleep_until(due) => Wake::Ping,
+            text = client.next_text() => Wake::Read(text.map(|text| board.read(i, watcher, text))),
         };
         let sent = match read {
-            None => {
+            Wake::Subscribe => {
                 subscribed = true;
                 let sent = client.send(&encode(&ClientMsg::Subscribe)).await;
                 board.subscribed.fetch_add(1, Ordering::Release);
                 sent.map(|()| true)
             }
-            Some(Ok(Read::Ping)) => Ok(true),
-            Some(Ok(Read::Other)) => Ok(false),
-            Some(Ok(Read::Refused(frame))) => Err(anyhow!("{name}: {frame}")),
-            Some(Err(e)) => Err(e.context(name.clone())),
+            Wake::Ping => client.send(&encode(&ClientMsg::Ping)).await.map(|()| true),
+            Wake::Read(Ok(Read::Ping)) => {
+                client.send(&encode(&ClientMsg::Pong)).await.map(|()| true)
+            }
+            Wake::Read(Ok(Read::Other)) => Ok(false),
+            Wake::Read(Ok(Read::Refused(frame))) => Err(anyhow!("{frame}")),
+            Wake::Read(Err(e)) => Err(e),
         };
         match sent {
             Ok(true) => last_sent = wall_now(),
-            Ok(false) if last_sent.elapsed() >= ping_after => {
-                if let Err(e) = client.send(&encode(&ClientMsg::Ping)).await {
-                    board.lose(e.context(name));
-                    return;
-                }
-                last_sent = wall_now();
-            }
             Ok(false) => {}
             Err(e) => {
-                board.lose(e);
+                board.lose(e.context(name));
                 return;
             }
         }
     }
+}
+
+/// What woke a subscriber.
+enum Wake {
+    Subscribe,
+    /// Nothing sent for the heartbeat's interval.
+    Ping,
+    Read(Result<Read>),
 }
 
 /// The churn: clients that join and leave at a set rate.
