@@ -43,6 +43,16 @@ fn sees_online(s: &mut Scenario<'_>, watcher: &str, name: &str) -> Duration {
     at
 }
 
+/// Runs until `watcher` is told `name` went offline.
+fn sees_offline(s: &mut Scenario<'_>, watcher: &str, name: &str) -> Duration {
+    let (at, _) = s.wait_for(
+        watcher,
+        LIMIT,
+        |e| matches!(e, Event::PeerOffline { name: gone } if gone == name),
+    );
+    at
+}
+
 /// `peer`'s `/list`: the names it shows.
 fn list(s: &mut Scenario<'_>, peer: &str) -> Vec<String> {
     s.type_line(peer, "/list");
@@ -219,11 +229,7 @@ pub fn crashed_servers_peers_expire_from_the_others_listing(seed: u64) -> String
 
     s.sim.crash("server1");
     let crashed_at = s.elapsed();
-    let (offline_at, _) = s.wait_for(
-        "bob",
-        LIMIT,
-        |e| matches!(e, Event::PeerOffline { name } if name == "alice"),
-    );
+    let offline_at = sees_offline(&mut s, "bob", "alice");
     let config = cluster_config();
     let presence = RegistryConfig::default().presence.interval;
     let waited = offline_at - crashed_at;
@@ -273,11 +279,7 @@ pub fn peer_that_quits_while_its_server_is_cut_off_is_withdrawn_when_the_store_r
     s.run_for(Duration::from_secs(1));
     s.sim.repair("server1", "store");
     let healed_at = s.elapsed();
-    let (offline_at, _) = s.wait_for(
-        "bob",
-        LIMIT,
-        |e| matches!(e, Event::PeerOffline { name } if name == "alice"),
-    );
+    let offline_at = sees_offline(&mut s, "bob", "alice");
     let config = cluster_config();
     let presence = RegistryConfig::default().presence.interval;
     let waited = offline_at - healed_at;
