@@ -50,6 +50,11 @@ const RSS_BOUND: u64 = 64 << 20;
 /// (the server hands freed memory back every 5 s).
 const RSS_AFTER_BOUND: u64 = 16 << 20;
 
+/// Kernel memory the server's sockets may hold during an attack: its
+/// buffers per connection are bounded (`--send-buffer`,
+/// `--receive-buffer`), not the attacker's to grow.
+const KERNEL_BOUND: u64 = 64 << 20;
+
 /// Hang guard of one step of a client: only reached when broken.
 const STEP: Duration = Duration::from_secs(10);
 
@@ -260,6 +265,87 @@ impl RssWatch {
             let _ = t.join();
         }
         self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// Kernel memory of the server's TCP sockets (every socket on its port,
+/// the listener, its connections and those it closed that still hold
+/// data): what `ss -m` says each holds received (`r`), queued to send
+/// (`w`) and reserved ahead (`f`), summed; with the number of sockets and
+/// the largest one. `None` where `ss` (iproute2) cannot be run.
+///
+/// The attackers' own sockets are not counted: a remote attacker pays for
+/// those on its own host.
+fn kernel_memory(port: u16) -> Option<SocketMemory> {
+    let filter = format!("sport = :{port}");
+    let out = Command::new("ss")
+        .args(["-tmnH", "state", "all", &filter])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let mut memory = SocketMemory::default();
+    for skmem in String::from_utf8_lossy(&out.stdout)
+        .split("skmem:(")
+        .skip(1)
+    {
+        let fields = skmem.split(')').next().unwrap_or_default();
+        let mut held = 0;
+        for field in fields.split(',') {
+            let digits = field
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(field.len());
+            let (key, value) = field.split_at(digits);
+            if matches!(key, "r" | "w" | "f") {
+                held += value.parse::<u64>().unwrap_or(0);
+            }
+        }
+        memory.sockets += 1;
+        memory.bytes += held;
+        memory.largest = memory.largest.max(held);
+    }
+    Some(memory)
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct SocketMemory {
+    sockets: u64,
+    bytes: u64,
+    largest: u64,
+}
+
+/// Samples [`kernel_memory`] of the server's sockets every 100 ms until
+/// stopped; gives the sample with the most bytes.
+struct KernelWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Option<SocketMemory>>>,
+}
+
+impl KernelWatch {
+    fn start(port: u16) -> KernelWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = kernel_memory(port)?;
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = kernel_memory(port)?;
+                if now.bytes > peak.bytes {
+                    peak = now;
+                }
+            }
+            Some(peak)
+        });
+        KernelWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn peak(mut self) -> Option<SocketMemory> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok().flatten())
     }
 }
 
@@ -488,13 +574,16 @@ where
     F: std::future::Future<Output = ()>,
 {
     let baseline = target.rss();
+    let kernel_baseline = kernel_memory(target.addr.port());
     let cpu = target.cpu();
     let started = Instant::now();
     let watch = RssWatch::start(target.child.id());
+    let kernel_watch = KernelWatch::start(target.addr.port());
     let honest = Honest::start(target.addr);
     attack.await;
     let latencies = honest.finish().await;
     let peak = watch.peak();
+    let kernel_peak = kernel_watch.peak();
     let busy = target.cpu() - cpu;
     let wall = started.elapsed();
     // Memory once the attackers are gone: given a few seconds to settle.
@@ -515,6 +604,27 @@ where
         latencies.summary(),
         target.lines(),
     );
+    let kernel_after = kernel_memory(target.addr.port());
+    match (kernel_baseline, kernel_peak, kernel_after) {
+        (Some(base), Some(peak), Some(after)) => {
+            println!(
+                "  kernel memory of the server's sockets: baseline {:.1} MiB ({} sockets), peak {:.1} MiB ({} sockets, the largest {:.0} KiB), after {:.1} MiB ({} sockets)",
+                mib(base.bytes),
+                base.sockets,
+                mib(peak.bytes),
+                peak.sockets,
+                peak.largest as f64 / 1024.0,
+                mib(after.bytes),
+                after.sockets,
+            );
+            assert!(
+                peak.bytes <= base.bytes + KERNEL_BOUND,
+                "{name}: the kernel held {:.1} MiB for the server's sockets",
+                mib(peak.bytes)
+            );
+        }
+        _ => println!("  kernel memory of the server's sockets: not measured (no `ss`)"),
+    }
     assert!(
         peak <= baseline + RSS_BOUND,
         "{name}: RSS grew by {:.1} MiB",
