@@ -22,29 +22,24 @@
 
 mod support;
 
-use natter_net_real::secure_stream::{SecureReader, SecureStream, SecureWriter};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{ReadHalf, WriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
+use support::attack::{
+    attack_bin, attack_time, attacker_ip, keep_alive, mib, next_port, register_from, rss_of,
+    runtime, session_from, RssWatch, HONEST_IP, RSS_BOUND, SERVER_HELLO, STEP,
+};
 use tokio::time::Instant;
-
-/// Our hello; the server answers with the same line.
-const HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}\n";
 
 /// Longest an honest registration may take during an attack before the
 /// test fails: generous (a debug build on 2 shared cores); the figures
 /// printed are what to compare.
 const HONEST_BOUND: Duration = Duration::from_secs(3);
-
-/// RSS the server may grow by during an attack (issue 11).
-const RSS_BOUND: u64 = 64 << 20;
 
 /// How close to the baseline memory must come back once the attack ends
 /// (the server hands freed memory back every 5 s).
@@ -54,25 +49,6 @@ const RSS_AFTER_BOUND: u64 = 16 << 20;
 /// buffers per connection are bounded (`--send-buffer`,
 /// `--receive-buffer`), not the attacker's to grow.
 const KERNEL_BOUND: u64 = 64 << 20;
-
-/// Hang guard of one step of a client: only reached when broken.
-const STEP: Duration = Duration::from_secs(10);
-
-fn attack_time() -> Duration {
-    let secs = std::env::var("NATTER_ATTACK_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    Duration::from_secs(secs)
-}
-
-/// A loopback address standing for attacking host `n` (never 127.0.0.1).
-fn attacker_ip(n: u32) -> IpAddr {
-    let [_, _, b, c] = (n + 1).to_be_bytes();
-    IpAddr::V4(Ipv4Addr::new(127, 1, b, c))
-}
-
-const HONEST_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 // ---- the server under attack ----
 
@@ -103,11 +79,7 @@ impl Target {
     fn start_limited(extra: &[&str], nofile: Option<u64>) -> Target {
         let data = tempfile::tempdir().expect("a data directory");
         let identity = support::server_identity();
-        // NATTER_ATTACK_BIN: another build to attack (a release build, or
-        // an older one for figures before a change).
-        let bin = std::env::var("NATTER_ATTACK_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_natter").to_string());
-        let mut command = Command::new(bin);
+        let mut command = Command::new(attack_bin());
         command
             .args(["server", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .arg("--data-dir")
@@ -221,53 +193,6 @@ impl Drop for Target {
     }
 }
 
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1 << 20) as f64
-}
-
-/// Samples the server's RSS every 20 ms until stopped; gives the peak.
-struct RssWatch {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss_of(pid)));
-        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_of(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        RssWatch {
-            stop,
-            peak,
-            thread: Some(thread),
-        }
-    }
-
-    fn peak(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
 /// Kernel memory of the server's TCP sockets (every socket on its port,
 /// the listener, its connections and those it closed that still hold
 /// data): what `ss -m` says each holds received (`r`), queued to send
@@ -350,95 +275,6 @@ impl KernelWatch {
 }
 
 // ---- clients ----
-
-/// A TCP connection from `ip` (another loopback address: another host to
-/// the server).
-///
-/// Attackers read as little as they can: a small receive buffer keeps the
-/// kernel from taking in for them what the server sends (on loopback it
-/// would grow to megabytes per socket), so the server's own queues fill.
-/// Everyone sends without delay (no Nagle): the honest client's timings
-/// are the server's, not 40 ms of delayed acknowledgements.
-async fn connect_from(ip: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    if ip != HONEST_IP {
-        socket.set_recv_buffer_size(4096)?;
-    }
-    socket.bind(SocketAddr::new(ip, 0))?;
-    let stream = socket.connect(to).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-type Session = SecureStream<TcpStream>;
-
-/// A Noise session from `ip`; `None` if the server refused or dropped it.
-async fn session_from(ip: IpAddr, to: SocketAddr) -> Option<Session> {
-    let stream = connect_from(ip, to).await.ok()?;
-    let identity = support::new_identity();
-    let handshake = support::secure_client(stream, &identity);
-    tokio::time::timeout(STEP, handshake).await.ok()?.ok()
-}
-
-/// The first line containing `want`, skipping the others; `None` if an
-/// error comes first, the session ends or it takes longer than [`STEP`].
-async fn line_with(reader: &mut SecureReader<ReadHalf<TcpStream>>, want: &str) -> Option<String> {
-    let wait = async {
-        loop {
-            match reader.recv_line().await {
-                Ok(Some(line)) if line.contains(want) => return Some(line),
-                Ok(Some(line)) if line.contains("\"type\":\"error\"") => return None,
-                Ok(Some(_)) => {}
-                _ => return None,
-            }
-        }
-    };
-    tokio::time::timeout(STEP, wait).await.ok().flatten()
-}
-
-/// A port for the next registration: an address (IP and port) is
-/// registered once, and a host registers many names.
-fn next_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    1_024 + NEXT.fetch_add(1, Ordering::Relaxed) % 64_000
-}
-
-/// Registers `name` over a new session from `ip`: the halves of the
-/// session once `registered` has come, or `None` if it did not.
-async fn register_from(
-    ip: IpAddr,
-    to: SocketAddr,
-    name: &str,
-) -> Option<(
-    SecureReader<ReadHalf<TcpStream>>,
-    SecureWriter<WriteHalf<TcpStream>>,
-)> {
-    let session = session_from(ip, to).await?;
-    let (mut reader, mut writer) = session.into_split();
-    // Nobody listens on these ports of a loopback address: the probe
-    // answers "unreachable" at once, and the registration stands.
-    let port = next_port();
-    let register =
-        format!("{HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{port}}}\n");
-    writer.send(register.as_bytes()).await.ok()?;
-    line_with(&mut reader, "\"registered\"").await?;
-    Some((reader, writer))
-}
-
-/// Keeps a registered client alive: answers the server's pings until the
-/// session ends. (The server drops a client silent for 15 s.)
-fn keep_alive(
-    mut reader: SecureReader<ReadHalf<TcpStream>>,
-    mut writer: SecureWriter<WriteHalf<TcpStream>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = reader.recv_line().await {
-            if line.contains("\"type\":\"ping\"") {
-                let _ = writer.send(b"{\"type\":\"pong\"}\n").await;
-            }
-        }
-    })
-}
 
 /// Registers `count` peers from `sources` attacker addresses (counting
 /// from `first_source`), kept alive: a directory of that size. Each tries
@@ -646,14 +482,6 @@ where
     (baseline, peak, after, latencies)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Runs `n` attacker loops (`body(i)`) until the attack time is over.
 async fn for_attack_time<F, Fut>(n: u32, body: F)
 where
@@ -696,7 +524,7 @@ fn lookups_of_huge_names_that_are_never_read() {
                 let (_never_read, mut writer) = session.into_split();
                 let port = next_port();
                 let register = format!(
-                    "{HELLO}{{\"type\":\"register\",\"name\":\"echo{i}x{n}\",\"port\":{port}}}\n"
+                    "{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"echo{i}x{n}\",\"port\":{port}}}\n"
                 );
                 let _ = writer.send(register.as_bytes()).await;
                 while Instant::now() < until {
@@ -760,7 +588,7 @@ fn connect_register_list_reset_loops() {
                 };
                 let port = next_port();
                 let frames = format!(
-                    "{HELLO}{{\"type\":\"register\",\"name\":\"churn{i}x{n}\",\"port\":{port}}}\n{}",
+                    "{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"churn{i}x{n}\",\"port\":{port}}}\n{}",
                     "{\"type\":\"list\"}\n".repeat(6)
                 );
                 let _ = session.send(frames.as_bytes()).await;
