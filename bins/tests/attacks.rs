@@ -31,8 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::attack::{
-    attack_bin, attack_time, attacker_ip, keep_alive, mib, next_port, register_from, rss_of,
-    runtime, session_from, RssWatch, HONEST_IP, RSS_BOUND, SERVER_HELLO, STEP,
+    attack_bin, attack_time, attacker_ip, connect_from, keep_alive, mib, next_port, register_from,
+    rss_of, runtime, server_line_with, session_from, RssWatch, HONEST_IP, RSS_BOUND, SERVER_HELLO,
+    STEP,
 };
 use tokio::time::Instant;
 
@@ -330,7 +331,52 @@ async fn fill_directory(
 /// the connect to `registered`.
 struct Honest {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<Option<Duration>>>,
+    task: tokio::task::JoinHandle<Vec<Option<Phases>>>,
+}
+
+/// How long one honest registration took, step by step: where a slow one
+/// lost its time (a connection the kernel did not take at once waits a
+/// second for its SYN to be sent again; a busy server answers the
+/// handshake or the registration late).
+#[derive(Clone, Copy, Debug)]
+struct Phases {
+    /// From `connect` to the TCP connection being established.
+    connect: Duration,
+    /// The Noise handshake.
+    handshake: Duration,
+    /// From sending `hello` and `register` to `registered`.
+    register: Duration,
+}
+
+impl Phases {
+    fn total(&self) -> Duration {
+        self.connect + self.handshake + self.register
+    }
+}
+
+/// One honest registration of `name`, timed; `None` if it failed.
+async fn register_timed(to: SocketAddr, name: &str) -> Option<Phases> {
+    let start = Instant::now();
+    let stream = connect_from(HONEST_IP, to, None).await.ok()?;
+    let connect = start.elapsed();
+    let identity = support::new_identity();
+    let handshake = support::secure_client(stream, &identity);
+    let session = tokio::time::timeout(STEP, handshake).await.ok()?.ok()?;
+    let handshake = start.elapsed() - connect;
+    let (mut reader, mut writer) = session.into_split();
+    let register = format!(
+        "{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{}}}\n",
+        next_port()
+    );
+    writer.send(register.as_bytes()).await.ok()?;
+    server_line_with(&mut reader, "\"registered\"").await?;
+    let register = start.elapsed() - connect - handshake;
+    tokio::spawn(async move { writer.send(b"{\"type\":\"bye\"}\n").await });
+    Some(Phases {
+        connect,
+        handshake,
+        register,
+    })
 }
 
 impl Honest {
@@ -342,13 +388,7 @@ impl Honest {
             let mut n = 0;
             while !flag.load(Ordering::Relaxed) {
                 n += 1;
-                let start = Instant::now();
-                let registered = register_from(HONEST_IP, to, &format!("honest{n}")).await;
-                took.push(registered.map(|(_, mut writer)| {
-                    let took = start.elapsed();
-                    tokio::spawn(async move { writer.send(b"{\"type\":\"bye\"}\n").await });
-                    took
-                }));
+                took.push(register_timed(to, &format!("honest{n}")).await);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             took
@@ -362,31 +402,40 @@ impl Honest {
     }
 }
 
-struct Latencies(Vec<Option<Duration>>);
+struct Latencies(Vec<Option<Phases>>);
 
 impl Latencies {
     fn failed(&self) -> usize {
         self.0.iter().filter(|t| t.is_none()).count()
     }
 
-    fn sorted(&self) -> Vec<Duration> {
-        let mut ok: Vec<Duration> = self.0.iter().flatten().copied().collect();
-        ok.sort();
+    fn sorted(&self) -> Vec<Phases> {
+        let mut ok: Vec<Phases> = self.0.iter().flatten().copied().collect();
+        ok.sort_by_key(Phases::total);
         ok
     }
 
     fn max(&self) -> Duration {
-        self.sorted().last().copied().unwrap_or_default()
+        self.sorted().last().map(Phases::total).unwrap_or_default()
     }
 
     fn summary(&self) -> String {
         let ok = self.sorted();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let at = |q: f64| {
             ok.get(((ok.len() as f64 * q).ceil() as usize).saturating_sub(1))
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+                .map_or(0.0, |p| ms(p.total()))
         };
+        let slowest = ok.last().map_or(String::new(), |p| {
+            format!(
+                " (connect {:.1} ms, handshake {:.1} ms, register {:.1} ms)",
+                ms(p.connect),
+                ms(p.handshake),
+                ms(p.register)
+            )
+        });
         format!(
-            "honest registrations {} ok, {} failed, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "honest registrations {} ok, {} failed, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms{slowest}",
             ok.len(),
             self.failed(),
             at(0.5),
