@@ -328,10 +328,13 @@ async fn fill_directory(
 
 /// The honest client: registers again and again (a new session and name
 /// each time, from 127.0.0.1) until `stop`, timing each registration from
-/// the connect to `registered`.
+/// the connect to `registered`. It runs on a thread and runtime of its
+/// own, so that its timings are the server's and the machine's, not those
+/// of the attackers' tasks it would otherwise queue behind in this
+/// process.
 struct Honest {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<Option<Phases>>>,
+    thread: std::thread::JoinHandle<Vec<Option<Phases>>>,
 }
 
 /// How long one honest registration took, step by step: where a slow one
@@ -383,22 +386,32 @@ impl Honest {
     fn start(to: SocketAddr) -> Honest {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let task = tokio::spawn(async move {
-            let mut took = Vec::new();
-            let mut n = 0;
-            while !flag.load(Ordering::Relaxed) {
-                n += 1;
-                took.push(register_timed(to, &format!("honest{n}")).await);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            took
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut took = Vec::new();
+                let mut n = 0;
+                while !flag.load(Ordering::Relaxed) {
+                    n += 1;
+                    took.push(register_timed(to, &format!("honest{n}")).await);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                took
+            })
         });
-        Honest { stop, task }
+        Honest { stop, thread }
     }
 
     async fn finish(self) -> Latencies {
         self.stop.store(true, Ordering::Relaxed);
-        Latencies(self.task.await.expect("no panic"))
+        let thread = self.thread;
+        let took = tokio::task::spawn_blocking(move || thread.join().expect("no panic"))
+            .await
+            .expect("joined");
+        Latencies(took)
     }
 }
 
