@@ -31,9 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::attack::{
-    attack_bin, attack_time, attacker_ip, connect_from, keep_alive, mib, next_port, register_from,
-    rss_of, runtime, server_line_with, session_from, RssWatch, HONEST_IP, RSS_BOUND, SERVER_HELLO,
-    STEP,
+    attack_bin, attack_time, attacker_ip, connect_from, keep_alive, mib, next_port, one_at_a_time,
+    register_from, rss_of, runtime, server_line_with, session_from, RssWatch, HONEST_IP, RSS_BOUND,
+    SERVER_HELLO, STEP,
 };
 use tokio::time::Instant;
 
@@ -334,7 +334,7 @@ async fn fill_directory(
 /// process.
 struct Honest {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<Option<Phases>>>,
+    thread: std::thread::JoinHandle<Vec<Result<Phases, &'static str>>>,
 }
 
 /// How long one honest registration took, step by step: where a slow one
@@ -357,25 +357,37 @@ impl Phases {
     }
 }
 
-/// One honest registration of `name`, timed; `None` if it failed.
-async fn register_timed(to: SocketAddr, name: &str) -> Option<Phases> {
+/// One honest registration of `name`, timed; if it failed, at which
+/// step.
+async fn register_timed(to: SocketAddr, name: &str) -> Result<Phases, &'static str> {
     let start = Instant::now();
-    let stream = connect_from(HONEST_IP, to, None).await.ok()?;
+    let stream = connect_from(HONEST_IP, to, None)
+        .await
+        .map_err(|_| "connect")?;
     let connect = start.elapsed();
     let identity = support::new_identity();
     let handshake = support::secure_client(stream, &identity);
-    let session = tokio::time::timeout(STEP, handshake).await.ok()?.ok()?;
+    let session = match tokio::time::timeout(STEP, handshake).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(_)) => return Err("handshake refused"),
+        Err(_) => return Err("handshake timed out"),
+    };
     let handshake = start.elapsed() - connect;
     let (mut reader, mut writer) = session.into_split();
     let register = format!(
         "{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{}}}\n",
         next_port()
     );
-    writer.send(register.as_bytes()).await.ok()?;
-    server_line_with(&mut reader, "\"registered\"").await?;
+    writer
+        .send(register.as_bytes())
+        .await
+        .map_err(|_| "register not sent")?;
+    server_line_with(&mut reader, "\"registered\"")
+        .await
+        .ok_or("register answered with an error, or not in time")?;
     let register = start.elapsed() - connect - handshake;
     tokio::spawn(async move { writer.send(b"{\"type\":\"bye\"}\n").await });
-    Some(Phases {
+    Ok(Phases {
         connect,
         handshake,
         register,
@@ -415,11 +427,11 @@ impl Honest {
     }
 }
 
-struct Latencies(Vec<Option<Phases>>);
+struct Latencies(Vec<Result<Phases, &'static str>>);
 
 impl Latencies {
     fn failed(&self) -> usize {
-        self.0.iter().filter(|t| t.is_none()).count()
+        self.0.iter().filter(|t| t.is_err()).count()
     }
 
     fn sorted(&self) -> Vec<Phases> {
@@ -447,8 +459,17 @@ impl Latencies {
                 ms(p.register)
             )
         });
+        let mut failures: BTreeMap<&str, usize> = BTreeMap::new();
+        for step in self.0.iter().filter_map(|t| t.err()) {
+            *failures.entry(step).or_default() += 1;
+        }
+        let failed = if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" {failures:?}")
+        };
         format!(
-            "honest registrations {} ok, {} failed, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms{slowest}",
+            "honest registrations {} ok, {} failed{failed}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms{slowest}",
             ok.len(),
             self.failed(),
             at(0.5),
@@ -568,6 +589,7 @@ where
 /// the name, 256 of them queued per connection.
 #[test]
 fn lookups_of_huge_names_that_are_never_read() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -604,6 +626,7 @@ fn lookups_of_huge_names_that_are_never_read() {
 /// Registered clients ask for the whole list, six times, and never read.
 #[test]
 fn lists_that_are_never_read() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -636,6 +659,7 @@ fn lists_that_are_never_read() {
 /// server takes them.
 #[test]
 fn connect_register_list_reset_loops() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -665,6 +689,7 @@ fn connect_register_list_reset_loops() {
 /// trickle a byte now and then, to look alive.
 #[test]
 fn unfinished_lines_held_open() {
+    let _one = one_at_a_time();
     let target = Target::start(&["--line-timeout", "2s"]);
     runtime().block_on(async {
         let to = target.addr;
@@ -706,6 +731,7 @@ fn unfinished_lines_held_open() {
 /// for everyone else.
 #[test]
 fn a_few_hosts_fill_the_directory() {
+    let _one = one_at_a_time();
     let target = Target::start(&["--max-peers", "300"]);
     runtime().block_on(async {
         let to = target.addr;
@@ -730,6 +756,7 @@ fn a_few_hosts_fill_the_directory() {
 /// limit is 1,024: nobody else could connect.
 #[test]
 fn connections_up_to_the_open_file_limit() {
+    let _one = one_at_a_time();
     let target = Target::start_limited(&[], Some(1_024));
     runtime().block_on(async {
         let to = target.addr;
@@ -751,6 +778,7 @@ fn connections_up_to_the_open_file_limit() {
 /// was once a log line.
 #[test]
 fn refused_connections_do_not_flood_the_log() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -787,6 +815,7 @@ fn refused_connections_do_not_flood_the_log() {
 /// then hang up: each one costs the server a handshake's CPU.
 #[test]
 fn a_flood_of_handshakes() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;

@@ -42,8 +42,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::attack::{
-    attack_bin, attack_time, attacker_ip, connect_from, keep_alive, mib, register_as, rss_of,
-    runtime, Reader, RssWatch, Writer, HONEST_IP, RSS_BOUND, SERVER_HELLO, STEP,
+    attack_bin, attack_time, attacker_ip, connect_from, keep_alive, mib, one_at_a_time,
+    register_as, rss_of, runtime, Reader, RssWatch, Writer, HONEST_IP, RSS_BOUND, SERVER_HELLO,
+    STEP,
 };
 use support::{Proc, Server};
 use tokio::io::AsyncReadExt;
@@ -246,6 +247,7 @@ fn count(lines: &[Value], event: &str) -> usize {
 /// took every place and each honest call was closed at once.
 #[test]
 fn silent_sockets_do_not_keep_honest_callers_out() {
+    let _one = one_at_a_time();
     let server = Server::start();
     // `--limit-loopback`: the attacker's 127.1.x.y counts as a host of
     // its own, as another machine's address would.
@@ -332,6 +334,7 @@ fn silent_sockets_do_not_keep_honest_callers_out() {
 /// only pings. Before: the pinger kept the victim "ringing".
 #[test]
 fn a_caller_that_only_pings_does_not_keep_the_victim_ringing() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let mut victim = Victim::start(server.addr, &["--ring-timeout", "3s"], &[]);
     let rt = runtime();
@@ -397,6 +400,7 @@ fn a_caller_that_only_pings_does_not_keep_the_victim_ringing() {
 /// one line on the victim's screen per hello (4,729 for 5,000).
 #[test]
 fn a_flood_of_hellos_gives_a_few_lines_and_a_summary() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let mut victim = Victim::start(server.addr, &[], &["--limit-loopback"]);
     let rt = runtime();
@@ -463,6 +467,7 @@ fn a_flood_of_hellos_gives_a_few_lines_and_a_summary() {
 /// come. Before: 65,000-character messages filled the disk at 38 MB/s.
 #[test]
 fn a_partner_cannot_fill_the_disk() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let quota = 1u64 << 20;
     let quota_flag = quota.to_string();
@@ -584,6 +589,7 @@ fn a_partner_cannot_fill_the_disk() {
 /// every list the victim asks for without end. Before: 707 MiB.
 #[test]
 fn a_hostile_server_cannot_fill_the_victims_memory() {
+    let _one = one_at_a_time();
     let rt = runtime();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -705,6 +711,7 @@ fn a_hostile_server_cannot_fill_the_victims_memory() {
 /// as a whole one. Before: a torn last line looked like a message.
 #[test]
 fn a_kill_in_the_middle_of_a_long_line_leaves_no_torn_line_that_reads_whole() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let rt = runtime();
     let filler = rt.block_on(listed(server.addr, "writer"));

@@ -30,6 +30,15 @@ pub const RSS_BOUND: u64 = 64 << 20;
 /// The honest clients' address.
 pub const HONEST_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Held by each attack test while it runs, so that the tests of a file
+/// run one at a time whatever `--test-threads` says: two attacks at once
+/// on two cores would each measure the other.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed holding it leaves nothing to protect.
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// How long each attack lasts: `NATTER_ATTACK_SECS`, 3 s by default (CI).
 pub fn attack_time() -> Duration {
     let secs = std::env::var("NATTER_ATTACK_SECS")
