@@ -17,7 +17,9 @@ use crate::identity::{PublicKey, KEY_LEN};
 use crate::link::LinkId;
 use crate::protocol::{negotiate, ErrorCode, PeerMsg, Versions};
 use crate::secure::{LinkKind, SecureLink};
-use crate::text::{check_message, is_valid_name, same_name, sanitize, MessageProblem};
+use crate::text::{
+    check_message, is_valid_name, same_name, sanitize, sanitize_owned, MessageProblem,
+};
 use crate::time::Instant;
 use crate::transcript::{self, Direction, Entry};
 use std::collections::BTreeMap;
@@ -505,8 +507,8 @@ impl Chat {
                     self.send_error(ctx, ErrorCode::MessageTooLong, problem);
                     return Some(Signal::Ended(End::TooLong { n, chars }));
                 }
-                let text = sanitize(&text, ctx.config.max_message);
-                let at = sanitize(&at, 64);
+                let text = sanitize_owned(text, ctx.config.max_message);
+                let at = sanitize_owned(at, 64);
                 let entry = Entry::Received {
                     n,
                     text: &text,
