@@ -144,12 +144,28 @@ struct Talk {
 }
 
 impl Talk {
+    /// Messages on the wire without receipt. Counted from the numbers,
+    /// not by walking `unacked` (asked once per message typed and per
+    /// message put on the wire: a walk of up to 128 entries each time):
+    /// every message from `next_wire` on is waiting and in `unacked`
+    /// (only a receipt below `next_wire` removes one), so the rest of
+    /// `unacked` is in flight.
     fn in_flight(&self) -> usize {
-        self.unacked.range(..self.next_wire).count()
+        debug_assert_eq!(
+            self.unacked.range(..self.next_wire).count(),
+            self.unacked.len() - self.waiting()
+        );
+        self.unacked.len() - self.waiting()
     }
 
+    /// Messages typed that wait for room in the window: `next_wire` up
+    /// to `next_out`, all of them in `unacked` (see [`Talk::in_flight`]).
     fn waiting(&self) -> usize {
-        self.unacked.range(self.next_wire..).count()
+        debug_assert_eq!(
+            self.unacked.range(self.next_wire..).count() as u64,
+            self.next_out - self.next_wire
+        );
+        (self.next_out - self.next_wire) as usize
     }
 }
 
@@ -881,14 +897,17 @@ impl Chat {
             return;
         };
         let mut frames = Vec::new();
+        // One clock reading for all: the same instant, formatted once.
+        let mut at = None;
         while talk.next_wire < talk.next_out && talk.in_flight() < ctx.config.window {
             let n = talk.next_wire;
             talk.next_wire += 1;
             if let Some(text) = talk.unacked.get(&n) {
+                let at = at.get_or_insert_with(|| ctx.now.rfc3339());
                 frames.push(PeerMsg::Msg {
                     n,
                     text: text.clone(),
-                    at: ctx.now.rfc3339(),
+                    at: at.clone(),
                 });
             }
         }
