@@ -70,7 +70,11 @@ pub async fn run(args: PeerArgs) -> i32 {
     };
     init_logging();
 
-    let Some(dir) = args.transcripts.clone().or_else(default_transcripts_dir) else {
+    let Some(dir) = args
+        .transcripts
+        .clone()
+        .or_else(|| default_transcripts_dir(&args))
+    else {
         return report.fatal(ErrorCode::TranscriptFailed, ErrorDetail::NoDataDir);
     };
     let servers = match resolve_servers(&args.server).await {
@@ -161,7 +165,7 @@ pub async fn run(args: PeerArgs) -> i32 {
     let printer = match ui {
         Ui::Json => {
             tokio::spawn(input::read_stdin(line_tx, Interrupt::Quit, || {}));
-            std::thread::spawn(move || print_json(event_rx))
+            std::thread::spawn(move || print_json(event_rx, std::io::stdout()))
         }
         Ui::Plain => plain::start(&args.name, line_tx, event_rx),
         Ui::Screen => {
@@ -257,9 +261,13 @@ impl Report {
     }
 }
 
-/// `~/.local/share/natter/transcripts` on Linux, the equivalents elsewhere.
-fn default_transcripts_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().join("transcripts"))
+/// `transcripts/` in the data directory (SPEC: `--data-dir` holds it
+/// unless `--transcripts` says otherwise): `--data-dir`, or
+/// `~/.local/share/natter` on Linux and the equivalents elsewhere.
+fn default_transcripts_dir(args: &PeerArgs) -> Option<PathBuf> {
+    crate::data_dir::DataDir::from_flag(args.identity.data_dir.as_deref())
+        .ok()
+        .map(|dir| dir.transcripts())
 }
 
 /// The `--server`s as addresses, in order, each once: a host name is
@@ -347,20 +355,47 @@ fn init_logging() {
     }
 }
 
-/// One JSON event per line on standard output, flushed at once so that a
-/// program reading the pipe sees each event when it happens. Errors also
-/// go to standard error as a sentence.
-fn print_json(mut events: mpsc::Receiver<Event>) {
-    while let Some(event) = events.blocking_recv() {
-        print_event(&mut std::io::stdout().lock(), &event);
-        if matches!(event, Event::Error { .. }) {
-            eprintln!("natter: {}", render::human(&event));
+/// One JSON event per line on `out` (standard output). The events already
+/// waiting are written together, in one `write` (up to [`PRINT_BATCH`]
+/// bytes), and flushed as soon as none is left waiting, so that a program
+/// reading the pipe sees each event when it happens without paying a
+/// system call and a wake-up for each of a burst of messages. Errors also
+/// go to standard error as a sentence, once their line is out.
+fn print_json(mut events: mpsc::Receiver<Event>, mut out: impl Write) {
+    let mut batch = Vec::with_capacity(PRINT_BATCH);
+    while let Some(first) = events.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            render::write_json(&mut batch, &event);
+            if let Event::Error { .. } = event {
+                write_out(&mut out, &mut batch);
+                eprintln!("natter: {}", render::human(&event));
+            }
+            if batch.len() < PRINT_BATCH {
+                next = events.try_recv().ok();
+            }
         }
+        write_out(&mut out, &mut batch);
     }
 }
 
+/// Bytes of `--json` lines written together at most (see [`print_json`]).
+const PRINT_BATCH: usize = 64 * 1024;
+
+/// Writes and flushes what `batch` holds, and empties it.
+fn write_out(out: &mut impl Write, batch: &mut Vec<u8>) {
+    if batch.is_empty() {
+        return;
+    }
+    let _ = out.write_all(batch);
+    let _ = out.flush();
+    batch.clear();
+}
+
 fn print_event(out: &mut impl Write, event: &Event) {
-    let _ = writeln!(out, "{}", render::json(event));
+    let mut line = Vec::new();
+    render::write_json(&mut line, event);
+    let _ = out.write_all(&line);
     let _ = out.flush();
 }
 
@@ -394,5 +429,75 @@ async fn pass_typed(
                 let _ = events.send(problem.into()).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records each `write` call it gets.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn message(n: u64) -> Event {
+        Event::Message {
+            peer: "zuzu".into(),
+            n,
+            text: format!("message {n}"),
+            at: "2026-12-06T11:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_burst_of_events_waiting_is_printed_in_one_write_one_line_each_in_order() {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        for n in 1..=100 {
+            tx.try_send(message(n)).unwrap();
+        }
+        drop(tx);
+        let mut out = Writes::default();
+        print_json(rx, &mut out);
+        assert_eq!(out.0.len(), 1, "one write for the 100 events waiting");
+        let printed = String::from_utf8(out.0.concat()).unwrap();
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(lines.len(), 100);
+        for (line, n) in lines.iter().zip(1..) {
+            assert_eq!(*line, render::json(&message(n)));
+        }
+    }
+
+    #[test]
+    fn an_error_line_is_written_before_the_events_after_it_are_taken() {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let error = Event::error(ErrorCode::NoRequest, ErrorDetail::NoRequest);
+        for event in [message(1), error.clone(), message(2)] {
+            tx.try_send(event).unwrap();
+        }
+        drop(tx);
+        let mut out = Writes::default();
+        print_json(rx, &mut out);
+        let writes: Vec<String> = out
+            .0
+            .into_iter()
+            .map(|w| String::from_utf8(w).unwrap())
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                format!("{}\n{}\n", render::json(&message(1)), render::json(&error)),
+                format!("{}\n", render::json(&message(2))),
+            ]
+        );
     }
 }

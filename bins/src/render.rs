@@ -231,14 +231,43 @@ pub fn human(event: &Event) -> String {
     }
 }
 
-/// The `--json` line of an event: its fields, plus `message` (the
-/// sentence of [`error_sentence`]) on an `error`.
+/// The `--json` line of an event (without its newline): its fields, plus
+/// `message` (the sentence of [`error_sentence`]) on an `error`.
 pub fn json(event: &Event) -> String {
-    let mut value = serde_json::to_value(event).unwrap_or_default();
-    if let (Event::Error { detail, .. }, Some(fields)) = (event, value.as_object_mut()) {
-        fields.insert("message".into(), error_sentence(detail).into());
+    let mut line = Vec::new();
+    write_json(&mut line, event);
+    line.pop();
+    String::from_utf8(line).expect("serde_json writes UTF-8")
+}
+
+/// Appends the `--json` line of `event`, newline included, to `out`.
+///
+/// The event is serialised straight into `out`, its fields in the order
+/// they are declared (`event` first), `message` last on an `error`: no
+/// intermediate `serde_json::Value` (a map built, sorted and formatted
+/// again), which was most of the receiving peer's printing cost in a burst
+/// of messages (`natter bench --only throughput`). docs/EVENTS.md promises
+/// no order of fields.
+pub fn write_json(out: &mut Vec<u8>, event: &Event) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, event).is_err() {
+        // Not reached for these types (no map with non-string keys);
+        // what the old `Value` path printed then.
+        out.truncate(start);
+        out.extend_from_slice(b"null\n");
+        return;
     }
-    value.to_string()
+    if let Event::Error { detail, .. } = event {
+        // An event is a JSON object with at least its `event` field: its
+        // closing brace gives way to one more field.
+        debug_assert_eq!(out.last(), Some(&b'}'));
+        out.pop();
+        out.extend_from_slice(b",\"message\":");
+        let sentence = serde_json::to_writer(&mut *out, &error_sentence(detail));
+        debug_assert!(sentence.is_ok(), "a string always serialises");
+        out.push(b'}');
+    }
+    out.push(b'\n');
 }
 
 /// The answer to `/chats`; the chat named `focus` is marked as the one
@@ -656,13 +685,33 @@ mod tests {
                 max: 256,
             },
         );
-        let value: serde_json::Value = serde_json::from_str(&json(&error)).unwrap();
+        let line = json(&error);
+        assert_eq!(line.matches("\"message\":").count(), 1, "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["event"], "error");
         assert_eq!(value["code"], "message_too_long");
         assert_eq!(value["chars"], 300);
         assert_eq!(
             value["message"],
             "message not sent: 300 characters, the limit is 256"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_one_object_with_the_event_name_first_and_end_with_a_newline() {
+        let event = Event::Delivered {
+            peer: "zuzu".into(),
+            n: 7,
+        };
+        let mut out = b"earlier\n".to_vec();
+        write_json(&mut out, &event);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "earlier\n{\"event\":\"delivered\",\"peer\":\"zuzu\",\"n\":7}\n"
+        );
+        assert_eq!(
+            json(&event),
+            "{\"event\":\"delivered\",\"peer\":\"zuzu\",\"n\":7}"
         );
     }
 }

@@ -17,7 +17,9 @@ use crate::identity::{PublicKey, KEY_LEN};
 use crate::link::LinkId;
 use crate::protocol::{negotiate, ErrorCode, PeerMsg, Versions};
 use crate::secure::{LinkKind, SecureLink};
-use crate::text::{check_message, is_valid_name, same_name, sanitize, MessageProblem};
+use crate::text::{
+    check_message, is_valid_name, same_name, sanitize, sanitize_owned, MessageProblem,
+};
 use crate::time::Instant;
 use crate::transcript::{self, Direction, Entry};
 use std::collections::BTreeMap;
@@ -142,12 +144,28 @@ struct Talk {
 }
 
 impl Talk {
+    /// Messages on the wire without receipt. Counted from the numbers,
+    /// not by walking `unacked` (asked once per message typed and per
+    /// message put on the wire: a walk of up to 128 entries each time):
+    /// every message from `next_wire` on is waiting and in `unacked`
+    /// (only a receipt below `next_wire` removes one), so the rest of
+    /// `unacked` is in flight.
     fn in_flight(&self) -> usize {
-        self.unacked.range(..self.next_wire).count()
+        debug_assert_eq!(
+            self.unacked.range(..self.next_wire).count(),
+            self.unacked.len() - self.waiting()
+        );
+        self.unacked.len() - self.waiting()
     }
 
+    /// Messages typed that wait for room in the window: `next_wire` up
+    /// to `next_out`, all of them in `unacked` (see [`Talk::in_flight`]).
     fn waiting(&self) -> usize {
-        self.unacked.range(self.next_wire..).count()
+        debug_assert_eq!(
+            self.unacked.range(self.next_wire..).count() as u64,
+            self.next_out - self.next_wire
+        );
+        (self.next_out - self.next_wire) as usize
     }
 }
 
@@ -505,8 +523,8 @@ impl Chat {
                     self.send_error(ctx, ErrorCode::MessageTooLong, problem);
                     return Some(Signal::Ended(End::TooLong { n, chars }));
                 }
-                let text = sanitize(&text, ctx.config.max_message);
-                let at = sanitize(&at, 64);
+                let text = sanitize_owned(text, ctx.config.max_message);
+                let at = sanitize_owned(at, 64);
                 let entry = Entry::Received {
                     n,
                     text: &text,
@@ -879,14 +897,17 @@ impl Chat {
             return;
         };
         let mut frames = Vec::new();
+        // One clock reading for all: the same instant, formatted once.
+        let mut at = None;
         while talk.next_wire < talk.next_out && talk.in_flight() < ctx.config.window {
             let n = talk.next_wire;
             talk.next_wire += 1;
             if let Some(text) = talk.unacked.get(&n) {
+                let at = at.get_or_insert_with(|| ctx.now.rfc3339());
                 frames.push(PeerMsg::Msg {
                     n,
                     text: text.clone(),
-                    at: ctx.now.rfc3339(),
+                    at: at.clone(),
                 });
             }
         }
