@@ -28,8 +28,8 @@ pub enum Command {
     Peer(PeerArgs),
     /// A server and two peers (alice and zuzu) in one process, chatting.
     Demo(DemoArgs),
-    /// Latency, throughput, registry scale and memory under a flood,
-    /// against a raw-TCP baseline taken in the same run (use a release
+    /// Latency, throughput, registry scale, presence and memory under a
+    /// flood, against a raw-TCP baseline taken in the same run (use a release
     /// build: cargo run --release -p natter -- bench).
     Bench(crate::bench::BenchArgs),
     /// Print the fingerprint of a name's identity (its key is created on
