@@ -170,6 +170,17 @@ impl ServerProc {
     }
 }
 
+/// A section that fails half-way (`?`) does not leave its server running
+/// (it did: a failed presence run left one for two hours).
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The address in `natter server --log-format json`'s "listening on" line.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let value: Value = serde_json::from_str(line).ok()?;
