@@ -241,21 +241,25 @@ struct SocketMemory {
     largest: u64,
 }
 
-/// Samples [`kernel_memory`] of the server's sockets every 100 ms until
-/// stopped; gives the sample with the most bytes.
+/// Samples [`kernel_memory`] of the server's sockets every second until
+/// stopped; gives the sample with the most bytes. Not more often: each
+/// sample runs `ss` over thousands of sockets, which at 10 a second took
+/// enough of these two cores to double the honest client's latencies.
+/// Buffers that a client does not read fill within the attack and stay
+/// full until it ends, so a second is enough to see them.
 struct KernelWatch {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Option<SocketMemory>>>,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Option<SocketMemory>>,
 }
 
 impl KernelWatch {
     fn start(port: u16) -> KernelWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = Arc::clone(&stop);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let mut peak = kernel_memory(port)?;
-            while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_secs(1))
+            {
                 let now = kernel_memory(port)?;
                 if now.bytes > peak.bytes {
                     peak = now;
@@ -263,15 +267,15 @@ impl KernelWatch {
             }
             Some(peak)
         });
-        KernelWatch {
-            stop,
-            thread: Some(thread),
-        }
+        KernelWatch { stop, thread }
     }
 
-    fn peak(mut self) -> Option<SocketMemory> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().and_then(|t| t.join().ok().flatten())
+    /// The peak, with a last sample taken now.
+    fn peak(self, port: u16) -> Option<SocketMemory> {
+        drop(self.stop);
+        let peak = self.thread.join().ok().flatten()?;
+        let last = kernel_memory(port)?;
+        Some(if last.bytes > peak.bytes { last } else { peak })
     }
 }
 
@@ -328,13 +332,10 @@ async fn fill_directory(
 
 /// The honest client: registers again and again (a new session and name
 /// each time, from 127.0.0.1) until `stop`, timing each registration from
-/// the connect to `registered`. It runs on a thread and runtime of its
-/// own, so that its timings are the server's and the machine's, not those
-/// of the attackers' tasks it would otherwise queue behind in this
-/// process.
+/// the connect to `registered`.
 struct Honest {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<Result<Phases, &'static str>>>,
+    task: tokio::task::JoinHandle<Vec<Result<Phases, &'static str>>>,
 }
 
 /// How long one honest registration took, step by step: where a slow one
@@ -398,32 +399,22 @@ impl Honest {
     fn start(to: SocketAddr) -> Honest {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let mut took = Vec::new();
-                let mut n = 0;
-                while !flag.load(Ordering::Relaxed) {
-                    n += 1;
-                    took.push(register_timed(to, &format!("honest{n}")).await);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                took
-            })
+        let task = tokio::spawn(async move {
+            let mut took = Vec::new();
+            let mut n = 0;
+            while !flag.load(Ordering::Relaxed) {
+                n += 1;
+                took.push(register_timed(to, &format!("honest{n}")).await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            took
         });
-        Honest { stop, thread }
+        Honest { stop, task }
     }
 
     async fn finish(self) -> Latencies {
         self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread;
-        let took = tokio::task::spawn_blocking(move || thread.join().expect("no panic"))
-            .await
-            .expect("joined");
-        Latencies(took)
+        Latencies(self.task.await.expect("no panic"))
     }
 }
 
@@ -502,7 +493,7 @@ where
     attack.await;
     let latencies = honest.finish().await;
     let peak = watch.peak();
-    let kernel_peak = kernel_watch.peak();
+    let kernel_peak = kernel_watch.peak(target.addr.port());
     let busy = target.cpu() - cpu;
     let wall = started.elapsed();
     // Memory once the attackers are gone: given a few seconds to settle.

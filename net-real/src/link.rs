@@ -13,7 +13,7 @@
 //! same code runs over turmoil's simulated sockets.
 
 use crate::net::{Listener, Net};
-use crate::write_queue::{write_queue, QueueReceiver, QueueSender, TrySendError};
+use crate::write_queue::{write_queue, Discarder, QueueReceiver, QueueSender, TrySendError};
 use natter_core::LinkId;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -137,6 +137,7 @@ struct Closing {
     /// Its bytes not yet written; its writer counts them down, and gives
     /// back what is left when it ends.
     queued: Arc<AtomicUsize>,
+    discard: Discarder,
     writer: JoinHandle<()>,
 }
 
@@ -145,6 +146,8 @@ struct Closing {
 /// reader drains until the other side closes (bounded by [`LINGER`]).
 struct LinkHandle {
     queue: QueueSender,
+    /// Drops what `queue` holds when the link is cut.
+    discard: Discarder,
     /// Bytes queued on this link and not yet written; the writer counts
     /// them down as it writes (see [`Written`]).
     queued: Arc<AtomicUsize>,
@@ -275,6 +278,7 @@ impl<N: Net> Links<N> {
     pub fn open(&mut self, link: LinkId, stream: N::Stream) {
         let (read, write) = tokio::io::split(stream);
         let (queue, queued) = write_queue(WRITE_QUEUE);
+        let discard = queue.discarder();
         let (alive, alive_rx) = watch::channel(());
         let written = Written {
             link: Arc::new(AtomicUsize::new(0)),
@@ -293,6 +297,7 @@ impl<N: Net> Links<N> {
             link,
             LinkHandle {
                 queue,
+                discard,
                 queued: written.link,
                 _alive: alive,
                 reader: reader.abort_handle(),
@@ -350,15 +355,17 @@ impl<N: Net> Links<N> {
     }
 
     /// Cuts a link at once, open or still flushing after a close: its
-    /// tasks are aborted and what was queued on it is dropped (and no
+    /// tasks are aborted and what was queued on it is dropped now (and no
     /// longer counted). Unknown links are ignored.
     pub fn cut(&mut self, link: LinkId) {
         if let Some(handle) = self.open.remove(&link) {
+            handle.discard.discard();
             handle.reader.abort();
             handle.writer.abort();
             self.uncount(&handle.queued);
         }
         for closing in self.closing.iter().filter(|closing| closing.link == link) {
+            closing.discard.discard();
             closing.writer.abort();
             self.uncount(&closing.queued);
         }
@@ -392,6 +399,7 @@ impl<N: Net> Links<N> {
         self.closing.push(Closing {
             link,
             queued: handle.queued,
+            discard: handle.discard,
             writer: handle.writer,
         });
     }

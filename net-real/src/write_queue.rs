@@ -89,6 +89,37 @@ impl QueueSender {
     }
 }
 
+impl QueueSender {
+    /// A handle that can drop what the queue holds, kept after this end
+    /// is dropped (a link closing gracefully).
+    pub fn discarder(&self) -> Discarder {
+        Discarder {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Drops a queue's frames at once, for a link that is cut. Aborting the
+/// writer task would drop them too, but only when the runtime next gets
+/// to that task: on a server short of CPU that is later, while the
+/// memory budget has already stopped counting them and lets other links
+/// queue as much again.
+pub struct Discarder {
+    shared: Arc<Shared>,
+}
+
+impl Discarder {
+    /// Drops every queued frame now; later sends fail with `Closed`.
+    pub fn discard(&self) {
+        let frames = {
+            let mut state = self.shared.lock();
+            state.receiver_gone = true;
+            std::mem::take(&mut state.frames)
+        };
+        drop(frames);
+    }
+}
+
 impl Drop for QueueSender {
     fn drop(&mut self) {
         self.shared.lock().sender_gone = true;
@@ -170,6 +201,24 @@ mod tests {
         assert_eq!(tx.try_send(vec![2]), Err(TrySendError::Full(vec![2])));
         drop(rx);
         assert_eq!(tx.try_send(vec![3]), Err(TrySendError::Closed(vec![3])));
+    }
+
+    #[tokio::test]
+    async fn a_discarded_queue_holds_nothing_and_refuses_more_even_after_its_sender_went() {
+        let (tx, rx) = write_queue(4);
+        let discarder = tx.discarder();
+        tx.try_send(vec![1; 1000]).unwrap();
+        discarder.discard();
+        assert!(rx.is_empty());
+        assert_eq!(tx.try_send(vec![2]), Err(TrySendError::Closed(vec![2])));
+        // A link closing gracefully: its sender is gone, what it queued
+        // is still there until discarded.
+        let (tx, mut rx) = write_queue(4);
+        let discarder = tx.discarder();
+        tx.try_send(vec![3; 1000]).unwrap();
+        drop(tx);
+        discarder.discard();
+        assert_eq!(rx.recv().await, None);
     }
 
     #[tokio::test]
