@@ -12,7 +12,7 @@ use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
 use crate::pins::{PinFile, Pins};
 use crate::transcripts::Transcripts;
-use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::drive::{Drive, Effects, Sent, Unwritten};
 use natter_core::{Command, ErrorCode, ErrorDetail, Event, LinkId, Peer, PeerConfig, PeerInput};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -402,11 +402,16 @@ impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
         self.events.backlog(self.held.len());
     }
 
-    fn append(&mut self, file: &str, line: &str) -> Result<(), String> {
-        self.transcripts.append(file, line).map_err(|e| {
-            tracing::warn!(file, error = %e, "transcript write failed");
-            e.to_string()
-        })
+    fn append(&mut self, file: &str, lines: &[&str]) -> Result<(), Unwritten> {
+        self.transcripts
+            .append_all(file, lines)
+            .map_err(|(written, e)| {
+                tracing::warn!(file, error = %e, "transcript write failed");
+                Unwritten {
+                    written,
+                    reason: e.to_string(),
+                }
+            })
     }
 
     fn sync(&mut self) -> Result<(), String> {
