@@ -14,16 +14,19 @@
 //! **A receipt means "recorded".** Every line of one drain is appended,
 //! then [`Effects::sync`] makes them durable **once**, and only then are
 //! the `Recorded` inputs fed back (group commit: a burst of messages read
-//! in one go costs one disk flush, not one per message). The lines are
-//! appended together when the peer has nothing more to say, those of one
-//! file in one [`Effects::append`] (one write: a burst of messages costs
-//! one system call, not one per line), in the order the peer gave them.
-//! The user's events that come after a line wait for it, so that the
-//! `error` event of a line that could not be written (one with no receipt
-//! to withhold) comes where the line was, as if written at once. A driver that has
+//! in one go costs one disk flush, not one per message). A driver that has
 //! several inputs at hand (network reads that queued up during the last
-//! flush) can widen the group: [`Drive::carry_out`] after each input, then
-//! one [`Drive::commit`] for all of them.
+//! flush, lines the user typed at once) can widen the group:
+//! [`Drive::carry_out`] after each input, then one [`Drive::commit`] for
+//! all of them (always one: the lines wait for it).
+//!
+//! **One write per file per commit.** The lines are appended when the
+//! driver commits, those of one file in one [`Effects::append`] (a burst
+//! of messages costs one system call, not one per line), in the order the
+//! peer gave them. The user's events that come after a line wait with it,
+//! so that the `error` event of a line that could not be written (one
+//! with no receipt to withhold) comes where the line was, as if it had
+//! been written at once.
 //!
 //! **Backpressure sits on the receipts.** While the user's events are
 //! backed up ([`Effects::events_backed_up`]), the `Recorded` inputs are
@@ -144,8 +147,9 @@ impl Drive {
     }
 
     /// Carries out every output of `peer`, in order, except that the
-    /// transcript lines are appended together at the end (see the module
-    /// documentation); their receipts wait for [`Drive::commit`].
+    /// transcript lines, and the user's events after the first of them,
+    /// wait for [`Drive::commit`] (see the module documentation), which
+    /// must follow.
     pub fn carry_out(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
         while let Some(output) = peer.poll_output() {
             match output {
@@ -164,10 +168,9 @@ impl Drive {
                 PeerOutput::PinServer { addr, key } => effects.pin_server(addr, key),
             }
         }
-        self.append_lines(effects);
     }
 
-    /// Appends the lines held by [`Drive::carry_out`], those of each file
+    /// Appends the lines held since the last commit, those of each file
     /// in one [`Effects::append`], notes the outcome of each line that
     /// asked for one, and passes the events held on, in order, with the
     /// error of each line lost where that line was.
@@ -228,6 +231,7 @@ impl Drive {
     /// `Recorded` inputs, carrying out what they produce, until quiet.
     pub fn commit(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
         loop {
+            self.append_lines(effects);
             if !self.unsynced.is_empty() {
                 let synced = effects.sync();
                 self.recorded.extend(self.unsynced.drain(..).map(|mut r| {
