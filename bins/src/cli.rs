@@ -28,8 +28,8 @@ pub enum Command {
     Peer(PeerArgs),
     /// A server and two peers (alice and zuzu) in one process, chatting.
     Demo(DemoArgs),
-    /// Latency, throughput, registry scale and memory under a flood,
-    /// against a raw-TCP baseline taken in the same run (use a release
+    /// Latency, throughput, registry scale, presence and memory under a
+    /// flood, against a raw-TCP baseline taken in the same run (use a release
     /// build: cargo run --release -p natter -- bench).
     Bench(crate::bench::BenchArgs),
     /// Print the fingerprint of a name's identity (its key is created on
@@ -173,6 +173,17 @@ pub struct ServerLimits {
     /// (room for a whole 10,000-peer list).
     #[arg(long, default_value_t = 2 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64 << 10..))]
     pub max_queue: u64,
+    /// Kernel send buffer of each client connection (SO_SNDBUF; the
+    /// kernel keeps twice this): what a client that does not read makes
+    /// the system hold besides --max-queue. Raise it for clients far away
+    /// that list many peers.
+    #[arg(long, default_value_t = 64 << 10, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(4 << 10..=64 << 20))]
+    pub send_buffer: u32,
+    /// Kernel receive buffer of each client connection (SO_RCVBUF; the
+    /// kernel keeps twice this): what a client's sending may make the
+    /// system hold while the server is busy.
+    #[arg(long, default_value_t = 16 << 10, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(4 << 10..=64 << 20))]
+    pub receive_buffer: u32,
     /// Give loopback clients (users of this host) the per-source shares
     /// too; by default they are exempt.
     #[arg(long)]

@@ -10,6 +10,7 @@
 //! DIR/peers/NAME/known_servers   its pins of servers' keys (to come)
 //! DIR/server/identity            the server's key file
 //! DIR/server/names.sqlite        the server's name bindings
+//! DIR/transcripts/               the peers' transcripts (unless --transcripts)
 //! ```
 //!
 //! NAME is the peer's name in lower case: names are unique regardless of
@@ -52,6 +53,11 @@ impl DataDir {
             "a peer name is checked before it becomes a path: {name:?}"
         );
         self.0.join("peers").join(name.to_ascii_lowercase())
+    }
+
+    /// The peers' transcripts, unless `--transcripts` puts them elsewhere.
+    pub fn transcripts(&self) -> PathBuf {
+        self.0.join("transcripts")
     }
 
     /// The server's directory.

@@ -70,7 +70,11 @@ pub async fn run(args: PeerArgs) -> i32 {
     };
     init_logging();
 
-    let Some(dir) = args.transcripts.clone().or_else(default_transcripts_dir) else {
+    let Some(dir) = args
+        .transcripts
+        .clone()
+        .or_else(|| default_transcripts_dir(&args))
+    else {
         return report.fatal(ErrorCode::TranscriptFailed, ErrorDetail::NoDataDir);
     };
     let servers = match resolve_servers(&args.server).await {
@@ -257,9 +261,13 @@ impl Report {
     }
 }
 
-/// `~/.local/share/natter/transcripts` on Linux, the equivalents elsewhere.
-fn default_transcripts_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "natter").map(|d| d.data_dir().join("transcripts"))
+/// `transcripts/` in the data directory (SPEC: `--data-dir` holds it
+/// unless `--transcripts` says otherwise): `--data-dir`, or
+/// `~/.local/share/natter` on Linux and the equivalents elsewhere.
+fn default_transcripts_dir(args: &PeerArgs) -> Option<PathBuf> {
+    crate::data_dir::DataDir::from_flag(args.identity.data_dir.as_deref())
+        .ok()
+        .map(|dir| dir.transcripts())
 }
 
 /// The `--server`s as addresses, in order, each once: a host name is

@@ -4,7 +4,10 @@ use crate::cli::{LogFormat, ServerArgs};
 use natter_core::rate::RateLimit;
 use natter_core::registry::ClusterConfig;
 use natter_core::{HeartbeatConfig, RegistryConfig};
-use natter_net_real::{keyfile, run_server, Embedded, NameBindings, NatsKv, Net, Shared, TokioNet};
+use natter_net_real::server_sockets::{Buffer, ServerSocketsError};
+use natter_net_real::{
+    keyfile, run_server, Embedded, NameBindings, NatsKv, Net, ServerSockets, Shared, TokioNet,
+};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,9 +23,22 @@ pub async fn run(args: ServerArgs) -> i32 {
             return 2;
         }
     };
-    let listener = match TokioNet.bind(addr).await {
+    let sockets = ServerSockets {
+        send_buffer: args.limits.send_buffer,
+        receive_buffer: args.limits.receive_buffer,
+        ..ServerSockets::DEFAULT
+    };
+    let listener = match sockets.bind(addr) {
         Ok(listener) => listener,
-        Err(e) => {
+        Err(e @ ServerSocketsError::Capped { which, .. }) => {
+            let flag = match which {
+                Buffer::Send => "--send-buffer",
+                Buffer::Receive => "--receive-buffer",
+            };
+            eprintln!("natter server: {flag}: {e}");
+            return 2;
+        }
+        Err(ServerSocketsError::Io(e)) => {
             let hint = if crate::cli::is_privileged(addr.port()) {
                 " (ports below 1024 usually need administrator rights)"
             } else {

@@ -22,52 +22,34 @@
 
 mod support;
 
-use natter_net_real::secure_stream::{SecureReader, SecureStream, SecureWriter};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{ReadHalf, WriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
+use support::attack::{
+    attack_bin, attack_time, attacker_ip, connect_from, keep_alive, mib, next_port, one_at_a_time,
+    register_from, rss_of, runtime, server_line_with, session_from, RssWatch, HONEST_IP, RSS_BOUND,
+    SERVER_HELLO, STEP,
+};
 use tokio::time::Instant;
-
-/// Our hello; the server answers with the same line.
-const HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}\n";
 
 /// Longest an honest registration may take during an attack before the
 /// test fails: generous (a debug build on 2 shared cores); the figures
 /// printed are what to compare.
 const HONEST_BOUND: Duration = Duration::from_secs(3);
 
-/// RSS the server may grow by during an attack (issue 11).
-const RSS_BOUND: u64 = 64 << 20;
-
 /// How close to the baseline memory must come back once the attack ends
 /// (the server hands freed memory back every 5 s).
 const RSS_AFTER_BOUND: u64 = 16 << 20;
 
-/// Hang guard of one step of a client: only reached when broken.
-const STEP: Duration = Duration::from_secs(10);
-
-fn attack_time() -> Duration {
-    let secs = std::env::var("NATTER_ATTACK_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    Duration::from_secs(secs)
-}
-
-/// A loopback address standing for attacking host `n` (never 127.0.0.1).
-fn attacker_ip(n: u32) -> IpAddr {
-    let [_, _, b, c] = (n + 1).to_be_bytes();
-    IpAddr::V4(Ipv4Addr::new(127, 1, b, c))
-}
-
-const HONEST_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Kernel memory the server's sockets may hold during an attack: its
+/// buffers per connection are bounded (`--send-buffer`,
+/// `--receive-buffer`), not the attacker's to grow.
+const KERNEL_BOUND: u64 = 64 << 20;
 
 // ---- the server under attack ----
 
@@ -98,11 +80,7 @@ impl Target {
     fn start_limited(extra: &[&str], nofile: Option<u64>) -> Target {
         let data = tempfile::tempdir().expect("a data directory");
         let identity = support::server_identity();
-        // NATTER_ATTACK_BIN: another build to attack (a release build, or
-        // an older one for figures before a change).
-        let bin = std::env::var("NATTER_ATTACK_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_natter").to_string());
-        let mut command = Command::new(bin);
+        let mut command = Command::new(attack_bin());
         command
             .args(["server", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .arg("--data-dir")
@@ -216,143 +194,88 @@ impl Drop for Target {
     }
 }
 
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1 << 20) as f64
-}
-
-/// Samples the server's RSS every 20 ms until stopped; gives the peak.
-struct RssWatch {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss_of(pid)));
-        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_of(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
+/// Kernel memory of the server's TCP sockets (every socket on its port,
+/// the listener, its connections and those it closed that still hold
+/// data): what `ss -m` says each holds received (`r`), queued to send
+/// (`w`) and reserved ahead (`f`), summed; with the number of sockets and
+/// the largest one. `None` where `ss` (iproute2) cannot be run.
+///
+/// The attackers' own sockets are not counted: a remote attacker pays for
+/// those on its own host.
+fn kernel_memory(port: u16) -> Option<SocketMemory> {
+    let filter = format!("sport = :{port}");
+    let out = Command::new("ss")
+        .args(["-tmnH", "state", "all", &filter])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let mut memory = SocketMemory::default();
+    for skmem in String::from_utf8_lossy(&out.stdout)
+        .split("skmem:(")
+        .skip(1)
+    {
+        let fields = skmem.split(')').next().unwrap_or_default();
+        let mut held = 0;
+        for field in fields.split(',') {
+            let digits = field
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(field.len());
+            let (key, value) = field.split_at(digits);
+            if matches!(key, "r" | "w" | "f") {
+                held += value.parse::<u64>().unwrap_or(0);
             }
+        }
+        memory.sockets += 1;
+        memory.bytes += held;
+        memory.largest = memory.largest.max(held);
+    }
+    Some(memory)
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct SocketMemory {
+    sockets: u64,
+    bytes: u64,
+    largest: u64,
+}
+
+/// Samples [`kernel_memory`] of the server's sockets every 100 ms until
+/// stopped; gives the sample with the most bytes.
+struct KernelWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Option<SocketMemory>>>,
+}
+
+impl KernelWatch {
+    fn start(port: u16) -> KernelWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = kernel_memory(port)?;
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = kernel_memory(port)?;
+                if now.bytes > peak.bytes {
+                    peak = now;
+                }
+            }
+            Some(peak)
         });
-        RssWatch {
+        KernelWatch {
             stop,
-            peak,
             thread: Some(thread),
         }
     }
 
-    fn peak(mut self) -> u64 {
+    fn peak(mut self) -> Option<SocketMemory> {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed)
+        self.thread.take().and_then(|t| t.join().ok().flatten())
     }
 }
 
 // ---- clients ----
-
-/// A TCP connection from `ip` (another loopback address: another host to
-/// the server).
-///
-/// Attackers read as little as they can: a small receive buffer keeps the
-/// kernel from taking in for them what the server sends (on loopback it
-/// would grow to megabytes per socket), so the server's own queues fill.
-/// Everyone sends without delay (no Nagle): the honest client's timings
-/// are the server's, not 40 ms of delayed acknowledgements.
-async fn connect_from(ip: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    if ip != HONEST_IP {
-        socket.set_recv_buffer_size(4096)?;
-    }
-    socket.bind(SocketAddr::new(ip, 0))?;
-    let stream = socket.connect(to).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-type Session = SecureStream<TcpStream>;
-
-/// A Noise session from `ip`; `None` if the server refused or dropped it.
-async fn session_from(ip: IpAddr, to: SocketAddr) -> Option<Session> {
-    let stream = connect_from(ip, to).await.ok()?;
-    let identity = support::new_identity();
-    let handshake = support::secure_client(stream, &identity);
-    tokio::time::timeout(STEP, handshake).await.ok()?.ok()
-}
-
-/// The first line containing `want`, skipping the others; `None` if an
-/// error comes first, the session ends or it takes longer than [`STEP`].
-async fn line_with(reader: &mut SecureReader<ReadHalf<TcpStream>>, want: &str) -> Option<String> {
-    let wait = async {
-        loop {
-            match reader.recv_line().await {
-                Ok(Some(line)) if line.contains(want) => return Some(line),
-                Ok(Some(line)) if line.contains("\"type\":\"error\"") => return None,
-                Ok(Some(_)) => {}
-                _ => return None,
-            }
-        }
-    };
-    tokio::time::timeout(STEP, wait).await.ok().flatten()
-}
-
-/// A port for the next registration: an address (IP and port) is
-/// registered once, and a host registers many names.
-fn next_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    1_024 + NEXT.fetch_add(1, Ordering::Relaxed) % 64_000
-}
-
-/// Registers `name` over a new session from `ip`: the halves of the
-/// session once `registered` has come, or `None` if it did not.
-async fn register_from(
-    ip: IpAddr,
-    to: SocketAddr,
-    name: &str,
-) -> Option<(
-    SecureReader<ReadHalf<TcpStream>>,
-    SecureWriter<WriteHalf<TcpStream>>,
-)> {
-    let session = session_from(ip, to).await?;
-    let (mut reader, mut writer) = session.into_split();
-    // Nobody listens on these ports of a loopback address: the probe
-    // answers "unreachable" at once, and the registration stands.
-    let port = next_port();
-    let register =
-        format!("{HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{port}}}\n");
-    writer.send(register.as_bytes()).await.ok()?;
-    line_with(&mut reader, "\"registered\"").await?;
-    Some((reader, writer))
-}
-
-/// Keeps a registered client alive: answers the server's pings until the
-/// session ends. (The server drops a client silent for 15 s.)
-fn keep_alive(
-    mut reader: SecureReader<ReadHalf<TcpStream>>,
-    mut writer: SecureWriter<WriteHalf<TcpStream>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = reader.recv_line().await {
-            if line.contains("\"type\":\"ping\"") {
-                let _ = writer.send(b"{\"type\":\"pong\"}\n").await;
-            }
-        }
-    })
-}
 
 /// Registers `count` peers from `sources` attacker addresses (counting
 /// from `first_source`), kept alive: a directory of that size. Each tries
@@ -405,66 +328,148 @@ async fn fill_directory(
 
 /// The honest client: registers again and again (a new session and name
 /// each time, from 127.0.0.1) until `stop`, timing each registration from
-/// the connect to `registered`.
+/// the connect to `registered`. It runs on a thread and runtime of its
+/// own, so that its timings are the server's and the machine's, not those
+/// of the attackers' tasks it would otherwise queue behind in this
+/// process.
 struct Honest {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<Option<Duration>>>,
+    thread: std::thread::JoinHandle<Vec<Result<Phases, &'static str>>>,
+}
+
+/// How long one honest registration took, step by step: where a slow one
+/// lost its time (a connection the kernel did not take at once waits a
+/// second for its SYN to be sent again; a busy server answers the
+/// handshake or the registration late).
+#[derive(Clone, Copy, Debug)]
+struct Phases {
+    /// From `connect` to the TCP connection being established.
+    connect: Duration,
+    /// The Noise handshake.
+    handshake: Duration,
+    /// From sending `hello` and `register` to `registered`.
+    register: Duration,
+}
+
+impl Phases {
+    fn total(&self) -> Duration {
+        self.connect + self.handshake + self.register
+    }
+}
+
+/// One honest registration of `name`, timed; if it failed, at which
+/// step.
+async fn register_timed(to: SocketAddr, name: &str) -> Result<Phases, &'static str> {
+    let start = Instant::now();
+    let stream = connect_from(HONEST_IP, to, None)
+        .await
+        .map_err(|_| "connect")?;
+    let connect = start.elapsed();
+    let identity = support::new_identity();
+    let handshake = support::secure_client(stream, &identity);
+    let session = match tokio::time::timeout(STEP, handshake).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(_)) => return Err("handshake refused"),
+        Err(_) => return Err("handshake timed out"),
+    };
+    let handshake = start.elapsed() - connect;
+    let (mut reader, mut writer) = session.into_split();
+    let register = format!(
+        "{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":{}}}\n",
+        next_port()
+    );
+    writer
+        .send(register.as_bytes())
+        .await
+        .map_err(|_| "register not sent")?;
+    server_line_with(&mut reader, "\"registered\"")
+        .await
+        .ok_or("register answered with an error, or not in time")?;
+    let register = start.elapsed() - connect - handshake;
+    tokio::spawn(async move { writer.send(b"{\"type\":\"bye\"}\n").await });
+    Ok(Phases {
+        connect,
+        handshake,
+        register,
+    })
 }
 
 impl Honest {
     fn start(to: SocketAddr) -> Honest {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let task = tokio::spawn(async move {
-            let mut took = Vec::new();
-            let mut n = 0;
-            while !flag.load(Ordering::Relaxed) {
-                n += 1;
-                let start = Instant::now();
-                let registered = register_from(HONEST_IP, to, &format!("honest{n}")).await;
-                took.push(registered.map(|(_, mut writer)| {
-                    let took = start.elapsed();
-                    tokio::spawn(async move { writer.send(b"{\"type\":\"bye\"}\n").await });
-                    took
-                }));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            took
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut took = Vec::new();
+                let mut n = 0;
+                while !flag.load(Ordering::Relaxed) {
+                    n += 1;
+                    took.push(register_timed(to, &format!("honest{n}")).await);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                took
+            })
         });
-        Honest { stop, task }
+        Honest { stop, thread }
     }
 
     async fn finish(self) -> Latencies {
         self.stop.store(true, Ordering::Relaxed);
-        Latencies(self.task.await.expect("no panic"))
+        let thread = self.thread;
+        let took = tokio::task::spawn_blocking(move || thread.join().expect("no panic"))
+            .await
+            .expect("joined");
+        Latencies(took)
     }
 }
 
-struct Latencies(Vec<Option<Duration>>);
+struct Latencies(Vec<Result<Phases, &'static str>>);
 
 impl Latencies {
     fn failed(&self) -> usize {
-        self.0.iter().filter(|t| t.is_none()).count()
+        self.0.iter().filter(|t| t.is_err()).count()
     }
 
-    fn sorted(&self) -> Vec<Duration> {
-        let mut ok: Vec<Duration> = self.0.iter().flatten().copied().collect();
-        ok.sort();
+    fn sorted(&self) -> Vec<Phases> {
+        let mut ok: Vec<Phases> = self.0.iter().flatten().copied().collect();
+        ok.sort_by_key(Phases::total);
         ok
     }
 
     fn max(&self) -> Duration {
-        self.sorted().last().copied().unwrap_or_default()
+        self.sorted().last().map(Phases::total).unwrap_or_default()
     }
 
     fn summary(&self) -> String {
         let ok = self.sorted();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let at = |q: f64| {
             ok.get(((ok.len() as f64 * q).ceil() as usize).saturating_sub(1))
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+                .map_or(0.0, |p| ms(p.total()))
+        };
+        let slowest = ok.last().map_or(String::new(), |p| {
+            format!(
+                " (connect {:.1} ms, handshake {:.1} ms, register {:.1} ms)",
+                ms(p.connect),
+                ms(p.handshake),
+                ms(p.register)
+            )
+        });
+        let mut failures: BTreeMap<&str, usize> = BTreeMap::new();
+        for step in self.0.iter().filter_map(|t| t.err()) {
+            *failures.entry(step).or_default() += 1;
+        }
+        let failed = if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" {failures:?}")
         };
         format!(
-            "honest registrations {} ok, {} failed, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "honest registrations {} ok, {} failed{failed}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms{slowest}",
             ok.len(),
             self.failed(),
             at(0.5),
@@ -488,13 +493,16 @@ where
     F: std::future::Future<Output = ()>,
 {
     let baseline = target.rss();
+    let kernel_baseline = kernel_memory(target.addr.port());
     let cpu = target.cpu();
     let started = Instant::now();
     let watch = RssWatch::start(target.child.id());
+    let kernel_watch = KernelWatch::start(target.addr.port());
     let honest = Honest::start(target.addr);
     attack.await;
     let latencies = honest.finish().await;
     let peak = watch.peak();
+    let kernel_peak = kernel_watch.peak();
     let busy = target.cpu() - cpu;
     let wall = started.elapsed();
     // Memory once the attackers are gone: given a few seconds to settle.
@@ -515,6 +523,27 @@ where
         latencies.summary(),
         target.lines(),
     );
+    let kernel_after = kernel_memory(target.addr.port());
+    match (kernel_baseline, kernel_peak, kernel_after) {
+        (Some(base), Some(peak), Some(after)) => {
+            println!(
+                "  kernel memory of the server's sockets: baseline {:.1} MiB ({} sockets), peak {:.1} MiB ({} sockets, the largest {:.0} KiB), after {:.1} MiB ({} sockets)",
+                mib(base.bytes),
+                base.sockets,
+                mib(peak.bytes),
+                peak.sockets,
+                peak.largest as f64 / 1024.0,
+                mib(after.bytes),
+                after.sockets,
+            );
+            assert!(
+                peak.bytes <= base.bytes + KERNEL_BOUND,
+                "{name}: the kernel held {:.1} MiB for the server's sockets",
+                mib(peak.bytes)
+            );
+        }
+        _ => println!("  kernel memory of the server's sockets: not measured (no `ss`)"),
+    }
     assert!(
         peak <= baseline + RSS_BOUND,
         "{name}: RSS grew by {:.1} MiB",
@@ -534,14 +563,6 @@ where
     );
     latencies.assert_fine(name);
     (baseline, peak, after, latencies)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Runs `n` attacker loops (`body(i)`) until the attack time is over.
@@ -568,6 +589,7 @@ where
 /// the name, 256 of them queued per connection.
 #[test]
 fn lookups_of_huge_names_that_are_never_read() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -586,7 +608,7 @@ fn lookups_of_huge_names_that_are_never_read() {
                 let (_never_read, mut writer) = session.into_split();
                 let port = next_port();
                 let register = format!(
-                    "{HELLO}{{\"type\":\"register\",\"name\":\"echo{i}x{n}\",\"port\":{port}}}\n"
+                    "{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"echo{i}x{n}\",\"port\":{port}}}\n"
                 );
                 let _ = writer.send(register.as_bytes()).await;
                 while Instant::now() < until {
@@ -604,6 +626,7 @@ fn lookups_of_huge_names_that_are_never_read() {
 /// Registered clients ask for the whole list, six times, and never read.
 #[test]
 fn lists_that_are_never_read() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -636,6 +659,7 @@ fn lists_that_are_never_read() {
 /// server takes them.
 #[test]
 fn connect_register_list_reset_loops() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -650,7 +674,7 @@ fn connect_register_list_reset_loops() {
                 };
                 let port = next_port();
                 let frames = format!(
-                    "{HELLO}{{\"type\":\"register\",\"name\":\"churn{i}x{n}\",\"port\":{port}}}\n{}",
+                    "{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"churn{i}x{n}\",\"port\":{port}}}\n{}",
                     "{\"type\":\"list\"}\n".repeat(6)
                 );
                 let _ = session.send(frames.as_bytes()).await;
@@ -665,6 +689,7 @@ fn connect_register_list_reset_loops() {
 /// trickle a byte now and then, to look alive.
 #[test]
 fn unfinished_lines_held_open() {
+    let _one = one_at_a_time();
     let target = Target::start(&["--line-timeout", "2s"]);
     runtime().block_on(async {
         let to = target.addr;
@@ -706,6 +731,7 @@ fn unfinished_lines_held_open() {
 /// for everyone else.
 #[test]
 fn a_few_hosts_fill_the_directory() {
+    let _one = one_at_a_time();
     let target = Target::start(&["--max-peers", "300"]);
     runtime().block_on(async {
         let to = target.addr;
@@ -730,6 +756,7 @@ fn a_few_hosts_fill_the_directory() {
 /// limit is 1,024: nobody else could connect.
 #[test]
 fn connections_up_to_the_open_file_limit() {
+    let _one = one_at_a_time();
     let target = Target::start_limited(&[], Some(1_024));
     runtime().block_on(async {
         let to = target.addr;
@@ -751,6 +778,7 @@ fn connections_up_to_the_open_file_limit() {
 /// was once a log line.
 #[test]
 fn refused_connections_do_not_flood_the_log() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;
@@ -787,6 +815,7 @@ fn refused_connections_do_not_flood_the_log() {
 /// then hang up: each one costs the server a handshake's CPU.
 #[test]
 fn a_flood_of_handshakes() {
+    let _one = one_at_a_time();
     let target = Target::start(&[]);
     runtime().block_on(async {
         let to = target.addr;

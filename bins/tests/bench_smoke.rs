@@ -39,6 +39,9 @@ fn quick_bench_reports_every_section_with_numeric_figures_and_noise_baselines() 
         "≤ 4 KiB",
         "≤ 5 ms",
         "≤ 8 ms",
+        // Issue 12's presence goals.
+        "≤ 0.5 core",
+        "≤ 5 frames/s",
     ] {
         assert!(goals.contains(&goal), "goal {goal} missing: {goals:?}");
     }
@@ -59,6 +62,7 @@ fn quick_bench_reports_every_section_with_numeric_figures_and_noise_baselines() 
         "latency",
         "throughput",
         "registry",
+        "presence",
         "flood",
         "cluster",
     ];

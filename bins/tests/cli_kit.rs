@@ -260,6 +260,36 @@ fn the_config_file_gives_the_name_and_the_data_dir() {
 }
 
 #[test]
+fn transcripts_go_to_the_data_dir_unless_transcripts_says_otherwise() {
+    let home = Home::new();
+    let data = home.path.join("elsewhere");
+    let said = |extra: &[&str]| {
+        let mut args = vec![
+            "peer",
+            "--plain",
+            "--name",
+            "alice",
+            "--server",
+            "127.0.0.1:1",
+        ];
+        args.extend_from_slice(&["--data-dir", data.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let output = home.run(&args, &[]);
+        stdout(&output)
+            .lines()
+            .find_map(|line| line.strip_prefix("natter: transcripts go to "))
+            .unwrap_or_else(|| panic!("no transcripts line in {output:?}"))
+            .to_string()
+    };
+    assert_eq!(said(&[]), data.join("transcripts").to_str().unwrap());
+    let own = home.path.join("own");
+    assert_eq!(
+        said(&["--transcripts", own.to_str().unwrap()]),
+        own.to_str().unwrap()
+    );
+}
+
+#[test]
 fn a_flag_wins_over_the_variable_which_wins_over_the_file() {
     let home = Home::new();
     home.write_config("name = \"filly\"\nserver = \"127.0.0.1:1\"\n");

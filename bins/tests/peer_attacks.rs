@@ -34,38 +34,26 @@ mod scrollback;
 
 use natter_core::identity::Identity;
 use natter_core::secure::LinkKind;
-use natter_net_real::secure_stream::{SecureReader, SecureStream, SecureWriter};
+use natter_net_real::secure_stream::SecureStream;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::attack::{
+    attack_bin, attack_time, attacker_ip, connect_from, keep_alive, mib, one_at_a_time,
+    register_as, rss_of, runtime, Reader, RssWatch, Writer, HONEST_IP, RSS_BOUND, SERVER_HELLO,
+    STEP,
+};
 use support::{Proc, Server};
-use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
 use tokio::time::Instant;
-
-/// Our hello to the server.
-const SERVER_HELLO: &str = "{\"type\":\"hello\",\"version\":2,\"min_version\":2,\"features\":[]}\n";
-
-/// Hang guard of one step: only reached when broken.
-const STEP: Duration = Duration::from_secs(10);
-
-/// RSS the victim may grow by during an attack.
-const RSS_BOUND: u64 = 64 << 20;
 
 /// RSS the victim may grow by while a hostile server floods it: the
 /// 100,000 valid list entries it keeps at most (~15 MB), nothing more.
 const HOSTILE_SERVER_RSS_BOUND: u64 = 24 << 20;
-
-fn attack_time() -> Duration {
-    let secs = std::env::var("NATTER_ATTACK_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    Duration::from_secs(secs)
-}
 
 /// Whether the victim is a build from before the peer's limits: then no
 /// new flag is passed and no bound asserted.
@@ -78,67 +66,6 @@ fn bound(ok: bool, what: impl FnOnce() -> String) {
     if !before() {
         assert!(ok, "{}", what());
     }
-}
-
-/// A loopback address standing for attacking host `n`.
-fn attacker_ip(n: u32) -> IpAddr {
-    let [_, _, b, c] = (n + 1).to_be_bytes();
-    IpAddr::V4(Ipv4Addr::new(127, 1, b, c))
-}
-
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1 << 20) as f64
-}
-
-/// Samples a process's RSS every 20 ms until stopped; gives the peak.
-struct RssWatch {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl RssWatch {
-    fn start(pid: u32) -> RssWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss_of(pid)));
-        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_of(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        RssWatch {
-            stop,
-            peak,
-            thread: Some(thread),
-        }
-    }
-
-    fn peak(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 // ---- the victim ----
@@ -175,8 +102,7 @@ impl Victim {
     ) -> Victim {
         let transcripts = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
-        let bin = std::env::var("NATTER_ATTACK_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_natter").to_string());
+        let bin = attack_bin();
         let server = server.to_string();
         let mut args = vec![
             "peer",
@@ -237,21 +163,9 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 // ---- hostile callers ----
 
-/// A TCP connection from `ip` to `to`.
-async fn connect_from(ip: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(ip, 0))?;
-    let stream = socket.connect(to).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
 fn seed() -> [u8; 32] {
     natter_net_real::keyfile::random_seed().unwrap()
 }
-
-type Reader = SecureReader<ReadHalf<TcpStream>>;
-type Writer = SecureWriter<WriteHalf<TcpStream>>;
 
 /// A caller the directory lists under `name` with its key: registered
 /// from 127.0.0.1 over its own server link (kept alive), so the victim's
@@ -264,34 +178,13 @@ struct Listed {
 
 async fn listed(server: SocketAddr, name: &str) -> Listed {
     let identity = support::new_identity();
-    let stream = TcpStream::connect(server).await.unwrap();
-    let session = support::secure_client(stream, &identity).await.unwrap();
-    let (mut reader, mut writer) = session.into_split();
-    let register =
-        format!("{SERVER_HELLO}{{\"type\":\"register\",\"name\":\"{name}\",\"port\":1}}\n");
-    writer.send(register.as_bytes()).await.unwrap();
-    loop {
-        let line = reader
-            .recv_line()
-            .await
-            .unwrap()
-            .expect("the server answers");
-        assert!(!line.contains("\"error\""), "{line}");
-        if line.contains("\"registered\"") {
-            break;
-        }
-    }
-    let alive = tokio::spawn(async move {
-        while let Ok(Some(line)) = reader.recv_line().await {
-            if line.contains("\"ping\"") {
-                let _ = writer.send(b"{\"type\":\"pong\"}\n").await;
-            }
-        }
-    });
+    let (reader, writer) = register_as(HONEST_IP, server, name, &identity)
+        .await
+        .unwrap_or_else(|| panic!("{name} registers"));
     Listed {
         name: name.to_string(),
         identity,
-        _alive: alive,
+        _alive: keep_alive(reader, writer),
     }
 }
 
@@ -302,7 +195,7 @@ async fn call(
     identity: &Identity,
     name: &str,
 ) -> Option<(Reader, Writer)> {
-    let stream = connect_from(ip, to).await.ok()?;
+    let stream = connect_from(ip, to, None).await.ok()?;
     let handshake = SecureStream::connect(stream, identity, LinkKind::Peer, seed());
     let session = tokio::time::timeout(STEP, handshake).await.ok()?.ok()?;
     let (reader, mut writer) = session.into_split();
@@ -354,6 +247,7 @@ fn count(lines: &[Value], event: &str) -> usize {
 /// took every place and each honest call was closed at once.
 #[test]
 fn silent_sockets_do_not_keep_honest_callers_out() {
+    let _one = one_at_a_time();
     let server = Server::start();
     // `--limit-loopback`: the attacker's 127.1.x.y counts as a host of
     // its own, as another machine's address would.
@@ -368,7 +262,7 @@ fn silent_sockets_do_not_keep_honest_callers_out() {
             let stop = Arc::clone(&stop);
             rt.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(mut stream) = connect_from(attacker_ip(0), to).await else {
+                    let Ok(mut stream) = connect_from(attacker_ip(0), to, None).await else {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     };
@@ -440,6 +334,7 @@ fn silent_sockets_do_not_keep_honest_callers_out() {
 /// only pings. Before: the pinger kept the victim "ringing".
 #[test]
 fn a_caller_that_only_pings_does_not_keep_the_victim_ringing() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let mut victim = Victim::start(server.addr, &["--ring-timeout", "3s"], &[]);
     let rt = runtime();
@@ -473,7 +368,7 @@ fn a_caller_that_only_pings_does_not_keep_the_victim_ringing() {
     // A stranger that never says hello, only pings after the handshake.
     let started = Instant::now();
     let cut_after = rt.block_on(async {
-        let stream = connect_from(attacker_ip(1), to).await.unwrap();
+        let stream = connect_from(attacker_ip(1), to, None).await.unwrap();
         let identity = support::new_identity();
         let session = SecureStream::connect(stream, &identity, LinkKind::Peer, seed())
             .await
@@ -505,6 +400,7 @@ fn a_caller_that_only_pings_does_not_keep_the_victim_ringing() {
 /// one line on the victim's screen per hello (4,729 for 5,000).
 #[test]
 fn a_flood_of_hellos_gives_a_few_lines_and_a_summary() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let mut victim = Victim::start(server.addr, &[], &["--limit-loopback"]);
     let rt = runtime();
@@ -571,6 +467,7 @@ fn a_flood_of_hellos_gives_a_few_lines_and_a_summary() {
 /// come. Before: 65,000-character messages filled the disk at 38 MB/s.
 #[test]
 fn a_partner_cannot_fill_the_disk() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let quota = 1u64 << 20;
     let quota_flag = quota.to_string();
@@ -692,6 +589,7 @@ fn a_partner_cannot_fill_the_disk() {
 /// every list the victim asks for without end. Before: 707 MiB.
 #[test]
 fn a_hostile_server_cannot_fill_the_victims_memory() {
+    let _one = one_at_a_time();
     let rt = runtime();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -813,6 +711,7 @@ fn a_hostile_server_cannot_fill_the_victims_memory() {
 /// as a whole one. Before: a torn last line looked like a message.
 #[test]
 fn a_kill_in_the_middle_of_a_long_line_leaves_no_torn_line_that_reads_whole() {
+    let _one = one_at_a_time();
     let server = Server::start();
     let rt = runtime();
     let filler = rt.block_on(listed(server.addr, "writer"));

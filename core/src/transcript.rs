@@ -139,6 +139,69 @@ fn push_numbered(out: &mut String, label: &str, n: u64) {
     out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
+/// What a transcript's file name ([`file_name`]) says of whose chat it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileNameSays {
+    /// Not that chat.
+    No,
+    /// That chat, and no other could have this name.
+    Yes,
+    /// That chat, or one of other names that make the same file name:
+    /// names may hold `_`, so `work` with `bob_carol` and `work_bob` with
+    /// `carol` both write `START_work_bob_carol.log`. The first line says
+    /// ([`started_names`]).
+    Maybe,
+}
+
+/// Whether the file named `file` can be the transcript of `me`'s chat
+/// with `peer` (with anyone, for `None`). Names are compared regardless of
+/// case, as the directory compares them. START holds no `_` (an RFC 3339
+/// time with `-` for `:`), so what follows its `_` is `ME_PEER`; with one
+/// `_` in it the name is `me`'s alone, with more it could be another
+/// split of the same text.
+pub fn file_name_says(file: &str, me: &str, peer: Option<&str>) -> FileNameSays {
+    let Some((_start, names)) = file
+        .strip_suffix(".log")
+        .and_then(|stem| stem.split_once('_'))
+    else {
+        return FileNameSays::No;
+    };
+    let Some(rest) = names
+        .get(..me.len())
+        .filter(|head| head.eq_ignore_ascii_case(me))
+        .and_then(|_| names[me.len()..].strip_prefix('_'))
+    else {
+        return FileNameSays::No;
+    };
+    let fits = match peer {
+        Some(peer) => rest.eq_ignore_ascii_case(peer),
+        None => !rest.is_empty(),
+    };
+    match (fits, names.matches('_').count()) {
+        (false, _) => FileNameSays::No,
+        (true, 1) => FileNameSays::Yes,
+        (true, _) => FileNameSays::Maybe,
+    }
+}
+
+/// The two names of a transcript's first line, `START chat started: ME
+/// called PEER at …` or `… ME was called by PEER at …`: `(ME, PEER)`.
+/// Names hold no space.
+pub fn started_names(line: &str) -> Option<(&str, &str)> {
+    let (_, after) = line.split_once(" chat started: ")?;
+    let mut words = after.split(' ');
+    let me = words.next()?;
+    let peer = match words.next()? {
+        "called" => words.next()?,
+        "was" => {
+            (words.next()? == "called" && words.next()? == "by").then_some(())?;
+            words.next()?
+        }
+        _ => return None,
+    };
+    Some((me, peer))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +257,63 @@ mod tests {
             file_name(&now, "alice", "zuzu"),
             "2025-11-25T11-08-54.005Z_alice_zuzu.log"
         );
+    }
+
+    #[test]
+    fn a_file_name_with_one_underscore_between_the_names_is_that_chat_alone() {
+        let file = "2025-11-25T11-08-54.005Z_alice_zuzu.log";
+        assert_eq!(
+            file_name_says(file, "alice", Some("zuzu")),
+            FileNameSays::Yes
+        );
+        assert_eq!(
+            file_name_says(file, "Alice", Some("ZUZU")),
+            FileNameSays::Yes
+        );
+        assert_eq!(file_name_says(file, "alice", None), FileNameSays::Yes);
+        assert_eq!(file_name_says(file, "zuzu", None), FileNameSays::No);
+        assert_eq!(file_name_says(file, "alice", Some("zu")), FileNameSays::No);
+        assert_eq!(file_name_says(file, "ali", None), FileNameSays::No);
+        assert_eq!(file_name_says(file, "lice", Some("zuzu")), FileNameSays::No);
+        assert_eq!(
+            file_name_says("alice_zuzu.txt", "alice", None),
+            FileNameSays::No
+        );
+    }
+
+    #[test]
+    fn names_that_split_the_same_file_name_two_ways_leave_it_to_the_first_line() {
+        let file = "2025-11-25T11-08-54.005Z_work_bob_carol.log";
+        assert_eq!(
+            file_name_says(file, "work", Some("bob_carol")),
+            FileNameSays::Maybe
+        );
+        assert_eq!(
+            file_name_says(file, "work_bob", Some("carol")),
+            FileNameSays::Maybe
+        );
+        assert_eq!(
+            file_name_says(file, "work", Some("carol")),
+            FileNameSays::No
+        );
+        assert_eq!(file_name_says(file, "bob", None), FileNameSays::No);
+        let now = Now::at_unix(1_764_068_934);
+        for (me, peer, direction) in [
+            ("work", "bob_carol", Direction::Outgoing),
+            ("work_bob", "carol", Direction::Incoming),
+        ] {
+            let first = line(
+                &now,
+                &Entry::Started {
+                    me,
+                    peer,
+                    addr: "10.0.0.2:4000".parse().unwrap(),
+                    direction,
+                    fingerprint: "abcd",
+                },
+            );
+            assert_eq!(started_names(&first), Some((me, peer)), "{first}");
+        }
+        assert_eq!(started_names("2025-11-25T11:08:54.005Z sent #1: hi"), None);
     }
 }

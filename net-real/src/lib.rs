@@ -14,6 +14,8 @@
 //!   --store nats://…`), and [`nats_server`], a `nats-server` process for
 //!   its tests and the bench. Both open real sockets (or processes) and
 //!   never run under turmoil.
+//! - [`server_sockets`]: the listening socket of `natter server` on real
+//!   TCP, its connections' kernel buffers bounded (never under turmoil).
 //!
 //! Only `tokio::spawn`, tokio channels and tokio timers are used here, never
 //! tokio's own sockets, blocking threads or the system clock (see
@@ -32,6 +34,7 @@ pub mod pins;
 mod private;
 pub mod secure_stream;
 pub mod server;
+pub mod server_sockets;
 pub mod store;
 pub mod store_nats;
 pub mod transcripts;
@@ -45,6 +48,7 @@ pub use net::{Clock, Listener, Net, Stream, TokioNet};
 pub use peer::{run_peer, EventSink, EXIT_STARTUP_FAILED, MAX_TYPED_AHEAD};
 pub use secure_stream::{SecureStream, SecureStreamError};
 pub use server::{run_server, LogHook};
+pub use server_sockets::ServerSockets;
 pub use store::{Bucket, Embedded, Kv, KvEntry, KvError, KvEvent, Shared, Store};
 pub use store_nats::{NatsKv, NatsStoreError};
 pub use transcripts::{Transcripts, TranscriptsError};

@@ -118,16 +118,26 @@ pub struct Links<N: Net> {
     /// Outgoing connections in progress, so that one the state machine
     /// gave up on can be cancelled and its late success ignored.
     dialing: BTreeMap<LinkId, AbortHandle>,
-    /// Links closed gracefully whose writer may still be flushing; awaited
-    /// (bounded) when the driver stops, so a last `bye` is not lost.
-    closing: Vec<JoinHandle<()>>,
+    /// Links closed gracefully whose writer may still be flushing (for at
+    /// most [`LINGER`]); what they still hold is counted in `queued` until
+    /// written, and they are cut first when a server is short of memory.
+    /// Awaited (bounded) when the driver stops, so a last `bye` is not
+    /// lost.
+    closing: Vec<Closing>,
     accept: Option<AbortHandle>,
     /// Bytes queued on one link at most, not yet written to its socket.
     max_queue: usize,
-    /// Bytes queued on the open links, not yet written. (A link leaves
-    /// the count when it is closed: what it still flushes is bounded by
-    /// its own limit and [`LINGER`].)
+    /// Bytes queued on the open and closing links, not yet written.
     queued: Arc<AtomicUsize>,
+}
+
+/// A link closed gracefully whose writer may still be flushing.
+struct Closing {
+    link: LinkId,
+    /// Its bytes not yet written; its writer counts them down, and gives
+    /// back what is left when it ends.
+    queued: Arc<AtomicUsize>,
+    writer: JoinHandle<()>,
 }
 
 /// The driver's grip on one connection's tasks. Dropping it is a graceful
@@ -173,7 +183,8 @@ impl<N: Net> Links<N> {
         (links, rx)
     }
 
-    /// Bytes queued on the open links and not yet written to the sockets.
+    /// Bytes queued on the open links, and on the closed ones still
+    /// flushing, not yet written to the sockets.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
@@ -184,6 +195,18 @@ impl<N: Net> Links<N> {
         self.open
             .iter()
             .map(|(&link, handle)| (link, handle.queued.load(Ordering::Relaxed)))
+            .filter(|&(_, bytes)| bytes > 0)
+            .max_by_key(|&(link, bytes)| (bytes, std::cmp::Reverse(link)))
+    }
+
+    /// The closed link still flushing with the most bytes left, and how
+    /// many: its client was being let go anyway, so a server short of
+    /// memory drops what it has not read before cutting an open link.
+    pub fn heaviest_closing(&self) -> Option<(LinkId, usize)> {
+        self.closing
+            .iter()
+            .filter(|closing| !closing.writer.is_finished())
+            .map(|closing| (closing.link, closing.queued.load(Ordering::Relaxed)))
             .filter(|&(_, bytes)| bytes > 0)
             .max_by_key(|&(link, bytes)| (bytes, std::cmp::Reverse(link)))
     }
@@ -326,21 +349,26 @@ impl<N: Net> Links<N> {
         Err(overflow)
     }
 
-    /// Cuts a link at once: its tasks are aborted and what was queued on
-    /// it is dropped (and no longer counted). Unknown links are ignored.
+    /// Cuts a link at once, open or still flushing after a close: its
+    /// tasks are aborted and what was queued on it is dropped (and no
+    /// longer counted). Unknown links are ignored.
     pub fn cut(&mut self, link: LinkId) {
         if let Some(handle) = self.open.remove(&link) {
             handle.reader.abort();
             handle.writer.abort();
-            self.uncount(&handle);
+            self.uncount(&handle.queued);
         }
+        for closing in self.closing.iter().filter(|closing| closing.link == link) {
+            closing.writer.abort();
+            self.uncount(&closing.queued);
+        }
+        self.closing.retain(|closing| !closing.writer.is_finished());
     }
 
-    /// Takes a link that leaves the open set out of the count: nothing is
-    /// added to it any more, and its writer's later counting down stops
-    /// at zero.
-    fn uncount(&self, handle: &LinkHandle) {
-        let left = handle.queued.swap(0, Ordering::Relaxed);
+    /// Takes a link out of the count: nothing is added to it any more,
+    /// and its writer's later counting down stops at zero.
+    fn uncount(&self, link_queued: &AtomicUsize) {
+        let left = link_queued.swap(0, Ordering::Relaxed);
         self.queued.fetch_sub(left, Ordering::Relaxed);
     }
 
@@ -351,12 +379,21 @@ impl<N: Net> Links<N> {
             dial.abort();
         }
         if let Some(handle) = self.open.remove(&link) {
-            self.uncount(&handle);
-            self.closing.retain(|w| !w.is_finished());
-            self.closing.push(handle.writer);
-            // Dropping the rest of the handle (queue sender, alive) starts
-            // the graceful close.
+            self.start_closing(link, handle);
         }
+    }
+
+    /// Moves an open link to the closing ones. Dropping the rest of its
+    /// handle (queue sender, alive) starts the graceful close; what it
+    /// still holds stays counted until written, or dropped by its writer
+    /// after [`LINGER`].
+    fn start_closing(&mut self, link: LinkId, handle: LinkHandle) {
+        self.closing.retain(|closing| !closing.writer.is_finished());
+        self.closing.push(Closing {
+            link,
+            queued: handle.queued,
+            writer: handle.writer,
+        });
     }
 
     /// Forgets a link whose task reported it closed. True if it was open,
@@ -365,7 +402,7 @@ impl<N: Net> Links<N> {
         let Some(handle) = self.open.remove(&link) else {
             return false;
         };
-        self.uncount(&handle);
+        self.start_closing(link, handle);
         true
     }
 
@@ -382,10 +419,10 @@ impl<N: Net> Links<N> {
         for link in links {
             self.close(link);
         }
-        let writers = std::mem::take(&mut self.closing);
+        let closing = std::mem::take(&mut self.closing);
         let all = async {
-            for writer in writers {
-                let _ = writer.await;
+            for closing in closing {
+                let _ = closing.writer.await;
             }
         };
         let _ = tokio::time::timeout(LINGER, all).await;
@@ -478,6 +515,12 @@ impl Written {
             .unwrap_or_else(|n| n);
         self.total.fetch_sub(before.min(bytes), Ordering::Relaxed);
     }
+
+    /// The writer ends: what it did not write is dropped with it.
+    fn release_all(&self) {
+        let left = self.link.swap(0, Ordering::Relaxed);
+        self.total.fetch_sub(left, Ordering::Relaxed);
+    }
 }
 
 /// Writes queued frames in order. The queue closing (the driver dropped
@@ -533,6 +576,7 @@ async fn write_loop<S: crate::net::Stream>(
             )),
         },
     };
+    written.release_all();
     if let Err(e) = result {
         tracing::debug!(%link, error = %e, "write failed");
         let _ = events
@@ -641,6 +685,41 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(links.heaviest(), None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_link_counts_what_it_could_not_write_until_it_is_cut() {
+        let (mut links, _events) = Links::with_queue_limit(DuplexNet, 1 << 20);
+        let (ours, _theirs_never_read) = tokio::io::duplex(64);
+        links.open(LINK, ours);
+        assert_eq!(links.send_checked(LINK, vec![b'x'; 5_000]), Ok(()));
+        links.close(LINK);
+        // Nobody reads: the frame waits in the closing writer, counted, so
+        // that a server's memory budget sees it.
+        assert_eq!(links.queued(), 5_000);
+        assert_eq!(links.heaviest(), None, "no open link holds anything");
+        assert_eq!(links.heaviest_closing(), Some((LINK, 5_000)));
+        links.cut(LINK);
+        assert_eq!(links.queued(), 0);
+        assert_eq!(links.heaviest_closing(), None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_link_gives_back_what_it_could_not_write_after_the_linger() {
+        let (mut links, _events) = Links::with_queue_limit(DuplexNet, 1 << 20);
+        let (ours, _theirs_never_read) = tokio::io::duplex(64);
+        links.open(LINK, ours);
+        assert_eq!(links.send_checked(LINK, vec![b'x'; 5_000]), Ok(()));
+        links.close(LINK);
+        let given_back = async {
+            while links.queued() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(LINGER * 5, given_back)
+            .await
+            .expect("the writer gives up after LINGER and its bytes leave the count");
+        assert_eq!(links.heaviest_closing(), None);
     }
 
     #[tokio::test]

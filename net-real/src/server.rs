@@ -207,7 +207,8 @@ impl<N: Net, S: Store> Server<N, S> {
     }
 
     /// If the queued output and the partial input together pass the
-    /// memory budget, cuts the connection holding the most of either: a
+    /// memory budget, drops the unread output of a connection already
+    /// closed, or else cuts the connection holding the most of either: a
     /// client that does not read what it asked for, or one that sends a
     /// line that never ends. True if it cut one.
     fn hold_budget(&mut self) -> bool {
@@ -215,6 +216,14 @@ impl<N: Net, S: Store> Server<N, S> {
         let input = self.registry.partial_input();
         if output + input <= self.memory_budget {
             return false;
+        }
+        // A connection already closed (refused, rate-limited, left) whose
+        // client has not read what was still queued for it: dropped first,
+        // it was being let go anyway.
+        if let Some((link, queued)) = self.links.heaviest_closing() {
+            tracing::debug!(%link, queued, "over the memory budget: dropping what a closed connection left unread");
+            self.links.cut(link);
+            return true;
         }
         let heaviest_output = self.links.heaviest();
         let heaviest_input = self.registry.heaviest_input();

@@ -252,7 +252,7 @@ impl<D: Disk> Transcripts<D> {
 /// restart does not start the day afresh. A chat started yesterday and
 /// still going is not counted. An unreadable directory counts as nothing
 /// (it is reported when the peer prepares it). Which files are this
-/// name's: see [`is_transcript_of`].
+/// name's: see [`is_chat_of`].
 pub fn written_today(dir: &Path, name: &str, now: std::time::SystemTime) -> u64 {
     let since_epoch = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -267,55 +267,41 @@ pub fn written_today(dir: &Path, name: &str, now: std::time::SystemTime) -> u64 
         .filter(|entry| {
             let file = entry.file_name();
             let file = file.to_string_lossy();
-            file.starts_with(day) && is_transcript_of(&entry.path(), &file, name)
+            file.starts_with(day) && is_chat_of(&entry.path(), name, None)
         })
         .filter_map(|entry| entry.metadata().ok())
         .map(|meta| meta.len())
         .sum()
 }
 
-/// Whether `file` (at `path`) is a transcript of `me`'s. Files are named
-/// `START_ME_PEER.log` (core/src/transcript.rs); names are 1–32 of
-/// `A-Z a-z 0-9 _ -` and unique regardless of case, and START holds no
-/// `_`. So after `START_` comes `ME_PEER`: when that holds only the one
-/// `_`, the file name says whose it is. With more (`bob_work_carol`) it
-/// cannot tell `bob` talking to `work_carol` from `bob_work` talking to
-/// `carol`: the file's first line does (`START chat started: ME …`, names
-/// hold no space).
-fn is_transcript_of(path: &Path, file: &str, me: &str) -> bool {
-    let Some(rest) = file
-        .strip_suffix(".log")
-        .and_then(|f| f.split_once('_'))
-        .map(|(_, rest)| rest)
-    else {
-        return false;
-    };
-    let Some(peer) = rest
-        .get(..me.len())
-        .filter(|head| head.eq_ignore_ascii_case(me))
-        .and_then(|_| rest[me.len()..].strip_prefix('_'))
-    else {
-        return false;
-    };
-    !peer.is_empty() && (rest.matches('_').count() == 1 || first_line_names(path, me))
-}
-
-/// Whether the transcript at `path` starts with `me`'s `chat started`
-/// line (read at most its first 512 bytes: the line is shorter).
-fn first_line_names(path: &Path, me: &str) -> bool {
+/// Whether the transcript file at `path` is one of `me`'s chats (with
+/// `peer`, or with anyone for `None`), names compared regardless of case.
+/// The file name (`START_ME_PEER.log`) says so when it can; names may
+/// hold `_`, and when the name could also be another pair's (`work` with
+/// `bob_carol`, `work_bob` with `carol`), the file's first line, `START
+/// chat started: ME …`, says whose it is (read at most its first 512
+/// bytes: the line is shorter).
+pub fn is_chat_of(path: &Path, me: &str, peer: Option<&str>) -> bool {
+    use natter_core::transcript::{file_name_says, started_names, FileNameSays};
     use std::io::Read;
-    let mut head = [0u8; 512];
-    let Ok(read) = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) else {
+    let Some(file) = path.file_name().and_then(|file| file.to_str()) else {
         return false;
     };
-    let head = String::from_utf8_lossy(&head[..read]);
-    let Some((_, after)) = head.split_once(" chat started: ") else {
-        return false;
-    };
-    after
-        .split([' ', '\n'])
-        .next()
-        .is_some_and(|first| first.eq_ignore_ascii_case(me))
+    match file_name_says(file, me, peer) {
+        FileNameSays::No => false,
+        FileNameSays::Yes => true,
+        FileNameSays::Maybe => {
+            let mut head = [0u8; 512];
+            let Ok(read) = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) else {
+                return false;
+            };
+            let head = String::from_utf8_lossy(&head[..read]);
+            let first = head.lines().next().unwrap_or_default();
+            started_names(first).is_some_and(|(m, p)| {
+                m.eq_ignore_ascii_case(me) && peer.is_none_or(|peer| p.eq_ignore_ascii_case(peer))
+            })
+        }
+    }
 }
 
 /// Writes all of `bytes` (in one `write` as a rule: a regular file takes

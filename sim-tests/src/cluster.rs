@@ -7,6 +7,7 @@
 use crate::{chat, is_error, observed, registered, say, LIMIT};
 use natter_core::registry::ClusterConfig;
 use natter_core::{ErrorCode, Event, Identity, RegistryConfig};
+use natter_net_real::store::{CALL_TIMEOUT, RETRY};
 use natter_net_sim::scenario::{builder, Scenario, LATENCY};
 use std::time::Duration;
 
@@ -38,6 +39,16 @@ fn sees_online(s: &mut Scenario<'_>, watcher: &str, name: &str) -> Duration {
         watcher,
         LIMIT,
         |e| matches!(e, Event::PeerOnline { peer } if peer.name == name),
+    );
+    at
+}
+
+/// Runs until `watcher` is told `name` went offline.
+fn sees_offline(s: &mut Scenario<'_>, watcher: &str, name: &str) -> Duration {
+    let (at, _) = s.wait_for(
+        watcher,
+        LIMIT,
+        |e| matches!(e, Event::PeerOffline { name: gone } if gone == name),
     );
     at
 }
@@ -218,11 +229,7 @@ pub fn crashed_servers_peers_expire_from_the_others_listing(seed: u64) -> String
 
     s.sim.crash("server1");
     let crashed_at = s.elapsed();
-    let (offline_at, _) = s.wait_for(
-        "bob",
-        LIMIT,
-        |e| matches!(e, Event::PeerOffline { name } if name == "alice"),
-    );
+    let offline_at = sees_offline(&mut s, "bob", "alice");
     let config = cluster_config();
     let presence = RegistryConfig::default().presence.interval;
     let waited = offline_at - crashed_at;
@@ -239,6 +246,48 @@ pub fn crashed_servers_peers_expire_from_the_others_listing(seed: u64) -> String
     // bob got it 5 ms after that.
     assert_eq!(crashed_at, Duration::from_millis(7_342));
     assert_eq!(offline_at, Duration::from_millis(20_306));
+    assert_eq!(list(&mut s, "bob"), Vec::<String>::new());
+    observed(&s, &["bob"])
+}
+
+/// c05: alice, on server1, quits while server1 is cut off from the store:
+/// her withdrawal cannot reach it then, and is dropped. When server1
+/// reaches the store again, its new watch lists her entry as server1's,
+/// which server1 no longer holds, so it withdraws it then: bob, on
+/// server2, is told she went offline within a store call and a retry of
+/// the repair (an attempt to reach the store may be under way when it is
+/// repaired), not when her entry expires (15 s after its last refresh,
+/// about 10 s later).
+pub fn peer_that_quits_while_its_server_is_cut_off_is_withdrawn_when_the_store_returns(
+    seed: u64,
+) -> String {
+    let mut s = world(seed, &["server1", "server2"]);
+    start_on(&mut s, "server1", "alice");
+    start_on(&mut s, "server2", "bob");
+    registered(&mut s, &["alice", "bob"]);
+    sees_online(&mut s, "bob", "alice");
+
+    s.sim.partition("server1", "store");
+    // The watch hears nothing for 3 s: server1 knows it is cut off, and
+    // waits a retry interval before it tries the store again. alice
+    // leaves in that interval.
+    while !s.server_log().contains("server1: cut off") {
+        s.run_for(Duration::from_millis(10));
+    }
+    s.end_input("alice");
+    assert_eq!(s.wait_exit("alice", LIMIT), 0);
+    s.run_for(Duration::from_secs(1));
+    s.sim.repair("server1", "store");
+    let healed_at = s.elapsed();
+    let offline_at = sees_offline(&mut s, "bob", "alice");
+    let config = cluster_config();
+    let presence = RegistryConfig::default().presence.interval;
+    let waited = offline_at - healed_at;
+    assert!(
+        waited <= CALL_TIMEOUT + RETRY + presence + 4 * LATENCY,
+        "bob heard alice left {waited:?} after the repair, her entry's expiry rather than her withdrawal (TTL {:?})",
+        config.entry_ttl
+    );
     assert_eq!(list(&mut s, "bob"), Vec::<String>::new());
     observed(&s, &["bob"])
 }

@@ -11,13 +11,11 @@
 
 use crate::scenarios::{crash_mid_burst_in, partition_in, peer_crash_in, server_bounce_in};
 use crate::several_chats::three_chats_one_partner_crashes_in;
+use crate::sweep::MAX_LATENCY;
 use crate::{chat, is_error, registered, say, LIMIT};
 use natter_core::{ChatEndReason, ErrorCode, Event};
 use natter_net_sim::scenario::Scenario;
 use std::time::Duration;
-
-/// The largest one-way link latency of the sweep's worlds.
-pub const MAX_LATENCY: Duration = Duration::from_millis(20);
 
 /// Nothing heard from a partner for this long ends the chat (`peer_lost`).
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(15);

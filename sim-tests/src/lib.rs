@@ -15,6 +15,7 @@ pub mod raw_client;
 pub mod scenarios;
 pub mod several_chats;
 pub mod several_servers;
+pub mod sweep;
 
 use natter_core::Event;
 use natter_net_sim::scenario::Scenario;

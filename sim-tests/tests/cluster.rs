@@ -29,3 +29,12 @@ fn c03_server_cut_off_from_the_store_refuses_registrations_and_recovers() {
 fn c04_crashed_servers_peers_expire_from_the_others_listing() {
     insta::assert_snapshot!(cluster::crashed_servers_peers_expire_from_the_others_listing(SEED));
 }
+
+#[test]
+fn c05_peer_that_quits_while_its_server_is_cut_off_is_withdrawn_when_the_store_returns() {
+    insta::assert_snapshot!(
+        cluster::peer_that_quits_while_its_server_is_cut_off_is_withdrawn_when_the_store_returns(
+            SEED
+        )
+    );
+}

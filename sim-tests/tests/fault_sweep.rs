@@ -10,29 +10,12 @@
 //! sim-tests --test fault_sweep`. A failing seed is printed and replays
 //! alone with `NATTER_SEED=S` (and `NATTER_FAULT=name` for one fault).
 
-use natter_core::RegistryConfig;
-use natter_net_sim::scenario::{builder, Scenario};
-use sim_tests::faults::{FAULTS, MAX_LATENCY};
+use sim_tests::faults::FAULTS;
 use sim_tests::invariants::{
     every_message_of_every_chat_accounted_for, no_budget_hit, nobody_chatting_without_a_chat,
 };
+use sim_tests::sweep::{seeds, world};
 use std::time::Duration;
-
-fn seeds() -> Vec<u64> {
-    if let Ok(seed) = std::env::var("NATTER_SEED") {
-        return vec![seed.parse().expect("NATTER_SEED is a number")];
-    }
-    let count =
-        std::env::var("NATTER_SEEDS").map_or(8, |n| n.parse().expect("NATTER_SEEDS is a number"));
-    (0..count).collect()
-}
-
-fn world(seed: u64) -> Scenario<'static> {
-    let mut b = builder(seed);
-    b.min_message_latency(Duration::from_millis(1))
-        .max_message_latency(MAX_LATENCY);
-    Scenario::with_builder(&b, RegistryConfig::default())
-}
 
 #[test]
 fn every_fault_over_many_seeds_keeps_the_invariants() {
@@ -42,7 +25,7 @@ fn every_fault_over_many_seeds_keeps_the_invariants() {
         if only.as_deref().is_some_and(|name| name != fault.name) {
             continue;
         }
-        let seeds = seeds();
+        let seeds = seeds(8);
         let mut simulated = Duration::ZERO;
         for &seed in &seeds {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

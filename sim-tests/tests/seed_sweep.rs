@@ -9,32 +9,13 @@
 //! `NATTER_SEEDS=N` changes the number of seeds (default 200); a failing
 //! seed is printed and can be replayed alone with `NATTER_SEED=S`.
 
-use natter_core::RegistryConfig;
-use natter_net_sim::scenario::{builder, Scenario};
 use sim_tests::invariants::{every_message_accounted_for, nobody_chatting_without_a_chat};
 use sim_tests::scenarios::{partition_in, peer_crash_in};
+use sim_tests::sweep::{seeds, world, MAX_LATENCY};
 use std::time::Duration;
 
-const MAX_LATENCY: Duration = Duration::from_millis(20);
-
-fn seeds() -> Vec<u64> {
-    if let Ok(seed) = std::env::var("NATTER_SEED") {
-        return vec![seed.parse().expect("NATTER_SEED is a number")];
-    }
-    let count =
-        std::env::var("NATTER_SEEDS").map_or(200, |n| n.parse().expect("NATTER_SEEDS is a number"));
-    (0..count).collect()
-}
-
-fn world(seed: u64) -> Scenario<'static> {
-    let mut b = builder(seed);
-    b.min_message_latency(Duration::from_millis(1))
-        .max_message_latency(MAX_LATENCY);
-    Scenario::with_builder(&b, RegistryConfig::default())
-}
-
 fn sweep(name: &str, run: impl Fn(u64)) {
-    for seed in seeds() {
+    for seed in seeds(200) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed)));
         if let Err(panic) = outcome {
             eprintln!("{name} failed with seed {seed}; replay: NATTER_SEED={seed} cargo test -p sim-tests --test seed_sweep {name}");

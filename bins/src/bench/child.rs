@@ -5,6 +5,7 @@
 use super::cluster::ClusterLoad;
 use super::handshake::Handshake;
 use super::lines::Wire;
+use super::presence::PresenceLoad;
 use super::registry_scale::Load;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,8 @@ pub enum ChildSpec {
     Loadgen(Load),
     /// The cluster section's load generator.
     ClusterLoad(ClusterLoad),
+    /// The presence section's load generator.
+    PresenceLoad(PresenceLoad),
     /// The handshake section: accepts connections and answers `via`.
     Responder { via: Handshake },
     /// The handshake section: opens `warmup + connections` links to
@@ -116,6 +119,57 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// CPU time a process has used so far, user and system, in seconds
+/// (`utime + stime` of /proc/PID/stat, all its threads).
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat (Linux only)"))?;
+    // The command name, in parentheses, may hold spaces: the fields
+    // counted are those after its closing parenthesis, from field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |at: usize| -> Result<f64> {
+        fields
+            .get(at)
+            .and_then(|f| f.parse::<u64>().ok())
+            .map(|t| t as f64)
+            .ok_or_else(|| anyhow!("no CPU times in /proc/{pid}/stat"))
+    };
+    // utime and stime are fields 14 and 15 of the file.
+    let (user, system) = (ticks(11)?, ticks(12)?);
+    // SAFETY: sysconf only reads a system setting.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if per_second <= 0 {
+        bail!("the clock tick of /proc/{pid}/stat is unknown");
+    }
+    Ok((user + system) / per_second as f64)
+}
+
+/// Time the threads of a process have spent runnable but waiting for a
+/// CPU so far, in seconds: the sum over /proc/PID/task/*/schedstat's
+/// second field (nanoseconds). On a shared machine it says whether a
+/// process got the CPU it asked for. Threads that have ended are no
+/// longer counted.
+pub fn run_queue_wait_seconds(pid: u32) -> Result<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("cannot read /proc/{pid}/task (Linux only)"))?;
+    let mut nanos = 0u64;
+    for task in tasks.flatten() {
+        // A thread may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        nanos += stat
+            .split_whitespace()
+            .nth(1)
+            .and_then(|w| w.parse::<u64>().ok())
+            .ok_or_else(|| anyhow!("no run-queue time in {}", task.path().display()))?;
+    }
+    Ok(nanos as f64 / 1e9)
 }
 
 /// Files a `natter server` keeps beside one socket per client: its spare

@@ -1,7 +1,8 @@
 //! `natter bench`: natter's figures against a raw-TCP baseline and a raw
 //! TCP + Noise baseline, taken in one run on one machine (issue 5,
 //! sections 1, 2, 3 and 5; section 4 is `cargo bench -p natter-core`;
-//! issue 10, item 7: the handshake and the cost of encryption).
+//! issue 10, item 7: the handshake and the cost of encryption; issue 12,
+//! item 2: what live presence costs the server).
 //!
 //! Every figure is measured between **separate processes**: this binary
 //! starts itself (`std::env::current_exe()`) as hidden `natter bench-child
@@ -25,6 +26,7 @@ mod handshake;
 mod latency;
 mod lines;
 mod peer_child;
+mod presence;
 mod registry_scale;
 mod report;
 mod throughput;
@@ -47,11 +49,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Repetitions of each figure and its baseline [default: 5, or 2 with
-    /// --quick; the registry section uses at most 3].
+    /// --quick; the registry and presence sections use at most 3].
     #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
     /// Run only these sections (handshake, latency, throughput, registry,
-    /// flood, cluster); all of them by default. The cluster section needs
+    /// presence, flood, cluster); all of them by default. The cluster section needs
     /// nats-server 2.11 or newer on PATH and is skipped without it.
     #[arg(long, value_delimiter = ',', value_name = "SECTION")]
     pub only: Vec<String>,
@@ -119,6 +121,14 @@ pub struct Plan {
     pub registry_lists: usize,
     pub registry_reps: usize,
     pub flood: Duration,
+    /// The presence section: peers registered and then subscribed, joins
+    /// plus leaves a second from other clients, how long the churn is
+    /// timed (once with nobody subscribed, once with every peer), and its
+    /// repetitions (each starts a server and registers them all).
+    pub presence_peers: usize,
+    pub presence_churn: u32,
+    pub presence_window: Duration,
+    pub presence_reps: usize,
     /// Peers registered over the servers in each repetition of the
     /// cluster section, joins timed after them, and its repetitions (each
     /// starts a NATS server and four directory servers).
@@ -147,6 +157,10 @@ impl Plan {
             registry_lists: if quick { 10 } else { 100 },
             registry_reps: reps.min(3),
             flood: Duration::from_millis(if quick { 1_500 } else { 6_000 }),
+            presence_peers: if quick { 300 } else { 10_000 },
+            presence_churn: if quick { 20 } else { 100 },
+            presence_window: Duration::from_millis(if quick { 1_500 } else { 10_000 }),
+            presence_reps: reps.min(3),
             // Larger runs fail for now (3,000 peers: a server closed a
             // member's connection; 100 joins: the watcher's), not yet
             // diagnosed: the sizes measured are the ones run.
@@ -254,6 +268,10 @@ fn bench(args: &BenchArgs) -> Result<Report> {
         progress(args, "registry");
         report.push(registry_scale::run(&plan)?);
     }
+    if wanted("presence") {
+        progress(args, "presence");
+        report.push(presence::run(&plan)?);
+    }
     if wanted("flood") {
         progress(args, "flood");
         report.push(flood::run(&plan, work.path())?);
@@ -285,6 +303,7 @@ pub async fn run_child(args: BenchChildArgs) -> i32 {
     let result = match spec {
         ChildSpec::Server { max_peers, store } => chat::natter_server(max_peers, store).await,
         ChildSpec::ClusterLoad(load) => cluster::loadgen(load).await,
+        ChildSpec::PresenceLoad(load) => presence::loadgen(load).await,
         ChildSpec::Sender {
             server,
             name,

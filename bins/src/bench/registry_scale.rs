@@ -60,14 +60,16 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// (key, SQLite name bindings), its log on standard output (JSON, read and
 /// discarded by the bench), and the limits a single load generator would
 /// trip raised by flags, since every bench client comes from 127.0.0.1.
-struct ServerProc {
+/// The presence section runs the same server.
+pub(super) struct ServerProc {
     child: std::process::Child,
     addr: SocketAddr,
     _data: tempfile::TempDir,
 }
 
 impl ServerProc {
-    fn start(total: usize) -> Result<ServerProc> {
+    /// Starts a server with room for `total` registered peers.
+    pub(super) fn start(total: usize) -> Result<ServerProc> {
         let data = tempfile::Builder::new()
             .prefix("natter-bench-server-")
             .tempdir()
@@ -133,12 +135,17 @@ impl ServerProc {
         })
     }
 
-    fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// Where it listens.
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Stops the server as a service manager would (SIGTERM) and waits.
-    fn stop(mut self) -> Result<()> {
+    pub(super) fn stop(mut self) -> Result<()> {
         // SAFETY: kill only sends a signal to our own child.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
@@ -159,6 +166,17 @@ impl ServerProc {
                 );
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A section that fails half-way (`?`) does not leave its server running
+/// (it did: a failed presence run left one for two hours).
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -409,6 +427,17 @@ impl Client {
         }
     }
 
+    /// The next frame as its JSON text, pings included and not answered
+    /// (the caller answers them), for a client that reads thousands of
+    /// frames a second and parses only what it counts (the presence
+    /// section's subscribers). Cancel-safe with Noise: it only reads.
+    pub(super) async fn next_text(&mut self) -> Result<&str> {
+        match self.read.next_line().await? {
+            Some(line) => Ok(line),
+            None => bail!("the server closed the connection"),
+        }
+    }
+
     /// Stays connected, answering pings, until the connection fails.
     pub(super) async fn idle(&mut self) -> Result<()> {
         let frame = self.next().await?;
@@ -436,7 +465,7 @@ impl Client {
 
     /// Says bye and waits for the server to close the connection: the
     /// entry is gone once it has.
-    async fn leave(mut self) -> Result<()> {
+    pub(super) async fn leave(mut self) -> Result<()> {
         self.write.send(&encode(&ClientMsg::Bye)).await?;
         self.read.drain().await
     }

@@ -400,7 +400,7 @@ impl Report {
         let judged = self.judged();
         let _ = writeln!(
             out,
-            "\n== goals (issue 13){}",
+            "\n== goals (issues 12 and 13){}",
             if judged {
                 ""
             } else {
@@ -563,7 +563,8 @@ fn spread(values: &[f64], unit: &str) -> String {
     )
 }
 
-fn num(x: f64) -> String {
+/// A number with a precision that suits its magnitude.
+pub fn num(x: f64) -> String {
     if !x.is_finite() {
         "?".to_string()
     } else if x.abs() >= 1000.0 {

@@ -22,18 +22,13 @@ const TAIL: u64 = 256 * 1024;
 /// preceded by the day it started; empty if there are none (or the
 /// directory cannot be read: scrollback is a convenience).
 pub fn load(dir: &Path, me: &str, peer: &str, zone: &TimeZone) -> Vec<Stamped> {
-    let suffix = format!("_{me}_{peer}.log").to_lowercase();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.to_lowercase().ends_with(&suffix))
-        })
+        .filter(|p| natter_net_real::transcripts::is_chat_of(p, me, Some(peer)))
         .collect();
     // Named after their start time: the name's order is the time's.
     files.sort();
@@ -228,6 +223,53 @@ mod tests {
         assert!(!lines
             .iter()
             .any(|s| matches!(&s.line, Line::Said { text, .. } if text == "not for bob")));
+    }
+
+    /// The texts of the messages `me` sees in the pane for `peer`.
+    fn texts(dir: &Path, me: &str, peer: &str) -> Vec<String> {
+        load(dir, me, peer, &TimeZone::UTC)
+            .into_iter()
+            .filter_map(|s| match s.line {
+                Line::Said { text, .. } | Line::Heard { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chat_of_other_names_whose_file_name_reads_the_same_is_not_loaded() {
+        // Names may hold `_`, so `work` with `bob_carol` and `work_bob`
+        // with `carol` both write `…_work_bob_carol.log`, and `x_work`
+        // with `bob_carol` a name that ends the same.
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "2026-01-05T10-00-00.000Z_work_bob_carol.log",
+            "2026-01-05T10:00:00.000Z chat started: work_bob called carol at 10.0.0.2:4000 (key abcd)\n\
+             2026-01-05T10:00:01.000Z sent #1: from work_bob to carol\n",
+        );
+        write(
+            "2026-01-06T10-00-00.000Z_Work_Bob_Carol.log",
+            "2026-01-06T10:00:00.000Z chat started: Work was called by Bob_Carol at 10.0.0.3:4000 (key efgh)\n\
+             2026-01-06T10:00:01.000Z received #1 (sent 2026-01-06T10:00:01.000Z): from bob_carol to work\n",
+        );
+        write(
+            "2026-01-07T10-00-00.000Z_x_work_bob_carol.log",
+            "2026-01-07T10:00:00.000Z chat started: x_work called bob_carol at 10.0.0.3:4000 (key efgh)\n\
+             2026-01-07T10:00:01.000Z sent #1: from x_work to bob_carol\n",
+        );
+        assert_eq!(
+            texts(dir.path(), "work", "bob_carol"),
+            ["from bob_carol to work"]
+        );
+        assert_eq!(
+            texts(dir.path(), "work_bob", "carol"),
+            ["from work_bob to carol"]
+        );
+        assert_eq!(
+            texts(dir.path(), "x_work", "bob_carol"),
+            ["from x_work to bob_carol"]
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@
 
 #![allow(dead_code)]
 
+pub mod attack;
+
 use natter_core::identity::Identity;
 use natter_core::secure::LinkKind;
 use natter_net_real::secure_stream::{SecureStream, SecureStreamError};

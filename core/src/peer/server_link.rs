@@ -28,7 +28,7 @@ use crate::rate::{RateLimit, TokenBucket};
 use crate::secure::{LinkKind, SecureLink};
 use crate::text::{is_valid_name, same_name, sanitize, MAX_NAME};
 use crate::time::Instant;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -69,6 +69,11 @@ pub(super) struct ServerLink {
     /// by the first handshake with that address in this one. Every later
     /// handshake with an address must prove the same key.
     keys: BTreeMap<SocketAddr, PublicKey>,
+    /// Addresses whose key this run pinned and no registration through
+    /// them has reported yet (`new_server`): a first attempt the server
+    /// refused (`store_unavailable`, `server_full`) pins the key, and the
+    /// registration that finally succeeds still says it is new.
+    pinned_unannounced: BTreeSet<SocketAddr>,
     /// Whether natter stopped using the servers for good (`replaced`, or
     /// `server_key_changed` at every address after a registration):
     /// requests then say so rather than that it is reconnecting.
@@ -102,9 +107,6 @@ struct Conn {
     secure: SecureLink,
     decoder: FrameDecoder<ServerMsg>,
     heartbeat: Heartbeat,
-    /// Whether this handshake pinned the server's key (the first with
-    /// its address): `new_server` in the registration's event.
-    pinned_now: bool,
 }
 
 #[derive(Debug)]
@@ -149,6 +151,7 @@ impl ServerLink {
             max_frame: config.max_frame,
             servers: Servers::new(&config.servers),
             keys: config.server_keys.clone(),
+            pinned_unannounced: BTreeSet::new(),
             stopped: false,
             unasked_errors: UnaskedErrors::default(),
         }
@@ -231,7 +234,6 @@ impl Peer {
             secure: SecureLink::initiator(&self.config.identity, LinkKind::Server, seed),
             decoder: FrameDecoder::new(self.server.max_frame),
             heartbeat: Heartbeat::new(self.server.heartbeat_config, self.clock.mono),
-            pinned_now: false,
         };
         conn.transmit(&mut self.outputs);
         self.server.phase = Phase::Handshaking(conn);
@@ -297,9 +299,7 @@ impl Peer {
         let addr = self.server.server();
         let Some(&pinned) = self.server.keys.get(&addr) else {
             self.server.keys.insert(addr, key);
-            if let Phase::Handshaking(conn) = &mut self.server.phase {
-                conn.pinned_now = true;
-            }
+            self.server.pinned_unannounced.insert(addr);
             self.outputs.push_back(PeerOutput::PinServer { addr, key });
             return true;
         };
@@ -491,7 +491,6 @@ impl Peer {
         else {
             return;
         };
-        let new_server = conn.pinned_now;
         self.server.phase = Phase::Registered(conn);
         self.server.backoff = self.config.reconnect_min;
         self.server.servers().registered();
@@ -503,6 +502,7 @@ impl Peer {
         self.server.own_addr = Some(addr);
         let server = self.server.server();
         let server_fingerprint = self.server.keys[&server].fingerprint();
+        let new_server = self.server.pinned_unannounced.remove(&server);
         if self.server.ever_registered {
             self.event(Event::Reregistered {
                 addr,
