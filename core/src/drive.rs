@@ -16,8 +16,17 @@
 //! the `Recorded` inputs fed back (group commit: a burst of messages read
 //! in one go costs one disk flush, not one per message). A driver that has
 //! several inputs at hand (network reads that queued up during the last
-//! flush) can widen the group: [`Drive::carry_out`] after each input, then
-//! one [`Drive::commit`] for all of them.
+//! flush, lines the user typed at once) can widen the group:
+//! [`Drive::carry_out`] after each input, then one [`Drive::commit`] for
+//! all of them (always one: the lines wait for it).
+//!
+//! **One write per file per commit.** The lines are appended when the
+//! driver commits, those of one file in one [`Effects::append`] (a burst
+//! of messages costs one system call, not one per line), in the order the
+//! peer gave them. The user's events that come after a line wait with it,
+//! so that the `error` event of a line that could not be written (one
+//! with no receipt to withhold) comes where the line was, as if it had
+//! been written at once.
 //!
 //! **Backpressure sits on the receipts.** While the user's events are
 //! backed up ([`Effects::events_backed_up`]), the `Recorded` inputs are
@@ -29,7 +38,7 @@
 
 use crate::event::{ErrorDetail, Event};
 use crate::link::LinkId;
-use crate::peer::{Peer, PeerInput, PeerOutput};
+use crate::peer::{Peer, PeerInput, PeerOutput, TranscriptWrite};
 use crate::protocol::ErrorCode;
 use crate::time::Now;
 use std::collections::VecDeque;
@@ -47,9 +56,11 @@ pub trait Effects {
     fn close(&mut self, link: LinkId);
     /// An event for the user.
     fn event(&mut self, event: Event);
-    /// Appends `line` (a newline is added) to the transcript `file`. The
-    /// error says why, in words for the user.
-    fn append(&mut self, file: &str, line: &str) -> Result<(), String>;
+    /// Appends `lines`, in order, to the transcript `file`, a newline
+    /// added to each (in one write where the disk allows). On failure,
+    /// says how many of them, from the first, are in the file whole, and
+    /// why the others are not, in words for the user.
+    fn append(&mut self, file: &str, lines: &[&str]) -> Result<(), Unwritten>;
     /// Makes every line appended so far durable (`fsync`). The error says
     /// where and why.
     fn sync(&mut self) -> Result<(), String>;
@@ -67,6 +78,16 @@ pub trait Effects {
     fn events_backed_up(&self) -> bool {
         false
     }
+}
+
+/// Lines of an [`Effects::append`] that did not all reach the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unwritten {
+    /// How many lines, from the first, are in the file whole; none of
+    /// the others is, not even in part.
+    pub written: usize,
+    /// Why the others are not, in words for the user.
+    pub reason: String,
 }
 
 /// Whether bytes could be queued on a link.
@@ -90,6 +111,18 @@ pub struct Drive {
     /// Received messages whose lines are durable (or failed), in order,
     /// whose `Recorded` input is withheld while events are backed up.
     recorded: VecDeque<Recorded>,
+    /// Transcript lines of the outputs being carried out, appended once
+    /// the peer has nothing more to say, and the events after the first
+    /// of them, in order (kept empty between calls; the buffer is
+    /// reused).
+    held: Vec<Held>,
+}
+
+/// An output held until the transcript lines are appended.
+#[derive(Debug)]
+enum Held {
+    Line(TranscriptWrite),
+    Event(Event),
 }
 
 #[derive(Debug)]
@@ -113,8 +146,10 @@ impl Drive {
         self.commit(peer, now, effects);
     }
 
-    /// Carries out every output of `peer`, in order; transcript lines are
-    /// appended, and their receipts wait for [`Drive::commit`].
+    /// Carries out every output of `peer`, in order, except that the
+    /// transcript lines, and the user's events after the first of them,
+    /// wait for [`Drive::commit`] (see the module documentation), which
+    /// must follow.
     pub fn carry_out(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
         while let Some(output) = peer.poll_output() {
             match output {
@@ -125,26 +160,9 @@ impl Drive {
                     }
                 }
                 PeerOutput::Close { link } => effects.close(link),
-                PeerOutput::Event(event) => effects.event(event),
-                PeerOutput::Transcript(write) => {
-                    let result = effects.append(&write.file, &write.line);
-                    match (write.receipt, result) {
-                        (Some((link, n)), result) => {
-                            self.unsynced.push(Recorded { link, n, result })
-                        }
-                        (None, Ok(())) => {}
-                        // A received message's failure is told by the
-                        // peer itself (no receipt is sent); any other
-                        // line lost must not be lost silently.
-                        (None, Err(reason)) => effects.event(Event::error(
-                            ErrorCode::TranscriptFailed,
-                            ErrorDetail::TranscriptWrite {
-                                file: write.file,
-                                reason,
-                            },
-                        )),
-                    }
-                }
+                PeerOutput::Event(event) if self.held.is_empty() => effects.event(event),
+                PeerOutput::Event(event) => self.held.push(Held::Event(event)),
+                PeerOutput::Transcript(write) => self.held.push(Held::Line(write)),
                 PeerOutput::Exit { code } => effects.exit(code),
                 PeerOutput::Pin { name, key } => effects.pin(&name, key),
                 PeerOutput::PinServer { addr, key } => effects.pin_server(addr, key),
@@ -152,11 +170,68 @@ impl Drive {
         }
     }
 
+    /// Appends the lines held since the last commit, those of each file
+    /// in one [`Effects::append`], notes the outcome of each line that
+    /// asked for one, and passes the events held on, in order, with the
+    /// error of each line lost where that line was.
+    fn append_lines(&mut self, effects: &mut impl Effects) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut held = std::mem::take(&mut self.held);
+        // Whether each line (in order) is in its file.
+        let mut written = vec![Ok(()); held.len()];
+        let mut files: Vec<&str> = Vec::new();
+        for item in &held {
+            if let Held::Line(write) = item {
+                if !files.contains(&write.file.as_str()) {
+                    files.push(&write.file);
+                }
+            }
+        }
+        for file in files {
+            let (at, lines): (Vec<usize>, Vec<&str>) = held
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Held::Line(write) if write.file == file => Some((i, write.line.as_str())),
+                    _ => None,
+                })
+                .unzip();
+            if let Err(unwritten) = effects.append(file, &lines) {
+                for &i in &at[unwritten.written.min(at.len())..] {
+                    written[i] = Err(unwritten.reason.clone());
+                }
+            }
+        }
+        for (item, result) in held.drain(..).zip(written) {
+            match (item, result) {
+                (Held::Event(event), _) => effects.event(event),
+                (Held::Line(write), result) => match (write.receipt, result) {
+                    (Some((link, n)), result) => self.unsynced.push(Recorded { link, n, result }),
+                    (None, Ok(())) => {}
+                    // A received message's failure is told by the peer
+                    // itself (no receipt is sent); any other line lost
+                    // must not be lost silently.
+                    (None, Err(reason)) => effects.event(Event::error(
+                        ErrorCode::TranscriptFailed,
+                        ErrorDetail::TranscriptWrite {
+                            file: write.file,
+                            reason,
+                        },
+                    )),
+                },
+            }
+        }
+        self.held = held;
+    }
+
     /// Makes the lines appended since the last commit durable with one
     /// sync, then (unless the user's events are backed up) feeds back the
     /// `Recorded` inputs, carrying out what they produce, until quiet.
     pub fn commit(&mut self, peer: &mut Peer, now: Now, effects: &mut impl Effects) {
         loop {
+            self.append_lines(effects);
             if !self.unsynced.is_empty() {
                 let synced = effects.sync();
                 self.recorded.extend(self.unsynced.drain(..).map(|mut r| {

@@ -47,6 +47,51 @@ fn a_burst_read_in_one_go_is_made_durable_with_one_sync() {
 }
 
 #[test]
+fn a_burst_read_in_one_go_is_appended_in_one_write_and_its_receipts_in_one_more() {
+    let mut world = chatting();
+    world.hold("bob");
+    for text in ["one", "two", "three"] {
+        world.type_line("alice", text);
+    }
+    let (bob, alice) = (world.appends["bob"], world.appends["alice"]);
+
+    world.release("bob");
+
+    assert_eq!(world.appends["bob"], bob + 1, "bob's three received lines");
+    assert_eq!(received_lines(&world), 3);
+    assert_eq!(delivered(&world.take_events("alice")), vec![1, 2, 3]);
+    assert_eq!(
+        world.appends["alice"],
+        alice + 1,
+        "alice's three delivered lines"
+    );
+}
+
+#[test]
+fn a_line_that_cannot_be_written_is_reported_where_it_was_among_the_events() {
+    let mut world = chatting();
+    world.failing_disk = Some("alice".into());
+    world.type_line("alice", "hi");
+    let alice = world.take_events("alice");
+    // The `sent` line comes before the `sent` event: so does its error,
+    // though the lines of a drain are written together at its end.
+    assert!(
+        matches!(
+            alice.as_slice(),
+            [
+                Event::Error {
+                    code: ErrorCode::TranscriptFailed,
+                    detail: ErrorDetail::TranscriptWrite { .. },
+                },
+                Event::Sent { n: 1, .. },
+                ..
+            ]
+        ),
+        "{alice:#?}"
+    );
+}
+
+#[test]
 fn a_line_written_but_not_made_durable_gets_no_receipt() {
     let mut world = chatting();
     world.failing_sync = Some("bob".into());

@@ -12,7 +12,7 @@ use crate::link::{LinkEvent, Links, Queued};
 use crate::net::{Clock, Net};
 use crate::pins::{PinFile, Pins};
 use crate::transcripts::Transcripts;
-use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::drive::{Drive, Effects, Sent, Unwritten};
 use natter_core::{Command, ErrorCode, ErrorDetail, Event, LinkId, Peer, PeerConfig, PeerInput};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -33,6 +33,12 @@ pub const EXIT_STARTUP_FAILED: i32 = 1;
 /// one sync runs, the next messages queue up, and are then recorded with
 /// the next one). Bounded so that timers and lines still get their turn.
 const NETWORK_BATCH: usize = 64;
+
+/// Lines of the user already waiting that are taken together, with one
+/// commit (see [`NETWORK_BATCH`]): a script piping messages, or a paste,
+/// then costs one transcript write for all of them. Bounded like the
+/// network's batch, so that the network and timers still get their turn.
+const LINE_BATCH: usize = 64;
 
 /// Events held for a sink that has no room, beyond which the driver stops
 /// reading the network too. Far above what a chat can cause (the partner
@@ -125,7 +131,7 @@ pub async fn run_peer<N: Net, D: Disk, E: EventSink>(
                 driver.network_reads(event, &mut network);
             }
             line = lines.recv(), if take_line => match line {
-                Some(command) => driver.command(command),
+                Some(command) => driver.commands(command, &mut lines),
                 None => {
                     input_open = false;
                     driver.hand_in_typed();
@@ -241,38 +247,67 @@ struct Io<N: Net, D: Disk, E: EventSink> {
 }
 
 impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
+    /// Takes `first` and the lines already waiting after it (at most
+    /// [`LINE_BATCH`] in all, while a line would be taken on its own:
+    /// no events held, room to read ahead), then commits once for all
+    /// of them.
+    fn commands(&mut self, first: Command, lines: &mut mpsc::Receiver<Command>) {
+        self.command(first);
+        for _ in 1..LINE_BATCH {
+            if self.io.exit.is_some()
+                || !self.io.held.is_empty()
+                || self.typed.bytes >= MAX_TYPED_AHEAD
+            {
+                break;
+            }
+            match lines.try_recv() {
+                Ok(command) => self.command(command),
+                // The end of input is taken by the main loop's next read.
+                Err(_) => break,
+            }
+        }
+        self.commit();
+    }
+
     /// A command of the user. A message the peer has no room for waits
     /// here (behind any already waiting); any other command first hands
     /// in the messages typed before it, so the order stays the user's,
-    /// and is then taken at once.
+    /// and is then taken at once. Receipts wait for the next commit.
     fn command(&mut self, command: Command) {
         if command.is_message() && (!self.typed.messages.is_empty() || !self.peer.accepts(&command))
         {
             return self.typed.push(command);
         }
         self.hand_in_typed();
-        self.input(PeerInput::Command(command));
+        self.take(PeerInput::Command(command));
     }
 
     /// Hands the peer the messages read ahead, whether it has room or not
-    /// (it numbers them and lets them wait for the window).
+    /// (it numbers them and lets them wait for the window). Receipts wait
+    /// for the next commit.
     fn hand_in_typed(&mut self) {
         while let Some(message) = self.typed.pop() {
-            self.input(PeerInput::Command(message));
+            self.take(PeerInput::Command(message));
         }
     }
 
-    /// Hands the peer the messages read ahead while it has room for them.
+    /// Hands the peer the messages read ahead while it has room for them,
+    /// then commits once for all of them.
     fn pass_typed(&mut self) {
+        let mut taken = false;
         while self.io.exit.is_none() {
             match self.typed.messages.front() {
                 Some(message) if self.peer.accepts(message) => {}
-                _ => return,
+                _ => break,
             }
             let Some(message) = self.typed.pop() else {
-                return;
+                break;
             };
-            self.input(PeerInput::Command(message));
+            self.take(PeerInput::Command(message));
+            taken = true;
+        }
+        if taken {
+            self.commit();
         }
     }
 
@@ -402,11 +437,16 @@ impl<N: Net, D: Disk, E: EventSink> Effects for Io<N, D, E> {
         self.events.backlog(self.held.len());
     }
 
-    fn append(&mut self, file: &str, line: &str) -> Result<(), String> {
-        self.transcripts.append(file, line).map_err(|e| {
-            tracing::warn!(file, error = %e, "transcript write failed");
-            e.to_string()
-        })
+    fn append(&mut self, file: &str, lines: &[&str]) -> Result<(), Unwritten> {
+        self.transcripts
+            .append_all(file, lines)
+            .map_err(|(written, e)| {
+                tracing::warn!(file, error = %e, "transcript write failed");
+                Unwritten {
+                    written,
+                    reason: e.to_string(),
+                }
+            })
     }
 
     fn sync(&mut self) -> Result<(), String> {

@@ -2,17 +2,20 @@
 //! peer driver, on any [`Disk`].
 //!
 //! The core formats every line and names every file; this puts the bytes
-//! on disk. Each line goes out as `line + "\n"` in one write on a file
-//! opened in append mode, so a line is never interleaved with another
-//! writer's. The newline is the last byte written: a line is whole only
-//! once it has it. A process killed in the middle of a long line (the
-//! kernel stops a write between pages for SIGKILL) leaves its start as
-//! the file's last line, *without* a newline; readers take such a final
-//! line for incomplete (docs/LIMITS.md), and no later line is ever
-//! appended to it, since a new process writes new files. Within a
-//! process, a write that fails half-way (disk full) has what it wrote
-//! cut off again before the next line goes to that file; a disk that
-//! cannot cut it gets no more lines in that file.
+//! on disk. Each line goes out as `line + "\n"`; the lines the driver has
+//! for one file at once (those of one drain of the peer: a burst of
+//! messages) go in one write on a file opened in append mode, so a line
+//! is never interleaved with another writer's and a burst costs one
+//! system call. A line's newline is its last byte written: a line is
+//! whole only once it has it. A process killed in the middle of a write
+//! (the kernel stops a write between pages for SIGKILL) leaves the start
+//! of a line as the file's last line, *without* a newline; readers take
+//! such a final line for incomplete (docs/LIMITS.md), and no later line
+//! is ever appended to it, since a new process writes new files. Within a
+//! process, a write that fails half-way (disk full) keeps the lines it
+//! wrote whole, and has the start of the next one cut off again before
+//! more goes to that file; a disk that cannot cut it gets no more lines
+//! in that file.
 //!
 //! [`Transcripts::sync`] makes every line appended so far durable: the
 //! data of each file written since the last sync, and the directory entry
@@ -129,13 +132,23 @@ impl<D: Disk> Transcripts<D> {
 
     /// Appends one line (a newline is added) to `file` in the directory.
     pub fn append(&mut self, file: &str, line: &str) -> io::Result<()> {
-        if !is_plain_file_name(file) {
-            return Err(io::Error::new(
+        self.append_all(file, &[line]).map_err(|(_, e)| e)
+    }
+
+    /// Appends `lines`, in order, a newline added to each, to `file` in
+    /// the directory, in one write. On failure, also says how many of the
+    /// lines, from the first, are in the file whole; none of the others
+    /// is, not even its start.
+    pub fn append_all(&mut self, file: &str, lines: &[&str]) -> Result<(), (usize, io::Error)> {
+        // A file already open passed this check when it was opened.
+        if !self.open.contains_key(file) && !is_plain_file_name(file) {
+            let e = io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{file:?} is not a plain file name"),
-            ));
+            );
+            return Err((0, e));
         }
-        self.write(file, line)
+        self.write(file, lines)
     }
 
     /// Makes every line appended since the last sync durable. An error
@@ -158,12 +171,13 @@ impl<D: Disk> Transcripts<D> {
         Ok(())
     }
 
-    fn write(&mut self, file: &str, line: &str) -> io::Result<()> {
+    fn write(&mut self, file: &str, lines: &[&str]) -> Result<(), (usize, io::Error)> {
         if self.torn.contains(file) {
-            return Err(io::Error::other(format!(
+            let e = io::Error::other(format!(
                 "{} ends with an incomplete line that could not be removed; later lines of this chat are not written to it",
                 self.dir.join(file).display()
-            )));
+            ));
+            return Err((0, e));
         }
         self.uses += 1;
         let uses = self.uses;
@@ -171,27 +185,39 @@ impl<D: Disk> Transcripts<D> {
             if self.open.len() >= OPEN_FILES {
                 self.close_oldest();
             }
-            let f = self.disk.open_append(&self.dir.join(file))?;
+            let f = self
+                .disk
+                .open_append(&self.dir.join(file))
+                .map_err(|e| (0, e))?;
             self.new_entries = true;
             self.open.insert(file.to_string(), (uses, f));
         }
         let (used, f) = self.open.get_mut(file).expect("inserted above");
         *used = uses;
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        self.unsynced.insert(file.to_string());
-        let (written, result) = write_counted(f, &bytes);
-        if result.is_err() {
-            // The start of the line must not become the start of the next
-            // one: cut it off, or write no more to this file.
-            if written > 0 && self.disk.cut_tail(f, written as u64).is_err() {
-                self.torn.insert(file.to_string());
-            }
-            // Reopen next time rather than keep a handle in a bad state.
-            self.close(file);
+        let size = lines.iter().map(|line| line.len() + 1).sum();
+        let mut bytes = Vec::with_capacity(size);
+        for line in lines {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
         }
-        result
+        if !self.unsynced.contains(file) {
+            self.unsynced.insert(file.to_string());
+        }
+        let (written, result) = write_counted(f, &bytes);
+        let Err(e) = result else {
+            return Ok(());
+        };
+        // The lines written whole stay; the start of the next one must not
+        // become the start of a later line: cut it off, or write no more
+        // to this file.
+        let (whole, whole_bytes) = whole_lines(lines, written);
+        let part = written - whole_bytes;
+        if part > 0 && self.disk.cut_tail(f, part as u64).is_err() {
+            self.torn.insert(file.to_string());
+        }
+        // Reopen next time rather than keep a handle in a bad state.
+        self.close(file);
+        Err((whole, e))
     }
 
     /// Closes the least recently used file.
@@ -292,6 +318,19 @@ fn write_counted(f: &mut impl Write, bytes: &[u8]) -> (usize, io::Result<()>) {
         }
     }
     (written, Ok(()))
+}
+
+/// How many of `lines` (each written with its newline) the first
+/// `written` bytes hold whole, and how many bytes those are.
+fn whole_lines(lines: &[&str], written: usize) -> (usize, usize) {
+    let mut end = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if end + line.len() + 1 > written {
+            return (i, end);
+        }
+        end += line.len() + 1;
+    }
+    (lines.len(), end)
 }
 
 /// Says which file a sync error is about, for the user's message.
@@ -445,6 +484,58 @@ mod tests {
         assert_eq!(first, "r0\nr1\n");
     }
 
+    /// The machine's disk, noting the size of every write.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<usize>>>);
+
+    struct WritesFile(std::fs::File, Arc<Mutex<Vec<usize>>>);
+
+    impl Write for WritesFile {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1.lock().unwrap().push(buf.len());
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    impl Disk for Writes {
+        type File = WritesFile;
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            StdDisk.create_dir_all(dir)
+        }
+        fn is_dir(&self, path: &Path) -> bool {
+            StdDisk.is_dir(path)
+        }
+        fn open_append(&self, path: &Path) -> io::Result<WritesFile> {
+            Ok(WritesFile(StdDisk.open_append(path)?, Arc::clone(&self.0)))
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            StdDisk.remove_file(path)
+        }
+        fn sync_data(&self, file: &WritesFile) -> io::Result<()> {
+            StdDisk.sync_data(&file.0)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            StdDisk.sync_dir(dir)
+        }
+    }
+
+    #[test]
+    fn lines_appended_together_go_out_in_one_write_each_with_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Writes::default();
+        let mut t = Transcripts::on(disk.clone(), dir.path());
+        t.prepare().unwrap();
+        disk.0.lock().unwrap().clear();
+        t.append_all("a.log", &["one", "two", "three"]).unwrap();
+        t.append("a.log", "four").unwrap();
+        assert_eq!(*disk.0.lock().unwrap(), [14, 5], "one write per call");
+        let a = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+        assert_eq!(a, "one\ntwo\nthree\nfour\n");
+    }
+
     /// The machine's disk, full after `room` more bytes: a write stops
     /// half-way there, as when the disk fills (or a kill stops it).
     #[derive(Clone)]
@@ -527,6 +618,49 @@ mod tests {
                 assert_eq!(text, format!("one\n{}", "x".repeat(10)), "nothing glued on");
             }
         }
+    }
+
+    #[test]
+    fn a_full_disk_keeps_the_lines_written_whole_and_cuts_the_start_of_the_next() {
+        for cuttable in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let room = Arc::new(Mutex::new(usize::MAX));
+            let disk = Filling {
+                room: Arc::clone(&room),
+                cuttable,
+            };
+            let mut t = Transcripts::on(disk, dir.path());
+            t.prepare().unwrap();
+            t.append("a.log", "zero").unwrap();
+            // Room for "one\ntwo\nth": two lines whole, then the start of
+            // the third.
+            *room.lock().unwrap() = 10;
+            let (written, _) = t
+                .append_all("a.log", &["one", "two", "three", "four"])
+                .unwrap_err();
+            assert_eq!(written, 2);
+            *room.lock().unwrap() = usize::MAX;
+            let next = t.append("a.log", "five");
+            let text = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+            if cuttable {
+                next.unwrap();
+                assert_eq!(text, "zero\none\ntwo\nfive\n");
+            } else {
+                assert!(next.is_err());
+                assert_eq!(text, "zero\none\ntwo\nth", "nothing glued on");
+            }
+        }
+    }
+
+    #[test]
+    fn whole_lines_are_counted_up_to_the_first_cut_short() {
+        let lines = ["ab", "c", ""];
+        assert_eq!(whole_lines(&lines, 0), (0, 0));
+        assert_eq!(whole_lines(&lines, 2), (0, 0));
+        assert_eq!(whole_lines(&lines, 3), (1, 3));
+        assert_eq!(whole_lines(&lines, 4), (1, 3));
+        assert_eq!(whole_lines(&lines, 5), (2, 5));
+        assert_eq!(whole_lines(&lines, 6), (3, 6));
     }
 
     #[test]

@@ -251,7 +251,11 @@ pub struct Proc {
     label: String,
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<Option<Value>>,
+    /// Lines as read: parsed by [`Proc::recv`], not by the reading
+    /// thread, so that a burst the bench times (100,000 `message` events
+    /// of the receiving peer) is not slowed by the bench parsing them on
+    /// the same CPUs meanwhile.
+    lines: mpsc::Receiver<Option<String>>,
     pub pid: u32,
 }
 
@@ -285,8 +289,7 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(Some(value)).is_err() {
+                if tx.send(Some(line)).is_err() {
                     return;
                 }
                 if let Some(pace) = &pace {
@@ -311,7 +314,7 @@ impl Proc {
     /// for [`LINE_TIMEOUT`].
     pub fn recv(&mut self) -> Result<Value> {
         match self.lines.recv_timeout(LINE_TIMEOUT) {
-            Ok(Some(value)) => Ok(value),
+            Ok(Some(line)) => Ok(parse(line)),
             Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 bail!("the {} process ended unexpectedly", self.label)
             }
@@ -325,7 +328,7 @@ impl Proc {
 
     /// The next line, if one is already there.
     pub fn try_recv(&mut self) -> Option<Value> {
-        self.lines.try_recv().ok().flatten()
+        self.lines.try_recv().ok().flatten().map(parse)
     }
 
     /// Skips lines until one matches; an `error` line is a failure.
@@ -391,6 +394,11 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// A line of a child's output as JSON; a line that is not JSON as a string.
+fn parse(line: String) -> Value {
+    serde_json::from_str(&line).unwrap_or(Value::String(line))
 }
 
 impl Drop for Proc {

@@ -10,7 +10,7 @@
 
 mod lying;
 
-use natter_core::drive::{Drive, Effects, Sent};
+use natter_core::drive::{Drive, Effects, Sent, Unwritten};
 use natter_core::identity::{derive_seed, Identity};
 use natter_core::peer::{PeerConfig, PeerInput};
 use natter_core::registry::client::InProcessClient;
@@ -76,6 +76,8 @@ pub struct World {
     pub transcripts: BTreeMap<String, Vec<String>>,
     /// How many times each peer made its transcript lines durable.
     pub syncs: BTreeMap<String, u64>,
+    /// Appends to transcripts per peer (each of one or more lines).
+    pub appends: BTreeMap<String, u64>,
     /// What each peer's known_peers file would hold: the last key pinned
     /// for each name.
     pub pins: BTreeMap<String, BTreeMap<String, PublicKey>>,
@@ -197,6 +199,7 @@ impl World {
             logs: Vec::new(),
             transcripts: BTreeMap::new(),
             syncs: BTreeMap::new(),
+            appends: BTreeMap::new(),
             pins: BTreeMap::new(),
             wires: BTreeMap::new(),
             cut: Vec::new(),
@@ -829,16 +832,17 @@ impl Effects for PeerEffects<'_> {
             .push(event);
     }
 
-    fn append(&mut self, file: &str, line: &str) -> Result<(), String> {
+    fn append(&mut self, file: &str, lines: &[&str]) -> Result<(), Unwritten> {
         self.done += 1;
+        *self.world.appends.entry(self.name.to_string()).or_default() += 1;
         if self.disk_fails() {
-            return Err("disk full".to_string());
+            return Err(Unwritten {
+                written: 0,
+                reason: "disk full".to_string(),
+            });
         }
-        self.world
-            .transcripts
-            .entry(file.to_string())
-            .or_default()
-            .push(line.to_string());
+        let transcript = self.world.transcripts.entry(file.to_string()).or_default();
+        transcript.extend(lines.iter().map(|line| line.to_string()));
         Ok(())
     }
 
