@@ -124,19 +124,8 @@ pub fn file_name(started: &Now, me: &str, peer: &str) -> String {
 
 /// Appends `label` and `n` in decimal.
 fn push_numbered(out: &mut String, label: &str, n: u64) {
-    out.push_str(label);
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{label}{n}");
 }
 
 /// What a transcript's file name ([`file_name`]) says of whose chat it is.
