@@ -335,7 +335,7 @@ async fn fill_directory(
 /// the connect to `registered`.
 struct Honest {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<Result<Phases, &'static str>>>,
+    thread: std::thread::JoinHandle<Vec<Result<Phases, &'static str>>>,
 }
 
 /// How long one honest registration took, step by step: where a slow one
@@ -399,22 +399,37 @@ impl Honest {
     fn start(to: SocketAddr) -> Honest {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let task = tokio::spawn(async move {
-            let mut took = Vec::new();
-            let mut n = 0;
-            while !flag.load(Ordering::Relaxed) {
-                n += 1;
-                took.push(register_timed(to, &format!("honest{n}")).await);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            took
+        // A thread and runtime of its own: on the attackers' runtime,
+        // its steps waited for their tasks (hundreds of client-side
+        // handshakes at once), which is the test's own load, not the
+        // server's.
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the honest client");
+            runtime.block_on(async move {
+                let mut took = Vec::new();
+                let mut n = 0;
+                while !flag.load(Ordering::Relaxed) {
+                    n += 1;
+                    took.push(register_timed(to, &format!("honest{n}")).await);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                took
+            })
         });
-        Honest { stop, task }
+        Honest { stop, thread }
     }
 
     async fn finish(self) -> Latencies {
         self.stop.store(true, Ordering::Relaxed);
-        Latencies(self.task.await.expect("no panic"))
+        let thread = self.thread;
+        let took = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("joined")
+            .expect("no panic");
+        Latencies(took)
     }
 }
 

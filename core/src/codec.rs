@@ -117,6 +117,12 @@ impl LineDecoder {
         self.partial.len()
     }
 
+    /// Memory held for an unfinished line: its buffer, which grows by
+    /// doubling (up to twice [`LineDecoder::buffered`]).
+    pub fn held_memory(&self) -> usize {
+        self.partial.capacity()
+    }
+
     /// Changes the limit for the lines still to come (a server lowers it
     /// once a client has registered: no later request needs as much).
     pub fn set_max_line(&mut self, max_line: usize) {
@@ -166,6 +172,11 @@ impl<T: DeserializeOwned> FrameDecoder<T> {
     /// Bytes held for an unfinished line.
     pub fn buffered(&self) -> usize {
         self.lines.buffered()
+    }
+
+    /// See [`LineDecoder::held_memory`].
+    pub fn held_memory(&self) -> usize {
+        self.lines.held_memory()
     }
 
     /// See [`LineDecoder::set_max_line`].

@@ -806,7 +806,10 @@ impl Registry {
         let Some(conn) = self.conns.get_mut(&link) else {
             return;
         };
-        let held = conn.secure.buffered() + conn.decoder.buffered();
+        // The budget counts the memory the buffers hold; the deadline,
+        // whether a frame or a line is unfinished.
+        let held = conn.secure.held_memory() + conn.decoder.held_memory();
+        let unfinished = conn.secure.buffered() + conn.decoder.buffered();
         let over_request =
             conn.entry.is_some() && conn.decoder.buffered() > self.config.max_request;
         self.partial.remove(&(conn.partial, link));
@@ -816,7 +819,7 @@ impl Registry {
             self.partial.insert((held, link));
             self.partial_total += held;
         }
-        match (held, conn.line_by) {
+        match (unfinished, conn.line_by) {
             (0, _) => conn.line_by = None,
             (_, Some(_)) => {}
             (_, None) => {

@@ -214,6 +214,13 @@ impl SecureLink {
                     }
                 }
             }
+            if self.incoming.len() == 2 {
+                // The whole frame in one allocation of its size: growing
+                // by doubling would hold up to twice what arrived, and
+                // thousands of links that each send part of a big frame
+                // fragment the heap with the smaller buffers left behind.
+                self.incoming.reserve_exact(self.incoming_wanted());
+            }
             if self.incoming.len() > 2 && self.incoming_wanted() == 0 {
                 let frame = std::mem::take(&mut self.incoming);
                 let result = self.on_frame(&frame[2..]);
@@ -290,6 +297,17 @@ impl SecureLink {
     /// [`MAX_MESSAGE`]): what a server counts as a client's partial input.
     pub fn buffered(&self) -> usize {
         self.incoming.len()
+    }
+
+    /// Memory held for an incoming frame not yet complete: its buffer,
+    /// sized for the whole frame as soon as its header is in (0 between
+    /// frames, when the link keeps at most a small buffer for the next).
+    pub fn held_memory(&self) -> usize {
+        if self.incoming.is_empty() {
+            0
+        } else {
+            self.incoming.capacity()
+        }
     }
 
     /// Bytes of the incoming frame still missing: of the header, then of
@@ -848,6 +866,23 @@ mod tests {
             Err(SecureError::Truncated),
             "during the handshake"
         );
+    }
+
+    #[test]
+    fn a_frame_in_progress_holds_one_buffer_of_its_size_and_it_is_counted() {
+        let (mut a, mut b) = established();
+        let frame = sealed(&mut a, &[b'y'; 60_000]);
+        assert_eq!(b.held_memory(), 0, "nothing between frames");
+        // The header and a few bytes: the buffer is the frame's size at
+        // once, not grown by doubling as the bytes trickle in.
+        b.push(&frame[..10]).unwrap();
+        assert_eq!(b.buffered(), 10);
+        assert_eq!(b.held_memory(), frame.len());
+        push_split(&mut b, &frame[10..frame.len() - 1], &[1000]).unwrap();
+        assert_eq!(b.held_memory(), frame.len(), "never regrown");
+        b.push(&frame[frame.len() - 1..]).unwrap();
+        assert_eq!(b.poll_plaintext().map(|text| text.len()), Some(60_000));
+        assert_eq!(b.held_memory(), 0, "a frame that big is not kept");
     }
 
     #[test]

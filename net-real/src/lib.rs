@@ -25,6 +25,7 @@
 pub mod bindings;
 pub mod disk;
 pub mod harness;
+pub mod intake;
 pub mod keyfile;
 pub mod link;
 pub mod nats_server;

@@ -12,8 +12,10 @@
 //! Only `tokio::spawn`, tokio channels and tokio timers are used, so the
 //! same code runs over turmoil's simulated sockets.
 
+use crate::intake::{Intake, Turn};
 use crate::net::{Listener, Net};
 use crate::write_queue::{write_queue, Discarder, QueueReceiver, QueueSender, TrySendError};
+use natter_core::registry::SourceKey;
 use natter_core::LinkId;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,13 +26,18 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::{AbortHandle, JoinHandle};
 
 /// Bytes asked of the socket per read: bounds the memory one connection can
 /// make the driver hold before the state machine has seen it. The buffer
 /// exists only during the read (see `read_some`): an idle link holds none.
 pub const READ_BUFFER: usize = 8 * 1024;
+
+/// Bytes a link that takes turns ([`Links::open_from`]) reads before it
+/// waits for its turn: what it holds while it waits. Once it has the
+/// turn, what else arrived is read at once, up to [`READ_BUFFER`].
+pub const READ_BEFORE_TURN: usize = 512;
 
 /// The first buffer of a [`crate::SecureStream`]'s reads; it grows to
 /// [`READ_BUFFER`] while reads fill it.
@@ -69,8 +76,14 @@ pub enum LinkEvent<S> {
     Connected { link: LinkId, stream: S },
     /// A connection asked for with [`Links::connect`] failed or timed out.
     ConnectFailed { link: LinkId, reason: String },
-    /// Bytes read from a link, split anywhere.
-    Bytes { link: LinkId, bytes: Vec<u8> },
+    /// Bytes read from a link, split anywhere. The link's source has its
+    /// next turn once the driver drops `turn`, after handling the bytes
+    /// (see [`crate::intake`]).
+    Bytes {
+        link: LinkId,
+        bytes: Vec<u8>,
+        turn: Turn,
+    },
     /// The link ended: EOF, reset or a write error.
     Closed { link: LinkId, reason: String },
 }
@@ -83,7 +96,9 @@ impl<S> fmt::Debug for LinkEvent<S> {
             LinkEvent::ConnectFailed { link, reason } => {
                 write!(f, "ConnectFailed({link}, {reason})")
             }
-            LinkEvent::Bytes { link, bytes } => write!(f, "Bytes({link}, {} bytes)", bytes.len()),
+            LinkEvent::Bytes { link, bytes, .. } => {
+                write!(f, "Bytes({link}, {} bytes)", bytes.len())
+            }
             LinkEvent::Closed { link, reason } => write!(f, "Closed({link}, {reason})"),
         }
     }
@@ -129,6 +144,9 @@ pub struct Links<N: Net> {
     max_queue: usize,
     /// Bytes queued on the open and closing links, not yet written.
     queued: Arc<AtomicUsize>,
+    /// The turns of the sources of links opened with one
+    /// ([`Links::open_from`]).
+    intake: Intake,
 }
 
 /// A link closed gracefully whose writer may still be flushing.
@@ -182,6 +200,7 @@ impl<N: Net> Links<N> {
             accept: None,
             max_queue,
             queued: Arc::new(AtomicUsize::new(0)),
+            intake: Intake::default(),
         };
         (links, rx)
     }
@@ -274,8 +293,21 @@ impl<N: Net> Links<N> {
         self.dialing.remove(&link).is_some()
     }
 
-    /// Starts the reader and writer tasks of a connected stream.
+    /// Starts the reader and writer tasks of a connected stream, whose
+    /// reads go to the driver as fast as it takes them.
     pub fn open(&mut self, link: LinkId, stream: N::Stream) {
+        self.open_with(link, stream, None);
+    }
+
+    /// As [`Links::open`], for a connection from `source`: its reads take
+    /// turns with those of the source's other links (see
+    /// [`crate::intake`]).
+    pub fn open_from(&mut self, link: LinkId, stream: N::Stream, source: SourceKey) {
+        let turns = self.intake.turns_of(source);
+        self.open_with(link, stream, Some(turns));
+    }
+
+    fn open_with(&mut self, link: LinkId, stream: N::Stream, turns: Option<Arc<Semaphore>>) {
         let (read, write) = tokio::io::split(stream);
         let (queue, queued) = write_queue(WRITE_QUEUE);
         let discard = queue.discarder();
@@ -284,7 +316,13 @@ impl<N: Net> Links<N> {
             link: Arc::new(AtomicUsize::new(0)),
             total: Arc::clone(&self.queued),
         };
-        let reader = tokio::spawn(read_loop(link, read, self.events.clone(), alive_rx.clone()));
+        let reader = tokio::spawn(read_loop(
+            link,
+            read,
+            turns,
+            self.events.clone(),
+            alive_rx.clone(),
+        ));
         let writer = tokio::spawn(write_loop(
             link,
             write,
@@ -445,26 +483,49 @@ impl<N: Net> Drop for Links<N> {
     }
 }
 
-/// Reads what arrives and forwards it. When the driver closes the link,
+/// Reads what arrives and forwards it, each read once the link's source
+/// has a turn (if it has a source). When the driver closes the link,
 /// keeps reading (and discarding) until the other side closes too, so
 /// that unread data does not turn our close into a reset that could
 /// destroy the last frames we sent.
 async fn read_loop<S: crate::net::Stream>(
     link: LinkId,
     mut read: ReadHalf<S>,
+    turns: Option<Arc<Semaphore>>,
     events: mpsc::Sender<LinkEvent<S>>,
     mut alive: watch::Receiver<()>,
 ) {
+    let first_read = if turns.is_some() {
+        READ_BEFORE_TURN
+    } else {
+        READ_BUFFER
+    };
+    // An error met while reading more after a turn came, reported after
+    // the bytes read before it.
+    let mut failed: Option<std::io::Error> = None;
     loop {
         tokio::select! {
             biased;
             _ = alive.changed() => break,
-            read = read_some(&mut read) => {
-                let event = match read {
+            result = async {
+                match failed.take() {
+                    Some(e) => Err(e),
+                    None => read_some(&mut read, first_read).await,
+                }
+            } => {
+                let event = match result {
                     Ok(bytes) if bytes.is_empty() => {
                         LinkEvent::Closed { link, reason: "closed by the other side".into() }
                     }
-                    Ok(bytes) => LinkEvent::Bytes { link, bytes },
+                    Ok(mut bytes) => {
+                        let turn = Turn::take(turns.as_ref()).await;
+                        if bytes.len() == first_read && first_read < READ_BUFFER {
+                            if let Err(e) = read_ready(&mut read, &mut bytes).await {
+                                failed = Some(e);
+                            }
+                        }
+                        LinkEvent::Bytes { link, bytes, turn }
+                    }
                     Err(e) => LinkEvent::Closed { link, reason: e.to_string() },
                 };
                 let done = matches!(event, LinkEvent::Closed { .. });
@@ -475,7 +536,7 @@ async fn read_loop<S: crate::net::Stream>(
         }
     }
     let drain = async {
-        while let Ok(bytes) = read_some(&mut read).await {
+        while let Ok(bytes) = read_some(&mut read, READ_BUFFER).await {
             if bytes.is_empty() {
                 break;
             }
@@ -484,20 +545,43 @@ async fn read_loop<S: crate::net::Stream>(
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-/// The next bytes the stream has (at most [`READ_BUFFER`]; empty at its
-/// end), in a buffer of their size.
+/// The next bytes the stream has (at most `limit`, itself at most
+/// [`READ_BUFFER`]; empty at its end), in a buffer of their size.
 ///
 /// The read goes to a buffer on the stack that lives only while the read
 /// is polled: a stream writes into the buffer only when it returns ready,
 /// so an idle link — a server holds thousands — keeps no read buffer.
-async fn read_some<R: AsyncRead + Unpin>(read: &mut R) -> std::io::Result<Vec<u8>> {
+async fn read_some<R: AsyncRead + Unpin>(read: &mut R, limit: usize) -> std::io::Result<Vec<u8>> {
     std::future::poll_fn(|cx| {
         let mut buf = [0u8; READ_BUFFER];
-        let mut filled = ReadBuf::new(&mut buf);
+        let mut filled = ReadBuf::new(&mut buf[..limit]);
         match Pin::new(&mut *read).poll_read(cx, &mut filled) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(filled.filled().to_vec())),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Appends to `bytes` what the stream already has, up to [`READ_BUFFER`]
+/// in all, without waiting for more. The end of the stream is left for
+/// the next read to find.
+async fn read_ready<R: AsyncRead + Unpin>(
+    read: &mut R,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    std::future::poll_fn(|cx| {
+        let mut buf = [0u8; READ_BUFFER];
+        let room = READ_BUFFER.saturating_sub(bytes.len());
+        let mut filled = ReadBuf::new(&mut buf[..room]);
+        match Pin::new(&mut *read).poll_read(cx, &mut filled) {
+            Poll::Ready(Ok(())) => {
+                bytes.extend_from_slice(filled.filled());
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Ready(Ok(())),
         }
     })
     .await
@@ -750,7 +834,7 @@ mod tests {
         links.open(LINK, ours);
         theirs.write_all(b"hello").await.unwrap();
         match events.recv().await {
-            Some(LinkEvent::Bytes { link, bytes }) => {
+            Some(LinkEvent::Bytes { link, bytes, .. }) => {
                 assert_eq!((link, bytes.as_slice()), (LINK, &b"hello"[..]))
             }
             other => panic!("expected bytes, got {other:?}"),
@@ -761,6 +845,70 @@ mod tests {
             other => panic!("expected closed, got {other:?}"),
         }
         assert!(links.closed(LINK), "first report of the close");
+    }
+
+    #[tokio::test]
+    async fn a_busy_source_has_one_read_at_the_driver_so_another_source_is_not_queued_behind_it() {
+        let (mut links, mut events) = Links::new(DuplexNet);
+        let busy = SourceKey::of("10.0.0.1".parse().unwrap());
+        let other = SourceKey::of("10.0.0.2".parse().unwrap());
+        let mut busy_ends = Vec::new();
+        for i in 0..20 {
+            let (ours, mut theirs) = tokio::io::duplex(1024);
+            links.open_from(LinkId(100 + i), ours, busy);
+            theirs.write_all(b"busy").await.unwrap();
+            busy_ends.push(theirs);
+        }
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        links.open_from(LINK, ours, other);
+        theirs.write_all(b"other").await.unwrap();
+        // Every reader has read its bytes (a current-thread runtime runs
+        // them while this test yields).
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        let mut reached = Vec::new();
+        let mut turns = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let LinkEvent::Bytes { link, turn, .. } = event {
+                reached.push(link);
+                turns.push(turn);
+            }
+        }
+        // One of the busy source's 20 reads, and the other source's.
+        assert_eq!(reached.len(), 2, "{reached:?}");
+        assert!(reached.contains(&LINK), "{reached:?}");
+        // Once the driver is done with an event, the busy source's next
+        // read comes.
+        drop(turns);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        match events.try_recv() {
+            Ok(LinkEvent::Bytes { link, .. }) => assert!(link.0 >= 100, "{link}"),
+            other => panic!("expected the busy source's next read, got {other:?}"),
+        }
+        assert!(events.try_recv().is_err(), "one at a time");
+    }
+
+    #[tokio::test]
+    async fn a_link_that_takes_turns_still_reads_what_arrived_at_once() {
+        let (mut links, mut events) = Links::new(DuplexNet);
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let sent = vec![b'z'; 3 * READ_BEFORE_TURN + 7];
+        theirs.write_all(&sent).await.unwrap();
+        links.open_from(LINK, ours, SourceKey::of("10.0.0.1".parse().unwrap()));
+        match events.recv().await {
+            Some(LinkEvent::Bytes { link, bytes, .. }) => {
+                assert_eq!((link, bytes.len()), (LINK, sent.len()), "one event")
+            }
+            other => panic!("expected bytes, got {other:?}"),
+        }
+        drop(theirs);
+        match events.recv().await {
+            Some(LinkEvent::Closed { link, .. }) => assert_eq!(link, LINK),
+            other => panic!("expected closed, got {other:?}"),
+        }
     }
 
     #[tokio::test]

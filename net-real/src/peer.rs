@@ -386,7 +386,8 @@ impl<N: Net, D: Disk, E: EventSink> Driver<N, D, E> {
                     self.take(PeerInput::ConnectFailed { link, reason });
                 }
             }
-            LinkEvent::Bytes { link, bytes } => self.take(PeerInput::Bytes { link, bytes }),
+            // A peer's links have no source: their turn is free.
+            LinkEvent::Bytes { link, bytes, .. } => self.take(PeerInput::Bytes { link, bytes }),
             LinkEvent::Closed { link, reason } => {
                 if self.io.links.closed(link) {
                     tracing::debug!(%link, %reason, "connection closed");

@@ -17,7 +17,7 @@
 use crate::link::{LinkEvent, Links, Overflow, WRITE_QUEUE};
 use crate::net::{Clock, Listener, Net};
 use crate::store::Store;
-use natter_core::registry::{LeaveReason, StoreOp};
+use natter_core::registry::{LeaveReason, SourceKey, StoreOp};
 use natter_core::{LinkId, Registry, RegistryConfig, RegistryInput, RegistryLog, RegistryOutput};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -78,6 +78,7 @@ pub async fn run_server<N: Net, S: Store>(
     let (links, mut events) = Links::with_queue_limit(net.clone(), config.max_queue);
     let mut server = Server {
         memory_budget: config.memory_budget,
+        limit_loopback: config.limit_loopback,
         probe_timeout: config.probe_timeout,
         probes: JoinSet::new(),
         registry: Registry::with_bindings(config, now, bindings),
@@ -133,6 +134,9 @@ struct Server<N: Net, S: Store> {
     /// Queued output (counted by `links`) plus partial input (counted by
     /// the registry) allowed in all; past it, the heaviest is cut.
     memory_budget: usize,
+    /// Whether clients on the server's own host take turns at the intake
+    /// like other sources (they are exempt from shares otherwise).
+    limit_loopback: bool,
     /// The registry does not allocate link ids; the driver counts them,
     /// never reusing one.
     next_link: u64,
@@ -176,11 +180,19 @@ impl<N: Net, S: Store> Server<N, S> {
                 self.next_link += 1;
                 let link = LinkId(self.next_link);
                 tracing::debug!(%link, %addr, "connection accepted");
-                self.links.open(link, stream);
+                if self.limit_loopback || !addr.ip().to_canonical().is_loopback() {
+                    self.links.open_from(link, stream, SourceKey::of(addr.ip()));
+                } else {
+                    self.links.open(link, stream);
+                }
                 self.clients.insert(link, addr);
                 self.input(RegistryInput::Opened { link, addr });
             }
-            LinkEvent::Bytes { link, bytes } => self.input(RegistryInput::Bytes { link, bytes }),
+            LinkEvent::Bytes { link, bytes, turn } => {
+                self.input(RegistryInput::Bytes { link, bytes });
+                // The source's next read may come (see `crate::intake`).
+                drop(turn);
+            }
             LinkEvent::Closed { link, reason } => {
                 if self.links.closed(link) {
                     self.clients.remove(&link);
