@@ -309,7 +309,9 @@ fn help(commands: &[String]) -> String {
             "/switch NAME" => "type to NAME's chat from now on",
             "/chats" => "show your chats and calls",
             "/quit" => "leave, deregister and exit (Ctrl-D too)",
-            "/verify" => "the safety number of your chat, to compare with your partner",
+            "/verify [NAME]" => {
+                "the safety number of your chat with NAME (no NAME: the one you type to), to compare with your partner"
+            }
             "/trust NAME" => {
                 "accept the key the directory lists for NAME now (after a key change you checked)"
             }

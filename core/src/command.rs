@@ -80,7 +80,7 @@ pub const HELP: &[&str] = &[
     "/switch NAME",
     "/chats",
     "/quit",
-    "/verify",
+    "/verify [NAME]",
     "/trust NAME",
     "/help",
     "//text",
