@@ -484,58 +484,6 @@ mod tests {
         assert_eq!(first, "r0\nr1\n");
     }
 
-    /// The machine's disk, noting the size of every write.
-    #[derive(Clone, Default)]
-    struct Writes(Arc<Mutex<Vec<usize>>>);
-
-    struct WritesFile(std::fs::File, Arc<Mutex<Vec<usize>>>);
-
-    impl Write for WritesFile {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.1.lock().unwrap().push(buf.len());
-            self.0.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            self.0.flush()
-        }
-    }
-
-    impl Disk for Writes {
-        type File = WritesFile;
-        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-            StdDisk.create_dir_all(dir)
-        }
-        fn is_dir(&self, path: &Path) -> bool {
-            StdDisk.is_dir(path)
-        }
-        fn open_append(&self, path: &Path) -> io::Result<WritesFile> {
-            Ok(WritesFile(StdDisk.open_append(path)?, Arc::clone(&self.0)))
-        }
-        fn remove_file(&self, path: &Path) -> io::Result<()> {
-            StdDisk.remove_file(path)
-        }
-        fn sync_data(&self, file: &WritesFile) -> io::Result<()> {
-            StdDisk.sync_data(&file.0)
-        }
-        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-            StdDisk.sync_dir(dir)
-        }
-    }
-
-    #[test]
-    fn lines_appended_together_go_out_in_one_write_each_with_its_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = Writes::default();
-        let mut t = Transcripts::on(disk.clone(), dir.path());
-        t.prepare().unwrap();
-        disk.0.lock().unwrap().clear();
-        t.append_all("a.log", &["one", "two", "three"]).unwrap();
-        t.append("a.log", "four").unwrap();
-        assert_eq!(*disk.0.lock().unwrap(), [14, 5], "one write per call");
-        let a = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
-        assert_eq!(a, "one\ntwo\nthree\nfour\n");
-    }
-
     /// The machine's disk, full after `room` more bytes: a write stops
     /// half-way there, as when the disk fills (or a kill stops it).
     #[derive(Clone)]
@@ -592,17 +540,26 @@ mod tests {
         }
     }
 
+    /// Transcripts prepared in a new directory on a [`Filling`] disk with
+    /// room to spare until the test sets the room left.
+    fn on_filling_disk(
+        cuttable: bool,
+    ) -> (tempfile::TempDir, Arc<Mutex<usize>>, Transcripts<Filling>) {
+        let dir = tempfile::tempdir().unwrap();
+        let room = Arc::new(Mutex::new(usize::MAX));
+        let disk = Filling {
+            room: Arc::clone(&room),
+            cuttable,
+        };
+        let mut t = Transcripts::on(disk, dir.path());
+        t.prepare().unwrap();
+        (dir, room, t)
+    }
+
     #[test]
     fn a_line_cut_short_by_a_full_disk_never_becomes_the_start_of_the_next() {
         for cuttable in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let room = Arc::new(Mutex::new(usize::MAX));
-            let disk = Filling {
-                room: Arc::clone(&room),
-                cuttable,
-            };
-            let mut t = Transcripts::on(disk, dir.path());
-            t.prepare().unwrap();
+            let (dir, room, mut t) = on_filling_disk(cuttable);
             t.append("a.log", "one").unwrap();
             *room.lock().unwrap() = 10;
             assert!(t.append("a.log", &"x".repeat(100)).is_err());
@@ -623,14 +580,7 @@ mod tests {
     #[test]
     fn a_full_disk_keeps_the_lines_written_whole_and_cuts_the_start_of_the_next() {
         for cuttable in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let room = Arc::new(Mutex::new(usize::MAX));
-            let disk = Filling {
-                room: Arc::clone(&room),
-                cuttable,
-            };
-            let mut t = Transcripts::on(disk, dir.path());
-            t.prepare().unwrap();
+            let (dir, room, mut t) = on_filling_disk(cuttable);
             t.append("a.log", "zero").unwrap();
             // Room for "one\ntwo\nth": two lines whole, then the start of
             // the third.

@@ -7,7 +7,7 @@
 //! when the peer next runs.
 
 use natter_core::Event;
-use natter_net_real::{Disk, PeerBuilder, ServerBuilder, StdDisk, TokioNet};
+use natter_net_real::{Disk, PeerBuilder, ServerBuilder, StdDisk, TokioNet, Transcripts};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -54,6 +54,24 @@ impl Disk for Writes {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         StdDisk.sync_dir(dir)
     }
+}
+
+#[test]
+fn lines_appended_together_go_out_in_one_write_each_with_its_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Writes::default();
+    let mut t = Transcripts::on(disk.clone(), dir.path());
+    t.prepare().unwrap();
+    disk.0.lock().unwrap().clear();
+    t.append_all("a.log", &["one", "two", "three"]).unwrap();
+    t.append("a.log", "four").unwrap();
+    assert_eq!(
+        *disk.0.lock().unwrap(),
+        ["one\ntwo\nthree\n", "four\n"],
+        "one write per call"
+    );
+    let a = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+    assert_eq!(a, "one\ntwo\nthree\nfour\n");
 }
 
 #[tokio::test]
