@@ -7,14 +7,15 @@
 //! they came. A few hosts that open a thousand connections at once (each
 //! a handshake, ~250 µs of the server's CPU) or ask for lists together
 //! put a burst of work in that queue, and an honest client's handshake
-//! waited behind all of it: 0.8–1.6 s during `unfinished_lines_held_open`
-//! and `lists_that_are_never_read` (bins/tests/attacks.rs). With a turn
+//! waited behind all of it: 0.2–0.9 s in a release build during
+//! `unfinished_lines_held_open` and `lists_that_are_never_read`
+//! (bins/tests/attacks.rs; figures in docs/LIMITS.md). With a turn
 //! per source, the queue holds at most one event per active source, so an
 //! honest event waits for one event of each other source, not for every
 //! event they could send. The other connections of a busy source wait in
-//! their reader task, before the driver's queue, holding one read each
-//! ([`crate::link::READ_BUFFER`] at most) and pushing back on their
-//! senders through TCP.
+//! their reader task, before the driver's queue, holding one small read
+//! each ([`crate::link::READ_BEFORE_TURN`] bytes at most) and pushing back
+//! on their senders through TCP.
 //!
 //! A source's turns cost one `Semaphore` shared by its links, kept while
 //! one of them is open. Links opened without a source (a peer's, and a
