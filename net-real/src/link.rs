@@ -519,7 +519,9 @@ async fn read_loop<S: crate::net::Stream>(
                     }
                     Ok(mut bytes) => {
                         let turn = Turn::take(turns.as_ref()).await;
-                        if bytes.len() == first_read && first_read < READ_BUFFER {
+                        // A full small read before the turn: more may be
+                        // waiting.
+                        if turns.is_some() && bytes.len() == READ_BEFORE_TURN {
                             if let Err(e) = read_ready(&mut read, &mut bytes).await {
                                 failed = Some(e);
                             }
@@ -552,16 +554,9 @@ async fn read_loop<S: crate::net::Stream>(
 /// is polled: a stream writes into the buffer only when it returns ready,
 /// so an idle link — a server holds thousands — keeps no read buffer.
 async fn read_some<R: AsyncRead + Unpin>(read: &mut R, limit: usize) -> std::io::Result<Vec<u8>> {
-    std::future::poll_fn(|cx| {
-        let mut buf = [0u8; READ_BUFFER];
-        let mut filled = ReadBuf::new(&mut buf[..limit]);
-        match Pin::new(&mut *read).poll_read(cx, &mut filled) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(filled.filled().to_vec())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
+    let mut bytes = Vec::new();
+    std::future::poll_fn(|cx| poll_read_onto(read, cx, limit, &mut bytes)).await?;
+    Ok(bytes)
 }
 
 /// Appends to `bytes` what the stream already has, up to [`READ_BUFFER`]
@@ -571,20 +566,32 @@ async fn read_ready<R: AsyncRead + Unpin>(
     read: &mut R,
     bytes: &mut Vec<u8>,
 ) -> std::io::Result<()> {
-    std::future::poll_fn(|cx| {
-        let mut buf = [0u8; READ_BUFFER];
-        let room = READ_BUFFER.saturating_sub(bytes.len());
-        let mut filled = ReadBuf::new(&mut buf[..room]);
-        match Pin::new(&mut *read).poll_read(cx, &mut filled) {
-            Poll::Ready(Ok(())) => {
-                bytes.extend_from_slice(filled.filled());
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Ready(Ok(())),
-        }
+    let room = READ_BUFFER.saturating_sub(bytes.len());
+    std::future::poll_fn(|cx| match poll_read_onto(read, cx, room, bytes) {
+        Poll::Pending => Poll::Ready(Ok(())),
+        ready => ready,
     })
     .await
+}
+
+/// One `poll_read` of at most `limit` bytes into a buffer on the stack
+/// (see [`read_some`]), what it read appended to `bytes`.
+fn poll_read_onto<R: AsyncRead + Unpin>(
+    read: &mut R,
+    cx: &mut std::task::Context<'_>,
+    limit: usize,
+    bytes: &mut Vec<u8>,
+) -> Poll<std::io::Result<()>> {
+    let mut buf = [0u8; READ_BUFFER];
+    let mut filled = ReadBuf::new(&mut buf[..limit]);
+    match Pin::new(read).poll_read(cx, &mut filled) {
+        Poll::Ready(Ok(())) => {
+            bytes.extend_from_slice(filled.filled());
+            Poll::Ready(Ok(()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
+    }
 }
 
 /// The count of a link's bytes not yet written, and of all links': the
